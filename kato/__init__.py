@@ -1,0 +1,3 @@
+"""kato: administer a platform cluster over SSH."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m kato` runs the command line."""
+
+from kato.cli.app import main
+
+main()

@@ -1,0 +1,42 @@
+"""The `kato` command: global options and the command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from kato import __version__
+from kato.cli import errors, sandbox
+
+app = typer.Typer(
+    name="kato",
+    help="Administer a platform cluster over SSH: status, patches, data, storage, upgrades.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox.app, name="sandbox")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kato {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print kato's version and exit.",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """kato: administer a platform cluster over SSH."""
+    errors.debug = debug
+
+
+def main() -> None:
+    app()

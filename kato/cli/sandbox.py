@@ -1,0 +1,113 @@
+"""`kato sandbox ...`: a cluster of real Debian nodes on this machine, and faults to inject."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+from kato import output
+from kato.cli.errors import reported
+from kato.sandbox import disk, faults, lifecycle
+from kato.sandbox.lifecycle import SandboxStatus
+from kato.sandbox.model import DEFAULT_NAME
+
+app = typer.Typer(
+    help="A sandbox cluster of real Debian nodes (systemd-nspawn) on this machine.",
+    no_args_is_help=True,
+)
+
+NAME = typer.Option(DEFAULT_NAME, "--name", envvar="KATO_SANDBOX", help="Which sandbox.")
+JSON = typer.Option(False, "--json", help="Print a JSON document instead of a table.")
+NODE = typer.Argument(..., help="A node of the sandbox, e.g. node2.")
+
+
+def _render(status: SandboxStatus, as_json: bool) -> None:
+    if as_json:
+        output.document(status)
+        return
+    rows = [(n.name, n.address, n.state, ",".join(n.roles)) for n in status.nodes]
+    output.table(
+        ("NODE", "ADDRESS", "STATE", "ROLES"),
+        rows,
+        title=f"sandbox {status.name} ({status.subnet})",
+    )
+    output.info(f"cluster file: {status.cluster_file}\nssh: ssh -F {status.ssh_config} NODE")
+
+
+@app.command()
+def up(
+    nodes: int = typer.Option(3, "--nodes", "-n", help="How many nodes (1-60)."),
+    name: str = NAME,
+    subnet: str = typer.Option(
+        None, "--subnet", help="A free /24 (default: the first free one in 198.18.0.0/16)."
+    ),
+    mirror: str = typer.Option(
+        None, "--mirror", help="Debian mirror for building the image (default: the one apt uses)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Build the node image (once) and boot NODES nodes; a live sandbox is left as it is."""
+    with reported(), output.progress() as progress:
+        result = lifecycle.up(name, nodes, subnet, mirror, progress)
+    if not result.created:
+        output.info(f"sandbox {name!r} is already up; nothing changed")
+    if result.note:
+        output.warn(result.note)
+    _render(result.status, as_json)
+
+
+@app.command()
+def status(name: str = NAME, as_json: bool = JSON) -> None:
+    """Show each node of the sandbox: address, state, roles."""
+    with reported():
+        _render(lifecycle.status(name), as_json)
+
+
+@app.command()
+def down(name: str = NAME) -> None:
+    """Remove every node, mount, loop device, bridge and process of the sandbox."""
+    with reported(), output.progress() as progress:
+        result = lifecycle.down(name, progress)
+    output.info(
+        f"sandbox {name!r} removed"
+        if result.existed
+        else f"there is no sandbox {name!r}; nothing to remove"
+    )
+
+
+@app.command("disk")
+def attach_disk(
+    node: str = NODE,
+    fs: str = typer.Option("btrfs", "--fs", help="btrfs or ext4."),
+    size: str = typer.Option("512M", "--size", help="e.g. 512M, 2G."),
+    at: str = typer.Option("/mnt/ebs", "--at", help="Mount point inside the node."),
+    name: str = NAME,
+) -> None:
+    """Attach a loop-backed filesystem to a node at --at (kept across its reboots)."""
+    with reported():
+        made = disk.attach(name, node, fs, size, at)
+    output.info(f"{made.node}: {made.size} {made.fs} mounted at {made.at}")
+
+
+def _fault_command(verb: str, action: Callable[[str, str], None], summary: str) -> None:
+    def command(node: str = NODE, name: str = NAME) -> None:
+        with reported():
+            action(name, node)
+        output.info(f"{node}: {verb} done")
+
+    command.__doc__ = summary
+    app.command(verb)(command)
+
+
+for _verb, _action, _summary in (
+    ("crash", faults.crash, "Hard-stop NODE: every process dies at once (connections refused)."),
+    ("start", faults.start, "Boot a stopped or crashed NODE and wait until it answers SSH."),
+    ("stop", faults.stop, "Power NODE off cleanly."),
+    ("freeze", faults.freeze, "Stop every process of NODE (its SSH banner never comes)."),
+    ("thaw", faults.thaw, "Resume a frozen NODE."),
+    ("partition", faults.partition, "Cut NODE off the network (connecting times out)."),
+    ("heal", faults.heal, "Reconnect a partitioned NODE."),
+    ("reboot", faults.reboot, "Reboot NODE for real and wait until it answers again."),
+):
+    _fault_command(_verb, _action, _summary)

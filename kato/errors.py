@@ -1,0 +1,94 @@
+"""KatoError and its subclasses: what went wrong, with the data and a hint for the next step."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The documented exit codes (docs/exit-codes.md)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    PARTIAL = 3
+    LOCKED = 4
+    UNREACHABLE = 5
+    ARCHIVE_INVALID = 6
+    PREFLIGHT = 7
+
+
+class KatoError(Exception):
+    """An error kato explains to its user: a message, a hint, an exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(KatoError):
+    """The command line or a configuration names something that cannot be."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PreflightRefused(KatoError):
+    """A check before any change said no: nothing was changed."""
+
+    exit_code = ExitCode.PREFLIGHT
+
+
+class NotRoot(PreflightRefused):
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            f"{action} needs root (it creates network devices, mounts and containers)",
+            hint="run it again as root, e.g. with sudo",
+        )
+
+
+class ToolMissing(PreflightRefused):
+    def __init__(self, tool: str, package: str) -> None:
+        super().__init__(
+            f"{tool} is not installed",
+            hint=f"install it with: apt-get install -y {package}",
+        )
+        self.tool = tool
+        self.package = package
+
+
+class AddressRangeTaken(PreflightRefused):
+    def __init__(self, subnet: str, holder: str) -> None:
+        super().__init__(
+            f"address range {subnet} is already in use on this machine ({holder})",
+            hint="choose a free range with --subnet, e.g. --subnet 198.18.42.0/24",
+        )
+        self.subnet = subnet
+        self.holder = holder
+
+
+class CommandFailed(KatoError):
+    """A local command exited non-zero or timed out."""
+
+    def __init__(self, argv: tuple[str, ...], returncode: int | None, stderr: str) -> None:
+        shown = " ".join(argv)
+        what = "timed out" if returncode is None else f"exited {returncode}"
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+        super().__init__(f"`{shown}` {what}: {detail}")
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class NodeUnreachable(KatoError):
+    """A node did not answer in the named phase (connect, banner, auth, command)."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, node: str, phase: str, detail: str, hint: str | None = None) -> None:
+        super().__init__(f"{node}: {phase} failed: {detail}", hint=hint)
+        self.node = node
+        self.phase = phase
+        self.detail = detail

@@ -1,0 +1,106 @@
+"""The one output sink: tables and --json documents on stdout; progress, warnings, errors on stderr.
+
+The only module that imports rich. On a terminal tables are drawn; in a pipe they are plain,
+aligned text that scripts can read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+_out = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def document(value: Any) -> None:
+    """A --json document: dataclasses become objects, tuples become lists."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
+    if _out.is_terminal:
+        drawn = Table(title=title, title_justify="left")
+        for column in columns:
+            drawn.add_column(column)
+        for row in rows:
+            drawn.add_row(*row)
+        _out.print(drawn)
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows, strict=False)]
+    lines = [columns, *rows]
+    if title:
+        sys.stdout.write(title + "\n")
+    for line in lines:
+        cells = [str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)]
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+    sys.stdout.flush()
+
+
+def line(text: str) -> None:
+    """A line of data on stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def info(text: str) -> None:
+    _err.print(text, markup=False, highlight=False)
+
+
+def warn(text: str) -> None:
+    _err.print(f"warning: {text}", style="yellow", markup=False, highlight=False)
+
+
+def error(message: str, hint: str | None) -> None:
+    _err.print(f"error: {message}", style="bold red", markup=False, highlight=False)
+    if hint:
+        _err.print(f"hint: {hint}", markup=False, highlight=False)
+
+
+class ConsoleProgress:
+    """Progress on stderr: a spinner with the current step on a terminal, plain lines otherwise."""
+
+    def __init__(self, status: Status | None) -> None:
+        self._status = status
+        self._step = ""
+
+    def step(self, message: str) -> None:
+        self._step = message
+        if self._status is not None:
+            self._status.update(message)
+        info(f"- {message}")
+
+    def detail(self, message: str) -> None:
+        if self._status is not None:
+            self._status.update(f"{self._step}: {message}")
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+
+@contextmanager
+def progress() -> Iterator[ConsoleProgress]:
+    if _err.is_terminal:
+        with _err.status("starting") as status:
+            yield ConsoleProgress(status)
+    else:
+        yield ConsoleProgress(None)

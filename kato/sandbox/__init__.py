@@ -1,0 +1,1 @@
+"""The sandbox: a cluster of real Debian nodes (systemd-nspawn) on this machine."""

@@ -1,0 +1,86 @@
+"""The files a sandbox hands to kato and to people: cluster.yaml, known_hosts and ssh_config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from kato.sandbox.model import Sandbox
+
+
+def cluster_path(sandbox: Sandbox) -> Path:
+    return sandbox.home / "cluster.yaml"
+
+
+def known_hosts_path(sandbox: Sandbox) -> Path:
+    return sandbox.home / "known_hosts"
+
+
+def ssh_config_path(sandbox: Sandbox) -> Path:
+    return sandbox.home / "ssh_config"
+
+
+def identity_path(sandbox: Sandbox) -> Path:
+    return sandbox.home / "id_ed25519"
+
+
+def cluster_document(sandbox: Sandbox) -> dict[str, object]:
+    return {
+        "name": sandbox.name,
+        "core": sandbox.core.name,
+        "ssh": {
+            "user": "root",
+            "identity_file": str(identity_path(sandbox)),
+            "known_hosts": str(known_hosts_path(sandbox)),
+            "connect_timeout": 5,
+            "auth_timeout": 10,
+            "command_timeout": 600,
+            "parallel": 10,
+        },
+        "nodes": [
+            {"name": n.name, "address": n.address, "port": 22, "roles": list(n.roles)}
+            for n in sandbox.nodes
+        ],
+    }
+
+
+def known_hosts_text(sandbox: Sandbox, host_keys: dict[str, str]) -> str:
+    """One line per node: its address and the public key read off its filesystem."""
+    return "".join(f"{n.address} {host_keys[n.name]}\n" for n in sandbox.nodes)
+
+
+def ssh_config_text(sandbox: Sandbox) -> str:
+    blocks = []
+    for n in sandbox.nodes:
+        blocks.append(
+            f"Host {n.name} {n.address}\n"
+            f"    HostName {n.address}\n"
+            "    User root\n"
+            f"    IdentityFile {identity_path(sandbox)}\n"
+            "    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile {known_hosts_path(sandbox)}\n"
+            "    StrictHostKeyChecking yes\n"
+            "    ConnectTimeout 5\n"
+        )
+    return "\n".join(blocks)
+
+
+def write(sandbox: Sandbox, host_keys: dict[str, str]) -> None:
+    header = (
+        f"# written by `kato sandbox up --name {sandbox.name}`; `kato sandbox down` removes it\n"
+    )
+    _write(
+        cluster_path(sandbox), header + yaml.safe_dump(cluster_document(sandbox), sort_keys=False)
+    )
+    _write(known_hosts_path(sandbox), known_hosts_text(sandbox, host_keys))
+    _write(ssh_config_path(sandbox), header + ssh_config_text(sandbox))
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

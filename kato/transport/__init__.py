@@ -1,0 +1,1 @@
+"""The only door to the world outside the process: local commands and SSH to nodes."""
