@@ -82,10 +82,15 @@ def attach_disk(
     fs: str = typer.Option("btrfs", "--fs", help="btrfs or ext4."),
     size: str = typer.Option("512M", "--size", help="e.g. 512M, 2G."),
     at: str = typer.Option("/mnt/ebs", "--at", help="Mount point inside the node."),
+    remove: bool = typer.Option(False, "--remove", help="Unmount and delete the disk at --at."),
     name: str = NAME,
 ) -> None:
     """Attach a loop-backed filesystem to a node at --at (kept across its reboots)."""
     with reported():
+        if remove:
+            gone = disk.detach(name, node, at)
+            output.info(f"{gone.node}: disk at {gone.at} removed")
+            return
         made = disk.attach(name, node, fs, size, at)
     output.info(f"{made.node}: {made.size} {made.fs} mounted at {made.at}")
 

@@ -63,6 +63,8 @@ def ssh_config_text(sandbox: Sandbox) -> str:
             f"    UserKnownHostsFile {known_hosts_path(sandbox)}\n"
             "    StrictHostKeyChecking yes\n"
             "    ConnectTimeout 5\n"
+            "    ServerAliveInterval 5\n"
+            "    ServerAliveCountMax 3\n"
         )
     return "\n".join(blocks)
 

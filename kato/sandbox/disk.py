@@ -80,3 +80,23 @@ def detach_files(sandbox: Sandbox, disk: Disk) -> None:
     if mount.exists():
         mount.rmdir()
     image.unlink(missing_ok=True)
+
+
+def detach(sandbox_name: str, node_name: str, at: str) -> Disk:
+    """Unmount a disk inside the node, then remove it from the host (its data is gone)."""
+    sandbox = model.require(sandbox_name)
+    node = sandbox.node(node_name)
+    target = validate_target(at)
+    found = [d for d in sandbox.disks_of(node) if d.at == target]
+    if not found:
+        raise UsageError(
+            f"{node.name} has no sandbox disk at {target}",
+            hint=f"see `kato sandbox status --name {sandbox.name} --json`",
+        )
+    init = nodes.runtime(sandbox, node).init
+    if init is not None:
+        local.run(("nsenter", f"--target={init}", "--mount", "--", "umount", target), timeout=60)
+    remaining = tuple(d for d in sandbox.disks if d != found[0])
+    detach_files(sandbox, found[0])
+    model.save(replace(sandbox, disks=remaining))
+    return found[0]

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kato.sandbox import host, network
+from kato.sandbox import cgroups, host, network
 from kato.sandbox.model import Node, Sandbox
 from kato.transport import local
 
@@ -164,10 +164,15 @@ def stop(sandbox: Sandbox, node: Node, timeout: float = 30.0) -> None:
     if not host.wait_gone(alive, timeout):
         kill(sandbox, node)
         host.wait_gone(alive, 10.0)
-    orphans = host.pids_with_root(root_dir(sandbox, node))  # e.g. after nspawn was SIGKILLed
+    # e.g. after systemd-nspawn itself was SIGKILLed: its node's processes live on, orphaned
+    orphans = sorted(
+        set(host.pids_with_root(root_dir(sandbox, node)))
+        | set(cgroups.members(node.machine(sandbox.name)))
+    )
     for pid in orphans:
         host.signal_pid(pid, signal.SIGKILL)
     host.wait_gone(orphans, 10.0)
+    cgroups.remove(node.machine(sandbox.name))
 
 
 def kill(sandbox: Sandbox, node: Node) -> bool:

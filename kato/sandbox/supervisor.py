@@ -11,7 +11,7 @@ import sys
 import time
 from types import FrameType
 
-from kato.sandbox import model
+from kato.sandbox import cgroups, model
 from kato.sandbox.node import REBOOT_STATUS, nspawn_argv
 from kato.transport import local
 
@@ -30,6 +30,7 @@ def main(argv: list[str]) -> int:
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
 
+    cgroups.enter(node.machine(sandbox.name))
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     with (directory / "console.log").open("ab") as log:
