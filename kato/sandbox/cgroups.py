@@ -9,6 +9,7 @@ systemd-nspawn.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -64,7 +65,5 @@ def remove(machine: str) -> None:
 
 
 def _rmdir(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # still busy or already gone: a later `down` retries
         path.rmdir()
-    except OSError:
-        pass  # still busy or already gone: a later `down` tries again

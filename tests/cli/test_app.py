@@ -1,0 +1,76 @@
+"""The command line: version, help, and errors mapped to their exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kato import __version__
+from kato.cli.app import app
+from kato.sandbox import host, model
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"kato {__version__}"
+
+
+def test_help_does_not_import_ssh_libraries() -> None:
+    code = (
+        "import sys; from kato.cli.app import app; "
+        "print(sorted(m for m in ('paramiko', 'fabric', 'cryptography') if m in sys.modules))"
+    )
+    done = subprocess.run((sys.executable, "-c", code), capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_status_of_a_missing_sandbox_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KATO_SANDBOX_HOME", str(tmp_path))
+    result = runner.invoke(app, ["sandbox", "status", "--name", "ghost"])
+    assert result.exit_code == 2
+    assert "there is no sandbox named 'ghost'" in result.stderr
+    assert "kato sandbox up --name ghost" in result.stderr
+
+
+def test_a_bad_sandbox_name_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["sandbox", "up", "--name", "Bad Name"])
+    assert result.exit_code == 2
+    assert "sandbox name 'Bad Name' is not valid" in result.stderr
+
+
+def test_up_as_non_root_is_refused_with_exit_7(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host.os, "geteuid", lambda: 1000)
+    result = runner.invoke(app, ["sandbox", "up", "--name", "x"])
+    assert result.exit_code == 7
+    assert "needs root" in result.stderr
+
+
+def test_missing_tool_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(host.local, "which", lambda tool: None if tool == "debootstrap" else tool)
+    result = runner.invoke(app, ["sandbox", "up", "--name", "x"])
+    assert result.exit_code == 7
+    assert "apt-get install -y debootstrap" in result.stderr
+
+
+def test_status_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KATO_SANDBOX_HOME", str(tmp_path))
+    model.save(model.plan_sandbox("shape", 2, "198.18.99.0/24", image="/img"))
+    result = runner.invoke(app, ["sandbox", "status", "--name", "shape", "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {"name", "subnet", "cluster_file", "ssh_config", "nodes"}
+    assert [(n["name"], n["address"], n["state"]) for n in document["nodes"]] == [
+        ("node1", "198.18.99.11", "stopped"),
+        ("node2", "198.18.99.12", "stopped"),
+    ]
