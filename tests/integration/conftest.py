@@ -37,7 +37,9 @@ def kato(
 ) -> subprocess.CompletedProcess[str]:
     argv = (*KATO, *args)
     if user:
-        argv = ("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv)
+        # an unprivileged uid that may still read the checkout wherever CI cloned it
+        argv = ("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
+                "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv)
     done = subprocess.run(
         argv,
         capture_output=True,
