@@ -92,3 +92,46 @@ class NodeUnreachable(KatoError):
         self.node = node
         self.phase = phase
         self.detail = detail
+
+
+class HostKeyRefused(KatoError):
+    """A node's SSH host key is unknown, changed, or kato's known_hosts cannot be trusted.
+    Raised before any command runs on the node."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, node: str, reason: str, fingerprint: str | None, hint: str) -> None:
+        shown = f" (offered key {fingerprint})" if fingerprint else ""
+        super().__init__(f"{node}: host key refused: {reason}{shown}", hint=hint)
+        self.node = node
+        self.reason = reason
+        self.fingerprint = fingerprint
+
+
+class RemoteCommandFailed(KatoError):
+    """A command on a node exited non-zero."""
+
+    def __init__(self, node: str, argv: tuple[str, ...], status: int, stderr: str) -> None:
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+        super().__init__(f"{node}: `{' '.join(argv)}` exited {status}: {detail}")
+        self.node = node
+        self.argv = argv
+        self.status = status
+        self.stderr = stderr
+
+
+class LockHeld(KatoError):
+    """Another operation holds the cluster lock."""
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, holder: dict[str, object], waited: float) -> None:
+        waited_text = f" (waited {waited:g}s)" if waited else ""
+        super().__init__(
+            f"the cluster is locked by {holder.get('owner')} (pid {holder.get('pid')}) running "
+            f"`{holder.get('command')}` since {holder.get('started_at')}, lock id "
+            f"{holder.get('id')}{waited_text}",
+            hint="wait for it (--lock-wait 10m), or if that process is gone for good: "
+            f"kato lock break {holder.get('id')}",
+        )
+        self.holder = holder

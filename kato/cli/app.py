@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import __version__
-from kato.cli import errors, sandbox
+from kato.cli import common, config, errors, lock, node, sandbox
 
 app = typer.Typer(
     name="kato",
@@ -14,6 +14,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(config.app, name="config")
+app.add_typer(node.app, name="node")
+app.add_typer(lock.app, name="lock")
+app.command("history")(lock.history)
 app.add_typer(sandbox.app, name="sandbox")
 
 
@@ -33,9 +37,15 @@ def root(
         help="Print kato's version and exit.",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    cluster: str = typer.Option(
+        None,
+        "--cluster",
+        help="The cluster file (default: $KATO_CLUSTER, then /etc/kato/cluster.yaml).",
+    ),
 ) -> None:
     """kato: administer a platform cluster over SSH."""
     errors.debug = debug
+    common.cluster_flag = cluster
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""`kato node list|trust`: the cluster's nodes and the host keys kato trusts."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from kato import node as nodes
+from kato import output
+from kato.cli.common import JSON, load_cluster
+from kato.cli.errors import reported
+from kato.transport.ssh import OfferedKey
+
+app = typer.Typer(help="The cluster's nodes.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_nodes(as_json: bool = JSON) -> None:
+    """List the nodes of the cluster file with their roles."""
+    with reported():
+        cluster = load_cluster()
+    rows = [
+        (
+            n.name,
+            n.address,
+            str(n.port),
+            ",".join(n.roles),
+            "core" if n.name == cluster.core else "",
+        )
+        for n in cluster.nodes
+    ]
+    if as_json:
+        output.document(
+            [dict(zip(("name", "address", "port", "roles", "core"), r, strict=True)) for r in rows]
+        )
+        return
+    output.table(("NODE", "ADDRESS", "PORT", "ROLES", ""), rows)
+
+
+def _ask(offered: OfferedKey) -> bool:
+    output.info(f"the node offers {offered.key_type} key {offered.fingerprint}")
+    if not sys.stdin.isatty():
+        return False
+    return typer.confirm("Trust this key?", default=False, err=True)
+
+
+@app.command()
+def trust(
+    node: str = typer.Argument(..., help="The node whose host key to record."),
+    fingerprint: str = typer.Option(
+        None,
+        "--fingerprint",
+        help="The SHA256:... fingerprint "
+        "you expect (checked out of band); recorded only on a match.",
+    ),
+) -> None:
+    """Show NODE's host key fingerprint and record it in kato's known_hosts when it matches
+    --fingerprint or you confirm it."""
+    with reported():
+        result = nodes.trust(load_cluster(), node, fingerprint, _ask)
+    what = "recorded" if result.changed else "already recorded"
+    output.info(
+        f"{result.node}: {result.key_type} {result.fingerprint} {what} in {result.known_hosts}"
+    )

@@ -1,0 +1,284 @@
+"""The cluster file: found, read and validated whole (every problem with its path).
+
+Precedence: built-in defaults < the file < KATO_* environment variables < command-line flags.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kato.errors import UsageError
+
+DEFAULT_PATH = Path("/etc/kato/cluster.yaml")
+NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches"}
+SSH_KEYS = {
+    "user",
+    "identity_file",
+    "known_hosts",
+    "connect_timeout",
+    "auth_timeout",
+    "command_timeout",
+    "parallel",
+    "port",
+}
+NODE_KEYS = {"name", "address", "port", "roles"}
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    identity_file: str | None = None
+    known_hosts: str = "/etc/kato/known_hosts"
+    port: int = 22
+    connect_timeout: float = 5.0
+    auth_timeout: float = 10.0
+    command_timeout: float = 600.0
+    parallel: int = 10
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    address: str
+    port: int
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    core: str
+    nodes: tuple[NodeConfig, ...]
+    ssh: SshSettings = field(default_factory=SshSettings)
+    releases: str | None = None
+    patches: str | None = None
+    path: str = ""
+
+    def node(self, name: str) -> NodeConfig:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise UsageError(f"cluster {self.name!r} has no node {name!r}", hint=f"nodes: {known}")
+
+    @property
+    def core_node(self) -> NodeConfig:
+        return self.node(self.core)
+
+    def with_role(self, role: str) -> tuple[NodeConfig, ...]:
+        return tuple(n for n in self.nodes if role in n.roles)
+
+
+def find_path(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:
+    if flag:
+        return Path(flag)
+    if env.get("KATO_CLUSTER"):
+        return Path(env["KATO_CLUSTER"])
+    return DEFAULT_PATH
+
+
+def load(flag: str | None = None, env: Mapping[str, str] = os.environ) -> Cluster:
+    path = find_path(flag, env)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(
+            f"no cluster file at {path}",
+            hint="pass --cluster PATH or set KATO_CLUSTER (see conf/cluster.yaml)",
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the cluster file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML: {exc}") from None
+    return apply_env(parse(raw, str(path)), env)
+
+
+def parse(raw: Any, path: str) -> Cluster:
+    """Validate a loaded document; raise one UsageError listing every problem."""
+    problems = Problems(path)
+    if not isinstance(raw, dict):
+        problems.add("", "must be a mapping with name, core, ssh and nodes")
+        problems.raise_if_any()
+    problems.unknown_keys(raw, TOP_KEYS, "")
+    name = problems.string(raw, "name", "", pattern=NODE_NAME)
+    ssh = _parse_ssh(raw.get("ssh", {}), problems)
+    nodes = _parse_nodes(raw.get("nodes"), ssh.port, problems)
+    core = problems.string(raw, "core", "")
+    if core and nodes and core not in {n.name for n in nodes}:
+        problems.add("core", f"names {core!r}, which is not one of the nodes")
+    releases = problems.string(raw, "releases", "", required=False)
+    patches = problems.string(raw, "patches", "", required=False)
+    problems.raise_if_any()
+    return Cluster(
+        name=name,
+        core=core,
+        nodes=nodes,
+        ssh=ssh,
+        releases=releases or None,
+        patches=patches or None,
+        path=path,
+    )
+
+
+def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:
+    if not isinstance(raw, dict):
+        problems.add("ssh", "must be a mapping")
+        return SshSettings()
+    problems.unknown_keys(raw, SSH_KEYS, "ssh")
+    defaults = SshSettings()
+    return SshSettings(
+        user=problems.string(raw, "user", "ssh", required=False, pattern=USER_NAME)
+        or defaults.user,
+        identity_file=problems.string(raw, "identity_file", "ssh", required=False) or None,
+        known_hosts=problems.string(raw, "known_hosts", "ssh", required=False)
+        or defaults.known_hosts,
+        port=problems.integer(raw, "port", "ssh", defaults.port, 1, 65535),
+        connect_timeout=problems.number(raw, "connect_timeout", "ssh", defaults.connect_timeout),
+        auth_timeout=problems.number(raw, "auth_timeout", "ssh", defaults.auth_timeout),
+        command_timeout=problems.number(raw, "command_timeout", "ssh", defaults.command_timeout),
+        parallel=problems.integer(raw, "parallel", "ssh", defaults.parallel, 1, 256),
+    )
+
+
+def _parse_nodes(raw: Any, default_port: int, problems: Problems) -> tuple[NodeConfig, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.add("nodes", "required: a list of nodes (name, address, roles)")
+        return ()
+    nodes, seen = [], set()
+    for i, entry in enumerate(raw):
+        where = f"nodes[{i}]"
+        if not isinstance(entry, dict):
+            problems.add(where, "must be a mapping with name, address and roles")
+            continue
+        problems.unknown_keys(entry, NODE_KEYS, where)
+        name = problems.string(entry, "name", where, pattern=NODE_NAME)
+        if name in seen:
+            problems.add(f"{where}.name", f"{name!r} is used by another node")
+        seen.add(name)
+        address = problems.string(entry, "address", where)
+        if address and not _is_address(address):
+            problems.add(f"{where}.address", f"{address!r} is not an IP address or host name")
+        roles = entry.get("roles", [])
+        if not isinstance(roles, list) or not all(
+            isinstance(r, str) and ROLE_NAME.match(r) for r in roles
+        ):
+            problems.add(f"{where}.roles", "must be a list of role names (a-z, 0-9, - and _)")
+            roles = []
+        port = problems.integer(entry, "port", where, default_port, 1, 65535)
+        nodes.append(NodeConfig(name, address, port, tuple(roles)))
+    return tuple(nodes)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.match(text))
+
+
+class Problems:
+    """Collects validation problems as `path: key: what is wrong`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[str] = []
+
+    def add(self, where: str, what: str) -> None:
+        self.items.append(f"{self.path}: {where + ': ' if where else ''}{what}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise UsageError(
+                f"the cluster file has {len(self.items)} problem(s):\n  " + "\n  ".join(self.items),
+                hint="fix them and check with `kato config validate`",
+            )
+
+    def unknown_keys(self, raw: dict[str, Any], allowed: set[str], where: str) -> None:
+        for key in sorted(set(raw) - allowed, key=str):
+            self.add(f"{where}.{key}" if where else str(key), "unknown key")
+
+    def string(
+        self,
+        raw: dict[str, Any],
+        key: str,
+        where: str,
+        required: bool = True,
+        pattern: re.Pattern[str] | None = None,
+    ) -> str:
+        at = f"{where}.{key}" if where else key
+        value = raw.get(key)
+        if value is None:
+            if required:
+                self.add(at, "required")
+            return ""
+        if not isinstance(value, str) or not value:
+            self.add(at, "must be a non-empty string")
+            return ""
+        if pattern and not pattern.match(value):
+            self.add(
+                at,
+                f"{value!r} is not allowed (letters, digits and -; no spaces or shell characters)",
+            )
+            return ""
+        return value
+
+    def integer(
+        self, raw: dict[str, Any], key: str, where: str, default: int, low: int, high: int
+    ) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.add(f"{where}.{key}", f"must be a whole number from {low} to {high}")
+            return default
+        return value
+
+    def number(self, raw: dict[str, Any], key: str, where: str, default: float) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.add(f"{where}.{key}", "must be a number of seconds above 0")
+            return default
+        return float(value)
+
+
+ENV_OVERRIDES = {
+    "KATO_SSH_USER": ("user", str),
+    "KATO_SSH_IDENTITY": ("identity_file", str),
+    "KATO_KNOWN_HOSTS": ("known_hosts", str),
+    "KATO_CONNECT_TIMEOUT": ("connect_timeout", float),
+    "KATO_COMMAND_TIMEOUT": ("command_timeout", float),
+    "KATO_PARALLEL": ("parallel", int),
+}
+
+
+def apply_env(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
+    changes: dict[str, Any] = {}
+    for variable, (key, kind) in ENV_OVERRIDES.items():
+        if variable in env:
+            try:
+                changes[key] = kind(env[variable])
+            except ValueError:
+                raise UsageError(f"{variable}={env[variable]!r} is not a valid {key}") from None
+    return replace(cluster, ssh=replace(cluster.ssh, **changes)) if changes else cluster
+
+
+def with_parallel(cluster: Cluster, parallel: int | None) -> Cluster:
+    """The --parallel flag, which beats the file and the environment."""
+    if parallel is None:
+        return cluster
+    if not 1 <= parallel <= 256:
+        raise UsageError(f"--parallel must be from 1 to 256, not {parallel}")
+    return replace(cluster, ssh=replace(cluster.ssh, parallel=parallel))

@@ -1,0 +1,38 @@
+"""From a cluster file to connections: the SSH options and the node addresses it names."""
+
+from __future__ import annotations
+
+from kato.config import Cluster, NodeConfig
+from kato.transport.base import SshOptions
+from kato.transport.pool import Connections, Factory, ssh_factory
+
+
+def ssh_options(cluster: Cluster) -> SshOptions:
+    ssh = cluster.ssh
+    return SshOptions(
+        user=ssh.user,
+        identity_file=ssh.identity_file,
+        known_hosts=ssh.known_hosts,
+        connect_timeout=ssh.connect_timeout,
+        auth_timeout=ssh.auth_timeout,
+        command_timeout=ssh.command_timeout,
+    )
+
+
+def connections(cluster: Cluster, factory: Factory = ssh_factory) -> Connections:
+    return Connections(
+        {n.name: (n.address, n.port) for n in cluster.nodes}, ssh_options(cluster), factory
+    )
+
+
+def select_nodes(
+    cluster: Cluster, names: list[str] | None = None, roles: list[str] | None = None
+) -> tuple[NodeConfig, ...]:
+    """The nodes chosen by --node and --role filters (every node when neither is given)."""
+    chosen = cluster.nodes
+    if names:
+        wanted = [cluster.node(n) for n in names]  # unknown names are a usage error
+        chosen = tuple(n for n in chosen if n in wanted)
+    if roles:
+        chosen = tuple(n for n in chosen if set(roles) & set(n.roles))
+    return chosen

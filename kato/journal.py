@@ -1,0 +1,77 @@
+"""The operation journal: JSON Lines on the core node (/var/log/kato/journal.jsonl).
+
+One line per event: an operation begins, each step's result, the operation ends. Secrets in
+argv are masked before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kato.transport.base import Transport
+
+JOURNAL_PATH = "/var/log/kato/journal.jsonl"
+FORMAT = 1
+SECRET_OPTION = re.compile(r"^--?[\w-]*(pass|secret|token|key)[\w-]*$", re.IGNORECASE)
+SECRET_ASSIGNMENT = re.compile(r"^([\w.-]*(pass|secret|token|key)[\w.-]*)=.*$", re.IGNORECASE)
+APPEND = 'mkdir -p -m 0750 "${1%/*}" && cat >> "$1"'
+
+
+def mask(argv: Sequence[str]) -> list[str]:
+    """argv with the values of secret-looking options and assignments replaced by ***."""
+    masked: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            masked.append("***")
+            hide_next = False
+        elif "=" in arg and arg.startswith("-") and SECRET_OPTION.match(arg.split("=", 1)[0]):
+            masked.append(arg.split("=", 1)[0] + "=***")
+        elif SECRET_OPTION.match(arg):
+            masked.append(arg)
+            hide_next = True
+        elif SECRET_ASSIGNMENT.match(arg):
+            masked.append(SECRET_ASSIGNMENT.sub(r"\1=***", arg))
+        else:
+            masked.append(arg)
+    return masked
+
+
+def entry(operation: str, event: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "operation": operation,
+        "event": event,
+        **fields,
+    }
+
+
+class Journal:
+    """Appends entries to the journal on the core node."""
+
+    def __init__(self, core: Transport) -> None:
+        self.core = core
+
+    def write(self, *entries: dict[str, Any]) -> None:
+        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+        self.core.run(("sh", "-c", APPEND, "sh", JOURNAL_PATH), stdin=text.encode(), timeout=30)
+
+
+def read(core: Transport, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` entries (lines that do not parse are skipped, not fatal)."""
+    done = core.run(
+        ("sh", "-c", 'test -f "$1" && tail -n "$2" "$1" || true', "sh", JOURNAL_PATH, str(limit)),
+        timeout=30,
+    )
+    entries = []
+    for line in done.stdout.splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries

@@ -1,0 +1,68 @@
+"""`kato node`: list the cluster's nodes and record the host keys kato trusts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kato.config import Cluster
+from kato.errors import HostKeyRefused
+from kato.transport.ssh import OfferedKey, host_key_name, offered_host_key
+
+
+@dataclass(frozen=True)
+class TrustResult:
+    node: str
+    key_type: str
+    fingerprint: str
+    known_hosts: str
+    changed: bool
+
+
+def trust(
+    cluster: Cluster, name: str, fingerprint: str | None, confirm: Callable[[OfferedKey], bool]
+) -> TrustResult:
+    """Record the key NODE offers in kato's known_hosts, but only when it matches the expected
+    fingerprint or a person confirmed it."""
+    node = cluster.node(name)
+    offered = offered_host_key(node.name, node.address, node.port, cluster.ssh.connect_timeout)
+    if fingerprint is not None and fingerprint != offered.fingerprint:
+        raise HostKeyRefused(
+            node.name,
+            f"it offers a key that does not match {fingerprint}",
+            offered.fingerprint,
+            hint="do not trust it until you know why the key differs",
+        )
+    if fingerprint is None and not confirm(offered):
+        raise HostKeyRefused(
+            node.name,
+            "the key was not confirmed",
+            offered.fingerprint,
+            hint=f"check it out of band, then `kato node trust {node.name} "
+            f"--fingerprint {offered.fingerprint}`",
+        )
+    hostname = host_key_name(node.address, node.port)
+    changed = record(Path(cluster.ssh.known_hosts), hostname, offered)
+    return TrustResult(
+        node.name, offered.key_type, offered.fingerprint, cluster.ssh.known_hosts, changed
+    )
+
+
+def record(path: Path, hostname: str, key: OfferedKey) -> bool:
+    """Replace hostname's lines in known_hosts with this key (atomically, mode 0600)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    wanted = f"{hostname} {key.key_type} {key.base64}"
+    kept = [line for line in lines if line.split(" ", 1)[0].split(",").count(hostname) == 0]
+    if wanted in lines and len(kept) == len(lines) - 1:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".kato-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(f"{line}\n" for line in [*kept, wanted]))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return True

@@ -1,0 +1,99 @@
+"""Every mutating command runs inside one `with operation(...)`: the cluster lock is held and
+the journal records the start, each step and the end, and both are always closed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kato import journal, lock
+from kato.journal import Journal
+from kato.transport.base import Transport
+
+
+@dataclass
+class Operation:
+    id: str
+    command: list[str]
+    journal: Journal | None
+    lock: lock.ClusterLock | None
+    steps: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def step(
+        self,
+        node: str,
+        description: str,
+        argv: Sequence[str] | None,
+        result: str,
+        seconds: float,
+        **extra: Any,
+    ) -> None:
+        """Record one step's outcome (nothing is recorded in a dry run)."""
+        self.steps += 1
+        if self.journal is None:
+            return
+        self.journal.write(
+            journal.entry(
+                self.id,
+                "step",
+                node=node,
+                step=description,
+                argv=journal.mask(argv) if argv else None,
+                result=result,
+                seconds=round(seconds, 3),
+                **extra,
+            )
+        )
+
+
+@contextmanager
+def operation(
+    core: Transport,
+    command: Sequence[str],
+    *,
+    lock_wait: float = 0.0,
+    ttl: float = lock.DEFAULT_TTL,
+    dry_run: bool = False,
+) -> Iterator[Operation]:
+    """Hold the cluster lock and journal the operation; a dry run does neither."""
+    masked = journal.mask(command)
+    if dry_run:
+        yield Operation(uuid.uuid4().hex[:12], masked, None, None)
+        return
+    held = lock.ClusterLock(core, " ".join(masked), ttl=ttl)
+    held.acquire(wait=lock_wait)
+    op = Operation(held.id, masked, Journal(core), held)
+    started = time.monotonic()
+    outcome = "failed"
+    try:
+        begin: dict[str, Any] = {"command": masked, "owner": held.record["owner"]}
+        if held.taken_over:
+            begin["took_over_lock"] = held.taken_over.get("id")
+            op.notes.append(
+                f"took over the lock {held.taken_over.get('id')} of "
+                f"{held.taken_over.get('owner')}: its heartbeat had expired"
+            )
+        op.journal.write(journal.entry(op.id, "begin", **begin))  # type: ignore[union-attr]
+        yield op
+        outcome = "ok"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        raise
+    finally:
+        try:
+            op.journal.write(
+                journal.entry(  # type: ignore[union-attr]
+                    op.id,
+                    "end",
+                    result=outcome,
+                    steps=op.steps,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+            )
+        finally:
+            held.release()

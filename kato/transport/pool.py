@@ -1,0 +1,62 @@
+"""One connection per node per run, opened on first use and reused for every later step."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from kato.transport.base import SshOptions, Transport
+
+Factory = Callable[[str, str, int, SshOptions], Transport]
+
+
+def ssh_factory(node: str, address: str, port: int, options: SshOptions) -> Transport:
+    from kato.transport.ssh import SshTransport
+
+    return SshTransport(node, address, port, options)
+
+
+class Connections:
+    """Lazily opened, cached connections to the nodes named in `addresses`."""
+
+    def __init__(
+        self,
+        addresses: Mapping[str, tuple[str, int]],
+        options: SshOptions,
+        factory: Factory = ssh_factory,
+    ) -> None:
+        self._addresses = dict(addresses)
+        self._options = options
+        self._factory = factory
+        self._open: dict[str, Transport] = {}
+        self._locks = {node: threading.Lock() for node in self._addresses}
+
+    def get(self, node: str) -> Transport:
+        with self._locks[node]:
+            if node not in self._open:
+                address, port = self._addresses[node]
+                self._open[node] = self._factory(node, address, port, self._options)
+            return self._open[node]
+
+    def drop(self, node: str) -> None:
+        """Forget a node's connection (after it rebooted); the next get() reconnects."""
+        with self._locks[node]:
+            transport = self._open.pop(node, None)
+        if transport is not None:
+            transport.close()
+
+    def close(self) -> None:
+        for node in list(self._open):
+            self.drop(node)
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

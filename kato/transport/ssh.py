@@ -1,0 +1,369 @@
+"""SSH to nodes with paramiko: kato's own known_hosts, refusal of unknown keys, a timeout on
+every phase. The only module that imports paramiko (lazily: `kato --help` must stay fast).
+
+fabric's Connection is not used: it installs AutoAddPolicy, loads no known_hosts and inlines
+environment variables into the command line, which are the three things kato must not do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import select
+import socket
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from kato.errors import HostKeyRefused, NodeUnreachable, RemoteCommandFailed
+from kato.transport.base import CommandResult, SshOptions, command_line
+
+if TYPE_CHECKING:
+    import paramiko
+
+CHUNK = 1 << 20  # 1 MiB reads: measured 200 MB/s against 140 MB/s with 32 KiB
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_problem(path: Path) -> str | None:
+    """Why this known_hosts file cannot be trusted, or None."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return f"there is no known_hosts file at {path}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file"
+    if info.st_mode & 0o022:
+        return f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+    if info.st_uid not in (0, os.geteuid()):
+        return f"{path} is owned by uid {info.st_uid}, not by root or you"
+    return None
+
+
+def host_key_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def load_host_keys(path: Path, node: str) -> paramiko.HostKeys:
+    import paramiko
+
+    problem = known_hosts_problem(path)
+    if problem:
+        raise HostKeyRefused(
+            node,
+            problem,
+            None,
+            hint="make it owned by root with mode 0600 "
+            f"or 0644, and record keys with `kato node trust {node}`",
+        )
+    try:
+        return paramiko.HostKeys(str(path))
+    except (OSError, paramiko.SSHException) as exc:
+        raise HostKeyRefused(
+            node, f"cannot read {path}: {exc}", None, hint="fix or remove the bad line"
+        ) from None
+
+
+def _connect_socket(node: str, address: str, port: int, timeout: float) -> socket.socket:
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except TimeoutError:
+        raise NodeUnreachable(
+            node,
+            "connect",
+            f"no answer from {address}:{port} within {timeout:g}s",
+            hint="is the node up and reachable?",
+        ) from None
+    except OSError as exc:
+        raise NodeUnreachable(
+            node,
+            "connect",
+            f"{address}:{port}: {exc.strerror or exc}",
+            hint="is the node up and sshd running?",
+        ) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 48 ms -> 5 ms per command
+    return sock
+
+
+class SshTransport:
+    """One SSH connection to one node, reused for every command of a run."""
+
+    def __init__(self, node: str, address: str, port: int, options: SshOptions) -> None:
+        self.node = node
+        self.address = address
+        self.port = port
+        self.options = options
+        self._client = self._connect()
+
+    def _connect(self) -> paramiko.SSHClient:
+        import paramiko
+
+        options = self.options
+        keys = load_host_keys(Path(options.known_hosts), self.node)
+        sock = _connect_socket(self.node, self.address, self.port, options.connect_timeout)
+        client = paramiko.SSHClient()
+        for name in keys:
+            for key_type, key in keys[name].items():
+                client.get_host_keys().add(name, key_type, key)
+        client.set_missing_host_key_policy(_refuse_unknown(self.node, options.known_hosts))
+        try:
+            client.connect(
+                self.address,
+                port=self.port,
+                username=options.user,
+                key_filename=options.identity_file,
+                sock=sock,
+                timeout=options.connect_timeout,
+                banner_timeout=options.connect_timeout,
+                auth_timeout=options.auth_timeout,
+                channel_timeout=options.connect_timeout,
+                allow_agent=False,
+                look_for_keys=options.identity_file is None,
+            )
+        except BaseException as exc:
+            client.close()
+            sock.close()
+            raise self._explain(exc) from None
+        return client
+
+    def _explain(self, exc: BaseException) -> BaseException:
+        import paramiko
+
+        if isinstance(exc, HostKeyRefused | NodeUnreachable):
+            return exc
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return HostKeyRefused(
+                self.node,
+                f"the key differs from the one in {self.options.known_hosts}",
+                fingerprint(exc.key),
+                hint=f"if the node was reinstalled, check the fingerprint out of band, then "
+                f"`kato node trust {self.node} --fingerprint {fingerprint(exc.key)}`",
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return NodeUnreachable(
+                self.node,
+                "auth",
+                f"{self.options.user}@{self.address} was not accepted: {exc}",
+                hint="check ssh.user and ssh.identity_file",
+            )
+        text = str(exc) or type(exc).__name__
+        phase = "banner" if "banner" in text.lower() else "handshake"
+        return NodeUnreachable(self.node, phase, f"{self.address}:{self.port}: {text}")
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def _command(self, argv: Sequence[str]) -> str:
+        line = command_line(argv)
+        return line if self.options.user == "root" else "sudo -n -- " + line
+
+    def _open(self, argv: Sequence[str]) -> paramiko.Channel:
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise NodeUnreachable(self.node, "session", "the connection was closed")
+        try:
+            channel = transport.open_session(timeout=self.options.connect_timeout)
+            channel.exec_command(self._command(argv))
+        except Exception as exc:
+            raise NodeUnreachable(
+                self.node, "session", f"could not start a command: {exc}"
+            ) from None
+        return channel
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        started = time.monotonic()
+        channel = self._open(argv)
+        if stdin:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        stdout, stderr = bytearray(), bytearray()
+        status = self._drain(
+            channel,
+            argv,
+            stdout.extend,
+            stderr,
+            timeout or self.options.command_timeout,
+            idle=False,
+        )
+        result = CommandResult(
+            self.node,
+            tuple(argv),
+            status,
+            stdout.decode(errors="replace"),
+            stderr.decode(errors="replace"),
+            time.monotonic() - started,
+        )
+        if check and status != 0:
+            raise RemoteCommandFailed(self.node, tuple(argv), status, result.stderr)
+        return result
+
+    def _drain(
+        self,
+        channel: paramiko.Channel,
+        argv: Sequence[str],
+        on_stdout: Any,
+        stderr: bytearray,
+        timeout: float,
+        idle: bool,
+    ) -> int:
+        """Read stdout and stderr until the command exits; `timeout` bounds the whole command,
+        or (idle) the time without any output."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                while channel.recv_ready():
+                    on_stdout(channel.recv(CHUNK))
+                    deadline = time.monotonic() + timeout if idle else deadline
+                while channel.recv_stderr_ready():
+                    stderr.extend(channel.recv_stderr(CHUNK))
+                if (
+                    channel.exit_status_ready()
+                    and not channel.recv_ready()
+                    and not channel.recv_stderr_ready()
+                ):
+                    return channel.recv_exit_status()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise NodeUnreachable(
+                        self.node,
+                        "command",
+                        f"`{command_line(argv)}` gave no "
+                        f"{'output' if idle else 'result'} within {timeout:g}s",
+                    )
+                select.select([channel], [], [], min(remaining, 1.0))
+        finally:
+            channel.close()
+
+    def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
+        """Write a file atomically (temporary name, then rename) with the given mode."""
+        script = (
+            'umask 077; cat > "$1.kato-tmp" && chmod "$2" "$1.kato-tmp" && mv -f "$1.kato-tmp" "$1"'
+        )
+        self.run(("sh", "-c", script, "sh", path, f"{mode:o}"), stdin=data)
+
+    def get(self, path: str) -> bytes:
+        out = bytearray()
+        channel = self._open(("cat", "--", path))
+        channel.shutdown_write()
+        stderr = bytearray()
+        status = self._drain(
+            channel, ("cat", path), out.extend, stderr, self.options.command_timeout, idle=True
+        )
+        if status != 0:
+            raise RemoteCommandFailed(self.node, ("cat", "--", path), status, stderr.decode())
+        return bytes(out)
+
+    def stream_out(
+        self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None
+    ) -> CommandResult:
+        started = time.monotonic()
+        channel = self._open(argv)
+        channel.shutdown_write()
+        stderr = bytearray()
+        status = self._drain(
+            channel,
+            argv,
+            sink.write,
+            stderr,
+            idle_timeout or self.options.command_timeout,
+            idle=True,
+        )
+        return CommandResult(
+            self.node,
+            tuple(argv),
+            status,
+            "",
+            stderr.decode(errors="replace"),
+            time.monotonic() - started,
+        )
+
+    def stream_in(
+        self, argv: Sequence[str], source: BinaryIO, *, idle_timeout: float | None = None
+    ) -> CommandResult:
+        started = time.monotonic()
+        channel = self._open(argv)
+        channel.settimeout(idle_timeout or self.options.command_timeout)
+        try:
+            while chunk := source.read(CHUNK):
+                channel.sendall(chunk)
+        except TimeoutError:
+            channel.close()
+            raise NodeUnreachable(
+                self.node, "command", "the node stopped reading its input"
+            ) from None
+        channel.shutdown_write()
+        stdout, stderr = bytearray(), bytearray()
+        status = self._drain(
+            channel,
+            argv,
+            stdout.extend,
+            stderr,
+            idle_timeout or self.options.command_timeout,
+            idle=True,
+        )
+        return CommandResult(
+            self.node,
+            tuple(argv),
+            status,
+            stdout.decode(errors="replace"),
+            stderr.decode(errors="replace"),
+            time.monotonic() - started,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@dataclass(frozen=True)
+class OfferedKey:
+    key_type: str
+    base64: str
+    fingerprint: str
+
+
+def offered_host_key(node: str, address: str, port: int, timeout: float) -> OfferedKey:
+    """The host key a node offers, read by a key exchange without authenticating."""
+    import paramiko
+
+    sock = _connect_socket(node, address, port, timeout)
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise NodeUnreachable(node, "handshake", f"{address}:{port}: {exc}") from None
+    finally:
+        transport.close()
+    return OfferedKey(key.get_name(), key.get_base64(), fingerprint(key))
+
+
+def _refuse_unknown(node: str, known_hosts: str) -> paramiko.MissingHostKeyPolicy:
+    """paramiko's missing-host-key policy for kato: refuse, and say what was offered."""
+    import paramiko
+
+    class RefuseUnknown(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+            raise HostKeyRefused(
+                node,
+                f"{hostname} is not in {known_hosts}",
+                fingerprint(key),
+                hint=f"check the fingerprint out of band, then `kato node trust {node} "
+                f"--fingerprint {fingerprint(key)}`",
+            )
+
+    return RefuseUnknown()
