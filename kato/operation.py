@@ -22,6 +22,7 @@ class Operation:
     journal: Journal | None
     lock: lock.ClusterLock | None
     steps: int = 0
+    result: str | None = None  # e.g. "partial", set by a command some of whose nodes failed
     notes: list[str] = field(default_factory=list)
 
     def step(
@@ -67,7 +68,8 @@ def operation(
         return
     held = lock.ClusterLock(core, " ".join(masked), ttl=ttl)
     held.acquire(wait=lock_wait)
-    op = Operation(held.id, masked, Journal(core), held)
+    writer = Journal(core)
+    op = Operation(held.id, masked, writer, held)
     started = time.monotonic()
     outcome = "failed"
     try:
@@ -78,7 +80,7 @@ def operation(
                 f"took over the lock {held.taken_over.get('id')} of "
                 f"{held.taken_over.get('owner')}: its heartbeat had expired"
             )
-        op.journal.write(journal.entry(op.id, "begin", **begin))  # type: ignore[union-attr]
+        writer.write(journal.entry(op.id, "begin", **begin))
         yield op
         outcome = "ok"
     except KeyboardInterrupt:
@@ -86,11 +88,11 @@ def operation(
         raise
     finally:
         try:
-            op.journal.write(
-                journal.entry(  # type: ignore[union-attr]
+            writer.write(
+                journal.entry(
                     op.id,
                     "end",
-                    result=outcome,
+                    result=op.result or outcome,
                     steps=op.steps,
                     seconds=round(time.monotonic() - started, 3),
                 )
