@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kato.transport.base import Transport
+from kato.transport.pool import Connections
 
 JOURNAL_PATH = "/var/log/kato/journal.jsonl"
 FORMAT = 1
@@ -54,12 +55,16 @@ def entry(operation: str, event: str, **fields: Any) -> dict[str, Any]:
 class Journal:
     """Appends entries to the journal on the core node."""
 
-    def __init__(self, core: Transport) -> None:
+    def __init__(self, conns: Connections, core: str, patience: float = 120.0) -> None:
+        self.conns = conns
         self.core = core
+        self.patience = patience
 
     def write(self, *entries: dict[str, Any]) -> None:
-        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-        self.core.run(("sh", "-c", APPEND, "sh", JOURNAL_PATH), stdin=text.encode(), timeout=30)
+        """Append entries, waiting for a rebooting core node rather than losing them."""
+        data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
+        argv = ("sh", "-c", APPEND, "sh", JOURNAL_PATH)
+        self.conns.call(self.core, lambda t: t.run(argv, stdin=data, timeout=30), self.patience)
 
 
 def read(core: Transport, limit: int) -> list[dict[str, Any]]:

@@ -19,10 +19,12 @@ from typing import Any
 
 from kato.errors import KatoError, LockHeld
 from kato.transport.base import Transport
+from kato.transport.pool import Connections
 
 LOCK_PATH = "/run/kato/lock"
 FORMAT = 1
-DEFAULT_TTL = 60.0
+DEFAULT_TTL = float(os.environ.get("KATO_LOCK_TTL", "60"))  # seconds without a heartbeat
+PATIENCE = 120.0  # how long a held lock waits for a rebooting core node before giving up
 
 # Runs on the core node with python3: one read-modify-write under an exclusive flock.
 SCRIPT = r"""
@@ -100,7 +102,10 @@ def break_lock(core: Transport, lock_id: str) -> bool:
 class ClusterLock:
     """The lock held by this process; a thread keeps its heartbeat fresh until release()."""
 
-    def __init__(self, core: Transport, command: str, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self, conns: Connections, core: str, command: str, ttl: float = DEFAULT_TTL
+    ) -> None:
+        self.conns = conns
         self.core = core
         self.ttl = ttl
         self.record: dict[str, Any] = {
@@ -123,7 +128,7 @@ class ClusterLock:
     def acquire(self, wait: float = 0.0) -> None:
         deadline = time.monotonic() + wait
         while True:
-            answer = _call(self.core, "acquire", self.record)
+            answer = self.conns.call(self.core, lambda t: _call(t, "acquire", self.record))
             if answer["result"] == "acquired":
                 self.taken_over = _shown(answer.get("taken_over"))
                 break
@@ -136,14 +141,23 @@ class ClusterLock:
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl / 4):
             try:
-                if _call(self.core, "heartbeat", {"id": self.id})["result"] == "lost":
+                answer = self.conns.call(
+                    self.core, lambda t: _call(t, "heartbeat", {"id": self.id})
+                )
+                if answer["result"] == "lost" and not self._reassert():
                     self.lost = True
                     return
             except KatoError:
                 continue  # a missed beat; the TTL allows three more
 
+    def _reassert(self) -> bool:
+        """The lock file is gone (the core node rebooted: /run is a tmpfs): take it again,
+        unless somebody else holds it by now."""
+        answer = self.conns.call(self.core, lambda t: _call(t, "acquire", self.record), PATIENCE)
+        return bool(answer["result"] == "acquired")
+
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        _call(self.core, "release", {"id": self.id})
+        self.conns.call(self.core, lambda t: _call(t, "release", {"id": self.id}), PATIENCE)

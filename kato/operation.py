@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kato import journal, lock
+from kato.errors import KatoError
 from kato.journal import Journal
-from kato.transport.base import Transport
+from kato.transport.pool import Connections
 
 
 @dataclass
@@ -36,6 +37,11 @@ class Operation:
     ) -> None:
         """Record one step's outcome (nothing is recorded in a dry run)."""
         self.steps += 1
+        if self.lock is not None and self.lock.lost:
+            raise KatoError(
+                "this operation lost the cluster lock to another one",
+                hint="see `kato lock status` and `kato history`",
+            )
         if self.journal is None:
             return
         self.journal.write(
@@ -54,7 +60,8 @@ class Operation:
 
 @contextmanager
 def operation(
-    core: Transport,
+    conns: Connections,
+    core: str,
     command: Sequence[str],
     *,
     lock_wait: float = 0.0,
@@ -66,9 +73,9 @@ def operation(
     if dry_run:
         yield Operation(uuid.uuid4().hex[:12], masked, None, None)
         return
-    held = lock.ClusterLock(core, " ".join(masked), ttl=ttl)
+    held = lock.ClusterLock(conns, core, " ".join(masked), ttl=ttl)
     held.acquire(wait=lock_wait)
-    writer = Journal(core)
+    writer = Journal(conns, core)
     op = Operation(held.id, masked, writer, held)
     started = time.monotonic()
     outcome = "failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import __version__
-from kato.cli import common, config, errors, lock, node, sandbox
+from kato.cli import common, config, errors, lock, node, run, sandbox
 
 app = typer.Typer(
     name="kato",
@@ -18,6 +18,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(node.app, name="node")
 app.add_typer(lock.app, name="lock")
 app.command("history")(lock.history)
+app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(sandbox.app, name="sandbox")
 
 

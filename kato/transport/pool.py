@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import TypeVar
 
+from kato.errors import NodeUnreachable
 from kato.transport.base import SshOptions, Transport
 
 Factory = Callable[[str, str, int, SshOptions], Transport]
+T = TypeVar("T")
 
 
 def ssh_factory(node: str, address: str, port: int, options: SshOptions) -> Transport:
@@ -45,6 +49,19 @@ class Connections:
             transport = self._open.pop(node, None)
         if transport is not None:
             transport.close()
+
+    def call(self, node: str, work: Callable[[Transport], T], patience: float = 0.0) -> T:
+        """work(connection to node), reconnecting for up to `patience` seconds while the node
+        does not answer (it may be rebooting)."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return work(self.get(node))
+            except NodeUnreachable:
+                self.drop(node)
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
 
     def close(self) -> None:
         for node in list(self._open):

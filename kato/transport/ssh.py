@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import select
 import socket
@@ -55,6 +56,8 @@ def host_key_name(address: str, port: int) -> str:
 def load_host_keys(path: Path, node: str) -> paramiko.HostKeys:
     import paramiko
 
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())  # errors reach us as data
+    logging.getLogger("paramiko").propagate = False
     problem = known_hosts_problem(path)
     if problem:
         raise HostKeyRefused(
@@ -90,6 +93,12 @@ def _connect_socket(node: str, address: str, port: int, timeout: float) -> socke
             hint="is the node up and sshd running?",
         ) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 48 ms -> 5 ms per command
+    readable, _, _ = select.select([sock], [], [], timeout)  # the banner, not yet consumed
+    if not readable:
+        sock.close()
+        raise NodeUnreachable(node, "banner", f"{address}:{port} accepted the connection but "
+                              f"sent no SSH banner within {timeout:g}s",
+                              hint="the node or its sshd may be hung")
     return sock
 
 

@@ -38,8 +38,15 @@ def kato(
     argv = (*KATO, *args)
     if user:
         # an unprivileged uid that may still read the checkout wherever CI cloned it
-        argv = ("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
-                "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv)
+        argv = (
+            "setpriv",
+            f"--reuid={user}",
+            f"--regid={user}",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+            *argv,
+        )
     done = subprocess.run(
         argv,
         capture_output=True,
@@ -102,3 +109,21 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(NAME, home, status)
     finally:
         kato("sandbox", "down", "--name", NAME)
+
+
+def cluster_copy(
+    cluster: Cluster, directory: Path, known_hosts: str | None = None, **ssh: object
+) -> Path:
+    """A copy of the sandbox's cluster file with other ssh settings (and known_hosts text)."""
+    import yaml
+
+    document = yaml.safe_load((cluster.home / "cluster.yaml").read_text())
+    if known_hosts is not None:
+        path = directory / "known_hosts"
+        path.write_text(known_hosts)
+        path.chmod(0o600)
+        document["ssh"]["known_hosts"] = str(path)
+    document["ssh"].update(ssh)
+    target = directory / "cluster.yaml"
+    target.write_text(yaml.safe_dump(document))
+    return target
