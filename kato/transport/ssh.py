@@ -96,9 +96,12 @@ def _connect_socket(node: str, address: str, port: int, timeout: float) -> socke
     readable, _, _ = select.select([sock], [], [], timeout)  # the banner, not yet consumed
     if not readable:
         sock.close()
-        raise NodeUnreachable(node, "banner", f"{address}:{port} accepted the connection but "
-                              f"sent no SSH banner within {timeout:g}s",
-                              hint="the node or its sshd may be hung")
+        raise NodeUnreachable(
+            node,
+            "banner",
+            f"{address}:{port} accepted the connection but sent no SSH banner within {timeout:g}s",
+            hint="the node or its sshd may be hung",
+        )
     return sock
 
 
