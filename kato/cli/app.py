@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import __version__
-from kato.cli import common, config, errors, lock, node, run, sandbox
+from kato.cli import common, config, errors, lock, node, run, sandbox, status
 
 app = typer.Typer(
     name="kato",
@@ -17,6 +17,8 @@ app = typer.Typer(
 app.add_typer(config.app, name="config")
 app.add_typer(node.app, name="node")
 app.add_typer(lock.app, name="lock")
+app.command("status")(status.status)
+app.command("version")(status.version)
 app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(sandbox.app, name="sandbox")

@@ -1,0 +1,88 @@
+"""`kato status` and `kato version`: the cluster at a glance."""
+
+from __future__ import annotations
+
+import typer
+
+from kato import __version__, output
+from kato import status as cluster_status
+from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_cluster
+from kato.cli.errors import reported
+from kato.cli.results import failure_rows
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def status(
+    node: list[str] = NODES, role: list[str] = ROLES, parallel: int = PARALLEL, as_json: bool = JSON
+) -> None:
+    """Every node in parallel: roles, unit states, health, platform version, data dir space,
+    and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy."""
+    with reported():
+        result = cluster_status.status(load_cluster(parallel), node, role)
+    if as_json:
+        output.document(result)
+        raise typer.Exit(result.exit_code)
+    rows = []
+    for n in result.nodes:
+        for r in n.roles or ():
+            units = ", ".join(f"{u} {s}" for u, s in r.units.items())
+            rows.append((n.name, n.version or "-", r.role, units, r.health))
+        if not n.roles:
+            rows.append((n.name, n.version or "-", "-", "", ""))
+    output.table(
+        ("NODE", "VERSION", "ROLE", "UNITS", "HEALTH"), rows, title=f"cluster {result.cluster}"
+    )
+    dirs = [
+        (n.name, d.role, d.name, d.path, _size(d.free_bytes) if d.exists else "missing")
+        for n in result.nodes
+        for d in n.data_dirs
+    ]
+    if dirs:
+        output.table(("NODE", "ROLE", "DATA DIR", "PATH", "FREE"), dirs)
+    if result.unreachable:
+        output.table(
+            ("NODE", "PHASE", "ERROR"), failure_rows({f.node: f for f in result.unreachable})
+        )
+    if result.lock:
+        output.line(
+            f"lock: held by {result.lock.get('owner')} running "
+            f"`{result.lock.get('command')}` (id {result.lock.get('id')})"
+        )
+    elif result.lock_error:
+        output.line(f"lock: unknown ({result.lock_error})")
+    else:
+        output.line("lock: free")
+    raise typer.Exit(result.exit_code)
+
+
+def version(as_json: bool = JSON) -> None:
+    """kato's own version and the platform version on each node (warns when they differ)."""
+    with reported():
+        result = cluster_status.status(load_cluster())
+    versions = {n.name: n.version for n in result.nodes}
+    if as_json:
+        output.document(
+            {
+                "kato": __version__,
+                "nodes": versions,
+                "unreachable": [f.node for f in result.unreachable],
+            }
+        )
+    else:
+        output.line(f"kato {__version__}")
+        output.table(("NODE", "PLATFORM"), [(n, v or "not installed") for n, v in versions.items()])
+    if len(set(versions.values())) > 1:
+        output.warn(
+            "the nodes run different platform versions: "
+            + ", ".join(f"{n} {v}" for n, v in versions.items())
+        )
+    if result.unreachable:
+        output.warn("no answer from " + ", ".join(f.node for f in result.unreachable))
+        raise typer.Exit(3)
