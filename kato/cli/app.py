@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import __version__
-from kato.cli import common, config, errors, lock, node, run, sandbox, status
+from kato.cli import common, config, errors, lock, node, platform, run, sandbox, status
 
 app = typer.Typer(
     name="kato",
@@ -18,6 +18,10 @@ app.add_typer(config.app, name="config")
 app.add_typer(node.app, name="node")
 app.add_typer(lock.app, name="lock")
 app.command("status")(status.status)
+app.command("install")(platform.install)
+app.command("start")(platform.start)
+app.command("stop")(platform.stop)
+app.command("restart")(platform.restart)
 app.command("version")(status.version)
 app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)

@@ -1,0 +1,95 @@
+"""`kato install`, `kato start|stop|restart [platform | ROLE...]`."""
+
+from __future__ import annotations
+
+import typer
+
+from kato import output
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, PARALLEL, invocation, load_cluster
+from kato.cli.common import seconds as duration
+from kato.cli.errors import reported
+from kato.cli.results import exit_for
+from kato.plan import Plan
+from kato.platform import control
+from kato.platform import install as installer
+from kato.transport.fanout import NodeFailure
+
+
+def _report(
+    plan: Plan,
+    dry_run: bool,
+    succeeded: dict[str, int],
+    failed: dict[str, NodeFailure],
+    as_json: bool,
+    outcome: object,
+) -> None:
+    if as_json:
+        output.document(outcome)
+    elif dry_run:
+        output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
+        for node in plan.nodes:
+            output.line(f"{node}:")
+            for step in plan.for_node(node):
+                output.line(f"  {step.shown()}")
+    elif plan.is_empty and not failed:
+        output.info(f"{plan.title}: nothing to do, every node is there already")
+    else:
+        rows = [(n, "ok", f"{k} steps") for n, k in succeeded.items()]
+        rows += [(f.node, f"failed in {f.phase}", f.message) for f in failed.values()]
+        output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
+    raise typer.Exit(exit_for(succeeded, failed) if not dry_run else 0)
+
+
+def install(
+    version: str = typer.Option(None, "--version", help="Release version (default: newest)."),
+    node: list[str] = NODES,
+    parallel: int = PARALLEL,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Install a release's components on the nodes carrying each role (checksums first)."""
+    with reported():
+        out = installer.install(
+            load_cluster(parallel),
+            version,
+            node,
+            dry_run=dry_run,
+            lock_wait=duration(lock_wait),
+            command=invocation(),
+        )
+    _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
+
+
+def _control(action: str):  # type: ignore[no-untyped-def]
+    def command(
+        roles: list[str] = typer.Argument(None, metavar="[platform | ROLE...]"),
+        node: list[str] = NODES,
+        parallel: int = PARALLEL,
+        dry_run: bool = DRY_RUN,
+        lock_wait: str = LOCK_WAIT,
+        as_json: bool = JSON,
+    ) -> None:
+        with reported():
+            out = control.control(
+                load_cluster(parallel),
+                action,
+                roles or [],
+                node,
+                dry_run=dry_run,
+                lock_wait=duration(lock_wait),
+                command=invocation(),
+            )
+        _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
+
+    command.__doc__ = (
+        f"{action.capitalize()} the platform's roles (all, or the named ones) in "
+        "role order"
+        + (", waiting for each to be healthy." if action != "stop" else " (reverse order).")
+    )
+    return command
+
+
+start = _control("start")
+stop = _control("stop")
+restart = _control("restart")

@@ -1,0 +1,247 @@
+"""`kato install` and `kato uninstall`: a release's components on the nodes that carry each role.
+
+Facts first (what each node has), then a plan of only what is missing, so re-running a
+finished install changes nothing. Checksums are verified here before any node is touched,
+and again on each node after the upload.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kato import release as releases
+from kato.config import Cluster, NodeConfig
+from kato.connect import connections, select_nodes
+from kato.errors import UsageError
+from kato.facts import NODE_FILE, RELEASES, Fact
+from kato.operation import operation
+from kato.plan import Plan, Step, apply
+from kato.roles import Role, in_start_order, load_roles
+from kato.status import roles_directory
+from kato.transport.base import CommandResult
+from kato.transport.fanout import FanOut, NodeFailure, fan_out
+
+STAGING = "/var/lib/kato/staging"
+UNIT_DIR = "/etc/systemd/system"
+UPSTREAMS = "/etc/kato/router-upstreams.conf"
+MARKER = ".kato-artifact-sha256"
+INSTALLED = """
+import json, os, sys
+version, pairs = sys.argv[1], json.loads(sys.argv[2])
+base = "/var/lib/kato/releases"
+def read(p):
+    try:
+        with open(p, "rb") as f: return f.read().decode(errors="replace")
+    except OSError: return None
+out = {"current": os.path.basename(os.readlink(base + "/current"))
+       if os.path.islink(base + "/current") else None, "markers": {}, "units": {}, "files": {}}
+for role, units in pairs.items():
+    out["markers"][role] = (read(f"{base}/{version}/{role}/.kato-artifact-sha256") or "").strip()
+    for u in units:
+        shipped = read(f"{base}/{version}/{role}/units/{u}")
+        out["units"][u] = read(f"/etc/systemd/system/{u}") == shipped
+for p in ("/etc/kato/node.yaml", "/etc/kato/router-upstreams.conf"):
+    out["files"][p] = read(p)
+print(json.dumps(out))
+"""
+UNPACK = (
+    'set -e; rm -rf "$1.kato-tmp"; mkdir -p "$1.kato-tmp"; '
+    'tar -xzf "$2" -C "$1.kato-tmp" --no-same-owner; printf "%s\\n" "$3" > '
+    '"$1.kato-tmp/.kato-artifact-sha256"; rm -rf "$1"; mv "$1.kato-tmp" "$1"; rm -f "$2"'
+)
+HOOK = 'if [ -x "$1/hooks/install" ]; then "$1/hooks/install" "$2" "$1"; fi'
+WRITE = (
+    'mkdir -p "${1%/*}"; cat > "$1.kato-tmp" && chmod 644 "$1.kato-tmp" && mv "$1.kato-tmp" "$1"'
+)
+
+
+@dataclass(frozen=True)
+class Installed:
+    current: str | None
+    markers: dict[str, str]
+    units: dict[str, bool]
+    files: dict[str, str | None]
+
+
+def installed_fact(version: str, roles: list[Role]) -> Fact[Installed]:
+    pairs = {r.name: list(r.units) for r in roles}
+
+    def parse(result: CommandResult) -> Installed:
+        raw = json.loads(result.stdout)
+        return Installed(raw["current"], raw["markers"], raw["units"], raw["files"])
+
+    return Fact(("python3", "-c", INSTALLED, version, json.dumps(pairs)), parse)
+
+
+def node_document(cluster: Cluster, node: NodeConfig) -> str:
+    return yaml.safe_dump(
+        {
+            "format": 1,
+            "cluster": cluster.name,
+            "name": node.name,
+            "roles": list(node.roles),
+            "core": cluster.core,
+        },
+        sort_keys=False,
+    )
+
+
+def upstreams(cluster: Cluster) -> str:
+    deas = cluster.with_role("dea") or (cluster.core_node,)
+    servers = "".join(f"    server {n.address}:9000;\n" for n in deas)
+    return f"# written by kato install\nupstream apps {{\n{servers}}}\n"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    version: str
+    local: dict[str, str]  # role -> verified local file
+    sha256: dict[str, str]
+
+
+def plan_node(
+    cluster: Cluster, node: NodeConfig, roles: list[Role], artifacts: Artifacts, have: Installed
+) -> list[Step]:
+    """The steps that bring one node to the release; none when it is there already."""
+    v, name = artifacts.version, node.name
+    steps: list[Step] = []
+    fresh = [r for r in roles if have.markers.get(r.name) != artifacts.sha256[r.name]]
+    if fresh:
+        steps.append(
+            Step(name, "make the private staging dir", ("install", "-d", "-m", "0700", STAGING))
+        )
+    for role in fresh:
+        target, staged = f"{RELEASES}/{v}/{role.name}", f"{STAGING}/{role.name}-{v}.tar.gz"
+        sha = artifacts.sha256[role.name]
+        steps += [
+            Step(
+                name,
+                f"upload the {role.name} artifact",
+                ("sh", "-c", 'cat > "$1"', "sh", staged),
+                upload=artifacts.local[role.name],
+            ),
+            Step(
+                name,
+                f"verify the {role.name} artifact on the node",
+                (
+                    "sh",
+                    "-c",
+                    'printf "%s  %s\\n" "$1" "$2" | sha256sum -c --quiet -',
+                    "sh",
+                    sha,
+                    staged,
+                ),
+            ),
+            Step(name, f"unpack {role.name} {v}", ("sh", "-c", UNPACK, "sh", target, staged, sha)),
+            Step(name, f"run the {role.name} install hook", ("sh", "-c", HOOK, "sh", target, v)),
+        ]
+    units = [(r, u) for r in roles for u in r.units if r in fresh or not have.units.get(u)]
+    for role, unit in units:
+        steps.append(
+            Step(
+                name,
+                f"install unit {unit}",
+                (
+                    "install",
+                    "-m",
+                    "0644",
+                    f"{RELEASES}/{v}/{role.name}/units/{unit}",
+                    f"{UNIT_DIR}/{unit}",
+                ),
+            )
+        )
+    wanted_files = {NODE_FILE: node_document(cluster, node)}
+    if "router" in node.roles:
+        wanted_files[UPSTREAMS] = upstreams(cluster)
+    for path, text in wanted_files.items():
+        if have.files.get(path) != text:
+            steps.append(Step(name, f"write {path}", ("sh", "-c", WRITE, "sh", path), stdin=text))
+    if have.current != v:
+        steps += [
+            Step(name, f"switch current to {v}", ("ln", "-sfn", v, f"{RELEASES}/current.kato-tmp")),
+            Step(
+                name,
+                "rename it into place atomically",
+                ("mv", "-T", f"{RELEASES}/current.kato-tmp", f"{RELEASES}/current"),
+            ),
+        ]
+    if units:
+        every = tuple(u for r in roles for u in r.units)
+        steps += [
+            Step(name, "reload systemd", ("systemctl", "daemon-reload")),
+            Step(name, "enable the role units", ("systemctl", "enable", "--quiet", "--", *every)),
+        ]
+    return steps
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    version: str
+    plan: Plan
+    dry_run: bool
+    succeeded: dict[str, int]
+    failed: dict[str, NodeFailure]
+
+
+def node_roles(
+    node: NodeConfig, roles: dict[str, Role], version: str, available: set[str]
+) -> list[Role]:
+    unknown = [r for r in node.roles if r not in roles or r not in available]
+    if unknown:
+        raise UsageError(
+            f"{node.name} carries {', '.join(unknown)}, which release {version} does not provide",
+            hint="fix the node's roles in the cluster file",
+        )
+    return list(in_start_order(roles[r] for r in node.roles))
+
+
+def install(
+    cluster: Cluster,
+    version: str | None,
+    names: list[str] | None,
+    *,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    command: list[str] | None = None,
+) -> InstallOutcome:
+    if not cluster.releases:
+        raise UsageError(
+            "the cluster file names no release repository", hint="add `releases: PATH-OR-URL` to it"
+        )
+    index = releases.load_index(cluster.releases)
+    version = version or index.versions[-1].version
+    release = releases.load_release(cluster.releases, version)
+    roles = load_roles(roles_directory())
+    chosen = select_nodes(cluster, names)
+    per_node = {n.name: node_roles(n, roles, version, set(release.roles)) for n in chosen}
+    with tempfile.TemporaryDirectory(prefix="kato-install-") as tmp:
+        needed = sorted({r.name for rs in per_node.values() for r in rs})
+        local = {
+            r: str(releases.fetch_artifact(cluster.releases, release, r, Path(tmp))) for r in needed
+        }  # every checksum verified before any node is touched
+        artifacts = Artifacts(version, local, {r: release.artifact(r).sha256 for r in needed})
+        with connections(cluster) as conns:
+            have: FanOut[Installed] = fan_out(
+                list(per_node),
+                lambda n: installed_fact(version, per_node[n]).gather(conns.get(n)),
+                cluster.ssh.parallel,
+            )
+            steps = [
+                s
+                for n in chosen
+                if n.name in have.succeeded
+                for s in plan_node(cluster, n, per_node[n.name], artifacts, have.succeeded[n.name])
+            ]
+            plan = Plan(f"install {version}", tuple(steps))
+            if dry_run or plan.is_empty:
+                return InstallOutcome(version, plan, dry_run, {}, dict(have.failed))
+            with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
+                done = apply(plan, conns, op, cluster.ssh.parallel)
+                failed = {**have.failed, **done.failed}
+                op.result = ("partial" if done.succeeded else "failed") if failed else None
+    return InstallOutcome(version, plan, False, dict(done.succeeded), failed)
