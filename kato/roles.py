@@ -84,7 +84,8 @@ class _Report:
         self.problems = problems
 
     def add(self, field: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {field}: {message}" if field else f"{self.path}: {message}")
+        where = f"{self.path}: {field}" if field else str(self.path)
+        self.problems.append(f"{where}: {message}")
 
 
 def load_roles(directory: Path | str) -> dict[str, Role]:
@@ -134,38 +135,43 @@ def _load_file(path: Path, report: _Report) -> Role | None:
     if not isinstance(raw, dict):
         report.add("", "must be a mapping of the role's keys")
         return None
-    return parse_role(raw, path.parent.name, report)
+    return _parse_role(raw, path.parent.name, report)
 
 
-def parse_role(raw: Mapping[str, object], directory_name: str, report: _Report) -> Role | None:
-    """A Role from the mapping of a role.yaml, or None after reporting what is wrong."""
+def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report) -> Role | None:
     before = len(report.problems)
     for key in sorted(set(raw) - set(KEYS), key=str):
         report.add(str(key), f"unknown key (known: {', '.join(KEYS)})")
     for key in KEYS:
-        if key not in raw:
-            report.add(key, "required")
+        if raw.get(key) is None:
+            report.add(key, "required" if key not in raw else "must have a value")
     if "format" in raw and (raw["format"] != FORMAT or isinstance(raw["format"], bool)):
         report.add("format", f"must be {FORMAT}, not {raw['format']!r}")
     name = _name(raw.get("name"), directory_name, report)
-    description = raw.get("description")
-    if "description" in raw and not (isinstance(description, str) and description.strip()):
-        report.add("description", "must be a non-empty string")
-    order = _order(raw.get("order"), "order" in raw, report)
-    units = _units(raw.get("units"), "units" in raw, report)
-    health = _health(raw.get("health"), "health" in raw, report)
-    data_dirs = _data_dirs(raw.get("data_dirs"), "data_dirs" in raw, report)
+    description = _description(raw.get("description"), report)
+    order = _order(raw.get("order"), report)
+    units = _units(raw.get("units"), report)
+    health = _health(raw.get("health"), report)
+    data_dirs = _data_dirs(raw.get("data_dirs"), report)
     serves = raw.get("serves_during_upgrade")
-    if "serves_during_upgrade" in raw and not isinstance(serves, bool):
+    if serves is not None and not isinstance(serves, bool):
         report.add("serves_during_upgrade", "must be true or false")
     export = raw.get("export")
-    if "export" in raw and not isinstance(export, dict):
+    if export is not None and not isinstance(export, dict):
         report.add("export", "must be a mapping ({} until export is defined)")
-    if len(report.problems) > before:
+    if (
+        len(report.problems) > before
+        or name is None
+        or description is None
+        or order is None
+        or units is None
+        or health is None
+        or data_dirs is None
+        or not isinstance(serves, bool)
+        or not isinstance(export, dict)
+    ):
         return None
-    assert isinstance(description, str) and isinstance(serves, bool)  # checked above
-    assert isinstance(export, dict) and name and order is not None and units and health
-    return Role(name, description.strip(), order, units, health, data_dirs or {}, serves, export)
+    return Role(name, description, order, units, health, data_dirs, serves, export)
 
 
 def _name(value: object, directory_name: str, report: _Report) -> str | None:
@@ -180,8 +186,17 @@ def _name(value: object, directory_name: str, report: _Report) -> str | None:
     return value
 
 
-def _order(value: object, present: bool, report: _Report) -> int | None:
-    if not present:
+def _description(value: object, report: _Report) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        report.add("description", "must be a non-empty string")
+        return None
+    return value.strip()
+
+
+def _order(value: object, report: _Report) -> int | None:
+    if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         report.add("order", f"must be a whole number >= 0, not {value!r}")
@@ -189,8 +204,8 @@ def _order(value: object, present: bool, report: _Report) -> int | None:
     return value
 
 
-def _units(value: object, present: bool, report: _Report) -> tuple[str, ...] | None:
-    if not present:
+def _units(value: object, report: _Report) -> tuple[str, ...] | None:
+    if value is None:
         return None
     if not isinstance(value, list) or not value:
         report.add("units", "must be a non-empty list of systemd unit names")
@@ -206,27 +221,26 @@ def _units(value: object, present: bool, report: _Report) -> tuple[str, ...] | N
     return tuple(value) if good else None
 
 
-def _health(value: object, present: bool, report: _Report) -> Health | None:
-    if not present:
+def _health(value: object, report: _Report) -> Health | None:
+    if value is None:
         return None
     if not isinstance(value, dict):
         report.add("health", "must be a mapping: one of http, tcp, command, and timeout")
         return None
     for key in sorted(set(value) - {*HEALTH_KINDS, "timeout"}, key=str):
         report.add(f"health.{key}", "unknown key (known: http, tcp, command, timeout)")
-    kinds = [kind for kind in HEALTH_KINDS if kind in value]
-    if len(kinds) != 1:
-        report.add("health", "exactly one of http, tcp, command")
     timeout = value.get("timeout")
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
         report.add("health.timeout", f"must be a number of seconds > 0, not {timeout!r}")
         timeout = None
-    http = _http(value["http"], report) if "http" in value else None
-    tcp = _tcp(value["tcp"], report) if "tcp" in value else None
-    command = _command(value["command"], report) if "command" in value else None
-    if len(kinds) != 1 or timeout is None or None in (http, tcp, command)[: len(kinds)]:
+    kinds = [kind for kind in HEALTH_KINDS if kind in value]
+    if len(kinds) != 1:
+        report.add("health", "exactly one of http, tcp, command")
         return None
-    if (http, tcp, command) == (None, None, None):
+    http = _http(value["http"], report) if kinds == ["http"] else None
+    tcp = _tcp(value["tcp"], report) if kinds == ["tcp"] else None
+    command = _command(value["command"], report) if kinds == ["command"] else None
+    if timeout is None or (http is None and tcp is None and command is None):
         return None
     return Health(float(timeout), http, tcp, command)
 
@@ -272,8 +286,8 @@ def _command(value: object, report: _Report) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _data_dirs(value: object, present: bool, report: _Report) -> dict[str, str] | None:
-    if not present:
+def _data_dirs(value: object, report: _Report) -> dict[str, str] | None:
+    if value is None:
         return None
     if not isinstance(value, dict):
         report.add("data_dirs", "must be a mapping of name to absolute path ({} for none)")

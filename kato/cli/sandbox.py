@@ -45,11 +45,15 @@ def up(
     mirror: str = typer.Option(
         None, "--mirror", help="Debian mirror for building the image (default: the one apt uses)."
     ),
+    bare: bool = typer.Option(
+        False, "--bare", help="Nodes only: do not install and start the reference platform."
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Build the node image (once) and boot NODES nodes; a live sandbox is left as it is."""
+    """Build the node image (once), boot NODES nodes, install and start the reference
+    platform 1.0.0 with kato; a live sandbox is left as it is."""
     with reported(), output.progress() as progress:
-        result = lifecycle.up(name, nodes, subnet, mirror, progress)
+        result = lifecycle.up(name, nodes, subnet, mirror, progress, platform=not bare)
     if not result.created:
         output.info(f"sandbox {name!r} is already up; nothing changed")
     if result.note:

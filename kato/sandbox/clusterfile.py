@@ -39,6 +39,7 @@ def cluster_document(sandbox: Sandbox) -> dict[str, object]:
             "command_timeout": 600,
             "parallel": 10,
         },
+        "releases": str(sandbox.home / "releases"),
         "nodes": [
             {"name": n.name, "address": n.address, "port": 22, "roles": list(n.roles)}
             for n in sandbox.nodes

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kato.errors import KatoError
 from kato.progress import Progress
-from kato.sandbox import clusterfile, disk, host, image, model, network
+from kato.sandbox import clusterfile, disk, host, image, model, network, provision
 from kato.sandbox import node as nodes
 from kato.sandbox.model import Node, Sandbox
 from kato.transport import local, probe
@@ -68,7 +68,12 @@ def describe(sandbox: Sandbox) -> SandboxStatus:
 
 
 def up(
-    name: str, count: int, subnet: str | None, mirror: str | None, progress: Progress
+    name: str,
+    count: int,
+    subnet: str | None,
+    mirror: str | None,
+    progress: Progress,
+    platform: bool = True,
 ) -> UpResult:
     model.validate_name(name)
     host.require_root("kato sandbox up")
@@ -86,6 +91,8 @@ def up(
     model.save(sandbox)  # recorded before anything is made, so `down` can always undo it
     try:
         _create(sandbox, progress)
+        if platform:
+            provision.provision(sandbox, progress)
     except BaseException:
         progress.warn(f"`kato sandbox up` failed: removing the half-made sandbox {name!r}")
         down(name, progress)

@@ -70,7 +70,7 @@ def leftovers(name: str) -> list[str]:
 
 
 def test_down_removes_everything_and_twice_is_fine() -> None:
-    kato("sandbox", "up", "--name", "katodown", "--nodes", "1")
+    kato("sandbox", "up", "--name", "katodown", "--nodes", "1", "--bare")
     kato("sandbox", "disk", "node1", "--fs", "btrfs", "--size", "128M", "--name", "katodown")
     assert leftovers("katodown"), "the leftover check sees nothing of a live sandbox"
     kato("sandbox", "down", "--name", "katodown")

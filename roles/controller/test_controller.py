@@ -1,0 +1,56 @@
+"""Read-only checks of a node carrying the controller role (pytest-testinfra's `host` fixture)."""
+
+from __future__ import annotations
+
+import json
+
+from testinfra.host import Host
+
+UNIT = "kato-controller.service"
+RELEASE = "/var/lib/kato/releases/current/controller"
+DATA = "/var/lib/kato/data/controller"
+BASE = "http://127.0.0.1:8181"
+
+
+def get(host: Host, url: str) -> str:
+    done = host.run("curl -fsS --max-time 5 %s", url)
+    assert done.rc == 0, done.stderr
+    return str(done.stdout)
+
+
+def test_unit_is_installed_enabled_and_running_as_kato(host: Host) -> None:
+    assert host.file(f"/etc/systemd/system/{UNIT}").is_file
+    service = host.service(UNIT)
+    assert service.is_enabled
+    assert service.is_running
+    assert service.systemd_properties["User"] == "kato"
+
+
+def test_listens_on_port_8181(host: Host) -> None:
+    assert host.socket("tcp://0.0.0.0:8181").is_listening
+
+
+def test_healthz_answers_ok(host: Host) -> None:
+    assert get(host, f"{BASE}/healthz") == "ok\n"
+
+
+def test_version_is_the_current_release(host: Host) -> None:
+    version = host.file(f"{RELEASE}/VERSION").content_string.strip()
+    assert json.loads(get(host, f"{BASE}/version"))["version"] == version
+
+
+def test_app_registry_is_readable(host: Host) -> None:
+    registry = json.loads(get(host, f"{BASE}/apps"))
+    assert registry["format"] == 1
+    assert isinstance(registry["apps"], dict)
+
+
+def test_data_dir_belongs_to_kato_and_is_private(host: Host) -> None:
+    data = host.file(DATA)
+    assert data.is_directory
+    assert (data.user, data.group) == ("kato", "kato")
+    assert data.mode & 0o007 == 0
+    state = host.file(f"{DATA}/state.json")
+    if state.exists:
+        assert state.user == "kato"
+        assert state.mode & 0o077 == 0

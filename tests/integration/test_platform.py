@@ -1,0 +1,105 @@
+"""The reference platform installed, started and stopped by kato, as the nodes see it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+
+import pytest
+
+from tests.integration.conftest import Cluster, kato
+
+pytestmark = pytest.mark.integration
+ROUTERS = ("node2", "node3")
+STATE = (
+    "find /var/lib/kato/releases /etc/kato /etc/systemd/system -xdev "
+    "\\( -type f -o -type l \\) -printf '%p %m %s %T@ %l\\n' | sort; "
+    "systemctl show -p MainPID --value kato-router kato-dea kato-controller "
+    "kato-postgresql kato-redis kato-filesystem 2>/dev/null"
+)
+
+
+def on(cluster: Cluster, *args: str, check: bool = True) -> object:
+    return kato("--cluster", str(cluster.home / "cluster.yaml"), *args, check=check)
+
+
+def node_state(cluster: Cluster) -> dict[str, str]:
+    return {
+        n: hashlib.sha256(cluster.host(n).check_output(STATE).encode()).hexdigest()
+        for n in ("node1", "node2", "node3")
+    }
+
+
+def test_sandbox_up_left_the_platform_running_and_healthy(cluster: Cluster) -> None:
+    done = on(cluster, "status", "--json")
+    document = json.loads(done.stdout)  # type: ignore[attr-defined]
+    assert document["unreachable"] == []
+    assert {n["name"]: n["version"] for n in document["nodes"]} == {
+        "node1": "1.0.0",
+        "node2": "1.0.0",
+        "node3": "1.0.0",
+    }
+    assert all(r["health"] == "ok" for n in document["nodes"] for r in n["roles"])
+    host = cluster.host("node1")
+    for unit in ("kato-postgresql", "kato-redis", "kato-controller", "kato-filesystem"):
+        assert host.service(unit).is_running and host.service(unit).is_enabled
+    assert host.socket("tcp://127.0.0.1:5432").is_listening
+    assert host.file("/etc/kato/node.yaml").contains("name: node1")
+
+
+def test_routers_serve_apps_with_the_platform_version_header(cluster: Cluster) -> None:
+    for router in ROUTERS:
+        with urllib.request.urlopen(f"http://{cluster.address(router)}/", timeout=10) as reply:
+            assert reply.headers["X-Platform-Version"] == "1.0.0"
+            assert reply.read().decode().startswith("hello from node")
+        with urllib.request.urlopen(
+            f"http://{cluster.address(router)}/healthz", timeout=10
+        ) as reply:
+            assert reply.status == 200
+
+
+def test_a_finished_install_rerun_changes_nothing(cluster: Cluster) -> None:
+    before = node_state(cluster)
+    done = on(cluster, "install", "--version", "1.0.0")
+    assert "nothing to do" in done.stderr  # type: ignore[attr-defined]
+    assert node_state(cluster) == before
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cluster: Cluster) -> None:
+    before = node_state(cluster)
+    done = on(cluster, "install", "--version", "1.1.0", "--dry-run")
+    out = done.stdout  # type: ignore[attr-defined]
+    assert "switch current to 1.1.0" in out and "node2:" in out
+    stopped = on(cluster, "stop", "router", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "systemctl stop -- kato-router.service" in stopped
+    assert node_state(cluster) == before
+    assert not cluster.host("node2").file("/var/lib/kato/releases/1.1.0").exists
+
+
+def test_stop_and_start_change_the_units_in_role_order(cluster: Cluster) -> None:
+    on(cluster, "stop", "router")
+    try:
+        for router in ROUTERS:
+            host = cluster.host(router)
+            assert not host.service("kato-router").is_running
+            assert host.service("kato-dea").is_running
+        status = on(cluster, "status", check=False)
+        assert status.returncode == 1  # type: ignore[attr-defined]
+    finally:
+        on(cluster, "start", "router")
+    assert all(cluster.host(r).service("kato-router").is_running for r in ROUTERS)
+
+
+def test_restart_gives_the_role_a_new_main_pid(cluster: Cluster) -> None:
+    pid = "systemctl show -p MainPID --value kato-controller"
+    before = cluster.host("node1").check_output(pid)
+    on(cluster, "restart", "controller")
+    after = cluster.host("node1").check_output(pid)
+    assert after != before and after != "0"
+
+
+def test_an_unknown_role_is_a_usage_error(cluster: Cluster) -> None:
+    done = on(cluster, "start", "nosuchrole", check=False)
+    assert done.returncode == 2  # type: ignore[attr-defined]
+    assert "no role named nosuchrole" in done.stderr  # type: ignore[attr-defined]
