@@ -163,7 +163,10 @@ def fetch_artifact(repo: str | Path, release: Release, role: str, dest_dir: Path
     """
     artifact = release.artifact(role)
     final = Path(dest_dir) / artifact.filename
-    fd, part = tempfile.mkstemp(dir=dest_dir, prefix=f".{artifact.filename}.", suffix=".part")
+    try:
+        fd, part = tempfile.mkstemp(dir=dest_dir, prefix=f".{artifact.filename}.", suffix=".part")
+    except OSError as exc:
+        raise KatoError(f"cannot write into {dest_dir}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as target, _open(repo, artifact.path) as source:
             size, digest = _copy(source, target, artifact.size, location(repo, artifact.path))
@@ -174,11 +177,13 @@ def fetch_artifact(repo: str | Path, release: Release, role: str, dest_dir: Path
         if digest != artifact.sha256:
             raise ChecksumMismatch(role, artifact.sha256, digest)
         os.replace(part, final)
-    except BaseException:
+        _fsync_dir(final.parent)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
+        if isinstance(exc, OSError):  # reading the repository raises KatoErrors: this is here
+            raise KatoError(f"cannot write {final}: {exc.strerror or exc}") from None
         raise
-    _fsync_dir(final.parent)
     return final
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kato import release as release_module
-from kato.errors import ExitCode, UsageError
+from kato.errors import ExitCode, KatoError, UsageError
 from kato.release import (
     ChecksumMismatch,
     ManifestInvalid,
@@ -42,6 +42,12 @@ def edit_yaml(path: Path, change: Any) -> None:
     document = yaml.safe_load(path.read_text())
     change(document)
     path.write_text(yaml.safe_dump(document))
+
+
+def read_member(tar: tarfile.TarFile, name: str) -> str:
+    handle = tar.extractfile(name)
+    assert handle is not None
+    return handle.read().decode()
 
 
 def test_index_lists_both_versions_oldest_first(release_repo: Path) -> None:
@@ -305,7 +311,7 @@ def test_a_bad_role_yaml_stops_the_build(tmp_path: Path, build_release: BuildRel
     assert not (tmp_path / "out" / "index.yaml").exists()
 
 
-def read_member(tar: tarfile.TarFile, name: str) -> str:
-    handle = tar.extractfile(name)
-    assert handle is not None
-    return handle.read().decode()
+def test_a_missing_destination_is_a_kato_error(release_repo: Path, tmp_path: Path) -> None:
+    release = load_release(release_repo, "1.0.0")
+    with pytest.raises(KatoError, match="cannot write into"):
+        fetch_artifact(release_repo, release, "router", tmp_path / "missing")
