@@ -163,10 +163,18 @@ def release_yaml(version: str, built: list[Built]) -> bytes:
     return text.encode()
 
 
+class IndentedDumper(yaml.SafeDumper):
+    """Indents list items under their key, as docs/release-repository.md shows them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def index_yaml(versions: list[str]) -> bytes:
     entries = [{"version": v, "manifest": f"{v}/release.yaml"} for v in versions]
     document = {"format": FORMAT, "platform": PLATFORM, "versions": entries}
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False).encode()
+    text = yaml.dump(document, Dumper=IndentedDumper, sort_keys=False, default_flow_style=False)
+    return text.encode()
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -68,6 +68,7 @@ class Dea:
                 "instance %s exited with %s; starting it in %.0f s", INSTANCE, status, backoff
             )
             time.sleep(backoff)
+        log.info("instance %s stopped", INSTANCE)
         return 0
 
     def describe(self, pid: int) -> None:
