@@ -177,6 +177,12 @@ def test_dea_runs_the_sample_app_and_stops_it(
     assert dea.wait_healthy().body == "ok\n"
     hello = request(f"{dea.url}/")
     assert hello.body == f"hello from {socket.gethostname()} (platform 1.1.0)\n"
+    head = request(f"{dea.url}/", "HEAD")
+    assert (head.status, head.body, head.headers["content-length"]) == (
+        200,
+        "",
+        str(len(hello.body)),
+    )
     instance = json.loads((containers / "hello-0/instance.json").read_text())
     assert (instance["port"], instance["version"]) == (dea.port, "1.1.0")
     assert dea.stop() == 0
