@@ -7,7 +7,8 @@ import sys
 import typer
 
 from kato import node as nodes
-from kato import output
+from kato import node_check, output
+from kato import status as cluster_status
 from kato.cli.common import JSON, load_cluster
 from kato.cli.errors import reported
 from kato.transport.ssh import OfferedKey
@@ -63,3 +64,51 @@ def trust(
     output.info(
         f"{result.node}: {result.key_type} {result.fingerprint} {what} in {result.known_hosts}"
     )
+
+
+@app.command()
+def show(node: str = typer.Argument(..., help="The node to show."), as_json: bool = JSON) -> None:
+    """One node: address, roles, platform version, units and health, data dirs."""
+    with reported():
+        result = cluster_status.status(load_cluster(), [node])
+    if as_json:
+        output.document(result)
+        raise typer.Exit(result.exit_code)
+    for n in result.nodes:
+        output.line(f"{n.name} {n.address}, platform {n.version or 'not installed'}")
+        output.table(
+            ("ROLE", "UNITS", "HEALTH"),
+            [
+                (r.role, ", ".join(f"{u} {s}" for u, s in r.units.items()), r.health)
+                for r in n.roles
+            ],
+        )
+        output.table(
+            ("ROLE", "DATA DIR", "PATH", "EXISTS"),
+            [(d.role, d.name, d.path, "yes" if d.exists else "no") for d in n.data_dirs],
+        )
+    for f in result.unreachable:
+        output.line(f"{f.node}: unreachable in phase {f.phase}: {f.message}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def check(
+    node: list[str] = typer.Argument(None, help="Nodes to check (default: all)."),
+    as_json: bool = JSON,
+) -> None:
+    """Run each role's read-only testinfra checks on the nodes carrying it (exit 1 if any
+    check fails)."""
+    with reported():
+        checks = node_check.check(load_cluster(), node or None)
+    if as_json:
+        output.document(checks)
+    else:
+        output.table(
+            ("NODE", "ROLE", "CHECK", "RESULT"),
+            [
+                (c.node, c.role, c.name, "pass" if c.passed else f"FAIL: {c.message}")
+                for c in checks
+            ],
+        )
+    raise typer.Exit(0 if all(c.passed for c in checks) else 1)

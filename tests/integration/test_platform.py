@@ -103,3 +103,30 @@ def test_an_unknown_role_is_a_usage_error(cluster: Cluster) -> None:
     done = on(cluster, "start", "nosuchrole", check=False)
     assert done.returncode == 2  # type: ignore[attr-defined]
     assert "no role named nosuchrole" in done.stderr  # type: ignore[attr-defined]
+
+
+def test_node_check_runs_the_role_checks_and_reports_each(cluster: Cluster) -> None:
+    done = on(cluster, "node", "check", "node1", "node2", "--json")
+    checks = json.loads(done.stdout)  # type: ignore[attr-defined]
+    assert {(c["node"], c["role"]) for c in checks} == {
+        ("node1", r) for r in ("controller", "postgresql", "redis", "filesystem")
+    } | {("node2", "router"), ("node2", "dea")}
+    assert all(c["passed"] for c in checks)
+
+
+def test_node_check_fails_when_a_role_is_down(cluster: Cluster) -> None:
+    on(cluster, "stop", "dea", "--node", "node3")
+    try:
+        done = on(cluster, "node", "check", "node3", check=False)
+    finally:
+        on(cluster, "start", "dea", "--node", "node3")
+    assert done.returncode == 1  # type: ignore[attr-defined]
+    failing = [line for line in done.stdout.splitlines() if "FAIL" in line]  # type: ignore[attr-defined]
+    assert failing and all(line.split()[:2] == ["node3", "dea"] for line in failing)
+
+
+def test_node_show_names_roles_and_data_dirs(cluster: Cluster) -> None:
+    document = json.loads(on(cluster, "node", "show", "node1", "--json").stdout)  # type: ignore[attr-defined]
+    (node,) = document["nodes"]
+    assert node["version"] == "1.0.0"
+    assert {d["name"] for d in node["data_dirs"]} == {"services", "controller", "droplets"}

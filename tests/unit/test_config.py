@@ -1,0 +1,94 @@
+"""The cluster file is validated whole: every problem with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kato import config
+from kato.errors import UsageError
+
+GOOD = {
+    "name": "prod",
+    "core": "core1",
+    "ssh": {"user": "kato", "known_hosts": "/etc/kato/known_hosts", "parallel": 20},
+    "nodes": [
+        {"name": "core1", "address": "10.0.0.1", "roles": ["controller"]},
+        {"name": "router1", "address": "router1.example.org", "port": 2222, "roles": ["router"]},
+    ],
+}
+
+
+def test_a_good_file_parses_with_defaults() -> None:
+    cluster = config.parse(GOOD, "c.yaml")
+    assert cluster.core_node.address == "10.0.0.1"
+    assert cluster.node("router1").port == 2222
+    assert cluster.node("core1").port == 22
+    assert cluster.ssh.parallel == 20 and cluster.ssh.connect_timeout == 5.0
+    assert [n.name for n in cluster.with_role("router")] == ["router1"]
+
+
+def test_every_problem_is_listed_with_its_path() -> None:
+    bad = {
+        "name": "prod",
+        "core": "nowhere",
+        "colour": "blue",
+        "ssh": {"parallel": 0, "connect_timeout": -1, "user": "root; rm -rf /"},
+        "nodes": [
+            {"name": "a", "address": "10.0.0.1", "roles": ["router"]},
+            {"name": "a", "address": "$(touch /tmp/x)", "roles": "router"},
+            {"name": "Bad Name", "roles": []},
+            "just a string",
+        ],
+    }
+    with pytest.raises(UsageError) as caught:
+        config.parse(bad, "c.yaml")
+    message = caught.value.message
+    for expected in (
+        "c.yaml: colour: unknown key",
+        "c.yaml: ssh.parallel: must be a whole number from 1 to 256",
+        "c.yaml: ssh.connect_timeout: must be a number of seconds above 0",
+        "c.yaml: ssh.user: 'root; rm -rf /' is not allowed",
+        "c.yaml: nodes[1].name: 'a' is used by another node",
+        "c.yaml: nodes[1].address: '$(touch /tmp/x)' is not an IP address or host name",
+        "c.yaml: nodes[1].roles: must be a list of role names",
+        "c.yaml: nodes[2].name: 'Bad Name' is not allowed",
+        "c.yaml: nodes[2].address: required",
+        "c.yaml: nodes[3]: must be a mapping",
+        "c.yaml: core: names 'nowhere', which is not one of the nodes",
+    ):
+        assert expected in message, expected
+    assert message.startswith("the cluster file has 11 problem(s)")
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(UsageError, match="must be a mapping"):
+        config.parse(["a"], "c.yaml")
+
+
+def test_found_by_flag_then_environment_then_default() -> None:
+    assert config.find_path("x.yaml", {"KATO_CLUSTER": "y.yaml"}) == Path("x.yaml")
+    assert config.find_path(None, {"KATO_CLUSTER": "y.yaml"}) == Path("y.yaml")
+    assert config.find_path(None, {}) == config.DEFAULT_PATH
+
+
+def test_environment_beats_the_file_and_flags_beat_both(tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    cluster = config.load(str(path), {"KATO_PARALLEL": "7", "KATO_SSH_USER": "ops"})
+    assert cluster.ssh.parallel == 7 and cluster.ssh.user == "ops"
+    assert config.with_parallel(cluster, 3).ssh.parallel == 3
+    with pytest.raises(UsageError, match="KATO_PARALLEL"):
+        config.load(str(path), {"KATO_PARALLEL": "many"})
+
+
+def test_missing_and_unparsable_files(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no cluster file at"):
+        config.load(str(tmp_path / "absent.yaml"), {})
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        config.load(str(broken), {})
