@@ -11,6 +11,8 @@ from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import NodeUnreachable, RemoteCommandFailed, UsageError
 from kato.operation import operation
+from kato.roles import Role, in_start_order, load_roles
+from kato.status import role_status, roles_directory
 from kato.transport.base import CommandResult, Transport
 from kato.transport.fanout import FanOut, NodeFailure, failure, fan_out
 from kato.transport.pool import Connections
@@ -64,6 +66,8 @@ def run(
     health: Callable[[Transport, NodeConfig], None] | None = None,
 ) -> RunOutcome:
     plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy)
+    if wait_healthy and health is None:
+        health = roles_healthy(load_roles(roles_directory()))
     if dry_run:
         return RunOutcome(plan, {}, {}, (), dry_run=True)
     results: dict[str, CommandResult] = {}
@@ -102,8 +106,8 @@ def _run_batch(
         started = time.monotonic()
         try:
             result = transport.run(plan.argv, check=False)
-        except NodeUnreachable:
-            if not plan.wait_healthy:
+        except NodeUnreachable as exc:
+            if not plan.wait_healthy or exc.phase == "command":  # a timeout is no reboot
                 raise
             # the command took the node down with it (a reboot): its answer is coming back
             result = CommandResult(
@@ -116,6 +120,18 @@ def _run_batch(
         return result
 
     return fan_out(list(batch), one, cluster.ssh.parallel)
+
+
+def roles_healthy(known: dict[str, Role]) -> Callable[[Transport, NodeConfig], None]:
+    """A health gate: every role of the node has its units active and passes its check."""
+
+    def check(transport: Transport, node: NodeConfig) -> None:
+        for role in in_start_order(known[r] for r in node.roles if r in known):
+            found = role_status(transport, role)
+            if not found.ok:
+                raise NodeUnreachable(node.name, "health", f"{role.name}: {found.health}")
+
+    return check
 
 
 def _boot_id(transport: Transport) -> str:

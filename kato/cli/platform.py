@@ -61,6 +61,25 @@ def install(
     _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
 
 
+def uninstall(
+    node: list[str] = NODES,
+    parallel: int = PARALLEL,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Stop the platform and remove its units and releases from the nodes (data dirs stay)."""
+    with reported():
+        out = installer.uninstall(
+            load_cluster(parallel),
+            node,
+            dry_run=dry_run,
+            lock_wait=duration(lock_wait),
+            command=invocation(),
+        )
+    _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
+
+
 def _control(action: str):  # type: ignore[no-untyped-def]
     def command(
         roles: list[str] = typer.Argument(None, metavar="[platform | ROLE...]"),

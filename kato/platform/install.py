@@ -51,10 +51,15 @@ print(json.dumps(out))
 """
 UNPACK = (
     'set -e; rm -rf "$1.kato-tmp"; mkdir -p "$1.kato-tmp"; '
-    'tar -xzf "$2" -C "$1.kato-tmp" --no-same-owner; printf "%s\\n" "$3" > '
-    '"$1.kato-tmp/.kato-artifact-sha256"; rm -rf "$1"; mv "$1.kato-tmp" "$1"; rm -f "$2"'
+    'tar -xzf "$2" -C "$1.kato-tmp" --no-same-owner; rm -rf "$1"; mv "$1.kato-tmp" "$1"; '
+    'rm -f "$2"'
 )
-HOOK = 'if [ -x "$1/hooks/install" ]; then "$1/hooks/install" "$2" "$1"; fi'
+# The marker that says "this artifact is installed" is written only once its hook succeeded,
+# so a failed hook is run again by the next install.
+HOOK = (
+    'set -e; if [ -x "$1/hooks/install" ]; then "$1/hooks/install" "$2" "$1"; fi; '
+    'printf "%s\\n" "$3" > "$1/.kato-artifact-sha256"'
+)
 WRITE = (
     'mkdir -p "${1%/*}"; cat > "$1.kato-tmp" && chmod 644 "$1.kato-tmp" && mv "$1.kato-tmp" "$1"'
 )
@@ -137,8 +142,10 @@ def plan_node(
                     staged,
                 ),
             ),
-            Step(name, f"unpack {role.name} {v}", ("sh", "-c", UNPACK, "sh", target, staged, sha)),
-            Step(name, f"run the {role.name} install hook", ("sh", "-c", HOOK, "sh", target, v)),
+            Step(name, f"unpack {role.name} {v}", ("sh", "-c", UNPACK, "sh", target, staged)),
+            Step(
+                name, f"run the {role.name} install hook", ("sh", "-c", HOOK, "sh", target, v, sha)
+            ),
         ]
     units = [(r, u) for r in roles for u in r.units if r in fresh or not have.units.get(u)]
     for role, unit in units:
@@ -245,3 +252,57 @@ def install(
                 failed = {**have.failed, **done.failed}
                 op.result = ("partial" if done.succeeded else "failed") if failed else None
     return InstallOutcome(version, plan, False, dict(done.succeeded), failed)
+
+
+def plan_uninstall(cluster: Cluster, nodes: tuple[NodeConfig, ...], roles: dict[str, Role]) -> Plan:
+    """Stop and remove the platform's units and releases; data dirs are kept."""
+    steps: list[Step] = []
+    for node in nodes:
+        units = tuple(
+            u
+            for r in reversed(in_start_order(roles[n] for n in node.roles if n in roles))
+            for u in r.units
+        )
+        if units:
+            steps += [
+                Step(
+                    node.name,
+                    "stop and disable the role units",
+                    ("systemctl", "disable", "--now", "--quiet", "--", *units),
+                ),
+                Step(
+                    node.name,
+                    "remove the unit files",
+                    ("rm", "-f", "--", *(f"{UNIT_DIR}/{u}" for u in units)),
+                ),
+                Step(node.name, "reload systemd", ("systemctl", "daemon-reload")),
+            ]
+        steps.append(
+            Step(
+                node.name,
+                "remove the installed releases and node identity",
+                ("rm", "-rf", "--", RELEASES, NODE_FILE, UPSTREAMS, STAGING),
+            )
+        )
+    return Plan("uninstall (data dirs are kept)", tuple(steps))
+
+
+def uninstall(
+    cluster: Cluster,
+    names: list[str] | None,
+    *,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    command: list[str] | None = None,
+) -> InstallOutcome:
+    plan = plan_uninstall(cluster, select_nodes(cluster, names), load_roles(roles_directory()))
+    if dry_run:
+        return InstallOutcome("-", plan, True, {}, {})
+    with (
+        connections(cluster) as conns,
+        operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op,
+    ):
+        done = apply(plan, conns, op, cluster.ssh.parallel)
+        if done.failed:
+            op.result = "partial" if done.succeeded else "failed"
+    return InstallOutcome("-", plan, False, dict(done.succeeded), dict(done.failed))

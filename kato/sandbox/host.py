@@ -204,3 +204,22 @@ def pids_with_root(root: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+# Each node's systemd, journald, logind and udev hold inotify instances of their own; with the
+# kernel default of 128 per user (all nodes run as root) about 20 nodes exhaust it and the next
+# ones never finish booting.
+INOTIFY_PER_NODE = {"fs.inotify.max_user_instances": 64, "fs.inotify.max_user_watches": 16384}
+
+
+def raise_inotify_limits(nodes: int) -> list[str]:
+    """Raise the inotify limits for `nodes` more nodes if they are lower; say what changed."""
+    changed = []
+    for key, per_node in INOTIFY_PER_NODE.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        current = int(path.read_text())
+        wanted = 128 + per_node * nodes
+        if current < wanted:
+            path.write_text(f"{wanted}\n")
+            changed.append(f"{key} {current} -> {wanted}")
+    return changed

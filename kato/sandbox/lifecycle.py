@@ -88,6 +88,8 @@ def up(
     model.plan_sandbox(name, count, subnet, image="")  # validates count and subnet first
     root = image.ensure_image(progress, mirror)
     sandbox = model.plan_sandbox(name, count, subnet, image=str(root))
+    for change in host.raise_inotify_limits(count):
+        progress.warn(f"raised {change} so that {count} nodes can boot")
     model.save(sandbox)  # recorded before anything is made, so `down` can always undo it
     try:
         _create(sandbox, progress)

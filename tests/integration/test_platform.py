@@ -130,3 +130,19 @@ def test_node_show_names_roles_and_data_dirs(cluster: Cluster) -> None:
     (node,) = document["nodes"]
     assert node["version"] == "1.0.0"
     assert {d["name"] for d in node["data_dirs"]} == {"services", "controller", "droplets"}
+
+
+def test_uninstall_removes_units_and_releases_but_keeps_data(cluster: Cluster) -> None:
+    host = cluster.host("node3")
+    host.check_output("echo keep > /var/lib/kato/data/containers/kato-test-keep")
+    on(cluster, "uninstall", "--node", "node3")
+    try:
+        assert not host.file("/etc/systemd/system/kato-dea.service").exists
+        assert not host.service("kato-dea").is_running
+        assert not host.file("/var/lib/kato/releases").exists
+        assert host.file("/var/lib/kato/data/containers/kato-test-keep").content_string == "keep\n"
+    finally:
+        on(cluster, "install", "--version", "1.0.0", "--node", "node3")
+        on(cluster, "start", "--node", "node3")
+        host.run("rm -f /var/lib/kato/data/containers/kato-test-keep")
+    assert host.service("kato-dea").is_running and host.service("kato-router").is_running
