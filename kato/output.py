@@ -11,14 +11,19 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.status import Status
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
 
-_out = Console(soft_wrap=True)
-_err = Console(stderr=True, soft_wrap=True)
+
+@cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console  # on first output, not at start-up
+
+    return Console(stderr=stderr, soft_wrap=True)
 
 
 def _plain(value: Any) -> Any:
@@ -38,13 +43,15 @@ def document(value: Any) -> None:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
-    if _out.is_terminal:
+    if _console(False).is_terminal:
+        from rich.table import Table
+
         drawn = Table(title=title, title_justify="left")
         for column in columns:
             drawn.add_column(column)
         for row in rows:
             drawn.add_row(*row)
-        _out.print(drawn)
+        _console(False).print(drawn)
         return
     widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows, strict=False)]
     lines = [columns, *rows]
@@ -63,17 +70,17 @@ def line(text: str) -> None:
 
 
 def info(text: str) -> None:
-    _err.print(text, markup=False, highlight=False)
+    _console(True).print(text, markup=False, highlight=False)
 
 
 def warn(text: str) -> None:
-    _err.print(f"warning: {text}", style="yellow", markup=False, highlight=False)
+    _console(True).print(f"warning: {text}", style="yellow", markup=False, highlight=False)
 
 
 def error(message: str, hint: str | None) -> None:
-    _err.print(f"error: {message}", style="bold red", markup=False, highlight=False)
+    _console(True).print(f"error: {message}", style="bold red", markup=False, highlight=False)
     if hint:
-        _err.print(f"hint: {hint}", markup=False, highlight=False)
+        _console(True).print(f"hint: {hint}", markup=False, highlight=False)
 
 
 class ConsoleProgress:
@@ -99,8 +106,8 @@ class ConsoleProgress:
 
 @contextmanager
 def progress() -> Iterator[ConsoleProgress]:
-    if _err.is_terminal:
-        with _err.status("starting") as status:
+    if _console(True).is_terminal:
+        with _console(True).status("starting") as status:
             yield ConsoleProgress(status)
     else:
         yield ConsoleProgress(None)
