@@ -272,7 +272,16 @@ def apply_env(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
                 changes[key] = kind(env[variable])
             except ValueError:
                 raise UsageError(f"{variable}={env[variable]!r} is not a valid {key}") from None
-    return replace(cluster, ssh=replace(cluster.ssh, **changes)) if changes else cluster
+    if not changes:
+        return cluster
+    ssh = replace(cluster.ssh, **changes)
+    if not 1 <= ssh.parallel <= 256:
+        raise UsageError(f"KATO_PARALLEL must be from 1 to 256, not {ssh.parallel}")
+    if min(ssh.connect_timeout, ssh.command_timeout) <= 0:
+        raise UsageError("KATO_CONNECT_TIMEOUT and KATO_COMMAND_TIMEOUT must be above 0")
+    if not USER_NAME.match(ssh.user):
+        raise UsageError(f"KATO_SSH_USER={ssh.user!r} is not a valid user name")
+    return replace(cluster, ssh=ssh)
 
 
 def with_parallel(cluster: Cluster, parallel: int | None) -> Cluster:

@@ -78,11 +78,11 @@ def version(as_json: bool = JSON) -> None:
     else:
         output.line(f"kato {__version__}")
         output.table(("NODE", "PLATFORM"), [(n, v or "not installed") for n, v in versions.items()])
-    if len(set(versions.values())) > 1:
+    if len({v for v in versions.values() if v}) > 1:
         output.warn(
             "the nodes run different platform versions: "
             + ", ".join(f"{n} {v}" for n, v in versions.items())
         )
     if result.unreachable:
         output.warn("no answer from " + ", ".join(f.node for f in result.unreachable))
-        raise typer.Exit(3)
+        raise typer.Exit(3 if result.nodes else 5)

@@ -92,3 +92,17 @@ def test_missing_and_unparsable_files(tmp_path: Path) -> None:
     broken.write_text("name: [unclosed\n")
     with pytest.raises(UsageError, match="not valid YAML"):
         config.load(str(broken), {})
+
+
+def test_environment_overrides_are_checked_like_the_file(tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    for bad in (
+        {"KATO_PARALLEL": "0"},
+        {"KATO_CONNECT_TIMEOUT": "-1"},
+        {"KATO_SSH_USER": "root; id"},
+    ):
+        with pytest.raises(UsageError):
+            config.load(str(path), bad)
