@@ -74,3 +74,30 @@ def test_status_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         ("node1", "198.18.99.11", "stopped"),
         ("node2", "198.18.99.12", "stopped"),
     ]
+
+
+def test_a_broken_cluster_file_lists_every_problem_with_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "cluster.yaml"
+    broken.write_text(
+        "name: prod\ncore: ghost\nssh: {parallel: 0}\n"
+        "nodes:\n  - {name: a, address: '10.0.0.1;reboot', roles: [router]}\n"
+        "  - {name: a, roles: [router]}\n"
+    )
+    result = runner.invoke(app, ["--cluster", str(broken), "config", "validate"])
+    assert result.exit_code == 2
+    for problem in (
+        "ssh.parallel",
+        "nodes[0].address",
+        "nodes[1].name",
+        "nodes[1].address",
+        "core: names 'ghost'",
+    ):
+        assert f"{broken}: {problem}" in result.stderr, problem
+
+
+def test_a_good_cluster_file_validates_and_shows(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "conf" / "cluster.yaml"
+    result = runner.invoke(app, ["--cluster", str(example), "config", "validate"])
+    assert result.exit_code == 0, result.stderr
+    shown = runner.invoke(app, ["--cluster", str(example), "config", "show", "--json"])
+    assert json.loads(shown.stdout)["core"]

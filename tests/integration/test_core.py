@@ -268,3 +268,31 @@ def test_a_rolling_reboot_never_has_two_nodes_down(cluster: Cluster) -> None:
     assert done.returncode == 0, done.stderr
     assert all(cluster.boot_id(n) != boot_ids[n] for n in boot_ids), "a node did not reboot"
     assert worst[0] <= 1, f"{worst[0]} nodes were down at once"
+
+
+def test_version_reports_each_nodes_platform(cluster: Cluster) -> None:
+    done = run_on(cluster.home / "cluster.yaml", "version", "--json", check=True)
+    document = json.loads(done.stdout)
+    assert document["nodes"] == {"node1": "1.0.0", "node2": "1.0.0", "node3": "1.0.0"}
+
+
+def test_lock_break_removes_only_the_named_lock(cluster: Cluster) -> None:
+    path = cluster.home / "cluster.yaml"
+    holder = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "run", "--node", "node1", "--", "sleep", "120"),
+        env={**os.environ, "KATO_LOCK_TTL": "300"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    record = _wait_for_lock(path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    try:
+        wrong = run_on(path, "lock", "break", "notthisone")
+        assert wrong.returncode == 2 and _lock_holder(path) is not None
+        assert run_on(path, "run", "--node", "node2", "--", "true").returncode == 4
+        run_on(path, "lock", "break", str(record["id"]), check=True)
+        assert _lock_holder(path) is None
+        assert run_on(path, "run", "--node", "node2", "--", "true").returncode == 0
+    finally:
+        cluster.ssh("node1", "pkill -f 'sleep 120' || true")
