@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import os
 import select
 import socket
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -189,6 +190,29 @@ class SshTransport:
             ) from None
         return channel
 
+    def _exchange(
+        self,
+        argv: Sequence[str],
+        feed: Callable[[paramiko.Channel], None],
+        on_stdout: Callable[[bytes], object],
+        timeout: float,
+        idle: bool,
+    ) -> tuple[int, str, float]:
+        """Start argv, feed its stdin, read its output to the end: (status, stderr, seconds)."""
+        started = time.monotonic()
+        channel = self._open(argv)
+        try:
+            feed(channel)
+        except TimeoutError:
+            channel.close()
+            raise NodeUnreachable(
+                self.node, "command", "the node stopped reading its input"
+            ) from None
+        channel.shutdown_write()
+        stderr = bytearray()
+        status = self._drain(channel, argv, on_stdout, stderr, timeout, idle)
+        return status, stderr.decode(errors="replace"), time.monotonic() - started
+
     def run(
         self,
         argv: Sequence[str],
@@ -197,37 +221,25 @@ class SshTransport:
         stdin: bytes | None = None,
         check: bool = True,
     ) -> CommandResult:
-        started = time.monotonic()
-        channel = self._open(argv)
-        if stdin:
-            channel.sendall(stdin)
-        channel.shutdown_write()
-        stdout, stderr = bytearray(), bytearray()
-        status = self._drain(
-            channel,
+        stdout = bytearray()
+        status, stderr, seconds = self._exchange(
             argv,
+            lambda channel: channel.sendall(stdin) if stdin else None,
             stdout.extend,
-            stderr,
             timeout or self.options.command_timeout,
             idle=False,
         )
-        result = CommandResult(
-            self.node,
-            tuple(argv),
-            status,
-            stdout.decode(errors="replace"),
-            stderr.decode(errors="replace"),
-            time.monotonic() - started,
-        )
         if check and status != 0:
-            raise RemoteCommandFailed(self.node, tuple(argv), status, result.stderr)
-        return result
+            raise RemoteCommandFailed(self.node, tuple(argv), status, stderr)
+        return CommandResult(
+            self.node, tuple(argv), status, stdout.decode(errors="replace"), stderr, seconds
+        )
 
     def _drain(
         self,
         channel: paramiko.Channel,
         argv: Sequence[str],
-        on_stdout: Any,
+        on_stdout: Callable[[bytes], object],
         stderr: bytearray,
         timeout: float,
         idle: bool,
@@ -268,72 +280,38 @@ class SshTransport:
         self.run(("sh", "-c", script, "sh", path, f"{mode:o}"), stdin=data)
 
     def get(self, path: str) -> bytes:
-        out = bytearray()
-        channel = self._open(("cat", "--", path))
-        channel.shutdown_write()
-        stderr = bytearray()
-        status = self._drain(
-            channel, ("cat", path), out.extend, stderr, self.options.command_timeout, idle=True
-        )
-        if status != 0:
-            raise RemoteCommandFailed(self.node, ("cat", "--", path), status, stderr.decode())
-        return bytes(out)
+        sink = io.BytesIO()
+        result = self.stream_out(("cat", "--", path), sink)
+        if not result.ok:
+            raise RemoteCommandFailed(self.node, result.argv, result.status, result.stderr)
+        return sink.getvalue()
 
     def stream_out(
         self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None
     ) -> CommandResult:
-        started = time.monotonic()
-        channel = self._open(argv)
-        channel.shutdown_write()
-        stderr = bytearray()
-        status = self._drain(
-            channel,
+        status, stderr, seconds = self._exchange(
             argv,
+            lambda channel: None,
             sink.write,
-            stderr,
             idle_timeout or self.options.command_timeout,
             idle=True,
         )
-        return CommandResult(
-            self.node,
-            tuple(argv),
-            status,
-            "",
-            stderr.decode(errors="replace"),
-            time.monotonic() - started,
-        )
+        return CommandResult(self.node, tuple(argv), status, "", stderr, seconds)
 
     def stream_in(
         self, argv: Sequence[str], source: BinaryIO, *, idle_timeout: float | None = None
     ) -> CommandResult:
-        started = time.monotonic()
-        channel = self._open(argv)
-        channel.settimeout(idle_timeout or self.options.command_timeout)
-        try:
+        timeout = idle_timeout or self.options.command_timeout
+
+        def feed(channel: paramiko.Channel) -> None:
+            channel.settimeout(timeout)
             while chunk := source.read(CHUNK):
                 channel.sendall(chunk)
-        except TimeoutError:
-            channel.close()
-            raise NodeUnreachable(
-                self.node, "command", "the node stopped reading its input"
-            ) from None
-        channel.shutdown_write()
-        stdout, stderr = bytearray(), bytearray()
-        status = self._drain(
-            channel,
-            argv,
-            stdout.extend,
-            stderr,
-            idle_timeout or self.options.command_timeout,
-            idle=True,
-        )
+
+        stdout = bytearray()
+        status, stderr, seconds = self._exchange(argv, feed, stdout.extend, timeout, idle=True)
         return CommandResult(
-            self.node,
-            tuple(argv),
-            status,
-            stdout.decode(errors="replace"),
-            stderr.decode(errors="replace"),
-            time.monotonic() - started,
+            self.node, tuple(argv), status, stdout.decode(errors="replace"), stderr, seconds
         )
 
     def close(self) -> None:
