@@ -26,6 +26,11 @@ class Operation:
     result: str | None = None  # e.g. "partial", set by a command some of whose nodes failed
     notes: list[str] = field(default_factory=list)
 
+    def settle(self, succeeded: bool, failed: bool) -> None:
+        """Record that some nodes failed: "partial" when others succeeded, else "failed"."""
+        if failed:
+            self.result = "partial" if succeeded else "failed"
+
     def step(
         self,
         node: str,

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kato.errors import RemoteCommandFailed
 from kato.operation import Operation
 from kato.transport.base import command_line
-from kato.transport.fanout import FanOut, fan_out
+from kato.transport.fanout import FanOut, NodeFailure, fan_out
 from kato.transport.pool import Connections
 
 
@@ -44,6 +45,16 @@ class Plan:
         return not self.steps
 
 
+@dataclass(frozen=True)
+class PlanOutcome:
+    """What applying (or, in a dry run, only planning) a plan gave, node by node."""
+
+    plan: Plan
+    dry_run: bool
+    succeeded: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, NodeFailure] = field(default_factory=dict)
+
+
 def apply_step(conns: Connections, op: Operation, step: Step) -> None:
     started = time.monotonic()
     transport = conns.get(step.node)
@@ -51,8 +62,6 @@ def apply_step(conns: Connections, op: Operation, step: Step) -> None:
         with Path(step.upload).open("rb") as source:
             result = transport.stream_in(step.argv, source)
         if not result.ok:
-            from kato.errors import RemoteCommandFailed
-
             raise RemoteCommandFailed(step.node, step.argv, result.status, result.stderr)
     else:
         transport.run(step.argv, stdin=step.stdin.encode() if step.stdin else None)

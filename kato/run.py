@@ -86,8 +86,7 @@ def run(
                 op.step(node, "run", plan.argv, f"failed in {why.phase}: {why.message}", 0.0)
             if done.failed and plan.wait_healthy:
                 break  # a rolling change stops at the first node that does not come back
-        if failed:
-            op.result = "partial" if results else "failed"
+        op.settle(bool(results), bool(failed))
     ran = set(results) | set(failed)
     skipped = tuple(n for b in plan.batches for n in b if n not in ran)
     return RunOutcome(plan, results, failed, skipped, dry_run=False)

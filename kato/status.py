@@ -126,3 +126,24 @@ def status(
         held,
         lock_error,
     )
+
+
+@dataclass(frozen=True)
+class Versions:
+    nodes: dict[str, str | None]
+    unreachable: tuple[NodeFailure, ...]
+
+
+def versions(cluster: Cluster) -> Versions:
+    """Each node's platform version: one command per node, nothing else gathered."""
+    with connections(cluster) as conns:
+        found: FanOut[str | None] = fan_out(
+            [n.name for n in cluster.nodes],
+            lambda name: facts.platform_version.gather(conns.get(name)),
+            cluster.ssh.parallel,
+        )
+    order = [n.name for n in cluster.nodes]
+    return Versions(
+        {n: found.succeeded[n] for n in order if n in found.succeeded},
+        tuple(found.failed[n] for n in order if n in found.failed),
+    )

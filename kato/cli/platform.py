@@ -9,23 +9,16 @@ from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, PARALLEL, invocatio
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
 from kato.cli.results import exit_for
-from kato.plan import Plan
+from kato.plan import PlanOutcome
 from kato.platform import control
 from kato.platform import install as installer
-from kato.transport.fanout import NodeFailure
 
 
-def _report(
-    plan: Plan,
-    dry_run: bool,
-    succeeded: dict[str, int],
-    failed: dict[str, NodeFailure],
-    as_json: bool,
-    outcome: object,
-) -> None:
+def _report(outcome: PlanOutcome, as_json: bool) -> None:
+    plan, failed, succeeded = outcome.plan, outcome.failed, outcome.succeeded
     if as_json:
         output.document(outcome)
-    elif dry_run:
+    elif outcome.dry_run:
         output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
         for node in plan.nodes:
             output.line(f"{node}:")
@@ -37,7 +30,7 @@ def _report(
         rows = [(n, "ok", f"{k} steps") for n, k in succeeded.items()]
         rows += [(f.node, f"failed in {f.phase}", f.message) for f in failed.values()]
         output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
-    raise typer.Exit(exit_for(succeeded, failed) if not dry_run else 0)
+    raise typer.Exit(0 if outcome.dry_run else exit_for(succeeded, failed))
 
 
 def install(
@@ -58,7 +51,7 @@ def install(
             lock_wait=duration(lock_wait),
             command=invocation(),
         )
-    _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
+    _report(out, as_json)
 
 
 def uninstall(
@@ -77,7 +70,7 @@ def uninstall(
             lock_wait=duration(lock_wait),
             command=invocation(),
         )
-    _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
+    _report(out, as_json)
 
 
 def _control(action: str):  # type: ignore[no-untyped-def]
@@ -99,7 +92,7 @@ def _control(action: str):  # type: ignore[no-untyped-def]
                 lock_wait=duration(lock_wait),
                 command=invocation(),
             )
-        _report(out.plan, out.dry_run, out.succeeded, out.failed, as_json, out)
+        _report(out, as_json)
 
     command.__doc__ = (
         f"{action.capitalize()} the platform's roles (all, or the named ones) in "

@@ -65,8 +65,8 @@ def status(
 def version(as_json: bool = JSON) -> None:
     """kato's own version and the platform version on each node (warns when they differ)."""
     with reported():
-        result = cluster_status.status(load_cluster())
-    versions = {n.name: n.version for n in result.nodes}
+        result = cluster_status.versions(load_cluster())
+    versions = result.nodes
     if as_json:
         output.document(
             {
@@ -85,4 +85,4 @@ def version(as_json: bool = JSON) -> None:
         )
     if result.unreachable:
         output.warn("no answer from " + ", ".join(f.node for f in result.unreachable))
-        raise typer.Exit(3 if result.nodes else 5)
+        raise typer.Exit(3 if versions else 5)

@@ -14,7 +14,7 @@ from kato.config import Cluster
 from kato.connect import connections, select_nodes
 from kato.errors import NodeUnreachable, UsageError
 from kato.operation import operation
-from kato.plan import Plan, Step, apply_step
+from kato.plan import Plan, PlanOutcome, Step, apply_step
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.fanout import NodeFailure, fan_out
@@ -24,12 +24,8 @@ ACTIONS = ("start", "stop", "restart")
 
 
 @dataclass(frozen=True)
-class ControlOutcome:
-    action: str
-    plan: Plan
-    dry_run: bool
-    succeeded: dict[str, int]
-    failed: dict[str, NodeFailure]
+class ControlOutcome(PlanOutcome):
+    action: str = ""
 
 
 def chosen_roles(targets: list[str], roles: dict[str, Role]) -> list[Role]:
@@ -44,10 +40,15 @@ def chosen_roles(targets: list[str], roles: dict[str, Role]) -> list[Role]:
     return list(in_start_order(roles[t] for t in targets))
 
 
-def plan_control(cluster: Cluster, action: str, roles: list[Role], names: list[str] | None) -> Plan:
+def in_action_order(action: str, roles: list[Role]) -> list[Role]:
+    """Start order for start and restart, the reverse for stop."""
     if action not in ACTIONS:
         raise UsageError(f"unknown action {action!r}")
-    ordered = list(reversed(roles)) if action == "stop" else roles
+    return list(reversed(roles)) if action == "stop" else roles
+
+
+def plan_control(cluster: Cluster, action: str, roles: list[Role], names: list[str] | None) -> Plan:
+    ordered = in_action_order(action, roles)
     nodes = select_nodes(cluster, names)
     steps = [
         Step(n.name, f"{action} {role.name}", ("systemctl", action, "--", *role.units))
@@ -88,20 +89,18 @@ def control(
     chosen = chosen_roles(targets, roles)
     plan = plan_control(cluster, action, chosen, names)
     if dry_run or plan.is_empty:
-        return ControlOutcome(action, plan, dry_run, {}, {})
+        return ControlOutcome(plan, dry_run, action=action)
     succeeded: dict[str, int] = {}
     failed: dict[str, NodeFailure] = {}
     with (
         connections(cluster) as conns,
         operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op,
     ):
-        for role in [
-            roles[n] for n in dict.fromkeys(s.description.split()[-1] for s in plan.steps)
-        ]:
+        for role in in_action_order(action, chosen):
             steps = {
                 s.node: s
                 for s in plan.steps
-                if s.description.endswith(f" {role.name}") and s.node not in failed
+                if s.description == f"{action} {role.name}" and s.node not in failed
             }
 
             def one(node: str, role: Role = role, steps: dict[str, Step] = steps) -> int:
@@ -114,6 +113,5 @@ def control(
             for node in done.succeeded:
                 succeeded[node] = succeeded.get(node, 0) + 1
             failed.update(done.failed)
-        if failed:
-            op.result = "partial" if succeeded else "failed"
-    return ControlOutcome(action, plan, False, succeeded, failed)
+        op.settle(bool(succeeded), bool(failed))
+    return ControlOutcome(plan, False, succeeded, failed, action=action)

@@ -20,11 +20,11 @@ from kato.connect import connections, select_nodes
 from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
 from kato.operation import operation
-from kato.plan import Plan, Step, apply
+from kato.plan import Plan, PlanOutcome, Step, apply
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.base import CommandResult
-from kato.transport.fanout import FanOut, NodeFailure, fan_out
+from kato.transport.fanout import FanOut, fan_out
 
 STAGING = "/var/lib/kato/staging"
 UNIT_DIR = "/etc/systemd/system"
@@ -187,12 +187,8 @@ def plan_node(
 
 
 @dataclass(frozen=True)
-class InstallOutcome:
-    version: str
-    plan: Plan
-    dry_run: bool
-    succeeded: dict[str, int]
-    failed: dict[str, NodeFailure]
+class InstallOutcome(PlanOutcome):
+    version: str = ""
 
 
 def node_roles(
@@ -246,12 +242,12 @@ def install(
             ]
             plan = Plan(f"install {version}", tuple(steps))
             if dry_run or plan.is_empty:
-                return InstallOutcome(version, plan, dry_run, {}, dict(have.failed))
+                return InstallOutcome(plan, dry_run, failed=dict(have.failed), version=version)
             with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
                 done = apply(plan, conns, op, cluster.ssh.parallel)
                 failed = {**have.failed, **done.failed}
-                op.result = ("partial" if done.succeeded else "failed") if failed else None
-    return InstallOutcome(version, plan, False, dict(done.succeeded), failed)
+                op.settle(bool(done.succeeded), bool(failed))
+    return InstallOutcome(plan, False, dict(done.succeeded), failed, version=version)
 
 
 def plan_uninstall(cluster: Cluster, nodes: tuple[NodeConfig, ...], roles: dict[str, Role]) -> Plan:
@@ -294,15 +290,14 @@ def uninstall(
     dry_run: bool = False,
     lock_wait: float = 0.0,
     command: list[str] | None = None,
-) -> InstallOutcome:
+) -> PlanOutcome:
     plan = plan_uninstall(cluster, select_nodes(cluster, names), load_roles(roles_directory()))
     if dry_run:
-        return InstallOutcome("-", plan, True, {}, {})
+        return PlanOutcome(plan, dry_run=True)
     with (
         connections(cluster) as conns,
         operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op,
     ):
         done = apply(plan, conns, op, cluster.ssh.parallel)
-        if done.failed:
-            op.result = "partial" if done.succeeded else "failed"
-    return InstallOutcome("-", plan, False, dict(done.succeeded), dict(done.failed))
+        op.settle(bool(done.succeeded), bool(done.failed))
+    return PlanOutcome(plan, False, dict(done.succeeded), dict(done.failed))

@@ -26,6 +26,10 @@ def identity_path(sandbox: Sandbox) -> Path:
     return sandbox.home / "id_ed25519"
 
 
+def admin_public_key(sandbox: Sandbox) -> str:
+    return Path(f"{identity_path(sandbox)}.pub").read_text()
+
+
 def cluster_document(sandbox: Sandbox) -> dict[str, object]:
     return {
         "name": sandbox.name,

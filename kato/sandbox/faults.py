@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from kato.errors import KatoError, UsageError
-from kato.sandbox import host, model, network
+from kato.sandbox import clusterfile, host, model, network
 from kato.sandbox import node as nodes
 from kato.sandbox.lifecycle import wait_ready
 from kato.sandbox.model import Node, Sandbox
@@ -43,8 +43,7 @@ def start(sandbox_name: str, name: str) -> None:
         return
     _require_state(sandbox, node, "stopped", "crashed", "booting")
     network.create_node_network(sandbox, node)
-    admin_key = Path(f"{sandbox.home / 'id_ed25519'}.pub").read_text()
-    nodes.prepare_root(sandbox, node, Path(sandbox.image), admin_key)
+    nodes.prepare_root(sandbox, node, Path(sandbox.image), clusterfile.admin_public_key(sandbox))
     nodes.start(sandbox, node)
     wait_ready(sandbox, node)
 

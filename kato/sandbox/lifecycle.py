@@ -140,7 +140,7 @@ def _create(sandbox: Sandbox, progress: Progress) -> None:
         )
     )
     network.create_bridge(sandbox)
-    admin_key = Path(f"{key}.pub").read_text()
+    admin_key = clusterfile.admin_public_key(sandbox)
     for n in sandbox.nodes:
         progress.step(f"preparing {n.name} ({n.address})")
         network.create_node_network(sandbox, n)
