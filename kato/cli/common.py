@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from kato import config
 from kato.errors import UsageError
+
+if TYPE_CHECKING:
+    from kato import config
 
 cluster_flag: str | None = None
 
@@ -28,6 +31,8 @@ DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
 
 
 def load_cluster(parallel: int | None = None) -> config.Cluster:
+    from kato import config  # commands import their domain when they run: --help stays fast
+
     return config.with_parallel(config.load(cluster_flag), parallel)
 
 

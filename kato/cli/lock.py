@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from kato import history as journal_view
 from kato import output
 from kato.cli.common import JSON, load_cluster
 from kato.cli.errors import reported
@@ -15,6 +14,8 @@ app = typer.Typer(help="The cluster lock on the core node.", no_args_is_help=Tru
 @app.command()
 def status(as_json: bool = JSON) -> None:
     """Who holds the cluster lock, since when, and whether its heartbeat is live."""
+    from kato import history as journal_view
+
     with reported():
         state = journal_view.lock_status(load_cluster())
     if as_json:
@@ -35,6 +36,8 @@ def status(as_json: bool = JSON) -> None:
 @app.command("break")
 def break_(lock_id: str = typer.Argument(..., metavar="ID", help="The lock id to remove.")) -> None:
     """Remove the lock with this ID (use only when its holder is gone for good)."""
+    from kato import history as journal_view
+
     with reported():
         record = journal_view.break_lock(load_cluster(), lock_id)
     output.info(f"lock {lock_id} of {record.get('owner')} removed")
@@ -45,6 +48,8 @@ def history(
     as_json: bool = JSON,
 ) -> None:
     """The journal of operations on the cluster (newest last)."""
+    from kato import history as journal_view
+
     with reported():
         entries = journal_view.history(load_cluster(), limit)
     if as_json:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from kato import node as nodes
-from kato import node_check, output
-from kato import status as cluster_status
+from kato import output
 from kato.cli.common import JSON, load_cluster
 from kato.cli.errors import reported
-from kato.transport.ssh import OfferedKey
+
+if TYPE_CHECKING:
+    from kato.transport.ssh import OfferedKey
 
 app = typer.Typer(help="The cluster's nodes.", no_args_is_help=True)
 
@@ -59,6 +60,8 @@ def trust(
     """Show NODE's host key fingerprint and record it in kato's known_hosts when it matches
     --fingerprint or you confirm it."""
     with reported():
+        from kato import node as nodes
+
         result = nodes.trust(load_cluster(), node, fingerprint, _ask)
     what = "recorded" if result.changed else "already recorded"
     output.info(
@@ -70,6 +73,8 @@ def trust(
 def show(node: str = typer.Argument(..., help="The node to show."), as_json: bool = JSON) -> None:
     """One node: address, roles, platform version, units and health, data dirs."""
     with reported():
+        from kato import status as cluster_status
+
         result = cluster_status.status(load_cluster(), [node])
     if as_json:
         output.document(result)
@@ -100,6 +105,8 @@ def check(
     """Run each role's read-only testinfra checks on the nodes carrying it (exit 1 if any
     check fails)."""
     with reported():
+        from kato import node_check
+
         checks = node_check.check(load_cluster(), node or None)
     if as_json:
         output.document(checks)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from kato import output
@@ -9,9 +11,9 @@ from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, PARALLEL, invocatio
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
 from kato.cli.results import exit_for
-from kato.plan import PlanOutcome
-from kato.platform import control
-from kato.platform import install as installer
+
+if TYPE_CHECKING:
+    from kato.plan import PlanOutcome
 
 
 def _report(outcome: PlanOutcome, as_json: bool) -> None:
@@ -43,6 +45,8 @@ def install(
 ) -> None:
     """Install a release's components on the nodes carrying each role (checksums first)."""
     with reported():
+        from kato.platform import install as installer
+
         out = installer.install(
             load_cluster(parallel),
             version,
@@ -63,6 +67,8 @@ def uninstall(
 ) -> None:
     """Stop the platform and remove its units and releases from the nodes (data dirs stay)."""
     with reported():
+        from kato.platform import install as installer
+
         out = installer.uninstall(
             load_cluster(parallel),
             node,
@@ -83,6 +89,8 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         as_json: bool = JSON,
     ) -> None:
         with reported():
+            from kato.platform import control
+
             out = control.control(
                 load_cluster(parallel),
                 action,

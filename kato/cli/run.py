@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato import run as runbook
 from kato.cli.common import (
     DRY_RUN,
     JSON,
@@ -40,6 +39,8 @@ def run(
 ) -> None:
     """Run a command on the cluster's nodes (quoted as one argv: no shell on this side)."""
     with reported():
+        from kato import run as runbook
+
         outcome = runbook.run(
             load_cluster(parallel),
             argv,

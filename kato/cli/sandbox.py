@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
 from kato import output
 from kato.cli.errors import reported
-from kato.sandbox import disk, faults, lifecycle
-from kato.sandbox.lifecycle import SandboxStatus
 from kato.sandbox.model import DEFAULT_NAME
+
+if TYPE_CHECKING:
+    from kato.sandbox.lifecycle import SandboxStatus
 
 app = typer.Typer(
     help="A sandbox cluster of real Debian nodes (systemd-nspawn) on this machine.",
@@ -53,6 +54,8 @@ def up(
     """Build the node image (once), boot NODES nodes, install and start the reference
     platform 1.0.0 with kato; a live sandbox is left as it is."""
     with reported(), output.progress() as progress:
+        from kato.sandbox import lifecycle
+
         result = lifecycle.up(name, nodes, subnet, mirror, progress, platform=not bare)
     if not result.created:
         output.info(f"sandbox {name!r} is already up; nothing changed")
@@ -65,6 +68,8 @@ def up(
 def status(name: str = NAME, as_json: bool = JSON) -> None:
     """Show each node of the sandbox: address, state, roles."""
     with reported():
+        from kato.sandbox import lifecycle
+
         _render(lifecycle.status(name), as_json)
 
 
@@ -72,6 +77,8 @@ def status(name: str = NAME, as_json: bool = JSON) -> None:
 def down(name: str = NAME) -> None:
     """Remove every node, mount, loop device, bridge and process of the sandbox."""
     with reported(), output.progress() as progress:
+        from kato.sandbox import lifecycle
+
         result = lifecycle.down(name, progress)
     output.info(
         f"sandbox {name!r} removed"
@@ -90,6 +97,8 @@ def attach_disk(
     name: str = NAME,
 ) -> None:
     """Attach a loop-backed filesystem to a node at --at (kept across its reboots)."""
+    from kato.sandbox import disk
+
     with reported():
         if remove:
             gone = disk.detach(name, node, at)
@@ -99,24 +108,26 @@ def attach_disk(
     output.info(f"{made.node}: {made.size} {made.fs} mounted at {made.at}")
 
 
-def _fault_command(verb: str, action: Callable[[str, str], None], summary: str) -> None:
+def _fault_command(verb: str, summary: str) -> None:
     def command(node: str = NODE, name: str = NAME) -> None:
+        from kato.sandbox import faults
+
         with reported():
-            action(name, node)
+            getattr(faults, verb)(name, node)
         output.info(f"{node}: {verb} done")
 
     command.__doc__ = summary
     app.command(verb)(command)
 
 
-for _verb, _action, _summary in (
-    ("crash", faults.crash, "Hard-stop NODE: every process dies at once (connections refused)."),
-    ("start", faults.start, "Boot a stopped or crashed NODE and wait until it answers SSH."),
-    ("stop", faults.stop, "Power NODE off cleanly."),
-    ("freeze", faults.freeze, "Stop every process of NODE (its SSH banner never comes)."),
-    ("thaw", faults.thaw, "Resume a frozen NODE."),
-    ("partition", faults.partition, "Cut NODE off the network (connecting times out)."),
-    ("heal", faults.heal, "Reconnect a partitioned NODE."),
-    ("reboot", faults.reboot, "Reboot NODE for real and wait until it answers again."),
+for _verb, _summary in (
+    ("crash", "Hard-stop NODE: every process dies at once (connections refused)."),
+    ("start", "Boot a stopped or crashed NODE and wait until it answers SSH."),
+    ("stop", "Power NODE off cleanly."),
+    ("freeze", "Stop every process of NODE (its SSH banner never comes)."),
+    ("thaw", "Resume a frozen NODE."),
+    ("partition", "Cut NODE off the network (connecting times out)."),
+    ("heal", "Reconnect a partitioned NODE."),
+    ("reboot", "Reboot NODE for real and wait until it answers again."),
 ):
-    _fault_command(_verb, _action, _summary)
+    _fault_command(_verb, _summary)

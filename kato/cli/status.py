@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from kato import __version__, output
-from kato import status as cluster_status
 from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_cluster
 from kato.cli.errors import reported
 from kato.cli.results import failure_rows
@@ -25,6 +24,8 @@ def status(
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
     and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy."""
     with reported():
+        from kato import status as cluster_status
+
         result = cluster_status.status(load_cluster(parallel), node, role)
     if as_json:
         output.document(result)
@@ -65,6 +66,8 @@ def status(
 def version(as_json: bool = JSON) -> None:
     """kato's own version and the platform version on each node (warns when they differ)."""
     with reported():
+        from kato import status as cluster_status
+
         result = cluster_status.versions(load_cluster())
     versions = result.nodes
     if as_json:
