@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-NAME = "katotest"
+NAME = os.environ.get("KATO_TEST_SANDBOX", "katotest")  # a helper checkout may pick its own
 KATO = (sys.executable, "-m", "kato")
 
 
