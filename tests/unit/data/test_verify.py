@@ -157,7 +157,11 @@ def data_offsets_of(tmp_path: Path, raw: bytes) -> dict[str, tuple[int, int]]:
     return data_offsets(path)
 
 
-@pytest.mark.parametrize("content", GOOD, ids=["stream", "tree"])
+@pytest.mark.parametrize(
+    ("compress", "content"),
+    [("zstd", STREAM), ("none", STREAM), ("zstd", TREE), ("gzip", TREE), ("none", TREE)],
+    ids=["zstd-stream", "none-stream", "zstd-tree", "gzip-tree", "none-tree"],
+)  # gzip-stream: see the xfail below
 def test_a_flipped_byte_in_a_members_header(
     tmp_path: Path, good_bytes: dict[str, bytes], compress: str, content: Content
 ) -> None:
@@ -168,8 +172,22 @@ def test_a_flipped_byte_in_a_members_header(
     path.write_bytes(flipped(raw, header_end - 512 + 20))
     error = refused(path)
     # the header is not a member yet: the archive as a whole is refused
-    assert error.member == "archive"
+    assert error.member == "archive", error.problem
     assert ("corrupt" if compress == "gzip" else "after the end") in error.problem
+
+
+@pytest.mark.xfail(
+    reason="BUG: gzip read-ahead: reading the manifest already decompresses the first "
+    "member's header frame, so its CRC error is blamed on MANIFEST.json, which is intact",
+    strict=True,
+)
+def test_a_flipped_byte_in_the_first_gzip_header_is_not_blamed_on_the_manifest(
+    tmp_path: Path, good_bytes: dict[str, bytes]
+) -> None:
+    raw = good_bytes["gzip"]
+    path = tmp_path / "bad"
+    path.write_bytes(flipped(raw, member_start(raw, "gzip", STREAM) - 8 - 512 + 20))
+    assert refused(path).member != NAME
 
 
 def test_a_flipped_byte_in_a_compressed_manifest(
@@ -178,7 +196,7 @@ def test_a_flipped_byte_in_a_compressed_manifest(
     raw = good_bytes["gzip"]
     path = tmp_path / "bad"
     path.write_bytes(flipped(raw, raw.index(b'"cluster": "prod"') + 12))
-    assert_refused(path, "archive", "corrupt")
+    assert_refused(path, NAME, "corrupt")
 
 
 @pytest.mark.xfail(
@@ -203,11 +221,11 @@ def cuts(raw: bytes, compress: str) -> dict[str, tuple[int, str]]:
     """Where to cut the good archive, and the member verify must then name."""
     stream, tree = member_start(raw, compress, STREAM), member_start(raw, compress, TREE)
     return {
-        "in the manifest's header": (100, "archive"),
-        "in the manifest's body": (512 + 1000, "archive"),
+        "in the manifest's header": (100, NAME),
+        "in the manifest's body": (512 + 1000, NAME),
         "at the manifest's end": (
             len(archive.raw_frame(bytes(512 + SLOT), compress)) - 5,
-            "archive",
+            NAME,
         ),
         "in the first member": (stream + 150_000, STREAM.name),
         "near the first member's end": (tree - 2000, STREAM.name),
@@ -235,7 +253,7 @@ def test_a_truncated_archive(
     path.write_bytes(raw[:offset])
     error = refused(path)
     assert error.member == member, error.problem
-    if member == "archive":
+    if member == NAME:
         assert error.problem.startswith("truncated or corrupt")
     else:
         assert "truncated or corrupt" in error.problem or "ends after" in error.problem
@@ -430,7 +448,7 @@ def test_raw_junk_after_a_gzip_archive(tmp_path: Path, good_bytes: dict[str, byt
 def test_a_file_that_is_not_an_archive(tmp_path: Path, content: bytes, problem: str) -> None:
     path = tmp_path / "not-an-archive.tar"
     path.write_bytes(content)
-    assert_refused(path, "archive", problem)
+    assert_refused(path, NAME, problem)  # the manifest is what verify reads first
 
 
 def test_a_file_of_zeros_has_no_manifest(tmp_path: Path) -> None:
