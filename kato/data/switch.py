@@ -49,6 +49,7 @@ elif [ -e "$previous.absent" ]; then
     rm -rf "$path"
     rm -f "$previous.absent"
 fi
+rmdir "${previous%/*}" 2>/dev/null || true
 """
 
 

@@ -58,11 +58,12 @@ def verify_archive(
     shown, progress = str(path), progress or SilentProgress()
     if not Path(shown).is_file():
         raise ArchiveInvalid(shown, "archive", "no such file")
-    current = "archive"
+    current = manifest_.NAME  # the first thing read, where an early truncation shows
     try:
         with archive.reading(shown) as stream:
             tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (closed with stream)
             manifest = _manifest(tar, shown)
+            current = "archive"
             seen: set[str] = set()
             total = entries = 0
             while (info := tar.next()) is not None:

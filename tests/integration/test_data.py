@@ -52,10 +52,10 @@ curl -fsS http://127.0.0.1:8181/apps
 """
 # What must not change when an import is refused: every data dir's files, the databases.
 UNCHANGED = f"""
-cd /var/lib/kato/data && find . -path ./services/postgresql -prune -o \\
-  -printf '%p %y %m %U:%G %s %T@ %l\\n' | LC_ALL=C sort
+cd /var/lib/kato/data && find . -path ./services/postgresql -prune -o -type d \\
+  -printf '%p %y %m %U:%G\\n' -o -printf '%p %y %m %U:%G %s %T@ %l\\n' | LC_ALL=C sort
 {PSQL} -c "SELECT datname FROM pg_database ORDER BY 1"
-cd / && runuser -u postgres -- pg_dumpall -h /run/postgresql | sed '/restrict /d' | sha256sum  # random keys
+cd / && runuser -u postgres -- pg_dumpall -h /run/postgresql | sed '/restrict /d' | sha256sum
 redis-cli -h 127.0.0.1 --no-raw debug digest
 """
 
