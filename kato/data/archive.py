@@ -50,7 +50,10 @@ def parse_archive_name(name: str) -> tuple[str, datetime] | None:
     match = _NAME.fullmatch(name)
     if match is None:
         return None
-    created = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:
+        created = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:  # looks like a stamp, is no date (month 13, ...)
+        return None
     return match["cluster"], created
 
 

@@ -182,11 +182,6 @@ def test_a_kind_this_platform_does_not_export_is_refused(
     )
 
 
-@pytest.mark.xfail(
-    reason="BUG: place() silently skips members of a role this platform does not know "
-    "(role not in roles/, or without export): their data is dropped without a word",
-    strict=True,
-)
 def test_a_member_of_an_unknown_role_is_not_silently_dropped(roles: dict[str, Role]) -> None:
     manifest = manifest_of(
         [*ONE_NODE.members, Content("node1", "mysql", "services", "stream", b"x").member()]

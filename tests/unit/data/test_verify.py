@@ -14,6 +14,7 @@ from kato.data.manifest import NAME, SLOT, Manifest, Member
 from kato.data.verify import (
     MAX_NAME,
     ArchiveInvalid,
+    Seen,
     check_tree,
     clean_name,
     entry_problem,
@@ -199,12 +200,6 @@ def test_a_flipped_byte_in_a_compressed_manifest(
     assert_refused(path, NAME, "corrupt")
 
 
-@pytest.mark.xfail(
-    reason="BUG: the manifest has no checksum of its own: with zstd (raw frame without a "
-    "content checksum) or no compression a flipped byte in a member's owner, mode, path or "
-    "the cluster name passes verify, and import applies the wrong owner/mode",
-    strict=True,
-)
 @pytest.mark.parametrize("compress_", ["zstd", "none"])
 def test_a_flipped_byte_in_the_manifests_owner_is_caught(
     tmp_path: Path, good_bytes: dict[str, bytes], compress_: str
@@ -387,14 +382,7 @@ def test_an_archive_built_by_plain_tar_verifies(tmp_path: Path, compress: str) -
 @pytest.mark.parametrize(
     "garbage",
     [
-        pytest.param(
-            b"garbage",
-            marks=pytest.mark.xfail(
-                reason="BUG: tarfile's read-ahead (RECORDSIZE 10240) swallows what follows "
-                "the end-of-archive blocks, so _trailing never sees it",
-                strict=True,
-            ),
-        ),
+        b"garbage",
         b"x" * 30_000,
     ],
     ids=["7 bytes", "30000 bytes"],
@@ -606,7 +594,7 @@ def info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.Ta
     ],
 )
 def test_symlink_targets(name: str, target: str, outside: bool) -> None:
-    problem = entry_problem(info(name, tarfile.SYMTYPE, target), set())
+    problem = entry_problem(info(name, tarfile.SYMTYPE, target), Seen())
     if outside:
         assert problem == f"symlink to {target!r} points outside the data dir"
     else:
@@ -614,37 +602,27 @@ def test_symlink_targets(name: str, target: str, outside: bool) -> None:
 
 
 def test_entries_in_order_share_one_set_of_names() -> None:
-    names: set[bytes] = set()
+    names = Seen()
     assert entry_problem(info(".", tarfile.DIRTYPE), names) is None
     assert entry_problem(info("a"), names) is None
     assert entry_problem(info("b", tarfile.LNKTYPE, "a"), names) is None
     assert entry_problem(info("c", tarfile.LNKTYPE, "./a"), names) is None
     assert entry_problem(info("d", tarfile.LNKTYPE, "e"), names) is not None
     assert entry_problem(info("a/"), names) == "duplicate name"
-    assert len(names) == 5  # ., a, b, c, d: names are kept as fixed-size digests
-    assert all(len(key) == 16 for key in names)
+    assert len(names.names) == 4  # ., a, b, c: names are kept as fixed-size digests
+    assert all(len(key) == 16 for key in names.names)
 
 
 def test_an_unsupported_entry_type() -> None:
-    assert entry_problem(info("x", b"9"), set()) == "unsupported entry type"
+    assert entry_problem(info("x", b"9"), Seen()) == "unsupported entry type"
 
 
-@pytest.mark.xfail(
-    reason="BUG: entry_problem adds the entry's own name before checking a hard link's "
-    "target, so a hard link to itself counts as 'earlier in the data dir'",
-    strict=True,
-)
 def test_a_hard_link_to_itself() -> None:
-    names: set[bytes] = set()
+    names = Seen()
     assert entry_problem(info(".", tarfile.DIRTYPE), names) is None
     assert entry_problem(info("x", tarfile.LNKTYPE, "x"), names) is not None
 
 
-@pytest.mark.xfail(
-    reason="BUG: symlink targets are resolved lexically only: a symlink through another "
-    "symlink of the tree ('d' -> '.', 'e' -> 'd/..') points out of the data dir unnoticed",
-    strict=True,
-)
 def test_a_symlink_out_through_another_symlink(tmp_path: Path) -> None:
     tree = Content(
         "node1", "controller", "controller", "tree",
