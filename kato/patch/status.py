@@ -129,3 +129,38 @@ def status(cluster: Cluster, repo: str | None = None) -> PatchReport:
     with connections(cluster) as conns:
         states = gather_states(cluster, conns, select_nodes(cluster), roles)
     return summarize(cluster, index, states)
+
+
+def render(report: PatchReport) -> list[str]:
+    """The report as text, in the spirit of Stackato's `kato patch status`."""
+    count = report.available
+    lines = [f"{count} update{'' if count == 1 else 's'} available to be installed.", ""]
+    lines.append(f"Known updates for {report.platform} {report.version or '(no platform)'}:")
+    for row in report.patches:
+        lines += [
+            "",
+            f"  {row.name}: {row.description}",
+            f"    severity: {row.severity}",
+            f"    roles affected: {', '.join(row.roles)}",
+            f"    installed on: {', '.join(row.installed) or 'none'}",
+            f"    missing on: {', '.join(row.missing) or 'none'}",
+        ]
+        if row.restart_pending:
+            lines.append(f"    restart pending on: {', '.join(row.restart_pending)}")
+        if row.interrupted:
+            lines.append(
+                f"    interrupted on: {', '.join(row.interrupted)} "
+                f"(run `kato patch install {row.name}` or `kato patch revert {row.name}`)"
+            )
+    if not report.patches:
+        lines += ["", "  none"]
+    if report.flagged or report.unreachable:
+        lines.append("")
+    for flag in report.flagged:
+        lines.append(
+            f"{flag.node}: runs platform {flag.version or '(none)'}, not {report.version}: "
+            "flagged, not patched"
+        )
+    for failed in report.unreachable:
+        lines.append(f"{failed.node}: not known ({failed.phase}: {failed.message})")
+    return lines
