@@ -50,7 +50,10 @@ def _report(outcome: RolloutOutcome, as_json: bool) -> None:
     elif plan.is_empty and not outcome.failed:
         output.info(f"{plan.title}: nothing to do")
     else:
-        rows = [(n, "ok", f"{k} patch(es) done") for n, k in outcome.succeeded.items()]
+        rows = [
+            (n, "ok", f"{k} patch(es) done" if k else "restarted")
+            for n, k in outcome.succeeded.items()
+        ]
         rows += [(f.node, f"failed in {f.phase}", f.message) for f in outcome.failed.values()]
         rows += [
             (n, "not started", "the rollout stopped at the failure") for n in outcome.not_started
