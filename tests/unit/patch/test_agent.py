@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -22,7 +23,11 @@ KILLER = b'#!/bin/sh\n[ -e "$MARK" ] || { touch "$MARK"; kill -9 $PPID; sleep 5;
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+    # gzip's header holds the time: a fixed one keeps the same members the same artifact
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as tar,
+    ):
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755 if name == "apply" else 0o644
