@@ -44,6 +44,13 @@ def export(
     """Stream the data of every role with data into one archive, verify it, then publish it."""
     with reported(), output.progress() as progress:
         from kato.data import export as exporter
+        from kato.errors import UsageError
+
+        if dest == "-" and sys.stdout.isatty() and not dry_run:
+            raise UsageError(
+                "not writing an archive to a terminal",
+                hint="redirect standard output to a file or a pipe, or give DEST",
+            )
         from kato.data.selection import split_roles
 
         cluster = load_cluster()
