@@ -46,6 +46,11 @@ def export(
         from kato.data import export as exporter
         from kato.errors import UsageError
 
+        if dest == "-" and as_json and not dry_run:
+            raise UsageError(
+                "--json and DEST - both want standard output",
+                hint="export to a file to get the JSON summary",
+            )
         if dest == "-" and sys.stdout.isatty() and not dry_run:
             raise UsageError(
                 "not writing an archive to a terminal",
@@ -126,7 +131,7 @@ def verify(
 @app.command("import")
 def import_(
     source: str = typer.Argument(
-        ..., help="An archive file, - for standard input, or ssh://[user@]host[:port]."
+        ..., help="An archive file, - for standard input, or ssh://\\[user@]host\\[:port]."
     ),
     only: list[str] = ONLY,
     node: list[str] = NODES,

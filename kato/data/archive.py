@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import IO, BinaryIO, Protocol
 
 from kato.data import manifest as manifest_
+from kato.errors import ToolMissing
 from kato.transport import local
 
 COMPRESSIONS = ("zstd", "gzip", "none")
@@ -251,6 +252,8 @@ def reading(path: str) -> Iterator[IO[bytes]]:
     """The archive's tar stream, decompressed as it is read."""
     with open(path, "rb") as file:
         kind = compression_of(os.pread(file.fileno(), 4, 0))  # leaves the offset at 0
+        if kind == "zstd" and local.which("zstd") is None:
+            raise ToolMissing("zstd", "zstd")
         if kind == "none":
             yield file
         elif kind == "gzip":

@@ -337,7 +337,13 @@ def _publish(temp: Path, final: Path | None, stdout: BinaryIO | None) -> None:
             shutil.copyfileobj(source, stdout, 1 << 20)
         stdout.flush()
         return
-    os.link(temp, final)  # atomic, and never replaces a file that appeared meanwhile
+    try:
+        os.link(temp, final)  # atomic, and never replaces a file that appeared meanwhile
+    except FileExistsError:
+        raise UsageError(
+            f"{final} appeared while the export ran; it was left alone",
+            hint="export again under another name, or into a directory",
+        ) from None
     directory = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
