@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from kato.errors import HostKeyRefused, NodeUnreachable, RemoteCommandFailed
 from kato.transport.base import CommandResult, SshOptions, command_line
@@ -200,18 +200,26 @@ class SshTransport:
         idle: bool,
     ) -> tuple[int, str, float]:
         """Start argv, feed its stdin, read its output to the end: (status, stderr, seconds)."""
+        import paramiko
+
         started = time.monotonic()
         channel = self._open(argv)
-        try:
-            feed(channel)
-        except TimeoutError:
-            channel.close()
-            raise NodeUnreachable(
-                self.node, "command", "the node stopped reading its input"
-            ) from None
-        channel.shutdown_write()
         stderr = bytearray()
-        status = self._drain(channel, argv, on_stdout, stderr, timeout, idle)
+        try:
+            try:
+                feed(channel)
+            except TimeoutError:
+                channel.close()
+                raise NodeUnreachable(
+                    self.node, "command", "the node stopped reading its input"
+                ) from None
+            channel.shutdown_write()
+            status = self._drain(channel, argv, _local(on_stdout), stderr, timeout, idle)
+        except _LocalFailure as failure:
+            raise failure.original from None  # our sink or source failed, not the node
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            channel.close()
+            raise NodeUnreachable(self.node, "transfer", f"the connection failed: {exc}") from None
         return status, stderr.decode(errors="replace"), time.monotonic() - started
 
     def run(
@@ -308,9 +316,11 @@ class SshTransport:
     ) -> CommandResult:
         timeout = idle_timeout or self.options.command_timeout
 
+        read = _local(source.read)
+
         def feed(channel: paramiko.Channel) -> None:
             channel.settimeout(timeout)
-            while chunk := source.read(CHUNK):
+            while chunk := read(CHUNK):
                 channel.sendall(chunk)
 
         stdout = bytearray()
@@ -321,6 +331,28 @@ class SshTransport:
 
     def close(self) -> None:
         self._client.close()
+
+
+class _LocalFailure(Exception):
+    """An error of this machine's side of a stream (the sink or source), carried through the
+    transport's own error handling unchanged."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+R = TypeVar("R")
+
+
+def _local(function: Callable[..., R]) -> Callable[..., R]:
+    def guarded(*args: Any) -> R:
+        try:
+            return function(*args)
+        except Exception as exc:
+            raise _LocalFailure(exc) from exc
+
+    return guarded
 
 
 @dataclass(frozen=True)

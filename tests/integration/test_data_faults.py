@@ -159,7 +159,8 @@ def export_in_background(cluster: Cluster, dest: Path, **env: str) -> subprocess
     import os
 
     return subprocess.Popen(
-        (*KATO, "--cluster", str(cluster.home / "cluster.yaml"), "data", "export", str(dest),
+        ("timeout", "-s", "ABRT", "150", KATO[0], "-X", "faulthandler", *KATO[1:],
+         "--cluster", str(cluster.home / "cluster.yaml"), "data", "export", str(dest),
          "--only", "filesystem", "--compress", "none"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **env},
