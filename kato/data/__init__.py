@@ -1,0 +1,1 @@
+"""Cluster data: one verified archive out (export), checked (verify), and back in (import)."""
