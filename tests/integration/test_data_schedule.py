@@ -1,4 +1,4 @@
-"""Scheduled exports on real nodes: kato on the core node, its crontab, cron runs, retention, lock."""
+"""Scheduled exports on real nodes: kato on the core node, crontab, cron runs, retention, lock."""
 
 from __future__ import annotations
 
