@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kato.config import Cluster, NodeConfig
+from kato.errors import UsageError
 from kato.transport.base import SshOptions
 from kato.transport.pool import Connections, Factory, ssh_factory
 
@@ -36,3 +37,22 @@ def select_nodes(
     if roles:
         chosen = tuple(n for n in chosen if set(roles) & set(n.roles))
     return chosen
+
+
+def this_node(cluster: Cluster) -> NodeConfig:
+    """The node kato runs on (--only-this-node): the one whose address is local here."""
+    import socket
+
+    for node in cluster.nodes:
+        family = socket.AF_INET6 if ":" in node.address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((node.address, 0))  # only an address of this machine can be bound
+            except OSError:
+                continue
+            return node
+    raise UsageError(
+        f"this machine ({socket.gethostname()}) is none of the nodes of {cluster.name}: "
+        "no node's address is one of its own",
+        hint="run kato on a node of the cluster, or name the node with --node",
+    )

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from kato.errors import UsageError
+from kato.role_export import ExportSpec, parse_export
 
 FORMAT = 1
 ROLE_FILE = "role.yaml"
@@ -73,7 +74,7 @@ class Role:
     health: Health
     data_dirs: Mapping[str, str]
     serves_during_upgrade: bool
-    export: Mapping[str, object]
+    export: Mapping[str, ExportSpec]
 
 
 class _Report:
@@ -156,9 +157,9 @@ def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report)
     serves = raw.get("serves_during_upgrade")
     if serves is not None and not isinstance(serves, bool):
         report.add("serves_during_upgrade", "must be true or false")
-    export = raw.get("export")
-    if export is not None and not isinstance(export, dict):
-        report.add("export", "must be a mapping ({} until export is defined)")
+    export = None
+    if raw.get("export") is not None and data_dirs is not None:
+        export = parse_export(raw["export"], data_dirs, report.add)
     if (
         len(report.problems) > before
         or name is None
@@ -168,7 +169,7 @@ def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report)
         or health is None
         or data_dirs is None
         or not isinstance(serves, bool)
-        or not isinstance(export, dict)
+        or export is None
     ):
         return None
     return Role(name, description, order, units, health, data_dirs, serves, export)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import __version__
-from kato.cli import common, config, errors, lock, node, platform, run, sandbox, status
+from kato.cli import common, config, data, errors, lock, node, platform, run, sandbox, status
 
 app = typer.Typer(
     name="kato",
@@ -26,6 +26,7 @@ app.command("restart")(platform.restart)
 app.command("version")(status.version)
 app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
+app.add_typer(data.app, name="data")
 app.add_typer(sandbox.app, name="sandbox")
 
 

@@ -6,7 +6,9 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -136,3 +138,34 @@ def start(argv: tuple[str, ...] | list[str], *, log: IO[bytes]) -> subprocess.Po
 
 def which(tool: str) -> str | None:
     return shutil.which(tool)
+
+
+def filter_into(argv: tuple[str, ...], out_fd: int, errors: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start a filter (e.g. a compressor) that reads our pipe and writes to `out_fd`."""
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=errors)
+
+
+class FilterFailed(OSError):
+    """A filter reading a file (e.g. a decompressor) exited non-zero: its message says why."""
+
+
+@contextmanager
+def filter_from(argv: tuple[str, ...], in_fd: int) -> Iterator[IO[bytes]]:
+    """A filter's output as a stream; leaving the block early stops it, reading to the end
+    checks its exit status (FilterFailed when it failed)."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(argv, stdin=in_fd, stdout=subprocess.PIPE, stderr=errors)
+        assert proc.stdout is not None
+        finished = False
+        try:
+            yield proc.stdout
+            finished = True
+        finally:
+            if not finished:
+                proc.kill()
+            proc.stdout.close()
+            status = proc.wait()
+        if status != 0 and finished:
+            errors.seek(0)
+            lines = errors.read().decode(errors="replace").strip().splitlines()
+            raise FilterFailed(0, f"{argv[0]}: {lines[-1] if lines else f'exit {status}'}")

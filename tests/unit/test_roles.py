@@ -45,7 +45,14 @@ def test_the_reference_platform_roles_validate() -> None:
     assert set(roles) == {"router", "controller", "postgresql", "redis", "filesystem", "dea"}
     for name, role in roles.items():
         assert role.units == (f"kato-{name}.service",)
-        assert role.export == {}
+    assert {n: set(r.export) for n, r in roles.items() if r.export} == {
+        "postgresql": {"services"},
+        "redis": {"services"},
+        "controller": {"controller"},
+        "filesystem": {"droplets"},
+    }
+    assert roles["controller"].export["controller"].kind == "tree"
+    assert roles["redis"].export["services"].load[-1].endswith("/redis/bin/data-load")
     assert {n for n, r in roles.items() if r.serves_during_upgrade} == {"router", "dea"}
     assert roles["postgresql"].health == Health(timeout=60.0, tcp=("127.0.0.1", 5432))
     assert roles["redis"].health.kind == "command"
@@ -156,3 +163,23 @@ def test_no_roles_at_all_is_a_usage_error(tmp_path: Path) -> None:
         load_roles(tmp_path)
     with pytest.raises(UsageError, match="no roles directory"):
         load_roles(tmp_path / "missing")
+
+
+def test_export_names_only_declared_data_dirs_and_whole_commands(tmp_path: Path) -> None:
+    write_role(
+        tmp_path,
+        "web",
+        GOOD.replace(
+            "export: {}",
+            "export:\n  logs: tree\n  cache: [dump]\n  db: {dump: [x], load: []}\n"
+            "  spool: {dump: [x], load: [y], colour: blue}\n  pages: tree",
+        ).replace(
+            "  pages: /var/lib/kato/data/pages",
+            "  pages: /var/lib/kato/data/pages\n  db: /a/db\n  spool: /a/spool\n  cache: /a/c",
+        ),
+    )
+    found = "\n".join(problems_of(tmp_path))
+    assert "export.logs: not one of the role's data_dirs" in found
+    assert "export.cache: must be `tree` or a mapping" in found
+    assert "export.db.load: must be a non-empty argv list" in found
+    assert "export.spool.colour: unknown key" in found

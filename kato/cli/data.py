@@ -1,0 +1,116 @@
+"""`kato data export|verify|import|cleanup`: the cluster's data in one verified archive."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+
+from kato import output
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster
+from kato.cli.common import seconds as duration
+from kato.cli.errors import reported
+
+if TYPE_CHECKING:
+    from kato.config import Cluster
+    from kato.data.export import ExportResult
+
+app = typer.Typer(no_args_is_help=True, help="Export, verify and import the cluster's data.")
+
+ONLY = typer.Option(None, "--only", help="Only these roles, e.g. postgresql,filesystem.")
+EXCLUDE = typer.Option(None, "--exclude", help="Leave these roles out, e.g. redis.")
+THIS_NODE = typer.Option(False, "--only-this-node", help="Only the node kato runs on.")
+
+
+def chosen_nodes(cluster: Cluster, nodes: list[str] | None, this_node: bool) -> list[str]:
+    from kato.connect import this_node as here
+
+    return [here(cluster).name] if this_node else list(nodes or [])
+
+
+@app.command()
+def export(
+    dest: str = typer.Argument(".", help="A file, a directory (a name is chosen), or - ."),
+    only: list[str] = ONLY,
+    exclude: list[str] = EXCLUDE,
+    node: list[str] = NODES,
+    only_this_node: bool = THIS_NODE,
+    compress: str = typer.Option("zstd", "--compress", help="zstd, gzip or none."),
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Stream the data of every role with data into one archive, verify it, then publish it."""
+    with reported(), output.progress() as progress:
+        from kato.data import export as exporter
+        from kato.data.selection import split_roles
+
+        cluster = load_cluster()
+        done = exporter.export(
+            cluster,
+            dest,
+            only=split_roles(only),
+            exclude=split_roles(exclude),
+            nodes=chosen_nodes(cluster, node, only_this_node),
+            compress=compress,
+            lock_wait=duration(lock_wait),
+            dry_run=dry_run,
+            command=invocation(),
+            progress=progress,
+            stdout=sys.stdout.buffer,
+        )
+    _report_export(done, dry_run, as_json)
+
+
+def _report_export(done: ExportResult, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        output.document(done)
+        return
+    if dry_run:
+        output.line(f"plan: export to {done.destination} (nothing was read or written)")
+        for read in done.plan:
+            source = read.source
+            output.line(
+                f"  {source.node}: {source.role} {source.data_dir} {source.path} "
+                f"({source.spec.kind}, about {read.estimate} bytes): {' '.join(read.argv)}"
+            )
+        return
+    for warning in done.warnings:
+        output.warn(warning)
+    assert done.manifest is not None
+    rate = done.data_bytes / max(done.seconds, 1e-6) / 1e6
+    output.info(
+        f"exported {len(done.manifest.members)} data dirs, {done.data_bytes} bytes "
+        f"({done.bytes} in the archive) in {done.seconds:.1f}s ({rate:.0f} MB/s), verified: "
+        f"{done.path or 'standard output'}"
+    )
+
+
+@app.command()
+def verify(
+    archive: str = typer.Argument(..., help="The archive file."),
+    deep: bool = typer.Option(
+        False, "--deep", help="Also load each database dump into a scratch instance on a node."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Read an archive back whole: manifest, every member's size and sha256, safe paths."""
+    with reported(), output.progress() as progress:
+        from kato.data import deep as deep_check
+        from kato.data.verify import verify_archive
+
+        if deep:
+            result = deep_check.verify_deep(load_cluster(), archive, progress=progress)
+        else:
+            result = verify_archive(archive, progress=progress)
+    if as_json:
+        output.document(result)
+        return
+    manifest = result.manifest
+    output.info(
+        f"{archive}: ok, format {manifest.format}, cluster {manifest.cluster}, platform "
+        f"{manifest.platform_version or 'unknown'}, created {manifest.created}, "
+        f"{result.members} members, {result.bytes} bytes, {result.entries} files in trees"
+        + (", dumps restore" if deep else "")
+    )

@@ -1,0 +1,44 @@
+"""`kato data verify --deep`: every dump also loaded by its role's own check on a node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+from kato.config import Cluster
+from kato.connect import connections
+from kato.data.manifest import Member
+from kato.data.verify import ArchiveInvalid, VerifyResult, verify_archive
+from kato.progress import Progress, SilentProgress
+from kato.roles import load_roles
+from kato.status import roles_directory
+
+
+def verify_deep(
+    cluster: Cluster, path: Path | str, *, progress: Progress | None = None
+) -> VerifyResult:
+    """verify_archive, with each stream member piped into its role's `check` on a node that
+    carries the role (the check loads it into a scratch instance and removes it)."""
+    progress = progress or SilentProgress()
+    roles = load_roles(roles_directory())
+    with connections(cluster) as conns:
+
+        def visit(member: Member, stream: IO[bytes]) -> None:
+            role = roles.get(member.role)
+            spec = role.export.get(member.data_dir) if role else None
+            if spec is None or not spec.check:
+                progress.warn(f"{member.name}: role {member.role} has no check; not loaded")
+                return
+            carriers = [n.name for n in cluster.with_role(member.role)]
+            if not carriers:
+                raise ArchiveInvalid(
+                    str(path), member.name, f"no node of {cluster.name} carries {member.role}"
+                )
+            node = member.node if member.node in carriers else carriers[0]
+            progress.step(f"{node}: loading {member.name} into a scratch {member.role}")
+            done = conns.get(node).stream_in(spec.check, stream)  # type: ignore[arg-type]
+            if not done.ok:
+                last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+                raise ArchiveInvalid(str(path), member.name, f"does not restore on {node}: {last}")
+
+        return verify_archive(path, progress=progress, visit=visit)

@@ -1,0 +1,340 @@
+"""`kato data export`: the chosen data dirs streamed from the nodes into one verified archive."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from kato import __version__, facts
+from kato.config import Cluster
+from kato.connect import connections
+from kato.data import archive
+from kato.data.manifest import FORMAT, Manifest, Member
+from kato.data.selection import DataDir, data_dirs
+from kato.data.verify import ArchiveInvalid, verify_archive
+from kato.errors import KatoError, NodeUnreachable, PreflightRefused, ToolMissing, UsageError
+from kato.operation import Operation, operation
+from kato.progress import Progress, SilentProgress
+from kato.roles import load_roles
+from kato.status import roles_directory
+from kato.transport import local
+from kato.transport.base import CommandResult
+from kato.transport.pool import Connections
+
+# GNU tar: numeric owners, modes, symlinks and any file name; a stable order; no atime/ctime.
+TREE_ARGV = (
+    "tar", "--create", "--file=-", "--format=posix", "--numeric-owner", "--sort=name",
+    "--pax-option=delete=atime,delete=ctime", "--directory",
+)  # fmt: skip
+DIR_FACTS = """
+import json, os, subprocess, sys
+out = {}
+for path in sys.argv[1:]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        out[path] = None
+        continue
+    du = subprocess.run(["du", "-sb", path], capture_output=True, text=True)
+    size = int(du.stdout.split()[0]) if du.returncode == 0 and du.stdout else 0
+    out[path] = {"mode": "0%o" % (st.st_mode & 0o7777), "owner": "%d:%d" % (st.st_uid, st.st_gid),
+                 "size": size, "dir": os.path.isdir(path)}
+print(json.dumps(out))
+"""
+# Compressed archives are assumed to need at least this share of the data's size on disk.
+SPACE_SHARE = {"none": 1.0, "gzip": 0.33, "zstd": 0.33}
+
+
+class ExportFailed(KatoError):
+    """Reading one data dir failed on its node: nothing was published."""
+
+    def __init__(self, source: DataDir, detail: str) -> None:
+        super().__init__(
+            f"{source.node}: exporting {source.role} {source.data_dir} failed: {detail}",
+            hint="no archive was written; see the error above, then run the export again",
+        )
+        self.node = source.node
+
+
+@dataclass(frozen=True)
+class DirFacts:
+    mode: str
+    owner: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedRead:
+    source: DataDir
+    estimate: int
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return read_argv(self.source)
+
+
+@dataclass
+class ExportResult:
+    path: str | None  # None in a dry run, or when written to stdout
+    destination: str
+    plan: tuple[PlannedRead, ...]
+    manifest: Manifest | None = None
+    bytes: int = 0  # the archive's size on disk
+    data_bytes: int = 0  # the members' size, uncompressed
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_argv(source: DataDir) -> tuple[str, ...]:
+    if source.spec.kind == "tree":
+        return (*TREE_ARGV, source.path, ".")
+    return source.spec.dump
+
+
+def export(
+    cluster: Cluster,
+    dest: str,
+    *,
+    only: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    nodes: Sequence[str] = (),
+    compress: str = "zstd",
+    lock_wait: float = 0,
+    dry_run: bool = False,
+    command: Sequence[str] = (),
+    progress: Progress | None = None,
+    stdout: BinaryIO | None = None,
+) -> ExportResult:
+    """Export, verify, publish under the final name (or copy to `stdout` for dest '-')."""
+    progress = progress or SilentProgress()
+    _check_compression(compress)
+    sources = data_dirs(cluster, load_roles(roles_directory()), only=only, exclude=exclude,
+                        nodes=nodes)  # fmt: skip
+    if not sources:
+        raise UsageError(
+            "nothing to export: none of the chosen nodes carries a role with data",
+            hint="check --node, --only and --exclude against `kato status`",
+        )
+    created = datetime.now(UTC).replace(microsecond=0)
+    final, directory = destination(dest, cluster.name, created, compress)
+    shown = str(final) if final else "standard output"
+    with connections(cluster) as conns:
+        progress.step("reading the data dirs' sizes")
+        found = gather(conns, sources)
+        plan = tuple(PlannedRead(s, found[s].size) for s in sources)
+        check_space(directory, sum(p.estimate for p in plan), compress, dry_run)
+        result = ExportResult(None, shown, plan)
+        if dry_run:
+            return result
+        core = cluster.core_node.name
+        version = facts.platform_version.gather(conns.get(core))
+        with operation(conns, core, command, lock_wait=lock_wait) as op:
+            temp = _temporary(directory, final, cluster.name)
+            started = time.monotonic()
+            try:
+                meta = Manifest(FORMAT, cluster.name, version, __version__,
+                                created.isoformat(), ())  # fmt: skip
+                manifest = _write(conns, op, temp, meta, sources, found, compress, progress,
+                                  result)  # fmt: skip
+                progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
+                _verify_own(temp)
+                result.bytes, result.manifest = temp.stat().st_size, manifest
+                _publish(temp, final, stdout)
+            finally:
+                temp.unlink(missing_ok=True)
+            result.path = str(final) if final else None
+            result.seconds = time.monotonic() - started
+            result.data_bytes = sum(m.size for m in manifest.members)
+            op.notes.extend(result.warnings)
+    return result
+
+
+def _check_compression(compress: str) -> None:
+    if compress not in archive.COMPRESSIONS:
+        raise UsageError(
+            f"--compress {compress!r} is not one of {', '.join(archive.COMPRESSIONS)}",
+            hint="zstd is the default and fastest",
+        )
+    if compress == "zstd" and local.which("zstd") is None:
+        raise ToolMissing("zstd", "zstd")
+
+
+def destination(
+    dest: str, cluster: str, created: datetime, compress: str
+) -> tuple[Path | None, Path]:
+    """(final path or None for stdout, the directory the temporary file goes to)."""
+    if dest == "-":
+        return None, Path(tempfile.gettempdir())
+    path = Path(dest)
+    final = path / archive.archive_name(cluster, created, compress) if path.is_dir() else path
+    if not final.parent.is_dir():
+        raise UsageError(
+            f"{final.parent} is not a directory", hint="create it first, or choose another DEST"
+        )
+    if final.exists() or final.is_symlink():
+        raise UsageError(
+            f"{final} exists: export never overwrites a file",
+            hint="choose another name, or give a directory and export picks a new name",
+        )
+    return final, final.parent
+
+
+def gather(conns: Connections, sources: Sequence[DataDir]) -> dict[DataDir, DirFacts]:
+    """Each data dir's mode, owner and size on its node; a missing one is refused."""
+    found: dict[DataDir, DirFacts] = {}
+    for node in dict.fromkeys(s.node for s in sources):
+        mine = [s for s in sources if s.node == node]
+        result = conns.get(node).run(
+            ("python3", "-c", DIR_FACTS, *(s.path for s in mine)), timeout=600
+        )
+        answer = json.loads(result.stdout)
+        for source in mine:
+            got = answer.get(source.path)
+            if not got or not got["dir"]:
+                raise PreflightRefused(
+                    f"{node}: {source.role}'s data dir {source.path} does not exist",
+                    hint="is the platform installed there? see `kato status`",
+                )
+            found[source] = DirFacts(got["mode"], got["owner"], int(got["size"]))
+    return found
+
+
+def check_space(directory: Path, estimate: int, compress: str, dry_run: bool) -> None:
+    need = int(estimate * SPACE_SHARE[compress])
+    free = shutil.disk_usage(directory).free
+    if free < need and not dry_run:
+        raise PreflightRefused(
+            f"not enough space in {directory}: {free // 2**20} MiB free, the export needs "
+            f"about {need // 2**20} MiB ({estimate // 2**20} MiB of data, {compress})",
+            hint="free some space or export to another directory; nothing was written",
+        )
+
+
+def _temporary(directory: Path, final: Path | None, cluster: str) -> Path:
+    name = final.name if final else f"{cluster}-export"
+    temp = directory / f".{name}.kato-partial-{os.getpid()}"
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return temp
+
+
+def _write(
+    conns: Connections,
+    op: Operation,
+    temp: Path,
+    meta: Manifest,
+    sources: Sequence[DataDir],
+    found: dict[DataDir, DirFacts],
+    compress: str,
+    progress: Progress,
+    result: ExportResult,
+) -> Manifest:
+    created = int(datetime.fromisoformat(meta.created).timestamp())
+    try:
+        with temp.open("r+b") as file:
+            writer = archive.ArchiveWriter(file, compress, created)
+            members = tuple(
+                _read(conns, op, writer, s, found[s], progress, result) for s in sources
+            )
+            manifest = Manifest(meta.format, meta.cluster, meta.platform_version,
+                                meta.kato_version, meta.created, members)  # fmt: skip
+            writer.finish(manifest)
+    except archive.ArchiveWriteFailed as exc:
+        raise KatoError(
+            f"writing {temp.parent} failed: {exc.strerror or exc}",
+            hint="free space there (or export elsewhere) and run the export again; "
+            "no archive was published and older archives are untouched",
+        ) from None
+    return manifest
+
+
+class _Tap:
+    """Passes bytes to the archive, hashing and counting them, and shows progress."""
+
+    def __init__(self, sink: archive.Sink, source: DataDir, progress: Progress) -> None:
+        self.sink, self.source, self.progress = sink, source, progress
+        self.sha, self.size, self._shown = hashlib.sha256(), 0, time.monotonic()
+
+    def write(self, data: bytes) -> int:
+        self.sink.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+        if time.monotonic() - self._shown > 0.5:
+            self._shown = time.monotonic()
+            self.progress.detail(f"{self.source.shown}: {self.size / 2**20:.0f} MiB")
+        return len(data)
+
+
+def _read(
+    conns: Connections,
+    op: Operation,
+    writer: archive.ArchiveWriter,
+    source: DataDir,
+    dir_facts: DirFacts,
+    progress: Progress,
+    result: ExportResult,
+) -> Member:
+    progress.step(f"{source.node}: {source.role} {source.data_dir} ({source.path})")
+    argv = read_argv(source)
+    taps: list[_Tap] = []
+    outcome: list[CommandResult] = []
+
+    def fill(sink: archive.Sink) -> None:
+        tap = _Tap(sink, source, progress)
+        taps.append(tap)
+        outcome.append(conns.get(source.node).stream_out(argv, tap))  # type: ignore[arg-type]
+
+    writer.add(source.member, fill)
+    done, tap = outcome[0], taps[0]
+    _judge(source, done, result)
+    op.step(source.node, f"export {source.role} {source.data_dir}", argv, "ok", done.seconds,
+            bytes=tap.size)  # fmt: skip
+    return Member(source.member, source.node, source.role, source.data_dir, source.path,
+                  source.spec.kind, tap.size, dir_facts.mode, dir_facts.owner,
+                  tap.sha.hexdigest())  # fmt: skip
+
+
+def _judge(source: DataDir, done: CommandResult, result: ExportResult) -> None:
+    last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+    if done.status < 0:
+        raise NodeUnreachable(source.node, "transfer", "the connection closed mid-export")
+    if source.spec.kind == "tree" and done.status == 1:
+        # GNU tar: some files changed while being read; the archive is whole, those files
+        # hold whatever tar read.
+        result.warnings.append(f"{source.shown}: files changed while read ({last})")
+    elif done.status != 0:
+        raise ExportFailed(source, f"`{' '.join(done.argv)}` exited {done.status}: {last}")
+
+
+def _verify_own(temp: Path) -> None:
+    try:
+        verify_archive(temp)
+    except ArchiveInvalid as exc:
+        raise KatoError(
+            f"the archive just written does not verify: {exc.member}: {exc.problem}",
+            hint="nothing was published; if a data dir holds a device node or a link "
+            "pointing out of it, move that out of the data dir and export again",
+        ) from None
+
+
+def _publish(temp: Path, final: Path | None, stdout: BinaryIO | None) -> None:
+    if final is None:
+        assert stdout is not None
+        with temp.open("rb") as source:
+            shutil.copyfileobj(source, stdout, 1 << 20)
+        stdout.flush()
+        return
+    os.link(temp, final)  # atomic, and never replaces a file that appeared meanwhile
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
