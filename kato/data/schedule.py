@@ -13,6 +13,7 @@ from crontab import CronSlices, CronTab
 
 from kato.config import Cluster
 from kato.connect import connections
+from kato.data.archive import COMPRESSIONS
 from kato.data.crontab_lines import TAG, Entry, entry_line, parse_entries, with_line, without_entry
 from kato.errors import KatoError, PreflightRefused, UsageError
 from kato.operation import operation
@@ -22,7 +23,6 @@ KATO_ON_CORE = "/usr/local/bin/kato"
 CLUSTER_ON_CORE = "/etc/kato/cluster.yaml"
 LOG_DIR = "/var/log/kato"
 METRICS_DIR = "/var/lib/node_exporter/textfile_collector"
-COMPRESSIONS = ("zstd", "gzip", "none")
 DEFAULT_LOCK_WAIT = 1800.0
 UNSAFE = re.compile(r"[%\n\r\0]")  # cron turns % into a newline; none may reach the line
 
@@ -71,8 +71,6 @@ def validate_cron(cron: str) -> None:
 
 def validate_options(options: RunOptions, roles: set[str]) -> None:
     """Every problem of a run's options before anything is done (UsageError, exit 2)."""
-    if not options.dest.startswith("/"):
-        raise UsageError(f"--dest {options.dest!r} must be an absolute path on the core node")
     if options.keep is not None and options.keep < 1:
         raise UsageError(
             f"--keep must be at least 1, not {options.keep}",
@@ -173,6 +171,8 @@ def add(
     """Add one export entry to root's crontab on the core node (its id is stable)."""
     cron = " ".join(cron.split())
     validate_cron(cron)
+    if not options.dest.startswith("/"):
+        raise UsageError(f"--dest {options.dest!r} must be an absolute path on the core node")
     validate_options(options, cluster_roles(cluster))
     entry = entry_id(cron, options)
     if options.metrics is None:

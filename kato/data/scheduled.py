@@ -10,7 +10,7 @@ from pathlib import Path
 from kato.config import Cluster
 from kato.data import backups, metrics, retention
 from kato.data.schedule import RunOptions, cluster_roles, validate_options
-from kato.errors import KatoError
+from kato.errors import KatoError, UsageError
 from kato.progress import Progress, SilentProgress
 
 
@@ -21,17 +21,20 @@ class RunReport:
     seconds: float
     retention: retention.RetentionResult | None
     metrics: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def problems(self) -> tuple[str, ...]:
         """What an operator should look at although the export itself succeeded."""
         if self.retention is None:
-            return ()
+            return self.warnings
         invalid = tuple(
             f"{c.name} fails verification ({c.problem}); it is kept, never deleted"
             for c in self.retention.plan.invalid
         )
-        return invalid + tuple(f"could not delete {e}" for e in self.retention.errors)
+        return (
+            self.warnings + invalid + tuple(f"could not delete {e}" for e in self.retention.errors)
+        )
 
 
 def run(
@@ -44,16 +47,16 @@ def run(
     clock: Callable[[], float] = time.time,
 ) -> RunReport:
     """Export into options.dest (waiting options.lock_wait for the cluster lock, so runs never
-    overlap), verify the new archive, apply --keep, and record the outcome in the metric file
-    whatever happens."""
+    overlap; export verifies the archive), apply --keep, and record the outcome in the metric
+    file whatever happens."""
     from kato.data import export as exporting
-    from kato.data.verify import ArchiveInvalid
 
     validate_options(options, cluster_roles(cluster))
     progress = progress or SilentProgress()
     target = Path(options.metrics or metrics.DEFAULT_PATH)
     try:
-        done = exporting.export(
+        directory = _destination(options.dest)
+        done = exporting.export(  # verifies the archive before it gets its final name
             cluster,
             options.dest,
             only=options.only,
@@ -63,27 +66,36 @@ def run(
             command=command,
             progress=progress,
         )
-        assert done.path is not None  # not a dry run
+        assert done.path is not None  # not a dry run, not standard output
         archive = Path(done.path)
-        progress.step(f"verifying {archive}")
-        problem = verifier(archive)
-        if problem is not None:
-            member, _, what = problem.partition(": ")
-            raise ArchiveInvalid(str(archive), member, what)
     except BaseException:
         metrics.write(target, metrics.Outcome(options.dest, clock(), success=False))
         raise
     kept = None
     if options.keep is not None:
         kept = keep_newest(
-            cluster.name, Path(options.dest), options.keep, {archive.name: None}, verifier, progress
+            cluster.name, directory, options.keep, {archive.name: None}, verifier, progress
         )
     invalid = len(kept.plan.invalid) if kept is not None else None
     metrics.write(
         target,
         metrics.Outcome(options.dest, clock(), True, done.bytes, invalid_archives=invalid),
     )
-    return RunReport(str(archive), done.bytes, done.seconds, kept, str(target))
+    return RunReport(
+        str(archive), done.bytes, done.seconds, kept, str(target), tuple(done.warnings)
+    )
+
+
+def _destination(dest: str) -> Path:
+    """The archive directory, made if missing (export alone would take it for a file name)."""
+    directory = Path(dest)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--dest {dest} is not a directory", hint="name a directory")
+    try:
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KatoError(f"cannot make {dest}: {exc.strerror}") from None
+    return directory
 
 
 def keep_newest(

@@ -108,7 +108,6 @@ def test_a_commented_out_entry_is_listed_as_disabled_and_can_be_removed() -> Non
         ("61 * * * *", {}, "not a valid cron schedule"),
         ("0 3 * *", {}, "not a valid cron schedule"),
         ("every day", {}, "not a valid cron schedule"),
-        ("0 3 * * *", {"dest": "backups"}, "absolute path"),
         ("0 3 * * *", {"keep": 0}, "at least 1"),
         ("0 3 * * *", {"compress": "bzip2"}, "use one of"),
         ("0 3 * * *", {"only": ("postgres",)}, "no role named postgres"),
@@ -264,6 +263,8 @@ def test_no_kato_on_the_core_node_is_refused_with_a_hint(core: FakeCore) -> None
 
 
 def test_bad_input_contacts_nothing(core: FakeCore) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="no role named router"):
         schedule.add(CLUSTER, "0 3 * * *", RunOptions("/srv/b", only=("router",)))
+    with pytest.raises(UsageError, match="absolute path on the core node"):
+        schedule.add(CLUSTER, "0 3 * * *", RunOptions("backups"))
     assert core.calls == []
