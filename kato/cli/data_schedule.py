@@ -176,8 +176,7 @@ def backups(
     no_verify: bool = typer.Option(False, "--no-verify", help="List only; do not verify."),
     as_json: bool = JSON,
 ) -> None:
-    """The archives in DIR, newest first: size, age and whether each verifies (exit 6 when one
-    does not)."""
+    """The archives in DIR, newest first, with size, age and verify status (exit 6: one fails)."""
     from pathlib import Path
 
     with reported(), output.progress() as progress:
