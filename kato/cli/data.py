@@ -10,6 +10,7 @@ import typer
 from kato import output
 from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster
 from kato.cli.common import seconds as duration
+from kato.cli.data_schedule import backups, schedule_app
 from kato.cli.errors import reported
 
 if TYPE_CHECKING:
@@ -114,3 +115,7 @@ def verify(
         f"{result.members} members, {result.bytes} bytes, {result.entries} files in trees"
         + (", dumps restore" if deep else "")
     )
+
+
+app.add_typer(schedule_app, name="schedule")
+app.command("backups")(backups)
