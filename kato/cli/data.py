@@ -117,5 +117,85 @@ def verify(
     )
 
 
+@app.command("import")
+def import_(
+    source: str = typer.Argument(
+        ..., help="An archive file, - for standard input, or ssh://[user@]host[:port]."
+    ),
+    only: list[str] = ONLY,
+    node: list[str] = NODES,
+    only_this_node: bool = THIS_NODE,
+    spool: str = typer.Option(
+        None, "--spool", help="Where a streamed archive is kept while verified (default: TMPDIR)."
+    ),
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Verify the whole archive, stage each member on its node, then switch role by role."""
+    with reported(), output.progress() as progress:
+        from pathlib import Path
+
+        from kato.data import import_ as importer
+        from kato.data.selection import split_roles
+
+        cluster = load_cluster()
+        done = importer.import_archive(
+            cluster,
+            source,
+            only=split_roles(only),
+            nodes=chosen_nodes(cluster, node, only_this_node),
+            lock_wait=duration(lock_wait),
+            dry_run=dry_run,
+            command=invocation(),
+            progress=progress,
+            stdin=sys.stdin.buffer,
+            spool=Path(spool) if spool else None,
+        )
+    if as_json:
+        output.document(done)
+        return
+    for note in done.notes:
+        output.warn(note)
+    title = "plan: import (nothing was changed)" if dry_run else f"imported {source}"
+    rows = [
+        (p.target.node, p.target.role, p.target.path, p.member.name, p.previous)
+        for p in done.placements
+    ]
+    output.table(("NODE", "ROLE", "DATA DIR", "FROM", "PREVIOUS DATA KEPT IN"), rows, title=title)
+    if not dry_run:
+        output.info("the previous data stays until `kato data cleanup`")
+
+
+@app.command()
+def cleanup(
+    node: list[str] = NODES,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Remove the previous data that imports kept, and staging dirs left by failed ones."""
+    with reported():
+        from kato.data.cleanup import cleanup as clean
+
+        done = clean(
+            load_cluster(),
+            nodes=node or [],
+            lock_wait=duration(lock_wait),
+            dry_run=dry_run,
+            command=invocation(),
+        )
+    if as_json:
+        output.document(done)
+    else:
+        verb = "would remove" if dry_run else "removed"
+        rows = [(x.node, x.path, str(x.bytes), verb) for x in done.leftovers]
+        rows += [
+            (f.node, "-", "-", f"failed in {f.phase}: {f.message}") for f in done.failed.values()
+        ]
+        output.table(("NODE", "PATH", "BYTES", "RESULT"), rows, title="kato data cleanup")
+    raise typer.Exit(3 if done.failed else 0)
+
+
 app.add_typer(schedule_app, name="schedule")
 app.command("backups")(backups)

@@ -254,8 +254,11 @@ class SshTransport:
                     deadline = time.monotonic() + timeout if idle else deadline
                 while channel.recv_stderr_ready():
                     stderr.extend(channel.recv_stderr(CHUNK))
+                # The exit status is a request outside the flow control, so it can overtake
+                # output still waiting for window space: only EOF says the output is complete.
                 if (
-                    channel.exit_status_ready()
+                    (channel.eof_received or channel.closed)
+                    and channel.exit_status_ready()
                     and not channel.recv_ready()
                     and not channel.recv_stderr_ready()
                 ):

@@ -1,0 +1,111 @@
+"""Where `kato data import` reads an archive from: a file, standard input, or a live cluster
+(`ssh://[user@]host[:port]`, whose own kato exports to us). Anything but a file is first
+copied to a private local file, because nothing is imported before the whole archive checks."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from kato.config import Cluster
+from kato.connect import ssh_options
+from kato.errors import HostKeyRefused, KatoError, UsageError
+from kato.progress import Progress
+from kato.transport.pool import ssh_factory
+
+
+@dataclass(frozen=True)
+class RemoteCluster:
+    user: str | None
+    host: str
+    port: int
+
+    @property
+    def shown(self) -> str:
+        return f"ssh://{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+
+def parse_remote(source: str) -> RemoteCluster | None:
+    """ssh://[user@]host[:port] → RemoteCluster; None for anything else."""
+    if not source.startswith("ssh://"):
+        return None
+    try:
+        parts = urlsplit(source)
+        port = parts.port or 22
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}", hint="write it as ssh://[user@]host[:port]") from None
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.password:
+        raise UsageError(
+            f"{source} is not ssh://[user@]host[:port]",
+            hint="name the old cluster's core node, e.g. ssh://root@old-core:22",
+        )
+    return RemoteCluster(parts.username, parts.hostname, port)
+
+
+@contextmanager
+def local_archive(
+    cluster: Cluster,
+    source: str,
+    *,
+    only: Sequence[str],
+    stdin: BinaryIO | None,
+    spool: Path | None,
+    progress: Progress,
+) -> Iterator[Path]:
+    """A local file holding the archive for the duration of the block."""
+    remote = parse_remote(source)
+    if remote is None and source != "-":
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"{source}: no such archive file", hint="give the archive's path")
+        yield path
+        return
+    directory = spool or Path(tempfile.gettempdir())
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".kato-import-", suffix=".spool") as f:
+        if remote is None:
+            assert stdin is not None
+            progress.step("reading the archive from standard input")
+            shutil.copyfileobj(stdin, f, 1 << 20)
+        else:
+            _fetch(cluster, remote, only, f, progress)  # type: ignore[arg-type]
+        f.flush()
+        yield Path(f.name)
+
+
+def _fetch(
+    cluster: Cluster, remote: RemoteCluster, only: Sequence[str], sink: BinaryIO, p: Progress
+) -> None:
+    """Run `kato data export -` on the remote core node and copy the archive it writes."""
+    options = ssh_options(cluster)
+    if remote.user:
+        options = type(options)(**{**options.__dict__, "user": remote.user})
+    argv = ["kato", "data", "export", "-"]
+    if only:
+        argv += ["--only", ",".join(only)]
+    p.step(f"exporting from {remote.shown} (its kato: {' '.join(argv)})")
+    try:
+        transport = ssh_factory(remote.host, remote.host, remote.port, options)
+    except HostKeyRefused as exc:
+        raise HostKeyRefused(
+            remote.host,
+            exc.reason,
+            exc.fingerprint,
+            hint=f"check that fingerprint with the old cluster's admin, then add the key to "
+            f"{options.known_hosts} (e.g. from `ssh-keyscan -p {remote.port} {remote.host}`)",
+        ) from None
+    try:
+        done = transport.stream_out(argv, sink)
+    finally:
+        transport.close()
+    if done.status != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+        raise KatoError(
+            f"{remote.shown}: the export there failed (exit {done.status}): {last}",
+            hint="run `kato data export` on that node to see why; nothing here was changed",
+        )

@@ -1,0 +1,156 @@
+"""The switch of an import: per role and node, stop the role, move the data dir aside, put the
+staged one in its place (or load the staged dump into a new, empty one), start the role and
+wait for its health. A failure puts back every data dir switched so far, newest first."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from kato.data.placement import Placement
+from kato.errors import KatoError, NodeUnreachable
+from kato.operation import Operation
+from kato.platform.control import wait_healthy
+from kato.progress import Progress
+from kato.roles import Role
+from kato.transport.pool import Connections
+
+LOAD_TIMEOUT = 24 * 3600.0  # a big database can take hours to load; the role is stopped anyway
+# path staged previous kind mode owner [load argv...]: the previous data dir is renamed, never
+# copied; `.absent` records that there was none, so a rollback knows what to remove.
+SWITCH = """
+set -eu
+path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
+shift 6
+mkdir -p "${previous%/*}"
+chmod 0700 "${previous%/*}"
+if [ -e "$path" ] || [ -L "$path" ]; then
+    mode=$(stat -c %a "$path")
+    owner=$(stat -c %u:%g "$path")
+    mv "$path" "$previous"
+else
+    : >"$previous.absent"
+fi
+if [ "$kind" = tree ]; then
+    mv "$staged" "$path"
+else
+    install -d -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$path"
+    "$@" "$path" <"$staged"
+fi
+"""
+ROLLBACK = """
+set -eu
+path=$1 previous=$2
+if [ -e "$previous" ] || [ -L "$previous" ]; then
+    rm -rf "$path"
+    mv "$previous" "$path"
+elif [ -e "$previous.absent" ]; then
+    rm -rf "$path"
+    rm -f "$previous.absent"
+fi
+"""
+
+
+class ImportFailed(KatoError):
+    """Switching a role's data failed; every switched data dir was put back."""
+
+
+@dataclass
+class _Group:
+    """One role on one node, with the data dirs it takes."""
+
+    node: str
+    role: Role
+    placements: list[Placement]
+    was_active: bool = False
+    switched: int = 0
+
+
+def groups(placements: Sequence[Placement], roles: Mapping[str, Role]) -> list[_Group]:
+    """(node, role) groups in the roles' start order: data services first."""
+    found: dict[tuple[str, str], _Group] = {}
+    for p in placements:
+        key = (p.target.node, p.target.role)
+        found.setdefault(key, _Group(key[0], roles[key[1]], [])).placements.append(p)
+    return sorted(found.values(), key=lambda g: (g.role.order, g.role.name, g.node))
+
+
+def switch_all(
+    conns: Connections,
+    op: Operation,
+    placements: Sequence[Placement],
+    roles: Mapping[str, Role],
+    progress: Progress,
+) -> None:
+    done: list[_Group] = []
+    for group in groups(placements, roles):
+        done.append(group)
+        try:
+            _switch(conns, op, group, progress)
+        except KatoError as exc:
+            failures = [_roll_back(conns, g, progress) for g in reversed(done)]
+            left = [f for f in failures if f]
+            raise ImportFailed(
+                f"{group.node}: importing {group.role.name} failed: {exc.message}",
+                hint=(
+                    "every data dir switched so far was put back and its role restarted"
+                    if not left
+                    else "could not put back: " + "; ".join(left)
+                ),
+            ) from None
+
+
+def _units(conns: Connections, group: _Group, action: str) -> None:
+    conns.get(group.node).run(("systemctl", action, "--", *group.role.units), timeout=600)
+
+
+def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress) -> None:
+    node, role = group.node, group.role
+    states = conns.get(node).run(("systemctl", "is-active", "--", *role.units), check=False)
+    group.was_active = all(s == "active" for s in states.stdout.split())
+    progress.step(f"{node}: stopping {role.name} to switch its data")
+    _units(conns, group, "stop")
+    for p in group.placements:
+        argv = (
+            "sh", "-c", SWITCH, "sh", p.target.path, p.staged, p.previous, p.member.type,
+            p.member.mode, p.member.owner, *p.target.spec.load,
+        )  # fmt: skip
+        group.switched += 1
+        progress.step(f"{node}: {role.name} {p.target.data_dir}: switching in {p.member.name}")
+        done = conns.get(node).run(argv, timeout=LOAD_TIMEOUT, check=False)
+        if not done.ok:
+            last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+            raise KatoError(f"{p.target.data_dir}: {last}")
+        op.step(node, f"switch {role.name} {p.target.data_dir} to {p.member.name}", None,
+                "ok", done.seconds, previous=p.previous)  # fmt: skip
+    if group.was_active:
+        progress.step(f"{node}: starting {role.name}")
+        _units(conns, group, "start")
+        wait_healthy(conns, node, role)
+
+
+def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | None:
+    """Put the group's data dirs back; None when done, else what is left to do by hand."""
+    progress.step(f"{group.node}: putting {group.role.name}'s previous data back")
+    try:
+        _units(conns, group, "stop")
+        for p in reversed(group.placements[: group.switched]):
+            conns.get(group.node).run(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
+        if group.was_active:
+            _units(conns, group, "start")
+            wait_healthy(conns, group.node, group.role)
+    except (KatoError, NodeUnreachable) as exc:
+        return (
+            f"{group.node} {group.role.name} ({exc.message}): its previous data is in "
+            + ", ".join(p.previous for p in group.placements)
+        )
+    return None
+
+
+def unstage(conns: Connections, placements: Sequence[Placement]) -> None:
+    """Remove the staging dirs (best effort: an unreachable node keeps its until cleanup)."""
+    for node in dict.fromkeys(p.target.node for p in placements):
+        dirs = sorted({p.staging_dir for p in placements if p.target.node == node})
+        with contextlib.suppress(KatoError):
+            conns.get(node).run(("rm", "-rf", "--", *dirs), check=False)
