@@ -156,8 +156,8 @@ class ClusterLock:
         answer = self.conns.call(self.core, lambda t: _call(t, "acquire", self.record), PATIENCE)
         return bool(answer["result"] == "acquired")
 
-    def release(self) -> None:
+    def release(self, patience: float = PATIENCE) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.conns.call(self.core, lambda t: _call(t, "release", {"id": self.id}), PATIENCE)
+        self.conns.call(self.core, lambda t: _call(t, "release", {"id": self.id}), patience)

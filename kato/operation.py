@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kato import journal, lock
-from kato.errors import KatoError
+from kato.errors import KatoError, NodeUnreachable
 from kato.journal import Journal
 from kato.transport.pool import Connections
 
@@ -84,6 +84,7 @@ def operation(
     op = Operation(held.id, masked, writer, held)
     started = time.monotonic()
     outcome = "failed"
+    failure: BaseException | None = None
     try:
         begin: dict[str, Any] = {"command": masked, "owner": held.record["owner"]}
         if held.taken_over:
@@ -95,19 +96,38 @@ def operation(
         writer.write(journal.entry(op.id, "begin", **begin))
         yield op
         outcome = "ok"
-    except KeyboardInterrupt:
-        outcome = "interrupted"
+    except BaseException as exc:
+        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        failure = exc
         raise
     finally:
+        _end(op, writer, held, op.result or outcome, time.monotonic() - started, failure, core)
+
+
+def _end(
+    op: Operation,
+    writer: Journal,
+    held: lock.ClusterLock,
+    result: str,
+    seconds: float,
+    failure: BaseException | None,
+    core: str,
+) -> None:
+    """Journal the end and release the lock. When the operation failed because the core node
+    is gone, do not wait for it to come back (the lock expires after its TTL), and never let
+    a failure here hide the one that ended the operation."""
+    core_lost = isinstance(failure, NodeUnreachable) and failure.node == core
+    if core_lost:
+        writer.patience = 0.0
+    try:
         try:
             writer.write(
                 journal.entry(
-                    op.id,
-                    "end",
-                    result=op.result or outcome,
-                    steps=op.steps,
-                    seconds=round(time.monotonic() - started, 3),
+                    op.id, "end", result=result, steps=op.steps, seconds=round(seconds, 3)
                 )
             )
         finally:
-            held.release()
+            held.release(patience=0.0 if core_lost else lock.PATIENCE)
+    except KatoError:
+        if failure is None:
+            raise

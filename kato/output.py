@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -83,12 +84,16 @@ def error(message: str, hint: str | None) -> None:
         _console(True).print(f"hint: {hint}", markup=False, highlight=False)
 
 
+DETAIL_EVERY = 30.0  # seconds between progress lines when not on a terminal
+
+
 class ConsoleProgress:
     """Progress on stderr: a spinner with the current step on a terminal, plain lines otherwise."""
 
     def __init__(self, status: Status | None) -> None:
         self._status = status
         self._step = ""
+        self._shown = time.monotonic()
 
     def step(self, message: str) -> None:
         self._step = message
@@ -99,6 +104,10 @@ class ConsoleProgress:
     def detail(self, message: str) -> None:
         if self._status is not None:
             self._status.update(f"{self._step}: {message}")
+        elif time.monotonic() - self._shown >= DETAIL_EVERY:
+            # in a log (cron, a pipe) a line now and then shows a long step is alive
+            self._shown = time.monotonic()
+            info(f"  {message}")
 
     def warn(self, message: str) -> None:
         warn(message)

@@ -1,34 +1,22 @@
 """Release repositories: read index.yaml and <version>/release.yaml, fetch verified artifacts.
 
-A repository is a directory, a file:// URL or an https:// URL. Its format is documented in
-docs/release-repository.md.
+A repository is a directory, a file:// URL or an https:// URL (read by kato/repos.py). Its
+format is documented in docs/release-repository.md.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import http.client
-import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
-from urllib.parse import quote, unquote, urlsplit
 
-import yaml
-
+from kato import repos
 from kato.errors import KatoError, UsageError
+from kato.repos import RepositoryUnreachable as RepositoryUnreachable  # callers name it here
 
 FORMAT = 1
 INDEX_FILE = "index.yaml"
-TIMEOUT = 30.0
-CHUNK = 1 << 20
-MAX_MANIFEST_BYTES = 1 << 20
 VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$")
 PLATFORM_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -47,18 +35,6 @@ class ManifestInvalid(UsageError):
             hint="docs/release-repository.md describes its format; "
             "scripts/build-release writes a valid one",
         )
-
-
-class RepositoryUnreachable(KatoError):
-    """A file of the repository could not be read (missing, refused, timed out)."""
-
-    def __init__(self, location: str, detail: str) -> None:
-        super().__init__(
-            f"cannot read {location}: {detail}",
-            hint="check the release repository's location in the cluster file",
-        )
-        self.location = location
-        self.detail = detail
 
 
 class ChecksumMismatch(KatoError):
@@ -162,118 +138,21 @@ def fetch_artifact(repo: str | Path, release: Release, role: str, dest_dir: Path
     The file appears under its final name only once verified; on any failure nothing is left.
     """
     artifact = release.artifact(role)
-    final = Path(dest_dir) / artifact.filename
-    try:
-        fd, part = tempfile.mkstemp(dir=dest_dir, prefix=f".{artifact.filename}.", suffix=".part")
-    except OSError as exc:
-        raise KatoError(f"cannot write into {dest_dir}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as target, _open(repo, artifact.path) as source:
-            size, digest = _copy(source, target, artifact.size, location(repo, artifact.path))
-            target.flush()
-            os.fsync(target.fileno())
-        if size != artifact.size:
-            raise ChecksumMismatch(role, f"{artifact.size} bytes", f"{size} bytes", "size")
-        if digest != artifact.sha256:
-            raise ChecksumMismatch(role, artifact.sha256, digest)
-        os.replace(part, final)
-        _fsync_dir(final.parent)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part)
-        if isinstance(exc, OSError):  # reading the repository raises KatoErrors: this is here
-            raise KatoError(f"cannot write {final}: {exc.strerror or exc}") from None
-        raise
-    return final
 
+    def mismatch(what: str, expected: str, actual: str) -> KatoError:
+        return ChecksumMismatch(role, expected, actual, what)
 
-def _copy(source: BinaryIO, target: BinaryIO, limit: int, where: str) -> tuple[int, str]:
-    """Copy in chunks, hashing; stop reading one byte past `limit` (the size is wrong then)."""
-    digest = hashlib.sha256()
-    size = 0
-    while size <= limit:
-        try:
-            chunk = source.read(min(CHUNK, limit + 1 - size))
-        except (OSError, http.client.HTTPException) as exc:
-            raise RepositoryUnreachable(where, f"reading stopped: {exc}") from None
-        if not chunk:
-            break
-        digest.update(chunk)
-        target.write(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def location(repo: str | Path, relative: str) -> str:
-    """Where a file of the repository is, as a path or URL (for messages)."""
-    base = _base(repo)
-    if isinstance(base, Path):
-        return str(base / relative)
-    return base + quote(relative)
-
-
-def _base(repo: str | Path) -> Path | str:
-    """A local directory as a Path, or an https URL ending in '/'."""
-    if isinstance(repo, Path):
-        return repo
-    parts = urlsplit(repo)
-    if parts.scheme == "":
-        return Path(repo)
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise UsageError(f"{repo}: a file:// URL must name a local path (file:///PATH)")
-        return Path(unquote(parts.path))
-    if parts.scheme == "https" and parts.hostname:
-        return repo if repo.endswith("/") else repo + "/"
-    raise UsageError(
-        f"{repo} is not a release repository location",
-        hint="use a directory, a file:///PATH URL or an https:// URL",
+    return repos.fetch_verified(
+        repo,
+        artifact.path,
+        Path(dest_dir) / artifact.filename,
+        (artifact.size, artifact.sha256),
+        mismatch,
     )
 
 
-@contextlib.contextmanager
-def _open(repo: str | Path, relative: str) -> Iterator[BinaryIO]:
-    base = _base(repo)
-    where = location(repo, relative)
-    if isinstance(base, Path):
-        try:
-            handle = (base / relative).open("rb")
-        except OSError as exc:
-            raise RepositoryUnreachable(where, exc.strerror or str(exc)) from None
-        with handle:
-            yield handle
-        return
-    try:
-        response = urllib.request.urlopen(base + quote(relative), timeout=TIMEOUT)
-    except urllib.error.HTTPError as exc:
-        raise RepositoryUnreachable(where, f"HTTP {exc.code} {exc.reason}") from None
-    except OSError as exc:  # URLError, timeouts, refused connections
-        raise RepositoryUnreachable(where, str(getattr(exc, "reason", exc))) from None
-    with response:
-        if urlsplit(response.geturl()).scheme != "https":
-            raise RepositoryUnreachable(where, f"redirected away from https: {response.geturl()}")
-        yield response
-
-
 def _read_yaml(repo: str | Path, relative: str) -> object:
-    with _open(repo, relative) as handle:
-        data = handle.read(MAX_MANIFEST_BYTES + 1)
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestInvalid(str(repo), [f"{relative}: larger than {MAX_MANIFEST_BYTES} bytes"])
-    try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ManifestInvalid(str(repo), [f"{relative}: not valid YAML{where}"]) from None
+    return repos.read_yaml(repo, relative, ManifestInvalid)
 
 
 def _parse_index(raw: object, path: str, problems: list[str]) -> ReleaseIndex | None:

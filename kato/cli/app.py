@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 
 from kato import __version__
-from kato.cli import common, config, data, errors, lock, node, platform, run, sandbox, status
+from kato.cli import (
+    common,
+    config,
+    data,
+    errors,
+    lock,
+    node,
+    patch,
+    platform,
+    run,
+    sandbox,
+    status,
+)
 
 app = typer.Typer(
     name="kato",
@@ -17,6 +29,7 @@ app = typer.Typer(
 app.add_typer(config.app, name="config")
 app.add_typer(node.app, name="node")
 app.add_typer(lock.app, name="lock")
+app.add_typer(patch.app, name="patch")
 app.command("status")(status.status)
 app.command("install")(platform.install)
 app.command("uninstall")(platform.uninstall)

@@ -45,6 +45,18 @@ def export(
     """Stream the data of every role with data into one archive, verify it, then publish it."""
     with reported(), output.progress() as progress:
         from kato.data import export as exporter
+        from kato.errors import UsageError
+
+        if dest == "-" and as_json and not dry_run:
+            raise UsageError(
+                "--json and DEST - both want standard output",
+                hint="export to a file to get the JSON summary",
+            )
+        if dest == "-" and sys.stdout.isatty() and not dry_run:
+            raise UsageError(
+                "not writing an archive to a terminal",
+                hint="redirect standard output to a file or a pipe, or give DEST",
+            )
         from kato.data.selection import split_roles
 
         cluster = load_cluster()
@@ -120,7 +132,7 @@ def verify(
 @app.command("import")
 def import_(
     source: str = typer.Argument(
-        ..., help="An archive file, - for standard input, or ssh://[user@]host[:port]."
+        ..., help="An archive file, - for standard input, or ssh://\\[user@]host\\[:port]."
     ),
     only: list[str] = ONLY,
     node: list[str] = NODES,

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import IO, BinaryIO, Protocol
 
 from kato.data import manifest as manifest_
+from kato.errors import ToolMissing
 from kato.transport import local
 
 COMPRESSIONS = ("zstd", "gzip", "none")
@@ -50,7 +51,10 @@ def parse_archive_name(name: str) -> tuple[str, datetime] | None:
     match = _NAME.fullmatch(name)
     if match is None:
         return None
-    created = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:
+        created = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:  # looks like a stamp, is no date (month 13, ...)
+        return None
     return match["cluster"], created
 
 
@@ -248,6 +252,8 @@ def reading(path: str) -> Iterator[IO[bytes]]:
     """The archive's tar stream, decompressed as it is read."""
     with open(path, "rb") as file:
         kind = compression_of(os.pread(file.fileno(), 4, 0))  # leaves the offset at 0
+        if kind == "zstd" and local.which("zstd") is None:
+            raise ToolMissing("zstd", "zstd")
         if kind == "none":
             yield file
         elif kind == "gzip":

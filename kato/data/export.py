@@ -18,7 +18,7 @@ from kato import __version__, facts
 from kato.config import Cluster
 from kato.connect import connections
 from kato.data import archive
-from kato.data.manifest import FORMAT, Manifest, Member
+from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest, Member
 from kato.data.selection import DataDir, data_dirs
 from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, NodeUnreachable, PreflightRefused, ToolMissing, UsageError
@@ -123,6 +123,11 @@ def export(
         raise UsageError(
             "nothing to export: none of the chosen nodes carries a role with data",
             hint="check --node, --only and --exclude against `kato status`",
+        )
+    if len(sources) > MAX_MEMBERS:
+        raise UsageError(
+            f"{len(sources)} data dirs to export, more than one archive holds ({MAX_MEMBERS})",
+            hint="split the export with --node or --only",
         )
     created = datetime.now(UTC).replace(microsecond=0)
     final, directory = destination(dest, cluster.name, created, compress)
@@ -332,7 +337,13 @@ def _publish(temp: Path, final: Path | None, stdout: BinaryIO | None) -> None:
             shutil.copyfileobj(source, stdout, 1 << 20)
         stdout.flush()
         return
-    os.link(temp, final)  # atomic, and never replaces a file that appeared meanwhile
+    try:
+        os.link(temp, final)  # atomic, and never replaces a file that appeared meanwhile
+    except FileExistsError:
+        raise UsageError(
+            f"{final} appeared while the export ran; it was left alone",
+            hint="export again under another name, or into a directory",
+        ) from None
     directory = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -50,8 +51,13 @@ class Manifest:
     members: tuple[Member, ...]
 
     def encode(self) -> bytes:
-        """The manifest's JSON padded with spaces to exactly SLOT bytes."""
-        text = json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+        """The manifest's JSON, with its own checksum, padded with spaces to exactly SLOT
+        bytes (its frame has no checksum of its own: a flipped bit must still show)."""
+        if len(self.members) > MAX_MEMBERS:
+            raise ManifestProblem(f"{len(self.members)} members, more than {MAX_MEMBERS}")
+        document = asdict(self)
+        document["checksum"] = _checksum(document)
+        text = json.dumps(document, indent=1, sort_keys=True).encode()
         if len(text) > SLOT:
             raise ManifestProblem(
                 f"the manifest needs {len(text)} bytes, more than the {SLOT} reserved for it "
@@ -61,6 +67,13 @@ class Manifest:
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)
+
+
+def _checksum(document: Mapping[str, Any]) -> str:
+    """sha256 of the manifest's content without its checksum, in a canonical form."""
+    content = {k: v for k, v in document.items() if k != "checksum"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def member_name(node: str, role: str, data_dir: str, kind: str) -> str:
@@ -100,6 +113,8 @@ def decode(data: bytes) -> Manifest:
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise ManifestProblem(f"members: {duplicate} is listed twice")
+    if raw.get("checksum") != _checksum(raw):
+        raise ManifestProblem("checksum: the manifest does not match its checksum (edited?)")
     return Manifest(fmt, raw["cluster"], version, raw["kato_version"], raw["created"], parsed)
 
 

@@ -60,7 +60,13 @@ def place(
     placed = []
     for key in dict.fromkeys((m.role, m.data_dir) for m in manifest.members):
         if key[0] not in wanted:
-            continue
+            if only:
+                continue  # left out on purpose
+            raise PreflightRefused(
+                f"the archive holds {key[0]} {key[1]}, which this platform does not import "
+                f"(no role {key[0]} with that data dir in its export)",
+                hint="import the other roles with --only, e.g. --only " + ",".join(sorted(wanted)),
+            )
         members = sorted((m for m in manifest.members if (m.role, m.data_dir) == key),
                          key=lambda m: m.node)  # fmt: skip
         here = sorted((t for t in targets if (t.role, t.data_dir) == key), key=lambda t: t.node)

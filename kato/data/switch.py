@@ -49,6 +49,7 @@ elif [ -e "$previous.absent" ]; then
     rm -rf "$path"
     rm -f "$previous.absent"
 fi
+rmdir "${previous%/*}" 2>/dev/null || true
 """
 
 
@@ -88,6 +89,10 @@ def switch_all(
         done.append(group)
         try:
             _switch(conns, op, group, progress)
+        except KeyboardInterrupt:
+            progress.warn("interrupted: putting every switched data dir back")
+            [_roll_back(conns, g, progress) for g in reversed(done)]
+            raise
         except KatoError as exc:
             failures = [_roll_back(conns, g, progress) for g in reversed(done)]
             left = [f for f in failures if f]

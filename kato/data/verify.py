@@ -58,22 +58,24 @@ def verify_archive(
     shown, progress = str(path), progress or SilentProgress()
     if not Path(shown).is_file():
         raise ArchiveInvalid(shown, "archive", "no such file")
-    current = "archive"
+    current = manifest_.NAME  # the first thing read, where an early truncation shows
     try:
-        with archive.reading(shown) as stream:
-            tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (closed with stream)
+        with archive.reading(shown) as raw:
+            stream = _Recording(raw)
+            tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
             manifest = _manifest(tar, shown)
+            current = "archive"
             seen: set[str] = set()
             total = entries = 0
             while (info := tar.next()) is not None:
-                tar.members = []  # type: ignore[attr-defined]  # else memory grows per member
+                tar.members = []  # else memory grows per member
                 current = info.name
                 member = _listed(manifest, info, seen, shown)
                 progress.detail(f"{member.name} ({member.size} bytes)")
                 entries += _check_member(tar, info, member, shown, visit)
                 total += member.size
                 current = "archive"
-            _trailing(stream, shown)
+            _trailing(stream, tar.offset, shown)
     except ArchiveInvalid:
         raise
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, local.FilterFailed) as exc:
@@ -153,7 +155,7 @@ def _check_member(
 
 def check_tree(stream: IO[bytes], member: str, path: str) -> int:
     """A data dir's tar is safe to extract: plain names inside it, no devices, no links out."""
-    names: set[bytes] = set()
+    seen = Seen()
     count = 0
     with tarfile.open(fileobj=stream, mode="r|") as inner:
         while (entry := inner.next()) is not None:
@@ -161,10 +163,69 @@ def check_tree(stream: IO[bytes], member: str, path: str) -> int:
             count += 1
             if count > MAX_ENTRIES:
                 raise ArchiveInvalid(path, member, f"more than {MAX_ENTRIES} entries")
-            problem = entry_problem(entry, names)
+            problem = entry_problem(entry, seen)
             if problem:
                 raise ArchiveInvalid(path, f"{member}: {entry.name}", problem)
+    escaping = link_escaping(seen.links)
+    if escaping:
+        raise ArchiveInvalid(
+            path,
+            f"{member}: {escaping}",
+            f"symlink to {seen.links[escaping]!r} points outside the data dir "
+            "(through the tree's other symlinks)",
+        )
     return count
+
+
+class Seen:
+    """What a tree held so far: 16-byte digests of every name and of directories, and the
+    symlinks (name → target) to resolve once the whole tree is known."""
+
+    def __init__(self) -> None:
+        self.names: set[bytes] = set()
+        self.dirs: set[bytes] = set()
+        self.links: dict[str, str] = {}
+
+
+def link_escaping(links: dict[str, str]) -> str | None:
+    """The first symlink whose target, followed through the tree's other symlinks, leaves the
+    data dir (or loops); None when all stay inside."""
+    for name in sorted(links):
+        if _resolve(name, links) is None:
+            return name
+    return None
+
+
+def _resolve(name: str, links: dict[str, str], depth: int = 0) -> list[str] | None:
+    """The path `name` points to, as components inside the data dir; None when it leaves."""
+    if depth > 40:
+        return None
+    parts: list[str] = []
+    for part in name.split("/")[:-1] + [""]:
+        if part:
+            resolved = _step(parts, part, links, depth)
+            if resolved is None:
+                return None
+            parts = resolved
+    target = links[name]
+    current = parts
+    for part in target.split("/"):
+        resolved = _step(current, part, links, depth)
+        if resolved is None:
+            return None
+        current = resolved
+    return current
+
+
+def _step(parts: list[str], part: str, links: dict[str, str], depth: int) -> list[str] | None:
+    if part in ("", "."):
+        return parts
+    if part == "..":
+        return parts[:-1] if parts else None
+    joined = "/".join([*parts, part])
+    if joined in links:
+        return _resolve(joined, links, depth + 1)
+    return [*parts, part]
 
 
 def _key(name: str) -> bytes:
@@ -181,16 +242,25 @@ def clean_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-def entry_problem(entry: tarfile.TarInfo, names: set[bytes]) -> str | None:
+def entry_problem(entry: tarfile.TarInfo, seen: Seen) -> str | None:
     clean = clean_name(entry.name)
     if clean is None:
         return "unsafe path (absolute, '..' or too long)"
     if clean == "" and not entry.isdir():
         return "the data dir itself must be a directory"
     key = _key(clean)
-    if key in names:
+    if key in seen.names:
         return "duplicate name"
-    names.add(key)
+    if entry.islnk():
+        target_name = clean_name(entry.linkname)
+        linked = _key(target_name) if target_name is not None else None
+        if linked is None or linked not in seen.names:
+            return f"hard link to {entry.linkname!r}, which is not earlier in the data dir"
+        if linked in seen.dirs:
+            return f"hard link to the directory {entry.linkname!r}"
+    seen.names.add(key)
+    if entry.isdir():
+        seen.dirs.add(key)
     if entry.ischr() or entry.isblk():
         return "device node"
     if entry.isfifo():
@@ -202,16 +272,32 @@ def entry_problem(entry: tarfile.TarInfo, names: set[bytes]) -> str | None:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(clean), target))
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
             return f"symlink to {target!r} points outside the data dir"
-    if entry.islnk():
-        target_name = clean_name(entry.linkname)
-        if target_name is None or _key(target_name) not in names:
-            return f"hard link to {entry.linkname!r}, which is not earlier in the data dir"
+        seen.links[clean] = target  # resolved through the others once the tree is read
     return None
 
 
-def _trailing(stream: IO[bytes], path: str) -> None:
+class _Recording:
+    """Reads through, remembering the position and the last bytes read: tarfile reads ahead,
+    so what follows the end of the archive may already sit in its buffer."""
+
+    KEEP = 1 << 17
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source, self.position, self.tail = source, 0, b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.position += len(data)
+        self.tail = (self.tail + data)[-self.KEEP :]
+        return data
+
+
+def _trailing(stream: _Recording, end: int, path: str) -> None:
     """After the end of the tar stream only zeros may follow (and reading to the end lets the
     decompressor report a corrupt or truncated frame)."""
+    ahead = stream.position - end  # read by tarfile past the last member's end
+    if ahead > len(stream.tail) or stream.tail[len(stream.tail) - max(ahead, 0) :].strip(b"\0"):
+        raise ArchiveInvalid(path, "archive", "data after the end of the archive")
     while chunk := stream.read(CHUNK):
         if chunk.strip(b"\0"):
             raise ArchiveInvalid(path, "archive", "data after the end of the archive")

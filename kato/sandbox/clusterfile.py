@@ -44,6 +44,7 @@ def cluster_document(sandbox: Sandbox) -> dict[str, object]:
             "parallel": 10,
         },
         "releases": str(sandbox.home / "releases"),
+        "patches": str(sandbox.home / "patches"),
         "nodes": [
             {"name": n.name, "address": n.address, "port": 22, "roles": list(n.roles)}
             for n in sandbox.nodes

@@ -13,6 +13,7 @@ from kato.sandbox.model import Sandbox
 from kato.transport import local
 
 BUILD_RELEASE = Path(__file__).resolve().parents[2] / "scripts" / "build-release"
+BUILD_PATCHES = BUILD_RELEASE.with_name("build-patches")
 PLATFORM_VERSION = "1.0.0"
 
 
@@ -32,9 +33,18 @@ def build_releases(sandbox: Sandbox) -> Path:
     return target
 
 
+def build_patches(sandbox: Sandbox) -> Path:
+    """The reference platform's sample patch repository (patches/) for this sandbox."""
+    target = sandbox.home / "patches"
+    local.run((str(BUILD_PATCHES), str(target)), timeout=300)
+    return target
+
+
 def provision(sandbox: Sandbox, progress: Progress) -> None:
     progress.step("building the reference platform's release repository")
     build_releases(sandbox)
+    progress.step("building the sample patch repository")
+    build_patches(sandbox)
     cluster = config.load(str(clusterfile.cluster_path(sandbox)), env={})
     command = ["kato", "sandbox", "up", "--name", sandbox.name]
     progress.step(f"kato install --version {PLATFORM_VERSION}")

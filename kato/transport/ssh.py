@@ -27,6 +27,7 @@ from kato.transport.base import CommandResult, SshOptions, command_line
 if TYPE_CHECKING:
     import paramiko
 
+STDERR_KEEP = 1 << 20  # a chatty command's error output is kept up to this, then dropped
 CHUNK = 1 << 20  # 1 MiB reads: measured 200 MB/s against 140 MB/s with 32 KiB
 
 
@@ -253,7 +254,8 @@ class SshTransport:
                     on_stdout(channel.recv(CHUNK))
                     deadline = time.monotonic() + timeout if idle else deadline
                 while channel.recv_stderr_ready():
-                    stderr.extend(channel.recv_stderr(CHUNK))
+                    stderr.extend(channel.recv_stderr(CHUNK)[: max(0, STDERR_KEEP - len(stderr))])
+                    deadline = time.monotonic() + timeout if idle else deadline
                 # The exit status is a request outside the flow control, so it can overtake
                 # output still waiting for window space: only EOF says the output is complete.
                 if (

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tarfile
 import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from typing import Any
 import pytest
 import yaml
 
-from kato import release as release_module
 from kato.errors import ExitCode, KatoError, UsageError
 from kato.release import (
     ChecksumMismatch,
@@ -197,7 +197,7 @@ def serve_over_https(monkeypatch: pytest.MonkeyPatch, root: Path, base: str) -> 
             raise urllib.error.HTTPError(url, 404, "Not Found", None, None)  # type: ignore[arg-type]
         return FakeResponse(path.read_bytes(), url)
 
-    monkeypatch.setattr(release_module.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     return asked
 
 
@@ -218,7 +218,7 @@ def test_https_redirected_to_http_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     def urlopen(url: str, timeout: float) -> FakeResponse:
         return FakeResponse(b"format: 1\n", "http://mirror.example/index.yaml")
 
-    monkeypatch.setattr(release_module.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     with pytest.raises(RepositoryUnreachable, match="redirected away from https"):
         load_index("https://releases.example/")
 
@@ -237,7 +237,7 @@ def test_a_broken_download_leaves_nothing(
     def urlopen(url: str, timeout: float) -> FakeResponse:
         return Broken((release_repo / "1.0.0/controller-1.0.0.tar.gz").read_bytes(), url)
 
-    monkeypatch.setattr(release_module.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     with pytest.raises(RepositoryUnreachable, match="reading stopped: timed out"):
         fetch_artifact("https://releases.example/", release, "controller", tmp_path)
     assert list(tmp_path.iterdir()) == []

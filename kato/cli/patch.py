@@ -1,0 +1,120 @@
+"""`kato patch status|install|revert`: patches from the patch repository, node by node."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from kato import output
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster, seconds
+from kato.cli.errors import reported
+
+if TYPE_CHECKING:
+    from kato.patch.rollout import RolloutOutcome
+
+app = typer.Typer(help="Patches: status, install, revert.", no_args_is_help=True)
+REPO = typer.Option(None, "--repo", help="The patch repository (default: the cluster file's).")
+NO_RESTART = typer.Option(
+    False, "--no-restart", help="Apply without restarting the roles (status: restart pending)."
+)
+
+
+@app.command("status")
+def status(repo: str = REPO, as_json: bool = JSON) -> None:
+    """The patches for the cluster's platform version and the nodes each is installed on."""
+    with reported():
+        from kato.patch import status as patch_status
+
+        report = patch_status.status(load_cluster(), repo)
+    if as_json:
+        output.document(report)
+    else:
+        for line in patch_status.render(report):
+            output.line(line)
+    raise typer.Exit(3 if report.unreachable else 0)
+
+
+def _report(outcome: RolloutOutcome, as_json: bool) -> None:
+    if as_json:
+        output.document(outcome)
+        raise typer.Exit(0 if outcome.dry_run else outcome.exit_code)
+    for note in outcome.notes:
+        output.line(note)
+    plan = outcome.plan
+    if outcome.dry_run:
+        output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
+        for node in plan.nodes:
+            output.line(f"{node}:")
+            output.line("\n".join(f"  {step.shown()}" for step in plan.for_node(node)))
+    elif plan.is_empty and not outcome.failed:
+        output.info(f"{plan.title}: nothing to do")
+    else:
+        rows = [
+            (n, "ok", f"{k} patch(es) done" if k else "restarted")
+            for n, k in outcome.succeeded.items()
+        ]
+        rows += [(f.node, f"failed in {f.phase}", f.message) for f in outcome.failed.values()]
+        rows += [
+            (n, "not started", "the rollout stopped at the failure") for n in outcome.not_started
+        ]
+        output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
+    raise typer.Exit(0 if outcome.dry_run else outcome.exit_code)
+
+
+@app.command("install")
+def install(
+    names: list[str] = typer.Argument(None, metavar="[NAME...]"),
+    node: list[str] = NODES,
+    only_this_node: bool = typer.Option(
+        False, "--only-this-node", help="Only the node kato runs on."
+    ),
+    canary: str = typer.Option(
+        None, "--canary", help="Patch this node first, healthy, then the rest."
+    ),
+    no_restart: bool = NO_RESTART,
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Install every applicable patch, or the named ones, on the nodes carrying their roles."""
+    with reported():
+        from kato.patch import install as installer
+
+        options = installer.Options(names, node, not no_restart, canary, only_this_node, repo)
+        out = installer.install(
+            load_cluster(),
+            options,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+        )
+    _report(out, as_json)
+
+
+@app.command("revert")
+def revert(
+    name: str = typer.Argument(..., metavar="NAME"),
+    node: list[str] = NODES,
+    no_restart: bool = NO_RESTART,
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Restore the files a patch replaced, run its revert script, restart, drop the record."""
+    with reported():
+        from kato.patch import revert as reverter
+
+        out = reverter.revert(
+            load_cluster(),
+            name,
+            node,
+            restart=not no_restart,
+            repo=repo,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+        )
+    _report(out, as_json)

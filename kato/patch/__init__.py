@@ -1,0 +1,1 @@
+"""`kato patch status|install|revert`: named fixes laid over the installed platform."""

@@ -1,0 +1,184 @@
+"""`kato patch install [NAME...]`: lay patches over the installed components of the nodes that
+carry an affected role, one node at a time with restarts and health gates (docs/patch.md).
+
+Every artifact is fetched and verified here before any node is touched; each node verifies it
+again, keeps the files a patch replaces and records what it applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kato.config import Cluster, NodeConfig
+from kato.connect import connections, select_nodes
+from kato.errors import PreflightRefused, UsageError
+from kato.facts import NODE_FILE
+from kato.operation import operation
+from kato.patch.nodes import STAGING, NodePatches, agent_step
+from kato.patch.repository import Fetched, Patch, fetch, load_index
+from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, rollout
+from kato.patch.status import gather_states, repository
+from kato.plan import Step
+from kato.roles import Role, in_start_order, load_roles
+from kato.status import roles_directory
+
+
+@dataclass(frozen=True)
+class Options:
+    names: list[str] | None = None
+    nodes: list[str] | None = None
+    restart: bool = True
+    canary: str | None = None
+    only_this_node: bool = False
+    repo: str | None = None
+
+
+def this_node(cluster: Cluster) -> str:
+    """The node kato runs on, as /etc/kato/node.yaml names it ($KATO_NODE_FILE overrides)."""
+    path = Path(os.environ.get("KATO_NODE_FILE", NODE_FILE))
+    try:
+        identity = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        identity = None
+    if not isinstance(identity, dict) or identity.get("cluster") != cluster.name:
+        raise UsageError(
+            f"this machine is not a node of cluster {cluster.name} ({path} does not say so)",
+            hint="run kato on a node of the cluster, or name the node with --node",
+        )
+    return cluster.node(str(identity.get("name"))).name
+
+
+def chosen_nodes(cluster: Cluster, options: Options) -> tuple[NodeConfig, ...]:
+    names = list(options.nodes or [])
+    if options.only_this_node:
+        names.append(this_node(cluster))
+    return select_nodes(cluster, names or None)
+
+
+def applicable(
+    patches: tuple[Patch, ...], named: bool, versions: set[str | None]
+) -> tuple[Patch, ...]:
+    """The patches for the nodes' versions; a named patch for none of them is refused (exit 7)."""
+    for patch in patches:
+        if named and not versions & set(patch.applies_to):
+            raise PreflightRefused(
+                f"patch {patch.name} applies to platform {', '.join(patch.applies_to)}, "
+                f"and no chosen node runs it (they run {', '.join(sorted(map(str, versions)))})",
+                hint="nothing was changed; `kato patch status` lists the patches for this cluster",
+            )
+    return tuple(p for p in patches if versions & set(p.applies_to))
+
+
+def plan_node(
+    node: NodeConfig,
+    state: NodePatches,
+    fetched: list[Fetched],
+    roles: dict[str, Role],
+    restart: bool,
+) -> tuple[NodeWork | None, list[str]]:
+    """Pure: one node's work (None when there is nothing to do) and lines saying what is skipped."""
+    notes: list[str] = []
+    stage = [
+        Step(node.name, "make the private staging dir", ("install", "-d", "-m", "0700", STAGING))
+    ]
+    change: list[Step] = []
+    undo: list[Step] = []
+    touched: set[str] = set()
+    for item in fetched:
+        patch, mine = item.patch, [r for r in item.patch.roles if r in node.roles]
+        if patch.name in state.applied:  # done; a later install does a restart still pending
+            touched.update(state.applied[patch.name].restart_pending)
+            continue
+        if not mine:
+            continue
+        if state.version not in patch.applies_to:
+            notes.append(
+                f"{node.name}: runs platform {state.version}, {patch.name} is for "
+                f"{', '.join(patch.applies_to)}: not patched"
+            )
+            continue
+        staged = f"{STAGING}/patch-{patch.name}.tar.gz"
+        upload = ("sh", "-c", 'cat > "$1"', "sh", staged)
+        stage.append(Step(node.name, f"upload {patch.name}", upload, upload=str(item.path)))
+        files = ", ".join(f"{r}/{f}" for r in mine for f in item.files.get(r, ()))
+        args = (patch.name, str(state.version), staged, patch.sha256, ",".join(mine))
+        change.append(
+            agent_step(node.name, f"apply {patch.name}: {files}", "apply", *args, record(patch))
+        )
+        undo.append(agent_step(node.name, f"revert {patch.name}", "revert", patch.name))
+        touched.update(mine)
+    if not change and not (touched and restart):
+        return None, notes
+    restarted = in_start_order(roles[r] for r in touched if r in roles) if restart else ()
+    staging = tuple(stage) if change else ()
+    return NodeWork(node.name, staging, tuple(change), tuple(undo), tuple(restarted)), notes
+
+
+def record(patch: Patch) -> str:
+    """What the node's record keeps of the patch besides what the agent adds."""
+    fields = {"description": patch.description, "severity": patch.severity}
+    fields.update({k: v for k, v in (("apply", patch.apply), ("revert", patch.revert)) if v})
+    return json.dumps(fields)
+
+
+def in_rollout_order(works: list[NodeWork], canary: str | None) -> list[NodeWork]:
+    if canary is None:
+        return works
+    first = [w for w in works if w.node == canary]
+    if not first:
+        raise UsageError(
+            f"--canary {canary}: that node has nothing to install",
+            hint=f"nodes this install changes: {', '.join(w.node for w in works) or 'none'}",
+        )
+    return first + [w for w in works if w.node != canary]
+
+
+def install(
+    cluster: Cluster,
+    options: Options,
+    *,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    command: list[str] | None = None,
+) -> RolloutOutcome:
+    repo = repository(cluster, options.repo)
+    index = load_index(repo)
+    chosen = index.chosen(options.names)
+    roles = load_roles(roles_directory())
+    nodes = chosen_nodes(cluster, options)
+    if options.canary is not None:
+        cluster.node(options.canary)
+    with tempfile.TemporaryDirectory(prefix="kato-patch-") as tmp, connections(cluster) as conns:
+        states = gather_states(cluster, conns, nodes, roles)
+        versions = {s.version for s in states.succeeded.values()}
+        patches = applicable(chosen, bool(options.names), versions)
+        fetched = [fetch(repo, p, Path(tmp)) for p in patches]  # verified before any change
+        works, notes = [], []
+        for node in nodes:
+            if node.name in states.succeeded:
+                work, lines = plan_node(
+                    node, states.succeeded[node.name], fetched, roles, options.restart
+                )
+                works += [work] if work else []
+                notes += lines
+        works = in_rollout_order(works, options.canary)
+        plan = plan_of("patch install " + (", ".join(p.name for p in patches) or "(none)"), works)
+        if dry_run or not works:
+            return RolloutOutcome(
+                plan, dry_run, failed=dict(states.failed), action="install", notes=tuple(notes)
+            )
+        with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
+            done, failed, rest = rollout(
+                conns, op, works, cluster.ssh.parallel, serial=options.restart
+            )
+            failed = {**states.failed, **failed}
+            op.settle(bool(done), bool(failed))
+    return RolloutOutcome(
+        plan, False, done, failed, action="install", not_started=rest, notes=tuple(notes)
+    )

@@ -1,0 +1,216 @@
+"""Benchmark `kato data export` and `kato data import` against the shell pipelines they
+replace, on the same data in the same run, and kato's peak RSS per data size.
+
+Brings up (and removes) the 1-node sandbox kb1 and, for each --sizes entry, fills the
+filesystem role's data dir on node1 with that much data: half incompressible (/dev/urandom),
+half compressible (`seq` output), in eight files. Then, --runs times:
+
+1. baseline export: `ssh node1 'tar -cf - -C DIR .' | zstd -1 -T0 -q > FILE`
+2. `kato data export FILE --only filesystem` (includes kato's read-back verification), and
+   `kato data verify FILE` timed on its own, so export without verification = 1 - verify
+3. baseline import: `zstd -d -c FILE | ssh node1 'tar -xf - -C DIR/.bench-restore'`
+4. `kato data import FILE` (verify, stage, stop the role, swap, start it), then
+   `kato data cleanup` (not timed)
+
+Prints medians; MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
+Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its children).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NAME = "kb1"
+KATO = (sys.executable, "-m", "kato")
+DATA_DIR = "/var/lib/kato/data/droplets"
+RESTORE_DIR = f"{DATA_DIR}/.bench-restore"
+UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+FILL = """
+set -eu
+d="$1/bench"; half=$(($2 / 2)); per=$((half / 4))
+rm -rf "$d"; mkdir -p "$d"
+for i in 1 2 3 4; do
+    head -c "$per" /dev/urandom >"$d/random-$i.bin"
+    seq 1 100000000000 | head -c "$per" >"$d/text-$i.log" || true
+done
+chown -R kato:kato "$d"; sync
+du -sb "$1" | cut -f1
+"""
+
+
+@dataclass
+class Figures:
+    base_export: list[float] = field(default_factory=list)
+    kato_export: list[float] = field(default_factory=list)
+    kato_verify: list[float] = field(default_factory=list)
+    export_rss: list[float] = field(default_factory=list)
+    base_import: list[float] = field(default_factory=list)
+    kato_import: list[float] = field(default_factory=list)
+    import_rss: list[float] = field(default_factory=list)
+    base_bytes: int = 0
+    kato_bytes: int = 0
+
+
+class Sandbox:
+    def __init__(self, info: dict[str, str]) -> None:
+        self.cluster = info["cluster_file"]
+        self.ssh_config = info["ssh_config"]
+
+    def ssh(self, script: str, *args: str) -> str:
+        done = subprocess.run(
+            (
+                "ssh",
+                "-F",
+                self.ssh_config,
+                "node1",
+                "sh",
+                "-c",
+                shell_quote(script),
+                "sh",
+                *args,
+            ),  # fmt: skip
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"node1: {script.strip()[:60]}...: {done.stderr.strip()}")
+        return done.stdout
+
+    def kato(self, *args: str) -> tuple[float, float]:
+        """(seconds, peak RSS in MiB) of one kato command against the sandbox."""
+        with tempfile.TemporaryFile() as out:
+            started = time.monotonic()
+            process = subprocess.Popen(
+                (*KATO, "--cluster", self.cluster, *args), stdout=out, stderr=out
+            )
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.monotonic() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                out.seek(0)
+                detail = out.read().decode(errors="replace").strip()
+                raise RuntimeError(f"kato {' '.join(args)} exited {process.returncode}: {detail}")
+        return seconds, usage.ru_maxrss / 1024
+
+    def pipeline(self, command: str) -> float:
+        started = time.monotonic()
+        subprocess.run(("bash", "-o", "pipefail", "-c", command), check=True)
+        return time.monotonic() - started
+
+
+def shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("B")
+    if text[-1:] in UNITS:
+        return int(float(text[:-1]) * UNITS[text[-1]])
+    return int(text)
+
+
+def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figures]:
+    data = int(box.ssh(FILL, DATA_DIR, str(size)).strip())
+    figures = Figures()
+    ssh = f"ssh -F {box.ssh_config} node1"
+    for _ in range(runs):
+        base, mine = work / "baseline.tar.zst", work / "kato.tar.zst"
+        seconds = box.pipeline(f"{ssh} 'tar -cf - -C {DATA_DIR} .' | zstd -1 -T0 -q > {base}")
+        figures.base_export.append(data / seconds / 1e6)
+        seconds, rss = box.kato("data", "export", str(mine), "--only", "filesystem")
+        figures.kato_export.append(data / seconds / 1e6)
+        figures.export_rss.append(rss)
+        figures.kato_verify.append(box.kato("data", "verify", str(mine))[0])
+        figures.base_bytes, figures.kato_bytes = base.stat().st_size, mine.stat().st_size
+
+        box.ssh('rm -rf "$1" && mkdir "$1"', RESTORE_DIR)
+        seconds = box.pipeline(f"zstd -d -c -q {base} | {ssh} 'tar -xf - -C {RESTORE_DIR}'")
+        figures.base_import.append(data / seconds / 1e6)
+        box.ssh('rm -rf "$1"', RESTORE_DIR)
+        seconds, rss = box.kato("data", "import", str(mine))
+        figures.kato_import.append(data / seconds / 1e6)
+        figures.import_rss.append(rss)
+        box.kato("data", "cleanup")
+        base.unlink()
+        mine.unlink()
+    return data, figures
+
+
+def report(rows: list[tuple[int, Figures]], runs: int) -> None:
+    med = statistics.median
+    header = (
+        "size", "base exp MB/s", "kato exp MB/s", "ratio", "verify s", "exp RSS MiB",
+        "base imp MB/s", "kato imp MB/s", "ratio", "imp RSS MiB",
+    )  # fmt: skip
+    lines = []
+    for data, f in rows:
+        lines.append(
+            (
+                f"{data / 1e6:.0f} MB",
+                f"{med(f.base_export):.0f}",
+                f"{med(f.kato_export):.0f}",
+                f"{med(f.kato_export) / med(f.base_export):.2f}x",
+                f"{med(f.kato_verify):.2f}",
+                f"{med(f.export_rss):.0f}",
+                f"{med(f.base_import):.0f}",
+                f"{med(f.kato_import):.0f}",
+                f"{med(f.kato_import) / med(f.base_import):.2f}x",
+                f"{med(f.import_rss):.0f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+    print(f"medians of {runs} runs; ratio = kato/baseline throughput")
+    for row in [header, *lines]:
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+    for data, f in rows:
+        print(
+            f"{data / 1e6:.0f} MB: archive {f.kato_bytes / 1e6:.0f} MB (kato), "
+            f"{f.base_bytes / 1e6:.0f} MB (baseline); kato export without verify "
+            f"{data / 1e6 / (data / 1e6 / med(f.kato_export) - med(f.kato_verify)):.0f} MB/s"
+        )
+    print(json.dumps({f"{d}": vars(f) for d, f in rows}), file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="200M,2G", help="Data sizes, e.g. 200M,2G.")
+    parser.add_argument("--work", default="/var/tmp", help="Where the archives are written.")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("scripts/bench data needs root", file=sys.stderr)
+        return 1
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    need = 3 * max(sizes)  # two archives here; the node's copies live on the same disk
+    if shutil.disk_usage(args.work).free < need:
+        print(f"scripts/bench data: {args.work} needs {need // 10**9} GB free", file=sys.stderr)
+        return 1
+    subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
+    up = subprocess.run(
+        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "1", "--json"),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    work = Path(tempfile.mkdtemp(prefix="kbdata-", dir=args.work))
+    try:
+        box = Sandbox(json.loads(up.stdout))
+        report([measure(box, size, args.runs, work) for size in sizes], args.runs)
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

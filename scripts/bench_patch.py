@@ -1,0 +1,96 @@
+"""Benchmark `kato patch install`: one patch on 1 node vs on every router of a 10-node
+cluster (9 routers), without restarts (restarts are serial by design) and with them, and the
+time of its --dry-run. Medians of --runs; each install is reverted before the next run.
+Brings up (and removes) a 10-node sandbox named kpbench with the platform installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+NAME = "kpbench"
+KATO = (sys.executable, "-m", "kato")
+HOME = Path(os.environ.get("KATO_SANDBOX_HOME", "/var/lib/kato-sandbox")) / NAME
+PATCH = "router-nosniff"
+
+
+def kato(*args: str) -> None:
+    done = subprocess.run(
+        (*KATO, "--cluster", str(HOME / "cluster.yaml"), *args), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"kato {' '.join(args)} exited {done.returncode}: {done.stderr}")
+
+
+def median_time(action: Callable[[], object], undo: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+        undo()
+    return statistics.median(times)
+
+
+def measure(runs: int) -> list[tuple[str, float, str]]:
+    one, every = ("--node", "node2"), ()
+    no_restart = ("--no-restart",)
+
+    def install(nodes: tuple[str, ...], *extra: str) -> Callable[[], None]:
+        return lambda: kato("patch", "install", PATCH, *nodes, *extra)
+
+    def revert(*extra: str) -> Callable[[], None]:
+        return lambda: kato("patch", "revert", PATCH, *extra)
+
+    def nothing() -> None:
+        return None
+
+    rows = []
+    a = median_time(install(one, *no_restart), revert("--no-restart"), runs)
+    b = median_time(install(every, *no_restart), revert("--no-restart"), runs)
+    rows += [
+        ("install --no-restart, 1 node", a, "1.00x"),
+        ("install --no-restart, 9 nodes", b, f"{b / a:.2f}x vs 1 node (target 1.5x)"),
+    ]
+    c = median_time(install(one), revert("--no-restart"), runs)
+    d = median_time(install(every), revert("--no-restart"), runs)
+    rows += [
+        ("install with restarts, 1 node", c, "1.00x"),
+        ("install with restarts, 9 nodes", d, f"{d / c:.2f}x vs 1 node (serial restarts)"),
+    ]
+    e = median_time(install(every, "--dry-run"), nothing, runs)
+    rows.append(("install --dry-run, 9 nodes", e, f"{e / b:.2f}x of the real install"))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
+    up = subprocess.run(
+        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "10"), capture_output=True, text=True
+    )
+    if up.returncode != 0:
+        print(up.stderr, file=sys.stderr)
+        return 1
+    try:
+        rows = measure(args.runs)
+    finally:
+        subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
+    print(f"patch {PATCH} on a 10-node sandbox, medians of {args.runs} runs")
+    print(f"{'measure':38} {'median':>9}  ratio")
+    for label, seconds, ratio in rows:
+        print(f"{label:38} {seconds:8.3f}s  {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

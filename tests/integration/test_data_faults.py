@@ -1,0 +1,242 @@
+"""kato data under faults: bad archives refused with the nodes unchanged, a node crashed or cut
+off mid-export, a full destination, an import whose load fails (rolled back)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kato.data import archive as archive_
+from kato.data.manifest import Manifest, decode
+from tests.integration.conftest import KATO, Cluster, kato
+from tests.integration.test_data import UNCHANGED, on, shell
+
+pytestmark = pytest.mark.integration
+Members = dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+def good(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    shell(cluster, "node1", "mkdir -p /var/lib/kato/data/droplets/keep && "
+          "echo precious > /var/lib/kato/data/droplets/keep/file")  # fmt: skip
+    directory = tmp_path_factory.mktemp("good")
+    on(cluster, "data", "export", str(directory / "good.tar"), "--compress", "none")
+    return directory / "good.tar"
+
+
+def read(path: Path) -> tuple[Manifest, Members]:
+    with tarfile.open(path) as tar:
+        manifest = decode(tar.extractfile("MANIFEST.json").read())  # type: ignore[union-attr]
+        members = {
+            m.name: tar.extractfile(m.name).read()  # type: ignore[union-attr]
+            for m in manifest.members
+        }
+    return manifest, members
+
+
+def write(path: Path, manifest: Manifest, members: Members, fix_sums: bool = True) -> Path:
+    """An archive as export would write it, from (possibly tampered) parts."""
+    listed = []
+    for m in manifest.members:
+        if fix_sums and m.name in members:
+            data = members[m.name]
+            m = replace(m, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        listed.append(m)
+    with path.open("wb") as file:
+        writer = archive_.ArchiveWriter(file, "none", 0)
+        for name, data in members.items():
+            writer.add(name, lambda sink, data=data: sink.write(data))
+        writer.finish(replace(manifest, members=tuple(listed)))
+    return path
+
+
+def tree(entries: Callable[[tarfile.TarFile], None]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        root = tarfile.TarInfo(".")
+        root.type, root.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(root)
+        entries(tar)
+    return buffer.getvalue()
+
+
+def entry(
+    name: str, kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> Callable[[tarfile.TarFile], None]:
+    def add(tar: tarfile.TarFile) -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, link
+        data = b"x" if kind == tarfile.REGTYPE else b""
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+    return add
+
+
+DROPLETS = "data/node1/filesystem/droplets.tar"
+
+
+def bad_archives(good: Path, directory: Path) -> Iterator[tuple[str, Path, str]]:
+    """(what, path, the text the refusal must contain)."""
+    raw = good.read_bytes()
+    manifest, members = read(good)
+    flipped = bytearray(raw)
+    offset = raw.index(b"precious")
+    flipped[offset] ^= 0x20
+    yield "flipped byte", _put(directory / "flipped.tar", bytes(flipped)), "sha256"
+    yield "truncated", _put(directory / "cut.tar", raw[: len(raw) // 2]), "truncated"
+    yield "truncated in the manifest", _put(directory / "cut0.tar", raw[:4000]), "MANIFEST"
+    fewer = dict(members)
+    fewer.pop(DROPLETS)
+    yield "missing member", write(directory / "missing.tar", manifest, fewer, False), "missing"
+    edited = replace(manifest, members=tuple(
+        replace(m, sha256="0" * 64) if m.name == DROPLETS else m for m in manifest.members
+    ))  # fmt: skip
+    yield "edited manifest", write(directory / "edited.tar", edited, members, False), "sha256"
+    newer = raw.replace(b'"format": 1', b'"format": 9', 1)
+    yield "newer format", _put(directory / "newer.tar", newer), "newer"
+    for what, add, needle in (
+        ("path traversal", entry("../../etc/cron.d/evil"), "unsafe path"),
+        ("absolute path", entry("/etc/cron.d/evil"), "unsafe path"),
+        ("link escaping", entry("escape", tarfile.SYMTYPE, "../../../../etc"), "outside"),
+        ("absolute link", entry("escape", tarfile.SYMTYPE, "/etc"), "outside"),
+        ("device node", entry("disk", tarfile.BLKTYPE), "device"),
+        ("char device", entry("null", tarfile.CHRTYPE), "device"),
+        ("hard link out", entry("hl", tarfile.LNKTYPE, "/etc/shadow"), "hard link"),
+    ):
+        parts = {**members, DROPLETS: tree(add)}
+        name = what.replace(" ", "-")
+        yield what, write(directory / f"{name}.tar", manifest, parts), needle
+
+
+def _put(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_bad_archives_are_refused_by_verify_and_import_and_nothing_changes(
+    cluster: Cluster, good: Path, tmp_path: Path
+) -> None:
+    before = shell(cluster, "node1", UNCHANGED)
+    for what, path, needle in bad_archives(good, tmp_path):
+        verified = kato("data", "verify", str(path), check=False)
+        assert verified.returncode == 6, (what, verified.stderr)
+        assert needle in verified.stderr, (what, verified.stderr)
+        imported = on(cluster, "data", "import", str(path), check=False)
+        assert imported.returncode == 6, (what, imported.stderr)
+    assert shell(cluster, "node1", UNCHANGED) == before
+    assert "kato-import" not in shell(
+        cluster, "node1", "ls -a /var/lib/kato/data /var/lib/kato/data/services"
+    )
+
+
+def test_an_import_whose_load_fails_puts_everything_back(
+    cluster: Cluster, good: Path, tmp_path: Path
+) -> None:
+    manifest, members = read(good)
+    members["data/node1/postgresql/services.dump"] = b"CREATE TABLE broken (;\n"
+    bad = write(tmp_path / "badsql.tar", manifest, members)
+    kato("data", "verify", str(bad))  # well-formed: only loading it shows the problem
+    before = shell(cluster, "node1", UNCHANGED)
+    done = on(cluster, "data", "import", str(bad), check=False)
+    assert done.returncode == 1 and "postgresql" in done.stderr
+    assert "put back" in done.stderr
+    assert shell(cluster, "node1", UNCHANGED) == before
+    host = cluster.host("node1")
+    assert host.service("kato-postgresql").is_running
+    on(cluster, "data", "cleanup")
+
+
+def export_in_background(cluster: Cluster, dest: Path, **env: str) -> subprocess.Popen[str]:
+    import os
+
+    return subprocess.Popen(
+        (*KATO, "--cluster", str(cluster.home / "cluster.yaml"), "data", "export", str(dest),
+         "--only", "filesystem", "--compress", "none"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def wait_for_partial(directory: Path, size: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = [p for p in directory.iterdir() if "kato-partial" in p.name]
+        if partial and partial[0].stat().st_size > size:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the export never got going: {proc.poll()} {proc.stderr}")
+
+
+@pytest.fixture
+def big_droplet(cluster: Cluster) -> Iterator[None]:
+    shell(cluster, "node1", "head -c 700M /dev/urandom > /var/lib/kato/data/droplets/big.bin")
+    yield
+    shell(cluster, "node1", "rm -f /var/lib/kato/data/droplets/big.bin")
+
+
+@pytest.mark.parametrize("fault", ["crash", "partition"])
+def test_a_node_lost_mid_export_fails_naming_it_and_publishes_nothing(
+    cluster: Cluster, big_droplet: None, tmp_path: Path, fault: str
+) -> None:
+    older = tmp_path / "older.tar"
+    older.write_bytes(b"an older archive")
+    proc = export_in_background(cluster, tmp_path, KATO_COMMAND_TIMEOUT="5")
+    wait_for_partial(tmp_path, 50 * 2**20, proc)
+    kato("sandbox", fault, "node1", "--name", cluster.name)
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        heal = "start" if fault == "crash" else "heal"
+        kato("sandbox", heal, "node1", "--name", cluster.name)
+    assert proc.returncode in (1, 3, 5), stderr
+    assert "node1" in stderr and ("transfer" in stderr or "command" in stderr), stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["older.tar"]
+    assert older.read_bytes() == b"an older archive"
+    on(cluster, "status", "--lock-wait", "60s", check=False)
+    wait_healthy(cluster)
+
+
+def wait_healthy(cluster: Cluster) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if on(cluster, "status", check=False).returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("the cluster did not come back healthy")
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(("mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)), check=True)
+    yield mount
+    subprocess.run(("umount", str(mount)), check=True)
+
+
+def test_a_full_destination_fails_cleanly_and_keeps_older_archives(
+    cluster: Cluster, small_fs: Path
+) -> None:
+    shell(cluster, "node1", "head -c 100M /dev/urandom > /var/lib/kato/data/droplets/mid.bin")
+    try:
+        older = small_fs / "older.tar.zst"
+        older.write_bytes(b"older")
+        done = on(cluster, "data", "export", str(small_fs), "--only", "filesystem", check=False)
+        assert done.returncode == 1 and "No space left" in done.stderr, done.stderr
+        assert sorted(p.name for p in small_fs.iterdir()) == ["older.tar.zst"]
+        assert older.read_bytes() == b"older"
+        shell(cluster, "node1", "head -c 300M /dev/zero >> /var/lib/kato/data/droplets/mid.bin")
+        refused = on(cluster, "data", "export", str(small_fs), "--only", "filesystem",
+                     "--compress", "none", check=False)  # fmt: skip
+        assert refused.returncode == 7 and "not enough space" in refused.stderr
+    finally:
+        shell(cluster, "node1", "rm -f /var/lib/kato/data/droplets/mid.bin")
