@@ -10,6 +10,7 @@ import typer
 from kato import output
 from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster
 from kato.cli.common import seconds as duration
+from kato.cli.data_schedule import backups, schedule_app
 from kato.cli.errors import reported
 
 if TYPE_CHECKING:
@@ -206,3 +207,7 @@ def cleanup(
         ]
         output.table(("NODE", "PATH", "BYTES", "RESULT"), rows, title="kato data cleanup")
     raise typer.Exit(3 if done.failed else 0)
+
+
+app.add_typer(schedule_app, name="schedule")
+app.command("backups")(backups)

@@ -1,0 +1,210 @@
+"""`kato data schedule add|list|remove|run` and `kato data backups DIR`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import typer
+
+from kato import output
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.errors import reported
+from kato.errors import ExitCode
+
+if TYPE_CHECKING:
+    from kato.data.schedule import RunOptions
+
+schedule_app = typer.Typer(
+    help="Scheduled exports: entries in root's crontab on the core node, with retention.",
+    no_args_is_help=True,
+)
+
+DEST = typer.Option(..., "--dest", help="The directory on the core node the archives go to.")
+KEEP = typer.Option(
+    None, "--keep", help="Keep the newest N archives that verify; delete older ones that verify."
+)
+ONLY = typer.Option(None, "--only", help="Only these roles (comma-separated or repeated).")
+EXCLUDE = typer.Option(None, "--exclude", help="Not these roles (comma-separated or repeated).")
+COMPRESS = typer.Option("zstd", "--compress", help="zstd, gzip or none.")
+METRICS = typer.Option(
+    None, "--metrics", help="The node_exporter textfile the outcome is written to."
+)
+
+
+def _roles(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(r.strip() for v in values or [] for r in v.split(",") if r.strip())
+
+
+def _options(
+    dest: str,
+    keep: int | None,
+    only: list[str] | None,
+    exclude: list[str] | None,
+    compress: str,
+    wait: str,
+    metrics: str | None,
+    option: str,
+) -> RunOptions:
+    from kato.data.schedule import RunOptions
+
+    return RunOptions(
+        dest, keep, _roles(only), _roles(exclude), compress, seconds(wait, option), metrics
+    )
+
+
+@schedule_app.command()
+def add(
+    cron: str = typer.Option(..., "--cron", help="When, in cron's syntax, e.g. '0 3 * * *'."),
+    dest: str = DEST,
+    keep: int = KEEP,
+    only: list[str] = ONLY,
+    exclude: list[str] = EXCLUDE,
+    compress: str = COMPRESS,
+    run_lock_wait: str = typer.Option(
+        "30m", "--run-lock-wait", help="How long each run waits for the cluster lock."
+    ),
+    metrics: str = METRICS,
+    lock_wait: str = LOCK_WAIT,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the crontab line; write nothing."),
+    as_json: bool = JSON,
+) -> None:
+    """Add an export to root's crontab on the core node; print its id and line."""
+    with reported():
+        from kato.data import schedule
+
+        options = _options(
+            dest, keep, only, exclude, compress, run_lock_wait, metrics, "--run-lock-wait"
+        )
+        change = schedule.add(
+            load_cluster(),
+            cron,
+            options,
+            lock_wait=seconds(lock_wait),
+            dry_run=dry_run,
+            command_line=invocation(),
+        )
+    if as_json:
+        output.document(change)
+        return
+    output.line(change.line.rstrip("\n"))
+    verb = "would add" if dry_run else "added"
+    output.info(f"{verb} schedule {change.entry.id}; its runs log to {change.entry.log}")
+
+
+@schedule_app.command("list")
+def list_(as_json: bool = JSON) -> None:
+    """kato's export entries in root's crontab on the core node."""
+    with reported():
+        from kato.data import schedule
+
+        found = schedule.entries(load_cluster())
+    if as_json:
+        output.document(found)
+        return
+    rows = [
+        (
+            e.id,
+            e.cron if e.enabled else f"# {e.cron} (disabled)",
+            e.dest or "?",
+            str(e.keep) if e.keep else "all",
+            e.log or "",
+        )
+        for e in found
+    ]
+    output.table(("ID", "SCHEDULE", "DEST", "KEEP", "LOG"), rows)
+
+
+@schedule_app.command()
+def remove(
+    entry: str = typer.Argument(..., metavar="ID", help="The id `list` shows."),
+    lock_wait: str = LOCK_WAIT,
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Remove one export entry from root's crontab (no other line changes)."""
+    with reported():
+        from kato.data import schedule
+
+        gone = schedule.remove(
+            load_cluster(),
+            entry,
+            lock_wait=seconds(lock_wait),
+            dry_run=dry_run,
+            command_line=invocation(),
+        )
+    verb = "would remove" if dry_run else "removed"
+    output.info(f"{verb} schedule {gone.id} ({gone.cron}, to {gone.dest})")
+
+
+@schedule_app.command("run")
+def run_(
+    dest: str = DEST,
+    keep: int = KEEP,
+    only: list[str] = ONLY,
+    exclude: list[str] = EXCLUDE,
+    compress: str = COMPRESS,
+    lock_wait: str = LOCK_WAIT,
+    metrics: str = METRICS,
+    as_json: bool = JSON,
+) -> None:
+    """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    output.info(f"{stamp} kato data schedule run: export to {dest}")
+    with reported(), output.progress() as progress:
+        from kato.data import scheduled
+
+        options = _options(dest, keep, only, exclude, compress, lock_wait, metrics, "--lock-wait")
+        report = scheduled.run(load_cluster(), options, command=invocation(), progress=progress)
+        for problem in report.problems:
+            output.warn(problem)
+        error = scheduled.outcome_error(report)
+        if error is not None:
+            raise error
+    if as_json:
+        output.document(report)
+        return
+    kept = report.retention
+    output.line(f"archive {report.archive} ({report.bytes} bytes, {report.seconds:.1f}s)")
+    if kept is not None:
+        output.line(f"kept: {', '.join(kept.plan.keep)}")
+        output.line(f"deleted: {', '.join(kept.deleted) or 'none'}")
+    output.info(f"outcome written to {report.metrics}")
+
+
+def backups(
+    directory: str = typer.Argument(..., metavar="DIR", help="Where the archives are."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="List only; do not verify."),
+    as_json: bool = JSON,
+) -> None:
+    """The archives in DIR, newest first, with size, age and verify status (exit 6: one fails)."""
+    from pathlib import Path
+
+    with reported(), output.progress() as progress:
+        from kato.data import backups as listing
+
+        found = listing.list_backups(Path(directory), verify=not no_verify, progress=progress)
+    if as_json:
+        output.document(found)
+    else:
+        rows = [(b.name, _size(b.bytes), _age(b.age_seconds), b.status) for b in found.backups]
+        output.table(("ARCHIVE", "SIZE", "AGE", "VERIFY"), rows)
+    if found.invalid:
+        raise typer.Exit(int(ExitCode.ARCHIVE_INVALID))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _age(age: float) -> str:
+    minutes = int(age // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"

@@ -1,0 +1,135 @@
+"""`kato data schedule run`: one scheduled export, its archive verified, retention, the metric."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kato.config import Cluster
+from kato.data import backups, metrics, retention
+from kato.data.schedule import RunOptions, cluster_roles, validate_options
+from kato.errors import KatoError, UsageError
+from kato.progress import Progress, SilentProgress
+
+
+@dataclass(frozen=True)
+class RunReport:
+    archive: str
+    bytes: int
+    seconds: float
+    retention: retention.RetentionResult | None
+    metrics: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """What an operator should look at although the export itself succeeded."""
+        if self.retention is None:
+            return self.warnings
+        invalid = tuple(
+            f"{c.name} fails verification ({c.problem}); it is kept, never deleted"
+            for c in self.retention.plan.invalid
+        )
+        return (
+            self.warnings + invalid + tuple(f"could not delete {e}" for e in self.retention.errors)
+        )
+
+
+def run(
+    cluster: Cluster,
+    options: RunOptions,
+    *,
+    command: Sequence[str] = (),
+    progress: Progress | None = None,
+    verifier: backups.Verifier = backups.verify_problem,
+    clock: Callable[[], float] = time.time,
+) -> RunReport:
+    """Export into options.dest (waiting options.lock_wait for the cluster lock, so runs never
+    overlap; export verifies the archive), apply --keep, and record the outcome in the metric
+    file whatever happens."""
+    from kato.data import export as exporting
+
+    validate_options(options, cluster_roles(cluster))
+    progress = progress or SilentProgress()
+    target = Path(options.metrics or metrics.DEFAULT_PATH)
+    try:
+        directory = _destination(options.dest)
+        done = exporting.export(  # verifies the archive before it gets its final name
+            cluster,
+            options.dest,
+            only=options.only,
+            exclude=options.exclude,
+            compress=options.compress,
+            lock_wait=options.lock_wait,
+            command=command,
+            progress=progress,
+        )
+        assert done.path is not None  # not a dry run, not standard output
+        archive = Path(done.path)
+    except BaseException:
+        metrics.write(target, metrics.Outcome(options.dest, clock(), success=False))
+        raise
+    kept = None
+    if options.keep is not None:
+        kept = keep_newest(
+            cluster.name, directory, options.keep, {archive.name: None}, verifier, progress
+        )
+    invalid = len(kept.plan.invalid) if kept is not None else None
+    metrics.write(
+        target,
+        metrics.Outcome(options.dest, clock(), True, done.bytes, invalid_archives=invalid),
+    )
+    return RunReport(
+        str(archive), done.bytes, done.seconds, kept, str(target), tuple(done.warnings)
+    )
+
+
+def _destination(dest: str) -> Path:
+    """The archive directory, made if missing (export alone would take it for a file name)."""
+    directory = Path(dest)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--dest {dest} is not a directory", hint="name a directory")
+    try:
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KatoError(f"cannot make {dest}: {exc.strerror}") from None
+    return directory
+
+
+def keep_newest(
+    cluster: str,
+    directory: Path,
+    keep: int,
+    known: dict[str, str | None],
+    verifier: backups.Verifier,
+    progress: Progress,
+) -> retention.RetentionResult:
+    """Verify this cluster's archives in `directory` (those in `known` are already checked)
+    and delete what the retention rule allows."""
+    candidates = []
+    for found in backups.find_archives(directory):
+        if found.cluster != cluster:
+            continue  # another cluster's archives are never ours to delete
+        name = found.path.name
+        if name in known:
+            problem = known[name]
+        else:
+            progress.step(f"verifying {name}")
+            problem = verifier(found.path)
+        candidates.append(
+            retention.Candidate(found.path.name, found.created, problem is None, problem)
+        )
+    plan = retention.plan_retention(candidates, keep)
+    return retention.apply_retention(directory, plan)
+
+
+def outcome_error(report: RunReport) -> KatoError | None:
+    """Exit 1 when archives that should go could not be deleted (the disk would fill up)."""
+    if report.retention is not None and report.retention.errors:
+        return KatoError(
+            "retention could not delete: " + "; ".join(report.retention.errors),
+            hint=f"check the permissions and the filesystem of {Path(report.archive).parent}",
+        )
+    return None
