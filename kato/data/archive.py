@@ -214,6 +214,9 @@ def _zstd(file: BinaryIO) -> Iterator[Sink]:
         sink = _Pipe(proc.stdin)
         try:
             yield sink
+        except ArchiveWriteFailed:
+            if not sink.broken:
+                raise  # else zstd died first: its own message (below) says why
         finally:
             with suppress(BrokenPipeError):
                 proc.stdin.close()
