@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from kato.config import Cluster, NodeConfig
+import os
+from pathlib import Path
+
+import yaml
+
+from kato.config import NODE_FILE, Cluster, NodeConfig
 from kato.errors import UsageError
 from kato.transport.base import SshOptions
 from kato.transport.pool import Connections, Factory, ssh_factory
@@ -40,9 +45,17 @@ def select_nodes(
 
 
 def this_node(cluster: Cluster) -> NodeConfig:
-    """The node kato runs on (--only-this-node): the one whose address is local here."""
+    """The node kato runs on (--only-this-node): the one this machine's node file names
+    ($KATO_NODE_FILE overrides), else the one whose address is this machine's own."""
     import socket
 
+    path = Path(os.environ.get("KATO_NODE_FILE", NODE_FILE))
+    try:
+        identity = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        identity = None
+    if isinstance(identity, dict) and identity.get("cluster") == cluster.name:
+        return cluster.node(str(identity.get("name")))
     for node in cluster.nodes:
         family = socket.AF_INET6 if ":" in node.address else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
@@ -52,7 +65,7 @@ def this_node(cluster: Cluster) -> NodeConfig:
                 continue
             return node
     raise UsageError(
-        f"this machine ({socket.gethostname()}) is none of the nodes of {cluster.name}: "
-        "no node's address is one of its own",
+        f"this machine is not a node of cluster {cluster.name} ({path} does not say so, and "
+        "no node's address is one of its own)",
         hint="run kato on a node of the cluster, or name the node with --node",
     )

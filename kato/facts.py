@@ -7,12 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from kato.config import NODE_FILE as NODE_FILE  # the node's identity, written by install
 from kato.roles import Health
 from kato.transport.base import CommandResult, Transport
 
 T = TypeVar("T")
 RELEASES = "/var/lib/kato/releases"
-NODE_FILE = "/etc/kato/node.yaml"
 
 
 @dataclass(frozen=True)

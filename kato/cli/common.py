@@ -21,6 +21,7 @@ ROLES = typer.Option(None, "--role", help="Only nodes with this role (repeatable
 PARALLEL = typer.Option(
     None, "--parallel", help="How many nodes at once (default: the cluster file's ssh.parallel)."
 )
+THIS_NODE = typer.Option(False, "--only-this-node", help="Only the node kato runs on.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
 LOCK_WAIT = typer.Option(
     "0",

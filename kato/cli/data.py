@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    NODES,
+    THIS_NODE,
+    invocation,
+    load_cluster,
+)
 from kato.cli.common import seconds as duration
 from kato.cli.data_schedule import backups, schedule_app
 from kato.cli.errors import reported
@@ -21,7 +29,6 @@ app = typer.Typer(no_args_is_help=True, help="Export, verify and import the clus
 
 ONLY = typer.Option(None, "--only", help="Only these roles, e.g. postgresql,filesystem.")
 EXCLUDE = typer.Option(None, "--exclude", help="Leave these roles out, e.g. redis.")
-THIS_NODE = typer.Option(False, "--only-this-node", help="Only the node kato runs on.")
 
 
 def chosen_nodes(cluster: Cluster, nodes: list[str] | None, this_node: bool) -> list[str]:

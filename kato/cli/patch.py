@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster, seconds
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    NODES,
+    THIS_NODE,
+    invocation,
+    load_cluster,
+    seconds,
+)
 from kato.cli.errors import reported
 
 if TYPE_CHECKING:
@@ -66,9 +75,7 @@ def _report(outcome: RolloutOutcome, as_json: bool) -> None:
 def install(
     names: list[str] = typer.Argument(None, metavar="[NAME...]"),
     node: list[str] = NODES,
-    only_this_node: bool = typer.Option(
-        False, "--only-this-node", help="Only the node kato runs on."
-    ),
+    only_this_node: bool = THIS_NODE,
     canary: str = typer.Option(
         None, "--canary", help="Patch this node first, healthy, then the rest."
     ),

@@ -8,17 +8,13 @@ again, keeps the files a patch replaces and records what it applied.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from kato.config import Cluster, NodeConfig
-from kato.connect import connections, select_nodes
+from kato.connect import connections, select_nodes, this_node
 from kato.errors import PreflightRefused, UsageError
-from kato.facts import NODE_FILE
 from kato.operation import operation
 from kato.patch.nodes import STAGING, NodePatches, agent_step
 from kato.patch.repository import Fetched, Patch, fetch, load_index
@@ -39,25 +35,10 @@ class Options:
     repo: str | None = None
 
 
-def this_node(cluster: Cluster) -> str:
-    """The node kato runs on, as /etc/kato/node.yaml names it ($KATO_NODE_FILE overrides)."""
-    path = Path(os.environ.get("KATO_NODE_FILE", NODE_FILE))
-    try:
-        identity = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        identity = None
-    if not isinstance(identity, dict) or identity.get("cluster") != cluster.name:
-        raise UsageError(
-            f"this machine is not a node of cluster {cluster.name} ({path} does not say so)",
-            hint="run kato on a node of the cluster, or name the node with --node",
-        )
-    return cluster.node(str(identity.get("name"))).name
-
-
 def chosen_nodes(cluster: Cluster, options: Options) -> tuple[NodeConfig, ...]:
     names = list(options.nodes or [])
     if options.only_this_node:
-        names.append(this_node(cluster))
+        names.append(this_node(cluster).name)
     return select_nodes(cluster, names or None)
 
 
