@@ -242,6 +242,14 @@ class _Pipe:
             raise ArchiveWriteFailed(0, "zstd stopped reading (see its error)") from None
 
 
+def members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar read in stream mode, one at a time. tarfile keeps every TarInfo
+    it has read, so memory would grow with the member count: forget each one."""
+    while (info := tar.next()) is not None:
+        tar.members = []  # type: ignore[attr-defined]
+        yield info
+
+
 def compression_of(head: bytes) -> str:
     if head.startswith(_ZSTD_MAGIC):
         return "zstd"

@@ -38,7 +38,7 @@ def verify_deep(
             progress.step(f"{node}: loading {member.name} into a scratch {member.role}")
             done = conns.get(node).stream_in(spec.check, stream)  # type: ignore[arg-type]
             if not done.ok:
-                last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+                last = done.error_line
                 raise ArchiveInvalid(str(path), member.name, f"does not restore on {node}: {last}")
 
         return verify_archive(path, progress=progress, visit=visit)

@@ -308,7 +308,7 @@ def _read(
 
 
 def _judge(source: DataDir, done: CommandResult, result: ExportResult) -> None:
-    last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+    last = done.error_line
     if done.status < 0:
         raise NodeUnreachable(source.node, "transfer", "the connection closed mid-export")
     if source.spec.kind == "tree" and done.status == 1:

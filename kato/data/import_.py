@@ -18,7 +18,7 @@ from kato.connect import connections
 from kato.data import archive, switch
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
-from kato.data.verify import VerifyResult, _Hashing, verify_archive
+from kato.data.verify import HashingReader, VerifyResult, verify_archive
 from kato.errors import KatoError, NodeUnreachable, PreflightRefused
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
@@ -136,20 +136,19 @@ def _stage(
     by_name = {p.member.name: p for p in placements}
     with archive.reading(str(path)) as stream:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (closed with stream)
-        while (info := tar.next()) is not None:
-            tar.members = []  # type: ignore[attr-defined]  # else memory grows per member
+        for info in archive.members(tar):
             placement = by_name.get(info.name)
             if placement is None:
                 continue
             extracted = tar.extractfile(info)
             assert extracted is not None
-            _stage_one(conns, op, placement, _Hashing(extracted), progress)
+            _stage_one(conns, op, placement, HashingReader(extracted), progress)
         while stream.read(1 << 20):
             pass
 
 
 def _stage_one(
-    conns: Connections, op: Operation, p: Placement, reader: _Hashing, progress: Progress
+    conns: Connections, op: Operation, p: Placement, reader: HashingReader, progress: Progress
 ) -> None:
     node, member = p.target.node, p.member
     progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
@@ -167,7 +166,7 @@ def _stage_one(
     if done.status < 0:
         raise NodeUnreachable(node, "transfer", "the connection closed while staging")
     if not done.ok:
-        last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+        last = done.error_line
         raise KatoError(
             f"{node}: staging {member.name} failed: {last}",
             hint="nothing was switched; fix the cause and import again",

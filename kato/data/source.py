@@ -104,7 +104,7 @@ def _fetch(
     finally:
         transport.close()
     if done.status != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+        last = done.error_line
         raise KatoError(
             f"{remote.shown}: the export there failed (exit {done.status}): {last}",
             hint="run `kato data export` on that node to see why; nothing here was changed",

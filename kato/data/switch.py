@@ -125,7 +125,7 @@ def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress
         progress.step(f"{node}: {role.name} {p.target.data_dir}: switching in {p.member.name}")
         done = conns.get(node).run(argv, timeout=LOAD_TIMEOUT, check=False)
         if not done.ok:
-            last = (done.stderr.strip().splitlines() or [f"exit {done.status}"])[-1]
+            last = done.error_line
             raise KatoError(f"{p.target.data_dir}: {last}")
         op.step(node, f"switch {role.name} {p.target.data_dir} to {p.member.name}", None,
                 "ok", done.seconds, previous=p.previous)  # fmt: skip

@@ -67,8 +67,7 @@ def verify_archive(
             current = "archive"
             seen: set[str] = set()
             total = entries = 0
-            while (info := tar.next()) is not None:
-                tar.members = []  # else memory grows per member
+            for info in archive.members(tar):
                 current = info.name
                 member = _listed(manifest, info, seen, shown)
                 progress.detail(f"{member.name} ({member.size} bytes)")
@@ -117,7 +116,7 @@ def _listed(manifest: Manifest, info: tarfile.TarInfo, seen: set[str], path: str
     return member
 
 
-class _Hashing:
+class HashingReader:
     """Reads through to `source`, hashing and counting every byte."""
 
     def __init__(self, source: IO[bytes]) -> None:
@@ -139,7 +138,7 @@ def _check_member(
 ) -> int:
     source = tar.extractfile(info)
     assert source is not None
-    reader = _Hashing(source)
+    reader = HashingReader(source)
     entries = 0
     if member.type == "tree":
         entries = check_tree(reader, f"{member.name}", path)  # type: ignore[arg-type]
@@ -158,8 +157,7 @@ def check_tree(stream: IO[bytes], member: str, path: str) -> int:
     seen = Seen()
     count = 0
     with tarfile.open(fileobj=stream, mode="r|") as inner:
-        while (entry := inner.next()) is not None:
-            inner.members = []  # type: ignore[attr-defined]  # else memory grows per file
+        for entry in archive.members(inner):
             count += 1
             if count > MAX_ENTRIES:
                 raise ArchiveInvalid(path, member, f"more than {MAX_ENTRIES} entries")

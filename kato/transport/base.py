@@ -21,6 +21,12 @@ class CommandResult:
     def ok(self) -> bool:
         return self.status == 0
 
+    @property
+    def error_line(self) -> str:
+        """The last line of its error output, or its exit status when it said nothing."""
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit {self.status}"
+
 
 @dataclass(frozen=True)
 class SshOptions:
