@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 import testinfra
 
-NAME = os.environ.get("KATO_TEST_SANDBOX", "katotest")  # a helper checkout may pick its own
+# Every sandbox a test run makes is named PREFIX + a word, so two checkouts testing side by side
+# (KATO_TEST_PREFIX=k9 in one of them) never touch each other's sandboxes.
+PREFIX = os.environ.get("KATO_TEST_PREFIX", "kato")
+
+
+def sandbox_name(word: str) -> str:
+    return f"{PREFIX}{word}"
+
+
+NAME = sandbox_name("test")
 KATO = (sys.executable, "-m", "kato")
 
 

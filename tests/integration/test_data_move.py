@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import Cluster, kato
+from tests.integration.conftest import Cluster, kato, sandbox_name
 from tests.integration.test_data import FILL, SNAPSHOT, WIPE, shell
 
 pytestmark = pytest.mark.integration
-NEW = "katomove"
+NEW = sandbox_name("move")
 RENAMED = {"node1": "core-a", "node2": "apps-b"}
 
 

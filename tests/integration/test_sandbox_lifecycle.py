@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import KATO, Cluster, kato, missing_requirement
+from tests.integration.conftest import KATO, Cluster, kato, missing_requirement, sandbox_name
 
 pytestmark = pytest.mark.integration
 HOME = Path(os.environ.get("KATO_SANDBOX_HOME", "/var/lib/kato-sandbox"))
@@ -70,18 +70,28 @@ def leftovers(name: str) -> list[str]:
 
 
 def test_down_removes_everything_and_twice_is_fine() -> None:
-    kato("sandbox", "up", "--name", "katodown", "--nodes", "1", "--bare")
-    kato("sandbox", "disk", "node1", "--fs", "btrfs", "--size", "128M", "--name", "katodown")
-    assert leftovers("katodown"), "the leftover check sees nothing of a live sandbox"
-    kato("sandbox", "down", "--name", "katodown")
-    assert leftovers("katodown") == []
-    again = kato("sandbox", "down", "--name", "katodown")
+    kato("sandbox", "up", "--name", sandbox_name("down"), "--nodes", "1", "--bare")
+    kato(
+        "sandbox",
+        "disk",
+        "node1",
+        "--fs",
+        "btrfs",
+        "--size",
+        "128M",
+        "--name",
+        sandbox_name("down"),
+    )
+    assert leftovers(sandbox_name("down")), "the leftover check sees nothing of a live sandbox"
+    kato("sandbox", "down", "--name", sandbox_name("down"))
+    assert leftovers(sandbox_name("down")) == []
+    again = kato("sandbox", "down", "--name", sandbox_name("down"))
     assert "nothing to remove" in again.stderr
 
 
 def test_down_after_a_killed_up_removes_what_it_made() -> None:
     up = subprocess.Popen(
-        (*KATO, "sandbox", "up", "--name", "katokill", "--nodes", "2"),
+        (*KATO, "sandbox", "up", "--name", sandbox_name("kill"), "--nodes", "2"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -89,26 +99,32 @@ def test_down_after_a_killed_up_removes_what_it_made() -> None:
         deadline = time.monotonic() + 120
         # kill it once the first node's systemd-nspawn is running: the middle of `up`
         while time.monotonic() < deadline and not any(
-            line.startswith("process") for line in leftovers("katokill")
+            line.startswith("process") for line in leftovers(sandbox_name("kill"))
         ):
             time.sleep(0.02)
         up.send_signal(signal.SIGKILL)
         up.wait()
-        assert leftovers("katokill"), "up was killed before it made anything"
-        status = kato("sandbox", "up", "--name", "katokill", check=False)
+        assert leftovers(sandbox_name("kill")), "up was killed before it made anything"
+        status = kato("sandbox", "up", "--name", sandbox_name("kill"), check=False)
         assert status.returncode != 0 or "already up" in status.stderr
     finally:
-        kato("sandbox", "down", "--name", "katokill")
-    assert leftovers("katokill") == []
+        kato("sandbox", "down", "--name", sandbox_name("kill"))
+    assert leftovers(sandbox_name("kill")) == []
 
 
 def test_up_as_a_normal_user_is_refused_and_makes_nothing() -> None:
     done = kato(
-        "sandbox", "up", "--name", "katouser", user="65534", check=False, env={"HOME": "/tmp"}
+        "sandbox",
+        "up",
+        "--name",
+        sandbox_name("user"),
+        user="65534",
+        check=False,
+        env={"HOME": "/tmp"},
     )
     assert done.returncode == 7, done.stderr
     assert "needs root" in done.stderr
-    assert leftovers("katouser") == []
+    assert leftovers(sandbox_name("user")) == []
 
 
 def test_up_without_systemd_nspawn_names_the_package(tmp_path: Path) -> None:
@@ -117,19 +133,21 @@ def test_up_without_systemd_nspawn_names_the_package(tmp_path: Path) -> None:
     for tool in ("ip", "debootstrap", "ssh-keygen", "losetup", "mkfs.btrfs", "mkfs.ext4"):
         found = subprocess.run(("which", tool), capture_output=True, text=True).stdout.strip()
         (bin_dir / tool).symlink_to(found)
-    done = kato("sandbox", "up", "--name", "katotool", check=False, env={"PATH": str(bin_dir)})
+    done = kato(
+        "sandbox", "up", "--name", sandbox_name("tool"), check=False, env={"PATH": str(bin_dir)}
+    )
     assert done.returncode == 7, done.stderr
     assert "systemd-nspawn is not installed" in done.stderr
     assert "apt-get install -y systemd-container" in done.stderr
-    assert leftovers("katotool") == []
+    assert leftovers(sandbox_name("tool")) == []
 
 
 def test_up_on_a_taken_address_range_is_refused(cluster: Cluster) -> None:
     taken = str(cluster.status["subnet"])
-    done = kato("sandbox", "up", "--name", "katotaken", "--subnet", taken, check=False)
+    done = kato("sandbox", "up", "--name", sandbox_name("taken"), "--subnet", taken, check=False)
     assert done.returncode == 7, done.stderr
     assert f"address range {taken} is already in use" in done.stderr
-    assert leftovers("katotaken") == []
+    assert leftovers(sandbox_name("taken")) == []
 
 
 def test_an_image_that_cannot_be_built_leaves_nothing(tmp_path: Path) -> None:
@@ -138,7 +156,7 @@ def test_an_image_that_cannot_be_built_leaves_nothing(tmp_path: Path) -> None:
         "sandbox",
         "up",
         "--name",
-        "katoimg",
+        sandbox_name("img"),
         "--mirror",
         "http://127.0.0.1:9/debian",
         check=False,
@@ -146,6 +164,6 @@ def test_an_image_that_cannot_be_built_leaves_nothing(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "could not build the node image" in done.stderr
-    assert leftovers("katoimg") == []
+    assert leftovers(sandbox_name("img")) == []
     images = cache / "images"
     assert [p.name for p in images.iterdir() if not p.name.endswith((".log", ".lock"))] == []
