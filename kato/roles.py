@@ -320,3 +320,11 @@ def _unit_conflicts(root: Path, roles: Mapping[str, Role]) -> list[str]:
                 problems.append(f"{where}: units: {unit} is also shipped by {owner[unit]}")
             owner.setdefault(unit, role.name)
     return problems
+
+
+def bundled_directory() -> Path:
+    """The role definitions kato itself carries: `kato/_roles` in an installed wheel (package
+    data, see setup.py), else `roles/` of the checkout this kato runs from."""
+    package = Path(__file__).resolve().parent
+    installed = package / "_roles"
+    return installed if installed.is_dir() else package.parent / "roles"

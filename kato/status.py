@@ -10,14 +10,15 @@ from kato import facts, lock
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import ExitCode, KatoError
-from kato.roles import Role, in_start_order, load_roles
+from kato.roles import Role, bundled_directory, in_start_order, load_roles
 from kato.transport.base import Transport
 from kato.transport.fanout import FanOut, NodeFailure, failure, fan_out
 
 
 def roles_directory() -> Path:
-    """Where the role definitions are: $KATO_ROLES, else the roles/ beside the package."""
-    return Path(os.environ.get("KATO_ROLES", Path(__file__).resolve().parents[1] / "roles"))
+    """Where the role definitions are: $KATO_ROLES, else the ones kato carries."""
+    override = os.environ.get("KATO_ROLES")
+    return Path(override) if override else bundled_directory()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -42,6 +43,14 @@ def seconds(text: str, option: str = "--lock-wait") -> float:
     if not match:
         raise UsageError(f"{option} {text!r} is not a duration", hint="use e.g. 30s, 10m, 1h")
     return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
+def running_kato() -> tuple[str, ...]:
+    """How to start this very kato again (cron does): its script, else this Python -m kato."""
+    script = Path(sys.argv[0])
+    if script.name == "kato" and script.is_file():
+        return (str(script.absolute()),)
+    return (sys.executable, "-m", "kato")
 
 
 def invocation() -> list[str]:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    invocation,
+    load_cluster,
+    running_kato,
+    seconds,
+)
 from kato.cli.errors import reported
 from kato.errors import ExitCode
 
@@ -65,6 +73,18 @@ def add(
         "30m", "--run-lock-wait", help="How long each run waits for the cluster lock."
     ),
     metrics: str = METRICS,
+    kato: str = typer.Option(
+        None,
+        "--kato",
+        help="The kato cron starts on the core node (default: this kato when run there, "
+        "else /usr/local/bin/kato).",
+    ),
+    cluster_file: str = typer.Option(
+        None,
+        "--cluster-file",
+        help="The cluster file it reads there (default: this one when run on the core node, "
+        "else /etc/kato/cluster.yaml).",
+    ),
     lock_wait: str = LOCK_WAIT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the crontab line; write nothing."),
     as_json: bool = JSON,
@@ -76,13 +96,15 @@ def add(
         options = _options(
             dest, keep, only, exclude, compress, run_lock_wait, metrics, "--run-lock-wait"
         )
+        cluster = load_cluster()
         change = schedule.add(
-            load_cluster(),
+            cluster,
             cron,
             options,
             lock_wait=seconds(lock_wait),
             dry_run=dry_run,
             command_line=invocation(),
+            runner=schedule.runner_on_core(cluster, running_kato(), kato, cluster_file),
         )
     if as_json:
         output.document(change)

@@ -8,11 +8,12 @@ import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from crontab import CronSlices, CronTab
 
 from kato.config import Cluster
-from kato.connect import connections
+from kato.connect import connections, this_node
 from kato.data.archive import COMPRESSIONS
 from kato.data.crontab_lines import TAG, Entry, entry_line, parse_entries, with_line, without_entry
 from kato.errors import KatoError, PreflightRefused, UsageError
@@ -51,6 +52,43 @@ class RunOptions:
         if self.metrics:
             argv += ["--metrics", self.metrics]
         return argv
+
+
+@dataclass(frozen=True)
+class Runner:
+    """What cron on the core node starts: a kato (its argv) with a cluster file."""
+
+    kato: tuple[str, ...] = (KATO_ON_CORE,)
+    cluster_file: str = CLUSTER_ON_CORE
+
+
+def runner_on_core(
+    cluster: Cluster,
+    running: tuple[str, ...],
+    kato: str | None = None,
+    cluster_file: str | None = None,
+) -> Runner:
+    """The kato and cluster file cron should use: the ones given; else, when this machine is
+    the core node, the kato running now (`running`) and the cluster file it read; else the
+    conventional paths of a core node (/usr/local/bin/kato, /etc/kato/cluster.yaml)."""
+    default = Runner()
+    if _runs_on_core(cluster):
+        default = Runner(running, str(Path(cluster.path).absolute()))
+    chosen = Runner((kato,) if kato else default.kato, cluster_file or default.cluster_file)
+    for value in (*chosen.kato[:1], chosen.cluster_file):
+        if not value.startswith("/") or UNSAFE.search(value):
+            raise UsageError(
+                f"{value!r} must be an absolute path without %, a newline or NUL",
+                hint="pass --kato and --cluster-file as absolute paths on the core node",
+            )
+    return chosen
+
+
+def _runs_on_core(cluster: Cluster) -> bool:
+    try:
+        return this_node(cluster).name == cluster.core
+    except UsageError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -112,14 +150,14 @@ def metrics_path(entry: str) -> str:
     return f"{METRICS_DIR}/kato_data_export_{entry}.prom"
 
 
-def command(options: RunOptions, entry: str) -> str:
+def command(options: RunOptions, entry: str, runner: Runner = Runner()) -> str:
     """The crontab command: kato on the core node, its log appended, every arg quoted."""
-    argv = [KATO_ON_CORE, "--cluster", CLUSTER_ON_CORE, "data", "schedule", "run"]
+    argv = [*runner.kato, "--cluster", runner.cluster_file, "data", "schedule", "run"]
     return f"{shlex.join(argv + options.argv())} >> {shlex.quote(log_path(entry))} 2>&1"
 
 
-def render_line(cron: str, options: RunOptions, entry: str) -> str:
-    job = CronTab().new(command=command(options, entry), comment=TAG + entry)
+def render_line(cron: str, options: RunOptions, entry: str, runner: Runner = Runner()) -> str:
+    job = CronTab().new(command=command(options, entry, runner), comment=TAG + entry)
     job.setall(cron)
     return str(job.render()) + "\n"
 
@@ -145,17 +183,18 @@ def write_crontab(core: Transport, text: str) -> None:
         core.run(("crontab", "-r"), check=False)  # an empty crontab: none at all
 
 
-def require_kato_on_core(core: Transport) -> None:
+def require_kato_on_core(core: Transport, runner: Runner) -> None:
     for flag, path, what in (
-        ("-x", KATO_ON_CORE, "kato is not installed"),
-        ("-f", CLUSTER_ON_CORE, "there is no cluster file"),
+        ("-x", runner.kato[0], "kato is not installed"),
+        ("-f", runner.cluster_file, "there is no cluster file"),
     ):
         if not core.run(("test", flag, path), check=False).ok:
             raise PreflightRefused(
                 f"{core.node}: {what} at {path} on the core node, so cron there cannot run "
                 "the export",
-                hint=f"install kato on {core.node} as {KATO_ON_CORE} with this cluster file as "
-                f"{CLUSTER_ON_CORE} (a sandbox made by `kato sandbox up` has both)",
+                hint=f"install kato on {core.node} (docs/install.md), or name its paths there "
+                "with --kato and --cluster-file (a sandbox made by `kato sandbox up` has "
+                f"{KATO_ON_CORE} and {CLUSTER_ON_CORE})",
             )
 
 
@@ -167,8 +206,10 @@ def add(
     lock_wait: float = 0.0,
     dry_run: bool = False,
     command_line: Sequence[str] = (),
+    runner: Runner = Runner(),
 ) -> Change:
-    """Add one export entry to root's crontab on the core node (its id is stable)."""
+    """Add one export entry to root's crontab on the core node (its id is stable); cron
+    starts `runner` (see runner_on_core)."""
     cron = " ".join(cron.split())
     validate_cron(cron)
     if not options.dest.startswith("/"):
@@ -177,12 +218,12 @@ def add(
     entry = entry_id(cron, options)
     if options.metrics is None:
         options = replace(options, metrics=metrics_path(entry))
-    line = render_line(cron, options, entry)
+    line = render_line(cron, options, entry, runner)
     added = entry_line(line)
     assert added is not None  # rendered from a schedule validated just above
     with connections(cluster) as conns:
         core = conns.get(cluster.core)
-        require_kato_on_core(core)
+        require_kato_on_core(core, runner)
         _refuse_duplicate(parse_entries(read_crontab(core)), entry, options.dest)
         with operation(
             conns, cluster.core, command_line, lock_wait=lock_wait, dry_run=dry_run

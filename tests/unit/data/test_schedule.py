@@ -268,3 +268,42 @@ def test_bad_input_contacts_nothing(core: FakeCore) -> None:
     with pytest.raises(UsageError, match="absolute path on the core node"):
         schedule.add(CLUSTER, "0 3 * * *", RunOptions("backups"))
     assert core.calls == []
+
+
+def _cluster_with_core(address: str) -> config.Cluster:
+    return config.parse(
+        {
+            "name": "prod",
+            "core": "core1",
+            "nodes": [
+                {"name": "core1", "address": address, "roles": ["controller"]},
+                {"name": "web1", "address": "192.0.2.20", "roles": ["router"]},
+            ],
+        },
+        "/srv/kato/prod.yaml",
+    )
+
+
+def test_on_the_core_node_cron_runs_the_kato_running_now_with_the_file_it_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("KATO_NODE_FILE", str(tmp_path / "none"))
+    running = ("/opt/pipx/venvs/kato/bin/python", "-m", "kato")
+    runner = schedule.runner_on_core(_cluster_with_core("127.0.0.1"), running)
+    assert runner == schedule.Runner(running, "/srv/kato/prod.yaml")
+    line = schedule.render_line("0 3 * * *", RunOptions("/srv/b"), "abcd1234", runner)
+    assert line.startswith(
+        "0 3 * * * /opt/pipx/venvs/kato/bin/python -m kato --cluster /srv/kato/prod.yaml data"
+    )
+
+
+def test_elsewhere_cron_runs_the_conventional_paths_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("KATO_NODE_FILE", str(tmp_path / "none"))
+    cluster = _cluster_with_core("192.0.2.10")  # TEST-NET: never an address of this machine
+    assert schedule.runner_on_core(cluster, ("/x/kato",)) == schedule.Runner()
+    told = schedule.runner_on_core(cluster, ("/x/kato",), "/opt/kato/bin/kato", "/etc/c.yaml")
+    assert told == schedule.Runner(("/opt/kato/bin/kato",), "/etc/c.yaml")
+    with pytest.raises(UsageError, match="absolute path"):
+        schedule.runner_on_core(cluster, ("/x/kato",), "kato")
