@@ -35,6 +35,20 @@ SSH_KEYS = {
     "port",
 }
 NODE_KEYS = {"name", "address", "port", "roles"}
+# How kato logs in (OpenSSH's config, the agent, passphrases, sudo): see docs/ssh.md.
+SSH_ACCESS_KEYS = {
+    "config",
+    "agent",
+    "passphrase_file",
+    "passphrase_env",
+    "keepalive",
+    "sudo_password_file",
+    "sudo_password_env",
+}
+SSH_KEYS |= SSH_ACCESS_KEYS
+NODE_ACCESS_KEYS = {"user", "identity_file"}
+NODE_KEYS |= NODE_ACCESS_KEYS
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,14 @@ class SshSettings:
     auth_timeout: float = 10.0
     command_timeout: float = 600.0
     parallel: int = 10
+    config: str | None = None  # an OpenSSH client config (HostName, Port, User, ProxyJump ...)
+    agent: bool = False
+    passphrase_file: str | None = None
+    passphrase_env: str | None = None
+    keepalive: float = 15.0
+    sudo_password_file: str | None = None
+    sudo_password_env: str | None = None
+    given: frozenset[str] = frozenset()  # the settings spelled out (they beat ssh.config)
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,9 @@ class NodeConfig:
     address: str
     port: int
     roles: tuple[str, ...]
+    user: str | None = None  # this node's own login, beating ssh.user and ssh.config
+    identity_file: str | None = None
+    given: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -116,8 +141,8 @@ def parse(raw: Any, path: str) -> Cluster:
         problems.raise_if_any()
     problems.unknown_keys(raw, TOP_KEYS, "")
     name = problems.string(raw, "name", "", pattern=NODE_NAME)
-    ssh = _parse_ssh(raw.get("ssh", {}), problems)
-    nodes = _parse_nodes(raw.get("nodes"), ssh.port, problems)
+    ssh = _parse_ssh_access(_parse_ssh(raw.get("ssh", {}), problems), raw.get("ssh"), problems)
+    nodes = _parse_node_access(_parse_nodes(raw.get("nodes"), ssh.port, problems), raw, problems)
     core = problems.string(raw, "core", "")
     if core and nodes and core not in {n.name for n in nodes}:
         problems.add("core", f"names {core!r}, which is not one of the nodes")
@@ -182,6 +207,52 @@ def _parse_nodes(raw: Any, default_port: int, problems: Problems) -> tuple[NodeC
         port = problems.integer(entry, "port", where, default_port, 1, 65535)
         nodes.append(NodeConfig(name, address, port, tuple(roles)))
     return tuple(nodes)
+
+
+def _parse_ssh_access(ssh: SshSettings, raw: Any, problems: Problems) -> SshSettings:
+    """The login settings of `ssh:` (docs/ssh.md): which file or variable holds a secret,
+    never the secret itself."""
+    if not isinstance(raw, dict):
+        return ssh
+    agent = raw.get("agent", False)
+    if not isinstance(agent, bool):
+        problems.add("ssh.agent", "must be true or false")
+        agent = False
+    for key in ("passphrase_env", "sudo_password_env"):
+        if isinstance(raw.get(key), str) and not ENV_NAME.match(raw[key]):
+            problems.add(f"ssh.{key}", "must name an environment variable (letters, digits, _)")
+    for secret in ("passphrase", "sudo_password"):
+        if raw.get(f"{secret}_file") is not None and raw.get(f"{secret}_env") is not None:
+            problems.add(f"ssh.{secret}_env", f"give {secret}_file or {secret}_env, not both")
+    return replace(
+        ssh,
+        config=problems.string(raw, "config", "ssh", required=False) or None,
+        agent=agent,
+        passphrase_file=problems.string(raw, "passphrase_file", "ssh", required=False) or None,
+        passphrase_env=problems.string(raw, "passphrase_env", "ssh", required=False) or None,
+        keepalive=problems.number(raw, "keepalive", "ssh", ssh.keepalive),
+        sudo_password_file=problems.string(raw, "sudo_password_file", "ssh", required=False)
+        or None,
+        sudo_password_env=problems.string(raw, "sudo_password_env", "ssh", required=False) or None,
+        given=frozenset(k for k in ("user", "identity_file", "port") if k in raw),
+    )
+
+
+def _parse_node_access(
+    nodes: tuple[NodeConfig, ...], raw: Any, problems: Problems
+) -> tuple[NodeConfig, ...]:
+    """Each node's own `user` and `identity_file`, which beat ssh.* and ssh.config."""
+    entries = raw.get("nodes") if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or len(entries) != len(nodes):
+        return nodes
+    found = []
+    for i, (node, entry) in enumerate(zip(nodes, entries, strict=True)):
+        where = f"nodes[{i}]"
+        user = problems.string(entry, "user", where, required=False, pattern=USER_NAME)
+        identity = problems.string(entry, "identity_file", where, required=False)
+        given = frozenset(k for k in ("user", "identity_file", "port") if k in entry)
+        found.append(replace(node, user=user or None, identity_file=identity or None, given=given))
+    return tuple(found)
 
 
 def _is_address(text: str) -> bool:
@@ -275,6 +346,7 @@ def apply_env(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
                 raise UsageError(f"{variable}={env[variable]!r} is not a valid {key}") from None
     if not changes:
         return cluster
+    changes["given"] = cluster.ssh.given | {k for k in changes if k in ("user", "identity_file")}
     ssh = replace(cluster.ssh, **changes)
     if not 1 <= ssh.parallel <= 256:
         raise UsageError(f"KATO_PARALLEL must be from 1 to 256, not {ssh.parallel}")

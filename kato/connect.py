@@ -7,27 +7,45 @@ from pathlib import Path
 
 import yaml
 
+from kato import secrets
 from kato.config import NODE_FILE, Cluster, NodeConfig
 from kato.errors import UsageError
-from kato.transport.base import SshOptions
+from kato.transport.base import SshOptions, Transport
 from kato.transport.pool import Connections, Factory, ssh_factory
 
 
-def ssh_options(cluster: Cluster) -> SshOptions:
+def ssh_options(cluster: Cluster, node: NodeConfig | None = None) -> SshOptions:
+    """How to log in (to `node`, whose own user and identity_file beat the cluster's)."""
     ssh = cluster.ssh
+    given = ssh.given | (node.given if node else frozenset())
     return SshOptions(
-        user=ssh.user,
-        identity_file=ssh.identity_file,
+        user=(node.user if node else None) or ssh.user,
+        identity_file=(node.identity_file if node else None) or ssh.identity_file,
         known_hosts=ssh.known_hosts,
         connect_timeout=ssh.connect_timeout,
         auth_timeout=ssh.auth_timeout,
         command_timeout=ssh.command_timeout,
+        ssh_config=ssh.config,
+        agent=ssh.agent,
+        passphrase=secrets.read(ssh.passphrase_file, ssh.passphrase_env, "ssh.passphrase"),
+        keepalive=ssh.keepalive,
+        sudo_password=secrets.read(
+            ssh.sudo_password_file, ssh.sudo_password_env, "ssh.sudo_password"
+        ),
+        given=given,
+        jump_user=ssh.user,
+        jump_identity_file=ssh.identity_file,
     )
 
 
 def connections(cluster: Cluster, factory: Factory = ssh_factory) -> Connections:
+    options = {n.name: ssh_options(cluster, n) for n in cluster.nodes}
+
+    def per_node(node: str, address: str, port: int, _shared: SshOptions) -> Transport:
+        return factory(node, address, port, options[node])
+
     return Connections(
-        {n.name: (n.address, n.port) for n in cluster.nodes}, ssh_options(cluster), factory
+        {n.name: (n.address, n.port) for n in cluster.nodes}, ssh_options(cluster), per_node
     )
 
 

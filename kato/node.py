@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kato.config import Cluster
+from kato.connect import ssh_options
 from kato.errors import HostKeyRefused
-from kato.transport.ssh import OfferedKey, host_key_name, offered_host_key
+from kato.transport.ssh import OfferedKey, offered_host_key
+from kato.transport.ssh_route import route
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,10 @@ def trust(
     """Record the key NODE offers in kato's known_hosts, but only when it matches the expected
     fingerprint or a person confirmed it."""
     node = cluster.node(name)
-    offered = offered_host_key(node.name, node.address, node.port, cluster.ssh.connect_timeout)
+    options = ssh_options(cluster, node)
+    offered = offered_host_key(
+        node.name, node.address, node.port, cluster.ssh.connect_timeout, options
+    )
     if fingerprint is not None and fingerprint != offered.fingerprint:
         raise HostKeyRefused(
             node.name,
@@ -43,7 +48,7 @@ def trust(
             hint=f"check it out of band, then `kato node trust {node.name} "
             f"--fingerprint {offered.fingerprint}`",
         )
-    hostname = host_key_name(node.address, node.port)
+    hostname = route(node.address, node.port, options)[-1].known_hosts_name  # ssh.config's
     changed = record(Path(cluster.ssh.known_hosts), hostname, offered)
     return TrustResult(
         node.name, offered.key_type, offered.fingerprint, cluster.ssh.known_hosts, changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 
@@ -38,6 +38,14 @@ class SshOptions:
     connect_timeout: float
     auth_timeout: float
     command_timeout: float
+    ssh_config: str | None = None  # an OpenSSH client config to resolve addresses with
+    agent: bool = False
+    passphrase: str | None = field(default=None, repr=False)  # of the identity file
+    keepalive: float = 15.0  # seconds between keepalive messages (0: none)
+    sudo_password: str | None = field(default=None, repr=False)  # fed to `sudo -S` on stdin
+    given: frozenset[str] = frozenset()  # user/identity_file/port spelled out: beat ssh_config
+    jump_user: str | None = None  # the login for jump hosts the config does not name one for
+    jump_identity_file: str | None = None
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from kato.errors import HostKeyRefused, NodeUnreachable, RemoteCommandFailed
 from kato.transport.base import CommandResult, SshOptions, command_line
+from kato.transport.ssh_route import Hop, route
 
 if TYPE_CHECKING:
     import paramiko
@@ -118,59 +119,14 @@ class SshTransport:
         self._client = self._connect()
 
     def _connect(self) -> paramiko.SSHClient:
-        import paramiko
-
-        options = self.options
-        keys = load_host_keys(Path(options.known_hosts), self.node)
-        sock = _connect_socket(self.node, self.address, self.port, options.connect_timeout)
-        client = paramiko.SSHClient()
-        for name in keys:
-            for key_type, key in keys[name].items():
-                client.get_host_keys().add(name, key_type, key)
-        client.set_missing_host_key_policy(_refuse_unknown(self.node, options.known_hosts))
+        keys = load_host_keys(Path(self.options.known_hosts), self.node)
+        hops = route(self.address, self.port, self.options)
+        self._jumps, sock = _through_jumps(self.node, hops, self.options, keys)
         try:
-            client.connect(
-                self.address,
-                port=self.port,
-                username=options.user,
-                key_filename=options.identity_file,
-                sock=sock,
-                timeout=options.connect_timeout,
-                banner_timeout=options.connect_timeout,
-                auth_timeout=options.auth_timeout,
-                channel_timeout=options.connect_timeout,
-                allow_agent=False,
-                look_for_keys=options.identity_file is None,
-            )
-        except BaseException as exc:
-            client.close()
-            sock.close()
-            raise self._explain(exc) from None
-        return client
-
-    def _explain(self, exc: BaseException) -> BaseException:
-        import paramiko
-
-        if isinstance(exc, HostKeyRefused | NodeUnreachable):
-            return exc
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return HostKeyRefused(
-                self.node,
-                f"the key differs from the one in {self.options.known_hosts}",
-                fingerprint(exc.key),
-                hint=f"if the node was reinstalled, check the fingerprint out of band, then "
-                f"`kato node trust {self.node} --fingerprint {fingerprint(exc.key)}`",
-            )
-        if isinstance(exc, paramiko.AuthenticationException):
-            return NodeUnreachable(
-                self.node,
-                "auth",
-                f"{self.options.user}@{self.address} was not accepted: {exc}",
-                hint="check ssh.user and ssh.identity_file",
-            )
-        text = str(exc) or type(exc).__name__
-        phase = "banner" if "banner" in text.lower() else "handshake"
-        return NodeUnreachable(self.node, phase, f"{self.address}:{self.port}: {text}")
+            return _login(self.node, hops[-1], sock, self.options, keys)
+        except BaseException:
+            _close_all(self._jumps)
+            raise
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -331,6 +287,7 @@ class SshTransport:
 
     def close(self) -> None:
         self._client.close()
+        _close_all(self._jumps)
 
 
 class _LocalFailure(Exception):
@@ -362,11 +319,21 @@ class OfferedKey:
     fingerprint: str
 
 
-def offered_host_key(node: str, address: str, port: int, timeout: float) -> OfferedKey:
-    """The host key a node offers, read by a key exchange without authenticating."""
+def offered_host_key(
+    node: str, address: str, port: int, timeout: float, options: SshOptions | None = None
+) -> OfferedKey:
+    """The host key a node offers, read by a key exchange without authenticating (through
+    its jump hosts, whose own keys must already be trusted, when `options` names some)."""
     import paramiko
 
-    sock = _connect_socket(node, address, port, timeout)
+    jumps: list[paramiko.SSHClient] = []
+    if options is not None and options.ssh_config:
+        hops = route(address, port, options)
+        keys = load_host_keys(Path(options.known_hosts), node)
+        jumps, sock = _through_jumps(node, hops, options, keys)
+        address, port = hops[-1].hostname, hops[-1].port
+    else:
+        sock = _connect_socket(node, address, port, timeout)
     transport = paramiko.Transport(sock)
     transport.banner_timeout = timeout
     try:
@@ -376,21 +343,156 @@ def offered_host_key(node: str, address: str, port: int, timeout: float) -> Offe
         raise NodeUnreachable(node, "handshake", f"{address}:{port}: {exc}") from None
     finally:
         transport.close()
+        _close_all(jumps)
     return OfferedKey(key.get_name(), key.get_base64(), fingerprint(key))
 
 
-def _refuse_unknown(node: str, known_hosts: str) -> paramiko.MissingHostKeyPolicy:
+def _refuse_unknown(
+    node: str, known_hosts: str, jump: bool = False
+) -> paramiko.MissingHostKeyPolicy:
     """paramiko's missing-host-key policy for kato: refuse, and say what was offered."""
     import paramiko
 
     class RefuseUnknown(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+            trust = (
+                f"add the line `{hostname} {key.get_name()} {key.get_base64()}` to {known_hosts}"
+                if jump
+                else f"`kato node trust {node} --fingerprint {fingerprint(key)}`"
+            )
             raise HostKeyRefused(
                 node,
                 f"{hostname} is not in {known_hosts}",
                 fingerprint(key),
-                hint=f"check the fingerprint out of band, then `kato node trust {node} "
-                f"--fingerprint {fingerprint(key)}`",
+                hint=f"check the fingerprint out of band, then {trust}",
             )
 
     return RefuseUnknown()
+
+
+def _through_jumps(
+    node: str, hops: tuple[Hop, ...], options: SshOptions, keys: paramiko.HostKeys
+) -> tuple[list[paramiko.SSHClient], Any]:
+    """Log in to each jump host in turn (its key checked like a node's) and open a tunnel to
+    the next hop: the logged-in jump hosts and a socket-like channel to the last hop."""
+    jumps: list[paramiko.SSHClient] = []
+    first = hops[0]
+    sock: Any = _connect_socket(
+        _who(node, first, hops), first.hostname, first.port, options.connect_timeout
+    )
+    try:
+        for hop, onward in zip(hops, hops[1:], strict=False):
+            client = _login(_who(node, hop, hops), hop, sock, options, keys, jump=True)
+            jumps.append(client)
+            sock = _tunnel(node, client, hop, onward, options.connect_timeout)
+    except BaseException:
+        _close_all(jumps)
+        raise
+    return jumps, sock
+
+
+def _who(node: str, hop: Hop, hops: tuple[Hop, ...]) -> str:
+    return node if hop is hops[-1] else f"{node} (jump host {hop.name})"
+
+
+def _tunnel(node: str, client: paramiko.SSHClient, hop: Hop, onward: Hop, timeout: float) -> Any:
+    transport = client.get_transport()
+    try:
+        assert transport is not None
+        return transport.open_channel(
+            "direct-tcpip", (onward.hostname, onward.port), ("127.0.0.1", 0), timeout=timeout
+        )
+    except Exception as exc:
+        raise NodeUnreachable(
+            node,
+            "connect",
+            f"jump host {hop.name} could not reach {onward.hostname}:{onward.port}: {exc}",
+            hint="is the node up, and may the jump host forward to it (AllowTcpForwarding)?",
+        ) from None
+
+
+def _login(
+    who: str,
+    hop: Hop,
+    sock: Any,
+    options: SshOptions,
+    keys: paramiko.HostKeys,
+    jump: bool = False,
+) -> paramiko.SSHClient:
+    """Key exchange (the host key checked against kato's known_hosts) and authentication."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    for name in keys:
+        for key_type, key in keys[name].items():
+            client.get_host_keys().add(name, key_type, key)
+    client.set_missing_host_key_policy(_refuse_unknown(who, options.known_hosts, jump))
+    try:
+        client.connect(
+            hop.hostname,
+            port=hop.port,
+            username=hop.user,
+            key_filename=list(hop.identity_files) or None,  # type: ignore[arg-type]  # a list works
+            passphrase=options.passphrase,
+            sock=sock,
+            timeout=options.connect_timeout,
+            banner_timeout=options.connect_timeout,
+            auth_timeout=options.auth_timeout,
+            channel_timeout=options.connect_timeout,
+            allow_agent=options.agent,
+            look_for_keys=not hop.identity_files,
+        )
+    except BaseException as exc:
+        client.close()
+        sock.close()
+        raise _explain(who, hop, options, exc, jump) from None
+    transport = client.get_transport()
+    if transport is not None and options.keepalive > 0:
+        transport.set_keepalive(max(1, int(options.keepalive)))
+    return client
+
+
+def _explain(
+    who: str, hop: Hop, options: SshOptions, exc: BaseException, jump: bool
+) -> BaseException:
+    import paramiko
+
+    if isinstance(exc, HostKeyRefused | NodeUnreachable):
+        return exc
+    if isinstance(exc, paramiko.BadHostKeyException):
+        again = (
+            f"replace the line of {hop.known_hosts_name} in {options.known_hosts}"
+            if jump
+            else f"`kato node trust {who} --fingerprint {fingerprint(exc.key)}`"
+        )
+        return HostKeyRefused(
+            who,
+            f"the key differs from the one in {options.known_hosts}",
+            fingerprint(exc.key),
+            hint=f"if it was reinstalled, check the fingerprint out of band, then {again}",
+        )
+    if isinstance(exc, paramiko.PasswordRequiredException) or "encrypted" in str(exc):
+        return NodeUnreachable(
+            who,
+            "auth",
+            f"the key for {hop.user}@{hop.hostname} is protected by a passphrase kato was "
+            "not given",
+            hint="name a file or variable holding it: ssh.passphrase_file or "
+            "ssh.passphrase_env (docs/ssh.md), or use the agent (ssh.agent: true)",
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return NodeUnreachable(
+            who,
+            "auth",
+            f"{hop.user}@{hop.hostname} was not accepted: {exc}",
+            hint="check ssh.user and ssh.identity_file (or the node's own user and "
+            "identity_file, or ssh.config)",
+        )
+    text = str(exc) or type(exc).__name__
+    phase = "banner" if "banner" in text.lower() else "handshake"
+    return NodeUnreachable(who, phase, f"{hop.hostname}:{hop.port}: {text}")
+
+
+def _close_all(clients: list[paramiko.SSHClient]) -> None:
+    for client in reversed(clients):
+        client.close()
