@@ -106,3 +106,44 @@ def test_environment_overrides_are_checked_like_the_file(tmp_path: Path) -> None
     ):
         with pytest.raises(UsageError):
             config.load(str(path), bad)
+
+
+def test_login_settings_name_where_secrets_are_and_nodes_may_log_in_their_own_way() -> None:
+    cluster = config.parse(
+        {
+            "name": "prod",
+            "core": "a",
+            "ssh": {"config": "~/.ssh/config", "agent": True, "passphrase_env": "KEY_PW",
+                    "sudo_password_file": "/etc/kato/sudo", "keepalive": 20, "user": "ops"},
+            "nodes": [
+                {"name": "a", "address": "10.0.0.1", "roles": ["router"], "user": "admin",
+                 "identity_file": "/k/a"},
+                {"name": "b", "address": "10.0.0.2", "roles": ["router"]},
+            ],
+        },
+        "c.yaml",
+    )  # fmt: skip
+    assert (cluster.ssh.config, cluster.ssh.agent, cluster.ssh.keepalive) == (
+        "~/.ssh/config", True, 20.0
+    )  # fmt: skip
+    assert cluster.ssh.given == {"user"}
+    a, b = cluster.nodes
+    assert (a.user, a.identity_file, a.given) == ("admin", "/k/a", {"user", "identity_file"})
+    assert (b.user, b.given) == (None, frozenset())
+
+
+def test_bad_login_settings_are_each_named() -> None:
+    with pytest.raises(UsageError) as caught:
+        config.parse(
+            {
+                "name": "prod",
+                "core": "a",
+                "ssh": {"agent": "yes", "passphrase_env": "not a name",
+                        "sudo_password_file": "/x", "sudo_password_env": "PW"},
+                "nodes": [{"name": "a", "address": "10.0.0.1", "user": "Bad User"}],
+            },
+            "c.yaml",
+        )  # fmt: skip
+    text = str(caught.value)
+    for where in ("ssh.agent", "ssh.passphrase_env", "ssh.sudo_password_env", "nodes[0].user"):
+        assert where in text
