@@ -49,6 +49,14 @@ def up(
     bare: bool = typer.Option(
         False, "--bare", help="Nodes only: do not install and start the reference platform."
     ),
+    bastion: bool = typer.Option(
+        False,
+        "--bastion",
+        help="One node more, `bastion`: the only way in from this machine (ProxyJump).",
+    ),
+    user: str = typer.Option(
+        None, "--user", help="kato logs in as this sudo user (with a password) instead of root."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Build the node image (once), boot NODES nodes, install and start the reference
@@ -56,7 +64,9 @@ def up(
     with reported(), output.progress() as progress:
         from kato.sandbox import lifecycle
 
-        result = lifecycle.up(name, nodes, subnet, mirror, progress, platform=not bare)
+        result = lifecycle.up(
+            name, nodes, subnet, mirror, progress, platform=not bare, bastion=bastion, user=user
+        )
     if not result.created:
         output.info(f"sandbox {name!r} is already up; nothing changed")
     if result.note:

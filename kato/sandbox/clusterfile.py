@@ -30,24 +30,39 @@ def admin_public_key(sandbox: Sandbox) -> str:
     return Path(f"{identity_path(sandbox)}.pub").read_text()
 
 
+def sudo_password_path(sandbox: Sandbox) -> Path:
+    return sandbox.home / "sudo_password"
+
+
+def ssh_document(sandbox: Sandbox) -> dict[str, object]:
+    """The `ssh:` of the cluster file: root, or the sudo user with its password file; the
+    OpenSSH config (ProxyJump) when nodes are reached through the bastion."""
+    ssh: dict[str, object] = {
+        "user": sandbox.user or "root",
+        "identity_file": str(identity_path(sandbox)),
+        "known_hosts": str(known_hosts_path(sandbox)),
+        "connect_timeout": 5,
+        "auth_timeout": 10,
+        "command_timeout": 600,
+        "parallel": 10,
+    }
+    if sandbox.user:
+        ssh["sudo_password_file"] = str(sudo_password_path(sandbox))
+    if sandbox.bastion:
+        ssh["config"] = str(ssh_config_path(sandbox))
+    return ssh
+
+
 def cluster_document(sandbox: Sandbox) -> dict[str, object]:
     return {
         "name": sandbox.name,
         "core": sandbox.core.name,
-        "ssh": {
-            "user": "root",
-            "identity_file": str(identity_path(sandbox)),
-            "known_hosts": str(known_hosts_path(sandbox)),
-            "connect_timeout": 5,
-            "auth_timeout": 10,
-            "command_timeout": 600,
-            "parallel": 10,
-        },
+        "ssh": ssh_document(sandbox),
         "releases": str(sandbox.home / "releases"),
         "patches": str(sandbox.home / "patches"),
         "nodes": [
             {"name": n.name, "address": n.address, "port": 22, "roles": list(n.roles)}
-            for n in sandbox.nodes
+            for n in sandbox.cluster_nodes
         ],
     }
 
@@ -58,6 +73,8 @@ def known_hosts_text(sandbox: Sandbox, host_keys: dict[str, str]) -> str:
 
 
 def ssh_config_text(sandbox: Sandbox) -> str:
+    """OpenSSH's view (for people and tests: root everywhere), through the bastion if any."""
+    bastion = sandbox.bastion_node
     blocks = []
     for n in sandbox.nodes:
         blocks.append(
@@ -71,6 +88,7 @@ def ssh_config_text(sandbox: Sandbox) -> str:
             "    ConnectTimeout 5\n"
             "    ServerAliveInterval 5\n"
             "    ServerAliveCountMax 3\n"
+            + (f"    ProxyJump {bastion.name}\n" if bastion and n != bastion else "")
         )
     return "\n".join(blocks)
 

@@ -23,7 +23,14 @@ from kato.sandbox.model import Sandbox
 from kato.transport import local
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-SOURCES = ("kato", "roles", "pyproject.toml", "README.md")  # what `pip install` reads, + roles
+SOURCES = (
+    "kato",
+    "roles",
+    "pyproject.toml",
+    "setup.py",
+    "MANIFEST.in",
+    "README.md",
+)  # what `pip install` reads, + roles
 NODE_HOME = "opt/kato"  # on the node: site/ (kato and its dependencies) and roles/
 NODE_CONFIG = "etc/kato"
 WRAPPER = """\
@@ -140,11 +147,15 @@ def install(sandbox: Sandbox, progress: Progress) -> None:
 def node_cluster_document(sandbox: Sandbox) -> dict[str, object]:
     """The sandbox's cluster file as seen from the core node: its key and known_hosts there."""
     document = clusterfile.cluster_document(sandbox)
-    document["ssh"] = {
+    ssh = {
         **cast(dict[str, object], document["ssh"]),
+        "user": "root",  # cron runs kato as root there
         "identity_file": "/etc/kato/id_ed25519",
         "known_hosts": "/etc/kato/known_hosts",
     }
+    for key in ("config", "sudo_password_file"):  # the core reaches the nodes directly
+        ssh.pop(key, None)
+    document["ssh"] = ssh
     document.pop("releases", None)  # the release repository lives on this machine only
     return document
 

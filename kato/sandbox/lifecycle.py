@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kato.errors import KatoError
 from kato.progress import Progress
-from kato.sandbox import clusterfile, disk, host, image, model, network, provision
+from kato.sandbox import access, clusterfile, disk, host, image, model, network, provision
 from kato.sandbox import node as nodes
 from kato.sandbox.model import Node, Sandbox
 from kato.transport import local, probe
@@ -74,6 +74,8 @@ def up(
     mirror: str | None,
     progress: Progress,
     platform: bool = True,
+    bastion: bool = False,
+    user: str | None = None,
 ) -> UpResult:
     model.validate_name(name)
     host.require_root("kato sandbox up")
@@ -85,9 +87,9 @@ def up(
         subnet = host.pick_free_subnet(host.taken_ranges())
     else:
         host.check_subnet_free(subnet)
-    model.plan_sandbox(name, count, subnet, image="")  # validates count and subnet first
+    model.plan_sandbox(name, count, subnet, "", bastion, user)  # validates them all first
     root = image.ensure_image(progress, mirror)
-    sandbox = model.plan_sandbox(name, count, subnet, image=str(root))
+    sandbox = model.plan_sandbox(name, count, subnet, str(root), bastion, user)
     for change in host.raise_inotify_limits(count):
         progress.warn(f"raised {change} so that {count} nodes can boot")
     model.save(sandbox)  # recorded before anything is made, so `down` can always undo it
@@ -141,16 +143,20 @@ def _create(sandbox: Sandbox, progress: Progress) -> None:
     )
     network.create_bridge(sandbox)
     admin_key = clusterfile.admin_public_key(sandbox)
+    access.make_sudo_password(sandbox)
     for n in sandbox.nodes:
         progress.step(f"preparing {n.name} ({n.address})")
         network.create_node_network(sandbox, n)
         nodes.prepare_root(sandbox, n, Path(sandbox.image), admin_key)
+        access.prepare(sandbox, n, nodes.root_dir(sandbox, n), admin_key)
     clusterfile.write(sandbox, {n.name: nodes.host_public_key(sandbox, n) for n in sandbox.nodes})
     progress.step(f"booting {len(sandbox.nodes)} nodes")
     for n in sandbox.nodes:
         nodes.start(sandbox, n)
+    if sandbox.bastion_node is not None:  # the others are reached through it
+        wait_ready(sandbox, sandbox.bastion_node)
     with ThreadPoolExecutor(max_workers=min(32, len(sandbox.nodes))) as pool:
-        list(pool.map(lambda n: wait_ready(sandbox, n), sandbox.nodes))
+        list(pool.map(lambda n: wait_ready(sandbox, n), sandbox.cluster_nodes))
 
 
 def wait_ready(sandbox: Sandbox, node: Node, timeout: float = BOOT_TIMEOUT) -> None:

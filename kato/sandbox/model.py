@@ -15,6 +15,7 @@ FORMAT = 1
 DEFAULT_NAME = "sandbox"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,10}$")
 MAX_NODES = 60
+USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 CORE_ROLES = ("controller", "postgresql", "redis", "filesystem")
 EDGE_ROLES = ("router", "dea")
 
@@ -73,6 +74,17 @@ class Sandbox:
     nodes: tuple[Node, ...]
     disks: tuple[Disk, ...] = field(default=())
     format: int = FORMAT
+    bastion: bool = False  # its last node is a jump host, the only way in from this machine
+    user: str | None = None  # kato logs in as this sudo user instead of root
+
+    @property
+    def cluster_nodes(self) -> tuple[Node, ...]:
+        """The nodes of the cluster file: every node but the bastion."""
+        return self.nodes[:-1] if self.bastion else self.nodes
+
+    @property
+    def bastion_node(self) -> Node | None:
+        return self.nodes[-1] if self.bastion else None
 
     @property
     def home(self) -> Path:
@@ -116,8 +128,15 @@ class Sandbox:
         return self.home / "disks" / f"{disk.node}-{disk.slug}"
 
 
-def plan_sandbox(name: str, count: int, subnet: str, image: str) -> Sandbox:
-    """Decide every name and address of a new sandbox."""
+def plan_sandbox(
+    name: str,
+    count: int,
+    subnet: str,
+    image: str,
+    bastion: bool = False,
+    user: str | None = None,
+) -> Sandbox:
+    """Decide every name and address of a new sandbox (a bastion is one node more)."""
     network = ipaddress.ip_network(subnet)
     if count < 1 or count > MAX_NODES:
         raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, not {count}")
@@ -132,7 +151,15 @@ def plan_sandbox(name: str, count: int, subnet: str, image: str) -> Sandbox:
         )
         for i in range(1, count + 1)
     )
-    return Sandbox(name=name, subnet=str(network), image=image, nodes=nodes)
+    if bastion:
+        i = count + 1
+        octets = (network.network_address + 10 + i, f"02:6b:61:74:{octet:02x}:{i:02x}")
+        nodes += (Node("bastion", i, str(octets[0]), octets[1], ()),)
+    if user is not None and (user == "root" or not USER_PATTERN.match(user)):
+        raise UsageError(f"--user {user!r} is not a user name kato can make (not root)")
+    return Sandbox(
+        name=name, subnet=str(network), image=image, nodes=nodes, bastion=bastion, user=user
+    )
 
 
 def state_file(name: str) -> Path:
@@ -162,6 +189,8 @@ def load(name: str) -> Sandbox | None:
         ),
         disks=tuple(Disk(**d) for d in raw.get("disks", [])),
         format=raw.get("format", FORMAT),
+        bastion=raw.get("bastion", False),
+        user=raw.get("user"),
     )
 
 

@@ -116,7 +116,14 @@ class SshTransport:
         self.address = address
         self.port = port
         self.options = options
+        self._sudo_prefix = ""
+        self._sudo_password: str | None = None
         self._client = self._connect()
+        try:
+            self._choose_sudo()
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> paramiko.SSHClient:
         keys = load_host_keys(Path(self.options.known_hosts), self.node)
@@ -130,17 +137,44 @@ class SshTransport:
 
     # --- commands ----------------------------------------------------------------------------
 
-    def _command(self, argv: Sequence[str]) -> str:
-        line = command_line(argv)
-        return line if self.options.user == "root" else "sudo -n -- " + line
+    def _choose_sudo(self) -> None:
+        """How a user other than root runs commands: `sudo -n` when sudo asks it for no
+        password, else `sudo -S` with the password written to the command's stdin first
+        (never in argv, so never in `ps`); -k makes sudo read it every time, so it can never
+        be left over as input of the command."""
+        user = self.options.user
+        if user == "root":
+            return
+        self._sudo_prefix = "sudo -n -- "
+        if self.run(("sudo", "-k", "-n", "true"), check=False, raw=True).ok:
+            return
+        password = self.options.sudo_password
+        if password is None:
+            return  # each command then fails with sudo's own message, naming the fix
+        self._sudo_prefix, self._sudo_password = "sudo -k -S -p '' -- ", password
+        tried = self.run(("true",), check=False)
+        if not tried.ok:
+            raise NodeUnreachable(
+                self.node,
+                "sudo",
+                f"sudo as {user} did not accept the password: {tried.error_line}",
+                hint="check the file or variable ssh.sudo_password_file/_env names, and that "
+                f"{user} may use sudo on the node",
+            )
 
-    def _open(self, argv: Sequence[str]) -> paramiko.Channel:
+    def _command(self, argv: Sequence[str], raw: bool = False) -> str:
+        line = command_line(argv)
+        return line if raw else self._sudo_prefix + line
+
+    def _open(self, argv: Sequence[str], raw: bool = False) -> paramiko.Channel:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise NodeUnreachable(self.node, "session", "the connection was closed")
         try:
             channel = transport.open_session(timeout=self.options.connect_timeout)
-            channel.exec_command(self._command(argv))
+            channel.exec_command(self._command(argv, raw))
+            if self._sudo_password is not None and not raw:
+                channel.sendall((self._sudo_password + "\n").encode())
         except Exception as exc:
             raise NodeUnreachable(
                 self.node, "session", f"could not start a command: {exc}"
@@ -154,12 +188,13 @@ class SshTransport:
         on_stdout: Callable[[bytes], object],
         timeout: float,
         idle: bool,
+        raw: bool = False,
     ) -> tuple[int, str, float]:
         """Start argv, feed its stdin, read its output to the end: (status, stderr, seconds)."""
         import paramiko
 
         started = time.monotonic()
-        channel = self._open(argv)
+        channel = self._open(argv, raw)
         stderr = bytearray()
         try:
             try:
@@ -185,7 +220,9 @@ class SshTransport:
         timeout: float | None = None,
         stdin: bytes | None = None,
         check: bool = True,
+        raw: bool = False,
     ) -> CommandResult:
+        """Run argv (through sudo unless root, or `raw`) and wait for it to finish."""
         stdout = bytearray()
         status, stderr, seconds = self._exchange(
             argv,
@@ -193,6 +230,7 @@ class SshTransport:
             stdout.extend,
             timeout or self.options.command_timeout,
             idle=False,
+            raw=raw,
         )
         if check and status != 0:
             raise RemoteCommandFailed(self.node, tuple(argv), status, stderr)
