@@ -1,8 +1,9 @@
 """`kato node check`: run each role's read-only testinfra checks against the nodes carrying it.
 
 The checks live beside the roles (roles/<role>/test_<role>.py). kato runs them with pytest and
-pytest-testinfra over OpenSSH, with an ssh_config made from the cluster file that trusts only
-kato's known_hosts, and reads the verdicts back from pytest's JUnit XML report.
+pytest-testinfra through its own transport (kato.node_check_backend: kato's known_hosts, the
+OpenSSH config, jump hosts and sudo as everywhere else), and reads the verdicts back from
+pytest's JUnit XML report.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
-from kato.config import Cluster, NodeConfig
+from kato.config import Cluster
 from kato.connect import select_nodes
 from kato.errors import KatoError, UsageError
 from kato.status import roles_directory
@@ -29,24 +30,6 @@ class Check:
     name: str
     passed: bool
     message: str
-
-
-def ssh_config(cluster: Cluster, nodes: tuple[NodeConfig, ...], sockets: Path) -> str:
-    """OpenSSH settings that trust only kato's known_hosts, with one shared connection per
-    node (each check is a command; a new connection for each would triple the time)."""
-    ssh = cluster.ssh
-    identity = (
-        f"    IdentityFile {ssh.identity_file}\n    IdentitiesOnly yes\n"
-        if ssh.identity_file
-        else ""
-    )
-    return "".join(
-        f"Host {n.name}\n    HostName {n.address}\n    Port {n.port}\n    User {ssh.user}\n"
-        f"{identity}    UserKnownHostsFile {ssh.known_hosts}\n    StrictHostKeyChecking yes\n"
-        f"    BatchMode yes\n    ConnectTimeout {int(ssh.connect_timeout)}\n"
-        f"    ControlMaster auto\n    ControlPath {sockets}/%C\n    ControlPersist 5\n"
-        for n in nodes
-    )
 
 
 def parse_report(xml_text: str, node: str) -> list[Check]:
@@ -70,8 +53,6 @@ def check(cluster: Cluster, names: list[str] | None = None) -> list[Check]:
     directory = roles_directory()
     results: list[Check] = []
     with tempfile.TemporaryDirectory(prefix="kato-check-") as tmp:
-        config = Path(tmp) / "ssh_config"
-        config.write_text(ssh_config(cluster, nodes, Path(tmp)))
         for node in nodes:  # one node at a time: the checks are read-only but not cheap
             files = [
                 str(directory / r / f"test_{r}.py")
@@ -89,15 +70,17 @@ def check(cluster: Cluster, names: list[str] | None = None) -> list[Check]:
                     "-q",
                     "-p",
                     "no:cacheprovider",
+                    "-p",
+                    "kato.node_check_backend",
                     "--rootdir",
                     str(directory),
-                    f"--hosts=ssh://{node.name}",
-                    f"--ssh-config={config}",
+                    f"--hosts=kato://{node.name}",
                     f"--junitxml={report}",
                     *files,
                 ),
                 timeout=CHECK_TIMEOUT,
                 check=False,
+                env={"KATO_CLUSTER": str(Path(cluster.path).absolute())},
             )
             if not report.exists():
                 raise KatoError(

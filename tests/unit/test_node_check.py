@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from kato.config import parse
-from kato.node_check import parse_report, ssh_config
+from kato.node_check import parse_report
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="test_router" name="test_listens_on_port_80[ssh://node2]" time="0.1"/>
@@ -21,18 +18,3 @@ def test_each_case_becomes_a_check_with_its_first_failure_line() -> None:
         ("router", "test_healthz", False),
     ]
     assert checks[1].message == "AssertionError: assert 502 == 200"
-
-
-def test_ssh_config_trusts_only_katos_known_hosts(tmp_path: Path) -> None:
-    cluster = parse(
-        {
-            "name": "c",
-            "core": "a",
-            "ssh": {"known_hosts": "/k", "identity_file": "/i"},
-            "nodes": [{"name": "a", "address": "10.0.0.1", "roles": []}],
-        },
-        "c.yaml",
-    )
-    text = ssh_config(cluster, cluster.nodes, tmp_path)
-    assert "UserKnownHostsFile /k" in text and "StrictHostKeyChecking yes" in text
-    assert "IdentityFile /i" in text and "HostName 10.0.0.1" in text

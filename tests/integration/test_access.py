@@ -1,0 +1,185 @@
+"""Real clusters' ways in on real nodes: nodes reached only through a bastion (ProxyJump in an
+OpenSSH config, the bastion's key checked too), and kato logging in as a sudo user whose
+password reaches sudo on stdin only (never in `ps`, the journal or the output)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import kato, missing_requirement, sandbox_name
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Box:
+    name: str
+    home: Path
+
+    def kato(
+        self, *args: str, check: bool = True, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        return kato("--cluster", str(self.home / "cluster.yaml"), *args, check=check, **kw)  # type: ignore[arg-type]
+
+    def ssh(self, node: str, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ("ssh", "-F", str(self.home / "ssh_config"), "-o", "BatchMode=yes", node, command),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+
+def _sandbox(word: str, *options: str) -> Iterator[Box]:
+    reason = missing_requirement()
+    if reason:
+        pytest.skip(f"sandbox {reason}")
+    name = sandbox_name(word)
+    kato("sandbox", "down", "--name", name)
+    up = kato("sandbox", "up", "--name", name, "--nodes", "2", *options, "--json")
+    try:
+        yield Box(name, Path(json.loads(up.stdout)["cluster_file"]).parent)
+    finally:
+        kato("sandbox", "down", "--name", name)
+
+
+@pytest.fixture(scope="module")
+def bastion() -> Iterator[Box]:
+    yield from _sandbox("bast", "--bastion", "--bare")
+
+
+@pytest.fixture(scope="module")
+def admin() -> Iterator[Box]:
+    yield from _sandbox("adm", "--user", "admin")
+
+
+def test_nodes_behind_a_bastion_are_reached_only_through_it(bastion: Box) -> None:
+    document = yaml.safe_load((bastion.home / "cluster.yaml").read_text())
+    assert [n["name"] for n in document["nodes"]] == ["node1", "node2"]
+    key = str(bastion.home / "id_ed25519")
+    for node in document["nodes"]:  # straight from this machine: refused by the node
+        direct = subprocess.run(
+            ("ssh", "-i", key, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+             "-o", f"UserKnownHostsFile={bastion.home / 'known_hosts'}",
+             f"root@{node['address']}", "true"),
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert direct.returncode == 255 and "Permission denied" in direct.stderr
+    done = bastion.kato("run", "--json", "--", "cat", "/etc/hostname")
+    results = json.loads(done.stdout)
+    assert sorted(r["stdout"].strip() for r in results["results"].values()) == ["node1", "node2"]
+    logins = bastion.ssh("bastion", "journalctl --no-pager -u ssh | grep -c 'Accepted publickey'")
+    assert int(logins.stdout) >= 2  # kato logged in to the bastion on its way
+
+
+def test_the_bastions_own_host_key_must_be_known(bastion: Box, tmp_path: Path) -> None:
+    document = yaml.safe_load((bastion.home / "cluster.yaml").read_text())
+    bastion_address = bastion.ssh("bastion", "hostname -I").stdout.split()[0]
+    lines = (bastion.home / "known_hosts").read_text().splitlines()
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        "".join(f"{line}\n" for line in lines if not line.startswith(bastion_address + " "))
+    )
+    known.chmod(0o600)
+    document["ssh"]["known_hosts"] = str(known)
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump(document))
+    done = kato("--cluster", str(config), "run", "--node", "node2", "--", "true", check=False)
+    assert done.returncode == 5, done.stderr
+    assert "(jump host bastion): host key refused" in done.stdout + done.stderr
+    assert f"{bastion_address} is not in {known}" in done.stdout + done.stderr
+
+
+class PsSampler:
+    """Every process's command line on this machine and on each node, sampled all along."""
+
+    def __init__(self, box: Box, nodes: list[str]) -> None:
+        loop = "while true; do ps -eo args; echo ---; sleep 0.05; done"
+        self.procs = [
+            subprocess.Popen(
+                ("ssh", "-F", str(box.home / "ssh_config"), "-o", "BatchMode=yes", n, loop),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )  # fmt: skip
+            for n in nodes
+        ]
+        self.procs.append(subprocess.Popen(("sh", "-c", loop), stdout=subprocess.PIPE, text=True))
+        self.text: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(p,)) for p in self.procs]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.text.append(proc.stdout.read())
+
+    def stop(self) -> str:
+        for proc in self.procs:
+            proc.terminate()
+        for reader in self.readers:
+            reader.join(30)
+        return "".join(self.text)
+
+
+def test_core_paths_run_as_a_sudo_user_and_the_password_shows_nowhere(
+    admin: Box, tmp_path: Path
+) -> None:
+    password = (admin.home / "sudo_password").read_text().strip()
+    assert yaml.safe_load((admin.home / "cluster.yaml").read_text())["ssh"]["user"] == "admin"
+    outputs: list[str] = []
+    sampler = PsSampler(admin, ["node1", "node2"])
+    try:
+        for args in (
+            ("status",),
+            ("install", "--version", "1.0.0"),
+            ("patch", "install", "router-nosniff"),
+            ("patch", "revert", "router-nosniff"),
+            ("data", "export", str(tmp_path)),
+        ):
+            done = admin.kato(*args)
+            outputs += [done.stdout, done.stderr]
+        (archive,) = tmp_path.glob("*.tar.zst")
+        done = admin.kato("data", "import", str(archive))
+        outputs += [done.stdout, done.stderr]
+    finally:
+        samples = sampler.stop()
+    assert "sudo -k -S -p" in samples  # the sampler did see kato's commands on the nodes
+    assert password not in samples
+    assert all(password not in text for text in outputs)
+    for node in ("node1", "node2"):
+        logs = admin.ssh(node, "journalctl --no-pager; cat /var/log/kato/* 2>/dev/null").stdout
+        assert "Accepted publickey for admin" in logs
+        assert "admin : PWD=/home/admin ; USER=root" in logs  # through sudo
+        assert password not in logs
+    status = json.loads(admin.kato("status", "--json").stdout)
+    assert {r["health"] for n in status["nodes"] for r in n["roles"]} == {"ok"}
+
+
+def test_a_wrong_sudo_password_is_named_and_changes_nothing(admin: Box, tmp_path: Path) -> None:
+    wrong = tmp_path / "sudo_password"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    document = yaml.safe_load((admin.home / "cluster.yaml").read_text())
+    document["ssh"]["sudo_password_file"] = str(wrong)
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump(document))
+    done = kato("--cluster", str(config), "stop", "router", check=False)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "sudo failed: sudo as admin did not accept the password" in done.stderr
+    assert admin.ssh("node2", "systemctl is-active kato-router").stdout.strip() == "active"
+
+
+def test_node_check_runs_the_role_checks_through_sudo(admin: Box) -> None:
+    done = admin.kato("node", "check", "--json")
+    checks = json.loads(done.stdout)
+    assert checks and all(c["passed"] for c in checks), checks
+    assert {c["node"] for c in checks} == {"node1", "node2"}
+    log = admin.ssh("node1", "journalctl --no-pager -t sudo | tail -n 50").stdout
+    assert "admin : PWD=/home/admin ; USER=root ; COMMAND=/bin/sh -c" in log
