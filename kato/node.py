@@ -57,17 +57,30 @@ def trust(
 
 def record(path: Path, hostname: str, key: OfferedKey) -> bool:
     """Replace hostname's lines in known_hosts with this key (atomically, mode 0600)."""
+    return record_keys(path, {hostname: [(key.key_type, key.base64)]}) > 0
+
+
+def record_keys(path: Path, keys: dict[str, list[tuple[str, str]]]) -> int:
+    """Replace each hostname's lines in known_hosts with its (key type, base64) keys, in one
+    atomic write (mode 0600); how many hostnames changed."""
     lines = path.read_text().splitlines() if path.exists() else []
-    wanted = f"{hostname} {key.key_type} {key.base64}"
-    kept = [line for line in lines if line.split(" ", 1)[0].split(",").count(hostname) == 0]
-    if wanted in lines and len(kept) == len(lines) - 1:
-        return False
+    changed = 0
+    for hostname, pairs in keys.items():
+        wanted = [f"{hostname} {key_type} {key}" for key_type, key in pairs]
+        kept = [line for line in lines if line.split(" ", 1)[0].split(",").count(hostname) == 0]
+        if sorted(set(lines) - set(kept)) == sorted(wanted) and len(kept) + len(wanted) == len(
+            lines
+        ):
+            continue
+        lines, changed = kept + wanted, changed + 1
+    if not changed:
+        return 0
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".kato-tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("".join(f"{line}\n" for line in [*kept, wanted]))
+        handle.write("".join(f"{line}\n" for line in lines))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    return True
+    return changed

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from kato import output
-from kato.cli.common import JSON, load_cluster
+from kato.cli.common import DRY_RUN, JSON, load_cluster
 from kato.cli.errors import reported
+from kato.errors import UsageError
 
 if TYPE_CHECKING:
+    from kato.config import Cluster, NodeConfig
+    from kato.node_trust import BulkTrust, NodeKey
     from kato.transport.ssh import OfferedKey
 
 app = typer.Typer(help="The cluster's nodes.", no_args_is_help=True)
@@ -47,26 +51,105 @@ def _ask(offered: OfferedKey) -> bool:
     return typer.confirm("Trust this key?", default=False, err=True)
 
 
+def _confirm_typed(keys: tuple[NodeKey, ...]) -> bool:
+    """The fingerprints on stderr, then a typed `yes` (only on a terminal)."""
+    output.info("the nodes offer these keys:")
+    for key in keys:
+        output.info(f"  {key.node:<12} {key.hostname:<24} {key.key_type} {key.fingerprint}")
+    if not sys.stdin.isatty():
+        return False
+    answer = typer.prompt(f"Type yes to trust these {len(keys)} keys", default="", err=True)
+    return bool(answer.strip() == "yes")
+
+
 @app.command()
 def trust(
-    node: str = typer.Argument(..., help="The node whose host key to record."),
-    fingerprint: str = typer.Option(
+    nodes: list[str] = typer.Argument(None, help="The nodes whose host keys to record."),
+    every: bool = typer.Option(False, "--all", help="Every node of the cluster file."),
+    fingerprint: list[str] = typer.Option(
         None,
         "--fingerprint",
-        help="The SHA256:... fingerprint "
-        "you expect (checked out of band); recorded only on a match.",
+        help="A SHA256:... fingerprint you expect (checked out of band; repeatable). "
+        "Keys are recorded only when each matches one.",
     ),
+    fingerprints: Path = typer.Option(
+        None,
+        "--fingerprints",
+        help="A file of expected fingerprints (e.g. `ssh-keygen -lf` output of every node).",
+    ),
+    known_hosts: Path = typer.Option(
+        None,
+        "--from-known-hosts",
+        help="Take the nodes' keys from this OpenSSH known_hosts (hashed lines too), "
+        "connecting to nothing.",
+    ),
+    dry_run: bool = DRY_RUN,
+    as_json: bool = JSON,
 ) -> None:
-    """Show NODE's host key fingerprint and record it in kato's known_hosts when it matches
-    --fingerprint or you confirm it."""
-    with reported():
-        from kato import node as nodes
+    """Show nodes' host key fingerprints and record them in kato's known_hosts: when each
+    matches a fingerprint given, after you confirm, or from a known_hosts you trust.
 
-        result = nodes.trust(load_cluster(), node, fingerprint, _ask)
-    what = "recorded" if result.changed else "already recorded"
-    output.info(
-        f"{result.node}: {result.key_type} {result.fingerprint} {what} in {result.known_hosts}"
-    )
+    Examples:
+
+      kato node trust node1 --fingerprint SHA256:8DnMcTVia71qyRcY9xtozx3qhjbyhGumsTGT1yw728Y
+
+      kato node trust --all --fingerprints fingerprints.txt
+
+      kato node trust --all --from-known-hosts ~/.ssh/known_hosts --dry-run
+    """
+    with reported():
+        from kato import node as single
+        from kato import node_trust
+
+        cluster = load_cluster()
+        chosen = _chosen(cluster, nodes, every)
+        expected = set(fingerprint or [])
+        if fingerprints is not None:
+            expected |= node_trust.fingerprints_in(_read(fingerprints))
+        if known_hosts is not None:
+            result = node_trust.from_known_hosts(cluster, chosen, known_hosts, dry_run)
+        elif len(chosen) == 1 and not every and len(expected) <= 1 and not dry_run:
+            one = single.trust(cluster, chosen[0].name, next(iter(expected), None), _ask)
+            if as_json:
+                output.document(one)
+            what = "recorded" if one.changed else "already recorded"
+            output.info(f"{one.node}: {one.key_type} {one.fingerprint} {what} in {one.known_hosts}")
+            return
+        else:
+            result = node_trust.trust_all(cluster, chosen, expected, _confirm_typed, dry_run)
+    _render_bulk(result, as_json)
+
+
+def _chosen(cluster: Cluster, nodes: list[str] | None, every: bool) -> tuple[NodeConfig, ...]:
+    if every == bool(nodes):
+        raise UsageError(
+            "name the nodes to trust, or give --all (not both)",
+            hint="kato node trust node1 node2, or kato node trust --all",
+        )
+    return cluster.nodes if every else tuple(cluster.node(n) for n in nodes or [])
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _render_bulk(result: BulkTrust, as_json: bool) -> None:
+    if as_json:
+        output.document(result)
+    else:
+        verb = "would record" if result.dry_run else "recorded"
+        output.table(
+            ("NODE", "KNOWN AS", "TYPE", "FINGERPRINT", ""),
+            [(k.node, k.hostname, k.key_type, k.fingerprint, verb) for k in result.keys],
+        )
+        for f in result.failed:
+            output.warn(f"{f.node}: {f.phase}: {f.message}")
+        if not result.dry_run:
+            output.info(f"{result.changed} host name(s) changed in {result.known_hosts}")
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

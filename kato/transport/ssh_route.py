@@ -109,3 +109,36 @@ def _parsed(path: str, mtime: int) -> paramiko.SSHConfig:
         return paramiko.SSHConfig.from_path(path)
     except Exception as exc:  # paramiko raises several kinds for a bad line
         raise UsageError(f"{path}: not a valid ssh config: {exc}") from None
+
+
+def keys_from_known_hosts(text: str, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each name (`host` or `[host]:port`), the (key type, base64) pairs an OpenSSH
+    known_hosts text holds for it, hashed lines included; @revoked keys never count and
+    @cert-authority lines are not host keys."""
+    import paramiko
+
+    found = paramiko.HostKeys()
+    revoked: set[str] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if fields[0] == "@revoked" and len(fields) >= 4:
+            revoked.add(fields[3])
+            continue
+        if fields[0].startswith("@"):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue  # a line paramiko cannot read is not a key kato may trust
+        if entry is None or entry.key is None:
+            continue
+        for hostname in entry.hostnames:
+            found.add(hostname, entry.key.get_name(), entry.key)
+    result: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        keys = found.lookup(name)
+        pairs = [] if keys is None else [(kind, keys[kind].get_base64()) for kind in keys]
+        result[name] = [(kind, b64) for kind, b64 in pairs if b64 not in revoked]
+    return result
