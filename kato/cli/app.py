@@ -6,6 +6,7 @@ import typer
 
 from kato import __version__
 from kato.cli import (
+    check,
     common,
     config,
     data,
@@ -37,6 +38,7 @@ app.command("start")(platform.start)
 app.command("stop")(platform.stop)
 app.command("restart")(platform.restart)
 app.command("version")(status.version)
+app.command("check")(check.check)
 app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(data.app, name="data")

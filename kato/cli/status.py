@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from kato import __version__, output
@@ -19,14 +21,39 @@ def _size(n: int) -> str:
 
 
 def status(
-    node: list[str] = NODES, role: list[str] = ROLES, parallel: int = PARALLEL, as_json: bool = JSON
+    node: list[str] = NODES,
+    role: list[str] = ROLES,
+    parallel: int = PARALLEL,
+    prometheus: Path = typer.Option(
+        None,
+        "--prometheus",
+        help="Also write node_exporter textfile metrics to this .prom file (atomically).",
+    ),
+    as_json: bool = JSON,
 ) -> None:
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
-    and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy."""
+    and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy.
+
+    Examples:
+
+      kato status
+
+      kato status --node node2 --json
+
+      kato status --prometheus /var/lib/node_exporter/textfile_collector/kato.prom
+    """
     with reported():
         from kato import status as cluster_status
 
-        result = cluster_status.status(load_cluster(parallel), node, role)
+        if prometheus is None:
+            result = cluster_status.status(load_cluster(parallel), node, role)
+        else:
+            from kato import monitor
+            from kato import prometheus as textfile
+
+            snap = monitor.snapshot(load_cluster(parallel), node, role)
+            textfile.write(prometheus, textfile.render(snap))
+            result = snap.status
     if as_json:
         output.document(result)
         raise typer.Exit(result.exit_code)
