@@ -11,6 +11,7 @@ from kato.cli import (
     config,
     data,
     errors,
+    examples,
     lock,
     node,
     patch,
@@ -24,8 +25,9 @@ app = typer.Typer(
     name="kato",
     help="Administer a platform cluster over SSH: status, patches, data, storage, upgrades.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # kato --install-completion / --show-completion
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: flags render as flags, examples as written
 )
 app.add_typer(config.app, name="config")
 app.add_typer(node.app, name="node")
@@ -70,6 +72,21 @@ def root(
     """kato: administer a platform cluster over SSH."""
     errors.debug = debug
     common.cluster_flag = cluster
+
+
+def _finish(group: typer.Typer, path: str = "") -> None:
+    """Every command's --help ends with its examples (cli/examples.py), in plain help."""
+    group.rich_markup_mode = None
+    for command in group.registered_commands:
+        assert command.callback is not None
+        name = command.name or command.callback.__name__.replace("_", "-")
+        command.epilog = command.epilog or examples.epilog(f"{path}{name}")
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _finish(sub.typer_instance, f"{path}{sub.name} ")
+
+
+_finish(app)
 
 
 def main() -> None:

@@ -32,14 +32,6 @@ def check(
     inode use per data dir, backup age and a lock left past its TTL. Prints one line
     `KATO STATE - summary | perfdata` (then one line per problem) and exits 0 OK, 1 WARNING,
     2 CRITICAL or 3 UNKNOWN.
-
-    Examples:
-
-      kato check
-
-      kato check --node node2 --warn disk=70 --crit disk=85
-
-      kato check -w load=1.5,backup=13h -c load=3,backup=25h
     """
     try:
         from kato import check as judge

@@ -88,14 +88,6 @@ def trust(
 ) -> None:
     """Show nodes' host key fingerprints and record them in kato's known_hosts: when each
     matches a fingerprint given, after you confirm, or from a known_hosts you trust.
-
-    Examples:
-
-      kato node trust node1 --fingerprint SHA256:8DnMcTVia71qyRcY9xtozx3qhjbyhGumsTGT1yw728Y
-
-      kato node trust --all --fingerprints fingerprints.txt
-
-      kato node trust --all --from-known-hosts ~/.ssh/known_hosts --dry-run
     """
     with reported():
         from kato import node as single

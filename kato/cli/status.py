@@ -33,14 +33,6 @@ def status(
 ) -> None:
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
     and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy.
-
-    Examples:
-
-      kato status
-
-      kato status --node node2 --json
-
-      kato status --prometheus /var/lib/node_exporter/textfile_collector/kato.prom
     """
     with reported():
         from kato import status as cluster_status
