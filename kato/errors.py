@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 5
     ARCHIVE_INVALID = 6
     PREFLIGHT = 7
+    INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT (128 + 2)
 
 
 class KatoError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kato import journal, lock
@@ -22,8 +23,14 @@ def lock_status(cluster: Cluster) -> lock.LockState:
         return lock.status(conns.get(cluster.core))
 
 
-def break_lock(cluster: Cluster, lock_id: str) -> dict[str, Any]:
-    """Remove the lock with this id (only that one: a new holder's lock is never broken)."""
+def break_lock(
+    cluster: Cluster,
+    lock_id: str,
+    confirm: Callable[[dict[str, Any]], bool] = lambda record: True,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Remove the lock with this id (only that one: a new holder's lock is never broken),
+    once `confirm` says yes; a dry run only checks it is there."""
     with connections(cluster) as conns:
         core = conns.get(cluster.core)
         state = lock.status(core)
@@ -33,5 +40,9 @@ def break_lock(cluster: Cluster, lock_id: str) -> dict[str, Any]:
                 f"there is no lock with id {lock_id!r} (held by: {held})",
                 hint="see `kato lock status`",
             )
+        if dry_run:
+            return state.record
+        if not confirm(state.record):
+            raise UsageError(f"lock {lock_id} was not broken", hint="nothing was changed")
         lock.break_lock(core, lock_id)
         return state.record

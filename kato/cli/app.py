@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import typer
 
 from kato import __version__
@@ -20,6 +24,7 @@ from kato.cli import (
     sandbox,
     status,
 )
+from kato.errors import ExitCode
 
 app = typer.Typer(
     name="kato",
@@ -90,4 +95,20 @@ _finish(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a command's own handling (e.g. while parsing)
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == ExitCode.INTERRUPTED:
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    """Exit 130 now: the command has undone what it could on its way out; threads still
+    waiting on a node (up to its timeouts) must not keep kato running."""
+    with contextlib.suppress(OSError, ValueError):  # a closed pipe
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(int(ExitCode.INTERRUPTED))

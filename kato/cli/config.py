@@ -34,8 +34,13 @@ def show(as_json: bool = JSON) -> None:
 
 
 @app.command()
-def validate() -> None:
+def validate(as_json: bool = JSON) -> None:
     """Check the cluster file; list every problem (exit 2) or say it is valid."""
     with reported():
         cluster = load_cluster()
+    if as_json:
+        output.document(
+            {"path": cluster.path, "valid": True, "nodes": len(cluster.nodes), "core": cluster.core}
+        )
+        return
     output.info(f"{cluster.path}: valid ({len(cluster.nodes)} nodes, core {cluster.core})")

@@ -142,6 +142,7 @@ def remove(
     entry: str = typer.Argument(..., metavar="ID", help="The id `list` shows."),
     lock_wait: str = LOCK_WAIT,
     dry_run: bool = DRY_RUN,
+    as_json: bool = JSON,
 ) -> None:
     """Remove one export entry from root's crontab (no other line changes)."""
     with reported():
@@ -154,6 +155,9 @@ def remove(
             dry_run=dry_run,
             command_line=invocation(),
         )
+    if as_json:
+        output.document({"removed": gone, "dry_run": dry_run})
+        return
     verb = "would remove" if dry_run else "removed"
     output.info(f"{verb} schedule {gone.id} ({gone.cron}, to {gone.dest})")
 
@@ -167,9 +171,13 @@ def run_(
     compress: str = COMPRESS,
     lock_wait: str = LOCK_WAIT,
     metrics: str = METRICS,
+    dry_run: bool = DRY_RUN,
     as_json: bool = JSON,
 ) -> None:
     """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
+    if dry_run:
+        _plan_run(dest, keep, only, exclude, compress, as_json)
+        return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     output.info(f"{stamp} kato data schedule run: export to {dest}")
     with reported(), output.progress() as progress:
@@ -191,6 +199,31 @@ def run_(
         output.line(f"kept: {', '.join(kept.plan.keep)}")
         output.line(f"deleted: {', '.join(kept.deleted) or 'none'}")
     output.info(f"outcome written to {report.metrics}")
+
+
+def _plan_run(
+    dest: str,
+    keep: int | None,
+    only: list[str] | None,
+    exclude: list[str] | None,
+    compress: str,
+    as_json: bool,
+) -> None:
+    with reported(), output.progress() as progress:
+        from kato.data import scheduled
+
+        options = _options(dest, keep, only, exclude, compress, "0", None, "--lock-wait")
+        planned = scheduled.plan(load_cluster(), options, progress=progress)
+    if as_json:
+        output.document(planned)
+        return
+    output.line(f"plan: scheduled run into {dest} (nothing is read, written or deleted)")
+    for read in planned.export.plan:
+        source = read.source
+        output.line(f"  export {source.node}: {source.role} {source.data_dir} {source.path}")
+    if keep is not None:
+        output.line(f"  keep: {', '.join(planned.keep)}")
+        output.line(f"  delete: {', '.join(planned.delete) or 'none'}")
 
 
 def backups(

@@ -25,4 +25,4 @@ def reported() -> Iterator[None]:
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         output.error("interrupted", None)
-        raise typer.Exit(int(ExitCode.FAILED)) from None
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from kato import output
-from kato.cli.common import JSON, load_cluster
+from kato.cli.common import DRY_RUN, JSON, load_cluster
 from kato.cli.errors import reported
 
 app = typer.Typer(help="The cluster lock on the core node.", no_args_is_help=True)
@@ -34,13 +36,32 @@ def status(as_json: bool = JSON) -> None:
 
 
 @app.command("break")
-def break_(lock_id: str = typer.Argument(..., metavar="ID", help="The lock id to remove.")) -> None:
-    """Remove the lock with this ID (use only when its holder is gone for good)."""
+def break_(
+    lock_id: str = typer.Argument(..., metavar="ID", help="The lock id to remove."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (scripts)."),
+    dry_run: bool = DRY_RUN,
+    as_json: bool = JSON,
+) -> None:
+    """Remove the lock with this ID (use only when its holder is gone for good). On a
+    terminal kato shows the holder and asks first, unless --yes."""
     from kato import history as journal_view
 
+    def confirm(record: dict[str, object]) -> bool:
+        if yes or dry_run or not sys.stdin.isatty():
+            return True
+        output.info(
+            f"lock {lock_id}: {record.get('owner')} pid {record.get('pid')} running "
+            f"`{record.get('command')}` since {record.get('started_at')}"
+        )
+        return bool(typer.confirm("Break it?", default=False, err=True))
+
     with reported():
-        record = journal_view.break_lock(load_cluster(), lock_id)
-    output.info(f"lock {lock_id} of {record.get('owner')} removed")
+        record = journal_view.break_lock(load_cluster(), lock_id, confirm, dry_run)
+    if as_json:
+        output.document({"broken": not dry_run, "lock": record})
+        return
+    verb = "would remove" if dry_run else "removed"
+    output.info(f"lock {lock_id} of {record.get('owner')} {verb}")
 
 
 def history(

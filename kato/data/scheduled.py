@@ -5,13 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kato.config import Cluster
 from kato.data import backups, metrics, retention
 from kato.data.schedule import RunOptions, cluster_roles, validate_options
 from kato.errors import KatoError, UsageError
 from kato.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    from kato.data.export import ExportResult
 
 
 @dataclass(frozen=True)
@@ -133,3 +138,49 @@ def outcome_error(report: RunReport) -> KatoError | None:
             hint=f"check the permissions and the filesystem of {Path(report.archive).parent}",
         )
     return None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one scheduled run would do (`--dry-run`): the export's reads, then retention."""
+
+    export: ExportResult  # of a dry run: what would be read
+    keep: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+
+
+NEW_ARCHIVE = "(the new archive)"
+
+
+def plan(
+    cluster: Cluster,
+    options: RunOptions,
+    *,
+    progress: Progress | None = None,
+    verifier: backups.Verifier = backups.verify_problem,
+    clock: Callable[[], float] = time.time,
+) -> RunPlan:
+    """The run without any change: no archive, no deletion, no metric (archives already in
+    --dest are verified, read-only, to plan the retention)."""
+    from kato.data import export as exporting
+
+    validate_options(options, cluster_roles(cluster))
+    progress = progress or SilentProgress()
+    planned = exporting.export(
+        cluster, options.dest, only=options.only, exclude=options.exclude,
+        compress=options.compress, dry_run=True, progress=progress,
+    )  # fmt: skip
+    directory = Path(options.dest)
+    if options.keep is None or not directory.is_dir():
+        return RunPlan(planned)
+    now = datetime.fromtimestamp(clock(), tz=UTC)
+    candidates = [retention.Candidate(NEW_ARCHIVE, now, True, None)]
+    for found in backups.find_archives(directory):
+        if found.cluster == cluster.name:
+            progress.step(f"verifying {found.path.name}")
+            problem = verifier(found.path)
+            candidates.append(
+                retention.Candidate(found.path.name, found.created, problem is None, problem)
+            )
+    kept = retention.plan_retention(candidates, options.keep)
+    return RunPlan(planned, kept.keep, kept.delete)

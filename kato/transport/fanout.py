@@ -60,6 +60,11 @@ def fan_out(nodes: Sequence[str], work: Callable[[str], T], limit: int) -> FanOu
         except Exception as exc:  # every failure is reported per node, none is swallowed
             result.failed[node] = failure(node, exc)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(limit, len(nodes)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(limit, len(nodes))))
+    try:
         list(pool.map(one, nodes))
+    except BaseException:  # Ctrl-C: do not wait here for nodes that may take minutes
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return result
