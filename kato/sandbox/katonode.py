@@ -34,10 +34,17 @@ SOURCES = (
 NODE_HOME = "opt/kato"  # on the node: site/ (kato and its dependencies) and roles/
 NODE_CONFIG = "etc/kato"
 WRAPPER = """\
-#!/bin/sh
-# written by `kato sandbox up`: the kato installed in /opt/kato (cluster file /etc/kato)
-export KATO_ROLES="${KATO_ROLES:-/opt/kato/roles}"
-PYTHONPATH=/opt/kato/site exec python3 -m kato "$@"
+#!/usr/bin/python3
+# written by `kato sandbox up`: the kato installed in /opt/kato (cluster file /etc/kato), a
+# script like pip's console scripts, so kato knows its own path (cron lines name it)
+import os
+import sys
+
+sys.path.insert(0, "/opt/kato/site")
+os.environ.setdefault("KATO_ROLES", "/opt/kato/roles")
+from kato.cli.app import main
+
+main()
 """
 PIP_TIMEOUT = 600.0
 UNUSED_DAYS = 7

@@ -3,6 +3,7 @@ is healthy, degraded (a role stopped) and broken (a node crashed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -122,7 +123,12 @@ def test_a_lock_left_past_its_ttl_warns(backed_up: Cluster) -> None:
         time.sleep(0.5)
     assert done.returncode == 1, done.stdout
     assert re.match(r"KATO WARNING - a lock was left \d+s past its TTL", done.stdout)
-    on(backed_up, "run", "--node", "node1", "--", "true")  # takes the stale lock over, frees it
+    lock_id = json.loads(on(backed_up, "lock", "status", "--json").stdout)["record"]["id"]
+    dry = on(backed_up, "lock", "break", lock_id, "--dry-run", "--json")
+    assert json.loads(dry.stdout)["broken"] is False
+    assert on(backed_up, "check", *CALM).returncode == 1  # still there
+    broken = on(backed_up, "lock", "break", lock_id, "--yes", "--json")
+    assert json.loads(broken.stdout) == {"broken": True, "lock": json.loads(dry.stdout)["lock"]}
     assert on(backed_up, "check", *CALM).returncode == 0
     loaded = on(backed_up, "check", "--warn", "load=0")  # any load at all is >= 0
     assert loaded.returncode == 1 and "load" in loaded.stdout.splitlines()[0]

@@ -217,3 +217,44 @@ def _wait_for_lock(cluster: Cluster, timeout: float = 30) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("the lock was never taken")
+
+
+def test_on_the_core_node_cron_runs_the_kato_and_cluster_file_used(cluster: Cluster) -> None:
+    setup = "mkdir -p /root/bin && cp /usr/local/bin/kato /root/bin/kato && "
+    setup += "cp /etc/kato/cluster.yaml /root/other.yaml"
+    assert cluster.ssh("node1", setup).returncode == 0
+    try:
+        done = cluster.ssh(
+            "node1",
+            "/root/bin/kato --cluster /root/other.yaml data schedule add --cron '0 4 * * *' "
+            "--dest /var/tmp/elsewhere --dry-run",
+            timeout=60,
+        )
+    finally:
+        cluster.ssh("node1", "rm -rf /root/bin /root/other.yaml")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "0 4 * * * /root/bin/kato --cluster /root/other.yaml data schedule run --dest "
+    )
+    here = on(cluster, "data", "schedule", "add", "--cron", "0 4 * * *", "--dest", "/var/tmp/e",
+              "--kato", "/opt/kato/bin/kato", "--dry-run")  # fmt: skip
+    assert here.returncode == 7, here.stderr  # no such kato on the core node: refused
+    assert "/opt/kato/bin/kato" in here.stderr
+
+
+def test_dry_runs_and_json_of_remove_and_run(
+    cluster: Cluster, crontab: str, tmp_path: Path
+) -> None:
+    added = on(cluster, "data", "schedule", "add", "--cron", "0 5 * * *", "--dest", "/srv/j",
+               "--json", check=True)  # fmt: skip
+    entry = json.loads(added.stdout)["entry"]["id"]
+    dry = on(cluster, "data", "schedule", "remove", entry, "--dry-run", "--json", check=True)
+    assert json.loads(dry.stdout) == {"removed": json.loads(added.stdout)["entry"], "dry_run": True}
+    assert entry in cluster.ssh("node1", "crontab -l").stdout
+    on(cluster, "data", "schedule", "remove", entry, check=True)
+    planned = on(cluster, "data", "schedule", "run", "--dest", str(tmp_path), "--keep", "1",
+                 "--dry-run", "--json", check=True)  # fmt: skip
+    document = json.loads(planned.stdout)
+    assert document["keep"] == ["(the new archive)"] and document["delete"] == []
+    assert {r["source"]["role"] for r in document["export"]["plan"]} >= {"postgresql", "redis"}
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a metric here
