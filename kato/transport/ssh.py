@@ -527,6 +527,14 @@ def _explain(
             "identity_file, or ssh.config)",
         )
     text = str(exc) or type(exc).__name__
+    if "no authentication methods" in text.lower():
+        return NodeUnreachable(
+            who,
+            "auth",
+            f"no key to log in to {hop.user}@{hop.hostname} with",
+            hint="set ssh.identity_file (or the node's identity_file), or ssh.agent: true "
+            "with the key in your agent",
+        )
     phase = "banner" if "banner" in text.lower() else "handshake"
     return NodeUnreachable(who, phase, f"{hop.hostname}:{hop.port}: {text}")
 

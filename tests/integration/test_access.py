@@ -5,12 +5,15 @@ password reaches sudo on stdin only (never in `ps`, the journal or the output)."
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -184,3 +187,70 @@ def test_node_check_runs_the_role_checks_through_sudo(admin: Box) -> None:
     assert {c["node"] for c in checks} == {"node1", "node2"}
     log = admin.ssh("node1", "journalctl --no-pager -t sudo | tail -n 50").stdout
     assert re.search(r"admin : PWD=/home/admin ; USER=root ; COMMAND=\S*/sh -c", log), log
+
+
+def _authorize(box: Box, key: Path) -> None:
+    public = Path(f"{key}.pub").read_text().strip()
+    for node in ("node1", "node2"):
+        done = box.ssh(node, f"echo '{public}' >> /home/admin/.ssh/authorized_keys")
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_key_with_a_passphrase_from_a_file_or_a_variable(admin: Box, tmp_path: Path) -> None:
+    key = tmp_path / "id_locked"
+    subprocess.run(
+        ("ssh-keygen", "-q", "-t", "ed25519", "-N", "open sesame", "-f", str(key)), check=True
+    )
+    _authorize(admin, key)
+    document = yaml.safe_load((admin.home / "cluster.yaml").read_text())
+    document["ssh"]["identity_file"] = str(key)
+    config = tmp_path / "cluster.yaml"
+
+    def status(extra: dict[str, object], env: dict[str, str] | None = None) -> Any:
+        config.write_text(yaml.safe_dump({**document, "ssh": {**document["ssh"], **extra}}))
+        return kato("--cluster", str(config), "status", check=False, env=env)
+
+    missing = status({})
+    assert missing.returncode == 5  # every node refused: the table on stdout says why
+    assert "protected by a passphrase kato was not given" in missing.stdout
+    secret = tmp_path / "passphrase"
+    secret.write_text("open sesame\n")
+    secret.chmod(0o644)
+    loose = status({"passphrase_file": str(secret)})
+    assert loose.returncode == 2 and f"chmod 600 {secret}" in loose.stderr
+    secret.chmod(0o600)
+    assert status({"passphrase_file": str(secret)}).returncode == 0
+    by_env = status(
+        {"passphrase_env": "KATO_TEST_PASSPHRASE"}, {"KATO_TEST_PASSPHRASE": "open sesame"}
+    )
+    assert by_env.returncode == 0, by_env.stderr
+
+
+def test_the_agent_is_used_only_when_asked(admin: Box, tmp_path: Path) -> None:
+    key = tmp_path / "id_agent"
+    subprocess.run(("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)), check=True)
+    _authorize(admin, key)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(("ssh-agent", "-D", "-a", str(sock)), stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.1)
+        env = {"SSH_AUTH_SOCK": str(sock), "HOME": str(tmp_path)}  # no ~/.ssh/id_* to fall to
+        subprocess.run(("ssh-add", "-q", str(key)), check=True, env={**os.environ, **env})
+        key.unlink()  # only the agent holds it now
+        document = yaml.safe_load((admin.home / "cluster.yaml").read_text())
+        del document["ssh"]["identity_file"]
+        config = tmp_path / "cluster.yaml"
+        config.write_text(yaml.safe_dump(document))
+        without = kato("--cluster", str(config), "status", check=False, env=env)
+        assert without.returncode == 5
+        assert "auth   no key to log in to admin@" in without.stdout
+        document["ssh"]["agent"] = True
+        config.write_text(yaml.safe_dump(document))
+        using = kato("--cluster", str(config), "status", check=False, env=env)
+        assert using.returncode == 0, using.stderr
+    finally:
+        agent.terminate()
+        agent.wait(10)

@@ -130,7 +130,7 @@ def test_a_lock_left_past_its_ttl_warns(backed_up: Cluster) -> None:
     broken = on(backed_up, "lock", "break", lock_id, "--yes", "--json")
     assert json.loads(broken.stdout) == {"broken": True, "lock": json.loads(dry.stdout)["lock"]}
     assert on(backed_up, "check", *CALM).returncode == 0
-    loaded = on(backed_up, "check", "--warn", "load=0")  # any load at all is >= 0
+    loaded = on(backed_up, "check", "--warn", "load=0", "--crit", "load=1000")  # any load >= 0
     assert loaded.returncode == 1 and "load" in loaded.stdout.splitlines()[0]
 
 

@@ -52,6 +52,8 @@ def test_the_core_nodes_cluster_file_uses_its_own_key_and_known_hosts() -> None:
 
 
 def test_the_wrapper_runs_the_installed_tree_with_its_roles() -> None:
-    assert katonode.WRAPPER.startswith("#!/bin/sh\n")
-    assert 'PYTHONPATH=/opt/kato/site exec python3 -m kato "$@"' in katonode.WRAPPER
+    # a script like pip's console scripts: kato sees its own path as sys.argv[0] (cron lines)
+    assert katonode.WRAPPER.startswith("#!/usr/bin/python3\n")
+    assert 'sys.path.insert(0, "/opt/kato/site")' in katonode.WRAPPER
+    assert "from kato.cli.app import main" in katonode.WRAPPER
     assert "/opt/kato/roles" in katonode.WRAPPER
