@@ -1,17 +1,16 @@
 """Plans: the ordered steps a mutating command will take, built by pure functions from facts,
-printed by --dry-run, and applied node by node inside an operation."""
+printed by --dry-run, and applied through the rollout engine (kato.engine.steps)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kato.errors import RemoteCommandFailed
 from kato.operation import Operation
 from kato.transport.base import command_line
-from kato.transport.fanout import FanOut, NodeFailure, fan_out
+from kato.transport.fanout import NodeFailure
 from kato.transport.pool import Connections
 
 
@@ -66,22 +65,3 @@ def apply_step(conns: Connections, op: Operation, step: Step) -> None:
     else:
         transport.run(step.argv, stdin=step.stdin.encode() if step.stdin else None)
     op.step(step.node, step.description, step.argv, "ok", time.monotonic() - started)
-
-
-def apply(
-    plan: Plan, conns: Connections, op: Operation, parallel: int, nodes: Sequence[str] | None = None
-) -> FanOut[int]:
-    """Each node runs its steps in order; nodes run in parallel. A node stops at its first
-    failed step (recorded in the journal) and the others go on."""
-
-    def one(node: str) -> int:
-        steps = plan.for_node(node)
-        for step in steps:
-            try:
-                apply_step(conns, op, step)
-            except Exception as exc:
-                op.step(node, step.description, step.argv, f"failed: {exc}", 0.0)
-                raise
-        return len(steps)
-
-    return fan_out(list(nodes if nodes is not None else plan.nodes), one, parallel)

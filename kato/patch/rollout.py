@@ -11,8 +11,9 @@ from kato import facts
 from kato.engine.batches import Batching
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
+from kato.engine.steps import journaled
 from kato.errors import outcome_exit
-from kato.plan import Plan, PlanOutcome, Step, apply_step
+from kato.plan import Plan, PlanOutcome, Step
 from kato.roles import Role
 from kato.transport.fanout import NodeFailure
 
@@ -58,14 +59,6 @@ class RolloutOutcome(PlanOutcome):
 
 def plan_of(title: str, works: Sequence[NodeWork]) -> Plan:
     return Plan(title, tuple(s for w in works for s in w.shown()))
-
-
-def journaled(session: Session, step: Step) -> None:
-    try:
-        apply_step(session.conns, session.op, step)
-    except Exception as exc:
-        session.op.step(step.node, step.description, step.argv, f"failed: {exc}", 0.0)
-        raise
 
 
 def node_change(session: Session, work: NodeWork) -> NodeChange:

@@ -16,11 +16,12 @@ import yaml
 
 from kato import release as releases
 from kato.config import Cluster, NodeConfig
-from kato.connect import connections, select_nodes
+from kato.connect import select_nodes
+from kato.engine.session import session
+from kato.engine.steps import apply_plan
 from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
-from kato.operation import operation
-from kato.plan import Plan, PlanOutcome, Step, apply
+from kato.plan import Plan, PlanOutcome, Step
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.base import CommandResult
@@ -30,6 +31,7 @@ STAGING = "/var/lib/kato/staging"
 UNIT_DIR = "/etc/systemd/system"
 UPSTREAMS = "/etc/kato/router-upstreams.conf"
 MARKER = ".kato-artifact-sha256"
+STAGED = ("make the private staging dir", "upload the ", "verify the ")  # touch nothing live
 INSTALLED = """
 import json, os, sys
 version, pairs = sys.argv[1], json.loads(sys.argv[2])
@@ -228,10 +230,10 @@ def install(
             r: str(releases.fetch_artifact(cluster.releases, release, r, Path(tmp))) for r in needed
         }  # every checksum verified before any node is touched
         artifacts = Artifacts(version, local, {r: release.artifact(r).sha256 for r in needed})
-        with connections(cluster) as conns:
+        with session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s:
             have: FanOut[Installed] = fan_out(
                 list(per_node),
-                lambda n: installed_fact(version, per_node[n]).gather(conns.get(n)),
+                lambda n: installed_fact(version, per_node[n]).gather(s.transport(n)),
                 cluster.ssh.parallel,
             )
             steps = [
@@ -243,11 +245,10 @@ def install(
             plan = Plan(f"install {version}", tuple(steps))
             if dry_run or plan.is_empty:
                 return InstallOutcome(plan, dry_run, failed=dict(have.failed), version=version)
-            with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
-                done = apply(plan, conns, op, cluster.ssh.parallel)
-                failed = {**have.failed, **done.failed}
-                op.settle(bool(done.succeeded), bool(failed))
-    return InstallOutcome(plan, False, dict(done.succeeded), failed, version=version)
+            done, failed = apply_plan(s, plan, STAGED)
+            failed = {**have.failed, **failed}
+            s.op.settle(bool(done), bool(failed))
+    return InstallOutcome(plan, False, done, failed, version=version)
 
 
 def plan_uninstall(cluster: Cluster, nodes: tuple[NodeConfig, ...], roles: dict[str, Role]) -> Plan:
@@ -294,10 +295,7 @@ def uninstall(
     plan = plan_uninstall(cluster, select_nodes(cluster, names), load_roles(roles_directory()))
     if dry_run:
         return PlanOutcome(plan, dry_run=True)
-    with (
-        connections(cluster) as conns,
-        operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op,
-    ):
-        done = apply(plan, conns, op, cluster.ssh.parallel)
-        op.settle(bool(done.succeeded), bool(done.failed))
-    return PlanOutcome(plan, False, dict(done.succeeded), dict(done.failed))
+    with session(cluster, command or [], lock_wait=lock_wait) as s:
+        done, failed = apply_plan(s, plan)
+        s.op.settle(bool(done), bool(failed))
+    return PlanOutcome(plan, False, done, failed)
