@@ -14,6 +14,7 @@ from kato.engine.session import Session
 from kato.engine.steps import journaled
 from kato.errors import outcome_exit
 from kato.plan import Plan, PlanOutcome, Step
+from kato.remote.agent import AGENT
 from kato.roles import Role
 from kato.transport.fanout import NodeFailure
 
@@ -67,6 +68,7 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
     applied = [0]
 
     def change() -> int:
+        AGENT.ensure(session.transport(work.node))  # the patch agent's steps run it
         for step in work.change:
             applied[0] += 1
             journaled(session, step)

@@ -22,14 +22,15 @@ from kato.engine.steps import apply_plan
 from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
 from kato.plan import Plan, PlanOutcome, Step
+from kato.remote import layout
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.base import CommandResult
 from kato.transport.fanout import FanOut, fan_out
 
-STAGING = "/var/lib/kato/staging"
-UNIT_DIR = "/etc/systemd/system"
-UPSTREAMS = "/etc/kato/router-upstreams.conf"
+STAGING = layout.STAGING
+UNIT_DIR = layout.UNIT_DIR
+UPSTREAMS = layout.UPSTREAMS
 MARKER = ".kato-artifact-sha256"
 STAGED = ("make the private staging dir", "upload the ", "verify the ")  # touch nothing live
 INSTALLED = """
