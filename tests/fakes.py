@@ -78,8 +78,8 @@ class FakeCluster:
         if argv[:3] == ("sh", "-c", SHIP):
             node.files[argv[-1]] = stdin or b""
             return 0, "", ""
-        if argv[:2] == ("test", "-d"):
-            return (0 if argv[2] in node.files else 1), "", ""
+        if argv[:2] == ("ls", "--") and argv[2].startswith(AGENT_DIR + "/"):
+            return (0 if argv[2].rsplit("/", 1)[0] in node.files else 2), "", ""
         if argv[:2] == ("systemctl", "is-active"):
             states = [node.units.get(u, "inactive") for u in argv[3:]]
             return (0 if set(states) == {"active"} else 3), "\n".join(states) + "\n", ""

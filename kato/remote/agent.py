@@ -32,10 +32,13 @@ PROGRAMS: Mapping[str, Path] = {
     "patch_agent.py": HERE.parent / "patch" / "agent.py",
 }
 MISSING = "can't open file"  # what python3 says when the program is not there
+# Unpacked under a temporary name, then renamed into place; a broken copy there (we ship only
+# when a program was missing) is renamed aside first and removed.
 SHIP = (
     'set -e; umask 022; mkdir -p "${1%/*}"; t=$(mktemp -d "$1.tmp.XXXXXX"); '
     'tar -xf - -C "$t" --no-same-owner; chmod 755 "$t"; '
-    'mv -T "$t" "$1" 2>/dev/null || rm -rf "$t"; test -d "$1"'
+    'if ! mv -T "$t" "$1" 2>/dev/null; then '
+    'mv -T "$1" "$t.old"; mv -T "$t" "$1"; rm -rf "$t.old"; fi'
 )
 
 
@@ -77,7 +80,8 @@ class NodeAgent:
         """Ship the bundle unless this run knows the node has it (asks the node at most once)."""
         if self._present.get(transport):
             return
-        here = transport.run(("test", "-d", self.directory), check=False, timeout=30)
+        files = [f"{self.directory}/{name}" for name in sorted(self.programs)]
+        here = transport.run(("ls", "--", *files), check=False, timeout=30)
         if not here.ok:
             self._ship(transport)
         self._present[transport] = True

@@ -41,12 +41,14 @@ def test_the_digest_follows_the_content(tmp_path: Path) -> None:
 
 def test_the_ship_script_unpacks_under_a_temporary_name_then_renames(tmp_path: Path) -> None:
     agent = NodeAgent(base=str(tmp_path / "var/lib/kato/agent"))
-    for _ in range(2):  # the second finds it there and leaves it
+    shipped = Path(agent.directory)
+    for _ in range(2):  # the second replaces a broken copy
         done = subprocess.run(
             ("sh", "-c", SHIP, "sh", agent.directory), input=agent.bundle, capture_output=True
         )
         assert done.returncode == 0, done.stderr
-    shipped = Path(agent.directory)
+        (shipped / "node_facts.py").unlink()
+    done = subprocess.run(("sh", "-c", SHIP, "sh", agent.directory), input=agent.bundle)
     assert sorted(p.name for p in shipped.iterdir()) == ["node_facts.py", "patch_agent.py"]
     assert list(shipped.parent.iterdir()) == [shipped]  # no temporary left behind
     run = subprocess.run((*agent.argv("node_facts.py", "{}", str(tmp_path)),), capture_output=True)
