@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kato.errors import RemoteCommandFailed
+from kato.errors import RemoteCommandFailed, outcome_exit
 from kato.operation import Operation
 from kato.transport.base import command_line
 from kato.transport.fanout import NodeFailure
@@ -52,6 +52,16 @@ class PlanOutcome:
     dry_run: bool
     succeeded: dict[str, int] = field(default_factory=dict)
     failed: dict[str, NodeFailure] = field(default_factory=dict)
+    not_started: tuple[str, ...] = ()  # never reached: the rollout stopped at a failure
+    notes: tuple[str, ...] = ()  # lines the user should read (e.g. nodes skipped, and why)
+
+    @property
+    def exit_code(self) -> int:
+        """The one rule (kato.errors.outcome_exit); a dry run changed nothing: 0."""
+        if self.dry_run:
+            return 0
+        failures = [f.exit_code for f in self.failed.values()]
+        return int(outcome_exit(len(self.succeeded), failures, len(self.not_started)))
 
 
 def apply_step(conns: Connections, op: Operation, step: Step) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from kato import facts, lock
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
-from kato.errors import ExitCode
+from kato.errors import ExitCode, outcome_exit
 from kato.roles import Role, in_start_order, load_roles
 from kato.transport.base import Transport
 from kato.transport.fanout import FanOut, NodeFailure, fan_out
@@ -67,7 +67,7 @@ class ClusterStatus:
     def exit_code(self) -> int:
         """3 (5 when none answered) if nodes are unreachable, 1 if a role is unhealthy."""
         if self.unreachable:
-            return int(ExitCode.PARTIAL if self.nodes else ExitCode.UNREACHABLE)
+            return int(outcome_exit(len(self.nodes), [f.exit_code for f in self.unreachable]))
         return int(ExitCode.OK if all(n.healthy for n in self.nodes) else ExitCode.FAILED)
 
 

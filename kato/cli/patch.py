@@ -18,6 +18,7 @@ from kato.cli.common import (
     seconds,
 )
 from kato.cli.errors import reported
+from kato.cli.results import render
 
 if TYPE_CHECKING:
     from kato.patch.rollout import RolloutOutcome
@@ -45,30 +46,7 @@ def status(repo: str = REPO, as_json: bool = JSON) -> None:
 
 
 def _report(outcome: RolloutOutcome, as_json: bool) -> None:
-    if as_json:
-        output.document(outcome)
-        raise typer.Exit(0 if outcome.dry_run else outcome.exit_code)
-    for note in outcome.notes:
-        output.line(note)
-    plan = outcome.plan
-    if outcome.dry_run:
-        output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
-        for node in plan.nodes:
-            output.line(f"{node}:")
-            output.line("\n".join(f"  {step.shown()}" for step in plan.for_node(node)))
-    elif plan.is_empty and not outcome.failed:
-        output.info(f"{plan.title}: nothing to do")
-    else:
-        rows = [
-            (n, "ok", f"{k} patch(es) done" if k else "restarted")
-            for n, k in outcome.succeeded.items()
-        ]
-        rows += [(f.node, f"failed in {f.phase}", f.message) for f in outcome.failed.values()]
-        rows += [
-            (n, "not started", "the rollout stopped at the failure") for n in outcome.not_started
-        ]
-        output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
-    raise typer.Exit(0 if outcome.dry_run else outcome.exit_code)
+    render(outcome, as_json, done=lambda k: f"{k} patch(es) done" if k else "restarted")
 
 
 @app.command("install")

@@ -6,33 +6,22 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kato import output
 from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, PARALLEL, invocation, load_cluster
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
-from kato.cli.results import exit_for
+from kato.cli.results import render
 
 if TYPE_CHECKING:
     from kato.plan import PlanOutcome
 
 
 def _report(outcome: PlanOutcome, as_json: bool) -> None:
-    plan, failed, succeeded = outcome.plan, outcome.failed, outcome.succeeded
-    if as_json:
-        output.document(outcome)
-    elif outcome.dry_run:
-        output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
-        for node in plan.nodes:
-            output.line(f"{node}:")
-            for step in plan.for_node(node):
-                output.line(f"  {step.shown()}")
-    elif plan.is_empty and not failed:
-        output.info(f"{plan.title}: nothing to do, every node is there already")
-    else:
-        rows = [(n, "ok", f"{k} steps") for n, k in succeeded.items()]
-        rows += [(f.node, f"failed in {f.phase}", f.message) for f in failed.values()]
-        output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
-    raise typer.Exit(0 if outcome.dry_run else exit_for(succeeded, failed))
+    render(
+        outcome,
+        as_json,
+        done=lambda k: f"{k} steps",
+        nothing="nothing to do, every node is there already",
+    )
 
 
 def install(

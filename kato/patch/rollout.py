@@ -5,14 +5,13 @@ applied on that node and restarts them again. Used by `kato patch install` and `
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kato import facts
 from kato.engine.batches import Batching
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
 from kato.engine.steps import journaled
-from kato.errors import outcome_exit
 from kato.plan import Plan, PlanOutcome, Step
 from kato.remote.agent import AGENT
 from kato.roles import Role
@@ -48,14 +47,6 @@ class NodeWork:
 @dataclass(frozen=True)
 class RolloutOutcome(PlanOutcome):
     action: str = ""
-    not_started: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def exit_code(self) -> int:
-        """3 when the rollout is partial: a node failed while others changed or never started."""
-        failures = [f.exit_code for f in self.failed.values()]
-        return int(outcome_exit(len(self.succeeded), failures, len(self.not_started)))
 
 
 def plan_of(title: str, works: Sequence[NodeWork]) -> Plan:
