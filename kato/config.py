@@ -16,10 +16,9 @@ from typing import Any
 import yaml
 
 from kato.errors import UsageError
-from kato.remote import layout
 
 DEFAULT_PATH = Path("/etc/kato/cluster.yaml")
-NODE_FILE = layout.NODE_FILE  # on each node: its name and cluster (kato install writes it)
+NODE_FILE = "/etc/kato/node.yaml"  # on each node: its name and cluster (kato install writes it)
 NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")

@@ -13,6 +13,8 @@ from kato.transport.base import command_line
 from kato.transport.fanout import NodeFailure
 from kato.transport.pool import Connections
 
+SHORT = 60  # a command this short is shown in the readable plan
+
 
 @dataclass(frozen=True)
 class Step:
@@ -21,6 +23,7 @@ class Step:
     argv: tuple[str, ...]
     upload: str | None = None  # a local file streamed to the command's stdin
     stdin: str | None = None  # or this text
+    item: str = ""  # the plan item it is part of, as a person reads it (default: description)
 
     def shown(self) -> str:
         source = f" < {self.upload}" if self.upload else (" < (text)" if self.stdin else "")
@@ -42,6 +45,21 @@ class Plan:
     @property
     def is_empty(self) -> bool:
         return not self.steps
+
+    def readable(self) -> list[str]:
+        """One line per node per item (`node2: install router 1.1.0 (12 KiB)`); an item of one
+        short command shows it too. `Step.shown()` gives every exact command (--verbose)."""
+        lines = []
+        for node in self.nodes:
+            items: dict[str, list[Step]] = {}
+            for step in self.for_node(node):
+                items.setdefault(step.item or step.description, []).append(step)
+            for item, steps in items.items():
+                command = command_line(steps[0].argv)
+                short = len(steps) == 1 and not steps[0].upload and not steps[0].stdin
+                shown = f" ({command})" if short and len(command) <= SHORT else ""
+                lines.append(f"{node}: {item}{shown}")
+        return lines
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from kato.cli.common import (
     LOCK_WAIT,
     NODES,
     THIS_NODE,
+    VERBOSE,
     invocation,
     load_cluster,
     seconds,
@@ -45,8 +46,12 @@ def status(repo: str = REPO, as_json: bool = JSON) -> None:
     raise typer.Exit(3 if report.unreachable else 0)
 
 
-def _report(outcome: RolloutOutcome, as_json: bool) -> None:
-    render(outcome, as_json, done=lambda k: f"{k} patch(es) done" if k else "restarted")
+def _done(count: int) -> str:
+    return f"{count} patch(es) done" if count else "restarted"
+
+
+def _report(outcome: RolloutOutcome, as_json: bool, verbose: bool) -> None:
+    render(outcome, as_json, done=_done, verbose=verbose)
 
 
 @app.command("install")
@@ -60,6 +65,7 @@ def install(
     no_restart: bool = NO_RESTART,
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -75,7 +81,7 @@ def install(
             lock_wait=seconds(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)
 
 
 @app.command("revert")
@@ -85,6 +91,7 @@ def revert(
     no_restart: bool = NO_RESTART,
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -102,4 +109,4 @@ def revert(
             lock_wait=seconds(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)

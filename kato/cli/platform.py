@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, PARALLEL, invocation, load_cluster
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    NODES,
+    PARALLEL,
+    VERBOSE,
+    invocation,
+    load_cluster,
+)
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
 from kato.cli.results import render
@@ -15,12 +24,13 @@ if TYPE_CHECKING:
     from kato.plan import PlanOutcome
 
 
-def _report(outcome: PlanOutcome, as_json: bool) -> None:
+def _report(outcome: PlanOutcome, as_json: bool, verbose: bool = False) -> None:
     render(
         outcome,
         as_json,
         done=lambda k: f"{k} steps",
         nothing="nothing to do, every node is there already",
+        verbose=verbose,
     )
 
 
@@ -29,6 +39,7 @@ def install(
     node: list[str] = NODES,
     parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -44,13 +55,14 @@ def install(
             lock_wait=duration(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)
 
 
 def uninstall(
     node: list[str] = NODES,
     parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -65,7 +77,7 @@ def uninstall(
             lock_wait=duration(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)
 
 
 def _control(action: str):  # type: ignore[no-untyped-def]
@@ -74,6 +86,7 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         node: list[str] = NODES,
         parallel: int = PARALLEL,
         dry_run: bool = DRY_RUN,
+        verbose: bool = VERBOSE,
         lock_wait: str = LOCK_WAIT,
         as_json: bool = JSON,
     ) -> None:
@@ -89,7 +102,7 @@ def _control(action: str):  # type: ignore[no-untyped-def]
                 lock_wait=duration(lock_wait),
                 command=invocation(),
             )
-        _report(out, as_json)
+        _report(out, as_json, verbose)
 
     command.__doc__ = (
         f"{action.capitalize()} the platform's roles (all, or the named ones) in "

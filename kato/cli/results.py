@@ -25,9 +25,15 @@ def exit_for(succeeded: Mapping[str, object], failed: Mapping[str, NodeFailure])
     return int(outcome_exit(len(succeeded), [f.exit_code for f in failed.values()]))
 
 
-def show_plan(outcome: PlanOutcome) -> None:
+def show_plan(outcome: PlanOutcome, verbose: bool = False) -> None:
+    """The plan as a person reads it, one line per node per item; `verbose`: every command."""
     plan = outcome.plan
     output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
+    if not verbose:
+        for line in plan.readable():
+            output.line(line)
+        output.info("--verbose shows the exact commands, --json the whole plan")
+        return
     for node in plan.nodes:
         output.line(f"{node}:")
         for step in plan.for_node(node):
@@ -40,6 +46,7 @@ def render(
     *,
     done: Callable[[int], str],
     nothing: str = "nothing to do",
+    verbose: bool = False,
 ) -> NoReturn:
     """Show the outcome (stdout: the plan or the table; stderr: notes) and exit with its code.
     `done(count)` says what a node that succeeded did."""
@@ -50,7 +57,7 @@ def render(
         output.line(note)
     plan = outcome.plan
     if outcome.dry_run:
-        show_plan(outcome)
+        show_plan(outcome, verbose)
     elif plan.is_empty and not outcome.failed:
         output.info(f"{plan.title}: {nothing}")
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -22,6 +22,7 @@ from kato.engine.steps import apply_plan
 from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
 from kato.plan import Plan, PlanOutcome, Step
+from kato.platform.readable import itemized
 from kato.remote import layout
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
@@ -110,6 +111,7 @@ class Artifacts:
     version: str
     local: dict[str, str]  # role -> verified local file
     sha256: dict[str, str]
+    sizes: dict[str, int] = field(default_factory=dict)  # role -> bytes, for the readable plan
 
 
 def plan_node(
@@ -230,7 +232,9 @@ def install(
         local = {
             r: str(releases.fetch_artifact(cluster.releases, release, r, Path(tmp))) for r in needed
         }  # every checksum verified before any node is touched
-        artifacts = Artifacts(version, local, {r: release.artifact(r).sha256 for r in needed})
+        sha256 = {r: release.artifact(r).sha256 for r in needed}
+        sizes = {r: Path(local[r]).stat().st_size for r in needed}
+        artifacts = Artifacts(version, local, sha256, sizes)
         with session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s:
             have: FanOut[Installed] = fan_out(
                 list(per_node),
@@ -241,7 +245,12 @@ def install(
                 s
                 for n in chosen
                 if n.name in have.succeeded
-                for s in plan_node(cluster, n, per_node[n.name], artifacts, have.succeeded[n.name])
+                for s in itemized(
+                    plan_node(cluster, n, per_node[n.name], artifacts, have.succeeded[n.name]),
+                    version,
+                    sizes,
+                    have.succeeded[n.name].current,
+                )
             ]
             plan = Plan(f"install {version}", tuple(steps))
             if dry_run or plan.is_empty:
