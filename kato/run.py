@@ -71,6 +71,7 @@ def run(
         return RunOutcome(plan, {}, {}, (), dry_run=True)
     known = load_roles(roles_directory()) if wait_healthy else {}
     with session(cluster, command, lock_wait=lock_wait) as s:
+        s.begin()  # the lock before the first node runs anything
         if wait_healthy:
             results, failed = _rolling(s, plan, known)
         else:
