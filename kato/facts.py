@@ -120,6 +120,33 @@ def health_request(health: Health) -> dict[str, Any]:
     return request
 
 
+def facts_request(
+    roles: Sequence[Role] = (),
+    *,
+    space: Sequence[str] = (),
+    sizes: Sequence[str] = (),
+    patches: dict[str, list[str]] | None = None,
+    lock: bool = False,
+) -> dict[str, Any]:
+    """What node_facts.py is asked (see its docstring)."""
+    request: dict[str, Any] = {
+        "roles": {
+            r.name: {"units": list(r.units), "health": health_request(r.health)} for r in roles
+        },
+        "space": list(space),
+        "sizes": list(sizes),
+        "lock": lock,
+    }
+    if patches is not None:
+        request["patches"] = patches
+    return request
+
+
+def health_argv(roles: Sequence[Role]) -> tuple[str, ...]:
+    """The agent call the health wait polls with, as a plan shows it."""
+    return AGENT.argv("node_facts.py", json.dumps(facts_request(roles)))
+
+
 def node_facts(
     transport: Transport,
     roles: Sequence[Role] = (),
@@ -131,16 +158,7 @@ def node_facts(
     timeout: float = 60.0,
 ) -> NodeFacts:
     """Everything asked about a node, in one round trip (the agent is shipped if missing)."""
-    request: dict[str, Any] = {
-        "roles": {
-            r.name: {"units": list(r.units), "health": health_request(r.health)} for r in roles
-        },
-        "space": list(space),
-        "sizes": list(sizes),
-        "lock": lock,
-    }
-    if patches is not None:
-        request["patches"] = patches
+    request = facts_request(roles, space=space, sizes=sizes, patches=patches, lock=lock)
     done = AGENT.call(transport, "node_facts.py", json.dumps(request), timeout=timeout)
     if not done.ok:
         raise RemoteCommandFailed(transport.node, done.argv[:2], done.status, done.stderr)

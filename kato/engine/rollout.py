@@ -80,7 +80,6 @@ def rollout(
         done_order += [n for n in batch if n in ran.values and ran.values[n].state == DONE]
         if ran.interrupted:
             interrupted = True
-            session.progress.warn("interrupted: undoing the nodes that were changing")
             flying = [n for n in batch if n in done_order or n in ran.cut]
             for node in reversed(flying):
                 was = results.get(node, NodeResult(node, FAILED, CHANGE))

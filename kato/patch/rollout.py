@@ -38,9 +38,9 @@ class NodeWork:
         """Every step in order, with the health waits, as --dry-run prints them."""
         waits: list[Step] = []
         for step, role in self.restarts():
-            check = facts.health_check(role.health, timeout=5)
+            check = facts.health_argv([role])
             wait = f"wait until {role.name} is healthy (up to {role.health.timeout:g}s)"
-            waits += [step, Step(self.node, wait, check.argv)]
+            waits += [step, Step(self.node, wait, check)]
         return (*self.stage, *self.change, *waits)
 
 
