@@ -118,7 +118,7 @@ def snapshot(
 
         def one(name: str) -> tuple[NodeStatus, NodeUse]:
             transport = conns.get(name)
-            node = status.node_status(transport, cluster.node(name), roles)
+            node, _ = status.node_status(transport, cluster.node(name), roles)
             fact = Fact(("python3", "-c", USAGE, *[d.path for d in node.data_dirs]), _parse_usage)
             return node, _usage(node, fact.gather(transport))
 
