@@ -17,8 +17,11 @@ from kato.transport.pool import Connections
 
 JOURNAL_PATH = "/var/log/kato/journal.jsonl"
 FORMAT = 1
-SECRET_OPTION = re.compile(r"^--?[\w-]*(pass|secret|token|key)[\w-]*$", re.IGNORECASE)
-SECRET_ASSIGNMENT = re.compile(r"^([\w.-]*(pass|secret|token|key)[\w.-]*)=.*$", re.IGNORECASE)
+SECRET_OPTION = re.compile(r"\A--?[\w-]*(pass|secret|token|key)[\w-]*\Z", re.IGNORECASE)
+# DOTALL and \Z: a value with a newline in it is a secret all the same
+SECRET_ASSIGNMENT = re.compile(
+    r"\A([\w.-]*(pass|secret|token|key)[\w.-]*)=.*\Z", re.IGNORECASE | re.DOTALL
+)
 APPEND = 'mkdir -p -m 0750 "${1%/*}" && cat >> "$1"'
 
 

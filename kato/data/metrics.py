@@ -16,7 +16,7 @@ HELP = {
     "last_archive_bytes": "Size in bytes of the archive of the last successful export.",
     "invalid_archives": "Archives in the destination that failed verification at the last run.",
 }
-_SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{[^}]*\})? (?P<value>\S+)$")
+_SAMPLE = re.compile(r"\A(?P<name>[a-z_]+)(?:\{[^}]*\})? (?P<value>\S+)\Z")
 
 
 @dataclass(frozen=True)
