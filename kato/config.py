@@ -26,7 +26,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"\A(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?\Z")  # RFC 1123
 USER_NAME = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
 MAX_SECONDS = 7 * 86400.0  # a timeout longer than a week is a typo (and overflows select)
-TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches"}
+TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "data"}
+DATA_KEYS = {"max_entries", "max_ratio"}
 SSH_KEYS = {
     "user",
     "identity_file",
@@ -34,6 +35,7 @@ SSH_KEYS = {
     "connect_timeout",
     "auth_timeout",
     "command_timeout",
+    "idle_timeout",
     "parallel",
     "port",
 }
@@ -49,7 +51,17 @@ class SshSettings:
     connect_timeout: float = 5.0
     auth_timeout: float = 10.0
     command_timeout: float = 600.0
+    idle_timeout: float = 20.0  # a node silent this long (no output, no keepalive answer)
     parallel: int = 10
+
+
+@dataclass(frozen=True)
+class DataLimits:
+    """What an archive may ask of the nodes before an operator raises it (docs/data.md):
+    files, dirs and links in its trees, and its declared bytes per byte of archive."""
+
+    max_entries: int = 500_000
+    max_ratio: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class Cluster:
     releases: str | None = None
     patches: str | None = None
     path: str = ""
+    data: DataLimits = field(default_factory=DataLimits)
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
@@ -128,6 +141,7 @@ def parse(raw: Any, path: str) -> Cluster:
         problems.add("core", f"names {core!r}, which is not one of the nodes")
     releases = problems.string(raw, "releases", "", required=False)
     patches = problems.string(raw, "patches", "", required=False)
+    data = _parse_data(raw.get("data", {}), problems)
     problems.raise_if_any()
     return Cluster(
         name=name,
@@ -137,6 +151,23 @@ def parse(raw: Any, path: str) -> Cluster:
         releases=releases or None,
         patches=patches or None,
         path=path,
+        data=data,
+    )
+
+
+def _parse_data(raw: Any, problems: Problems) -> DataLimits:
+    if not isinstance(raw, dict):
+        problems.add("data", "must be a mapping (max_entries, max_ratio)")
+        return DataLimits()
+    problems.unknown_keys(raw, DATA_KEYS, "data")
+    defaults = DataLimits()
+    ratio = raw.get("max_ratio", defaults.max_ratio)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 1 <= ratio < math.inf:
+        problems.add("data.max_ratio", "must be a finite number of at least 1")
+        ratio = defaults.max_ratio
+    return DataLimits(
+        max_entries=problems.integer(raw, "max_entries", "data", defaults.max_entries, 1, 10**9),
+        max_ratio=float(ratio),
     )
 
 
@@ -156,6 +187,7 @@ def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:
         connect_timeout=problems.number(raw, "connect_timeout", "ssh", defaults.connect_timeout),
         auth_timeout=problems.number(raw, "auth_timeout", "ssh", defaults.auth_timeout),
         command_timeout=problems.number(raw, "command_timeout", "ssh", defaults.command_timeout),
+        idle_timeout=problems.number(raw, "idle_timeout", "ssh", defaults.idle_timeout),
         parallel=problems.integer(raw, "parallel", "ssh", defaults.parallel, 1, 256),
     )
 
@@ -283,6 +315,7 @@ ENV_OVERRIDES = {
     "KATO_KNOWN_HOSTS": ("known_hosts", str),
     "KATO_CONNECT_TIMEOUT": ("connect_timeout", float),
     "KATO_COMMAND_TIMEOUT": ("command_timeout", float),
+    "KATO_IDLE_TIMEOUT": ("idle_timeout", float),
     "KATO_PARALLEL": ("parallel", int),
 }
 
@@ -300,10 +333,10 @@ def apply_env(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
     ssh = replace(cluster.ssh, **changes)
     if not 1 <= ssh.parallel <= 256:
         raise UsageError(f"KATO_PARALLEL must be from 1 to 256, not {ssh.parallel}")
-    if not (is_seconds(ssh.connect_timeout) and is_seconds(ssh.command_timeout)):
+    if not all(is_seconds(s) for s in (ssh.connect_timeout, ssh.command_timeout, ssh.idle_timeout)):
         raise UsageError(
-            "KATO_CONNECT_TIMEOUT and KATO_COMMAND_TIMEOUT must be seconds above 0 "
-            f"and at most {MAX_SECONDS:g}"
+            "KATO_CONNECT_TIMEOUT, KATO_COMMAND_TIMEOUT and KATO_IDLE_TIMEOUT must be seconds "
+            f"above 0 and at most {MAX_SECONDS:g}"
         )
     if not USER_NAME.match(ssh.user):
         raise UsageError(f"KATO_SSH_USER={ssh.user!r} is not a valid user name")

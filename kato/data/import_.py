@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kato import facts
-from kato.config import Cluster
+from kato.config import Cluster, DataLimits
 from kato.connect import connections
-from kato.data import archive, switch
+from kato.data import archive, limits, switch
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, VerifyResult, verify_archive
-from kato.errors import KatoError, NodeUnreachable, PreflightRefused
+from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
 from kato.roles import load_roles
@@ -61,8 +61,10 @@ def import_archive(
     progress: Progress | None = None,
     stdin: BinaryIO | None = None,
     spool: Path | None = None,
+    within: DataLimits | None = None,
 ) -> ImportResult:
-    """Verify the whole archive, stage every member, then switch role by role."""
+    """Verify the whole archive within the limits (the cluster file's unless given), check
+    each target's room, stage every member, then switch role by role."""
     progress = progress or SilentProgress()
     roles = load_roles(roles_directory())
     started = time.monotonic()
@@ -70,13 +72,13 @@ def import_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
     ) as path:
         progress.step(f"verifying {source}")
-        verified = verify_archive(path, progress=progress)
+        verified = verify_archive(path, progress=progress, within=within or cluster.data)
         run = uuid.uuid4().hex[:12]
         placements = place(verified.manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
         with connections(cluster) as conns:
             _compare_versions(conns, cluster, verified, result)
-            _check_space(conns, placements)
+            _check_room(conns, placements, verified.tree_entries)
             if dry_run:
                 return result
             with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
@@ -103,26 +105,25 @@ def _compare_versions(
         )
 
 
-def _check_space(conns: Connections, placements: Sequence[Placement]) -> None:
+def _check_room(
+    conns: Connections, placements: Sequence[Placement], entries: dict[str, int]
+) -> None:
     """Each target filesystem must hold the staged copy (twice that for a dump: the staged
-    file and the loaded data); the previous data is renamed, not copied."""
+    file and the loaded data) and its entries, with a reserve; the previous data is renamed,
+    not copied."""
     for node in dict.fromkeys(p.target.node for p in placements):
         mine = [p for p in placements if p.target.node == node]
         free = facts.free_space([p.parent for p in mine]).gather(conns.get(node))
-        need: dict[str, int] = {}
+        need: dict[str, tuple[int, int]] = {}
         for p in mine:
-            need[p.parent] = need.get(p.parent, 0) + p.member.size * (
-                1 if p.member.type == "tree" else 2
+            size, inodes = need.get(p.parent, (0, 1))  # 1: the staging dir
+            tree = p.member.type == "tree"
+            need[p.parent] = (
+                size + p.member.size * (1 if tree else 2),
+                inodes + (entries.get(p.member.name, 0) if tree else 1),
             )
-        for parent, bytes_needed in need.items():
-            available = int(free.get(parent, {}).get("free", 0))
-            if available < bytes_needed:
-                raise PreflightRefused(
-                    f"{node}: {parent} has {available // 2**20} MiB free, the import needs "
-                    f"about {bytes_needed // 2**20} MiB there",
-                    hint="free space on that filesystem (or relocate the data dir); "
-                    "nothing was changed",
-                )
+        for parent, (size, inodes) in need.items():
+            limits.check_room(node, parent, free.get(parent, {}), size, inodes)
 
 
 def _stage(
