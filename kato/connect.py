@@ -21,6 +21,7 @@ def ssh_options(cluster: Cluster) -> SshOptions:
         connect_timeout=ssh.connect_timeout,
         auth_timeout=ssh.auth_timeout,
         command_timeout=ssh.command_timeout,
+        idle_timeout=ssh.idle_timeout,
     )
 
 
