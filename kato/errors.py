@@ -120,6 +120,19 @@ class RemoteCommandFailed(KatoError):
         self.stderr = stderr
 
 
+class LockLost(KatoError):
+    """This operation's lock was broken (or taken): it stopped before its next command."""
+
+    def __init__(self, lock_id: str, broken: dict[str, object] | None, otherwise: str) -> None:
+        how = f"was broken by {broken.get('by')}" if broken else otherwise
+        super().__init__(
+            f"this operation's cluster lock {lock_id} {how}: it stopped before its next "
+            "command on a node",
+            hint="see `kato history` for what it did, and `kato lock status`",
+        )
+        self.lock_id, self.broken = lock_id, broken
+
+
 class LockHeld(KatoError):
     """Another operation holds the cluster lock."""
 

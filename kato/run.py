@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
-from kato.errors import NodeUnreachable, RemoteCommandFailed, UsageError
+from kato.errors import LockLost, NodeUnreachable, RemoteCommandFailed, UsageError
 from kato.operation import operation
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import role_status, roles_directory
@@ -164,6 +164,8 @@ def wait_until_healthy(
             streak += 1
             if rebooted or streak >= SETTLE_POLLS:
                 return
+        except LockLost:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
             last = failure(node, exc).message
             streak = 0

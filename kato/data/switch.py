@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kato.data.placement import Placement
-from kato.errors import KatoError, NodeUnreachable
+from kato.errors import KatoError, LockLost, NodeUnreachable
 from kato.operation import Operation
 from kato.platform.control import wait_healthy
 from kato.progress import Progress
@@ -89,6 +89,8 @@ def switch_all(
         done.append(group)
         try:
             _switch(conns, op, group, progress)
+        except LockLost:
+            raise  # fenced: no more commands on any node; a re-run of the import converges
         except KeyboardInterrupt:
             progress.warn("interrupted: putting every switched data dir back")
             [_roll_back(conns, g, progress) for g in reversed(done)]
