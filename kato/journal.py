@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kato.remote import safe_write
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
@@ -22,7 +23,6 @@ SECRET_OPTION = re.compile(r"\A--?[\w-]*(pass|secret|token|key)[\w-]*\Z", re.IGN
 SECRET_ASSIGNMENT = re.compile(
     r"\A([\w.-]*(pass|secret|token|key)[\w.-]*)=.*\Z", re.IGNORECASE | re.DOTALL
 )
-APPEND = 'mkdir -p -m 0750 "${1%/*}" && cat >> "$1"'
 
 
 def mask(argv: Sequence[str]) -> list[str]:
@@ -66,8 +66,9 @@ class Journal:
     def write(self, *entries: dict[str, Any]) -> None:
         """Append entries, waiting for a rebooting core node rather than losing them."""
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
-        argv = ("sh", "-c", APPEND, "sh", JOURNAL_PATH)
-        self.conns.call(self.core, lambda t: t.run(argv, stdin=data, timeout=30), self.patience)
+        # never through a link planted at the journal or in /var/log/kato
+        argv, stdin = safe_write.append_argv(JOURNAL_PATH), safe_write.prelude() + data
+        self.conns.call(self.core, lambda t: t.run(argv, stdin=stdin, timeout=30), self.patience)
 
 
 def read(core: Transport, limit: int) -> list[dict[str, Any]]:

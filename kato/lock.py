@@ -36,16 +36,21 @@ SCRIPT = r"""
 import fcntl, json, os, sys, time
 path = sys.argv[1]; op = sys.argv[2]; arg = json.loads(sys.argv[3])
 os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-guard = open(path + ".guard", "a")
+home = os.lstat(os.path.dirname(path))
+if (home.st_mode & 0o170000) != 0o040000 or home.st_uid != os.geteuid() or home.st_mode & 0o022:
+    sys.exit("refused: %s is not a directory of root's alone" % os.path.dirname(path))
+def under(name, flags, mode=0o600):
+    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+guard = os.fdopen(under(path + ".guard", os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a")
 fcntl.flock(guard, fcntl.LOCK_EX)
 now = time.time()
 try:
-    with open(path) as f: cur = json.load(f)
+    with os.fdopen(under(path, os.O_RDONLY)) as f: cur = json.load(f)
 except FileNotFoundError: cur = None
 except ValueError: cur = {"id": "corrupt", "heartbeat": 0, "ttl": 0}
 def write(d):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    tmp = "%s.%s.tmp" % (path, os.urandom(8).hex())
+    with os.fdopen(under(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
         json.dump(d, f); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 def alive(d): return d is not None and now - d.get("heartbeat", 0) <= d.get("ttl", 0)

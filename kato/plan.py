@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from kato.errors import RemoteCommandFailed
 from kato.operation import Operation
@@ -22,6 +23,7 @@ class Step:
     argv: tuple[str, ...]
     upload: str | None = None  # a local file streamed to the command's stdin
     stdin: str | None = None  # or this text
+    prelude: bytes | None = None  # sent before the upload (a program, e.g. safe_write's)
 
     def shown(self) -> str:
         source = f" < {self.upload}" if self.upload else (" < (text)" if self.stdin else "")
@@ -55,12 +57,26 @@ class PlanOutcome:
     failed: dict[str, NodeFailure] = field(default_factory=dict)
 
 
+class _Prefixed:
+    """Reads `prefix`, then `rest`."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self.prefix, self.rest = prefix, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            head, self.prefix = self.prefix, b""
+            return head
+        return self.rest.read(size)
+
+
 def apply_step(conns: Connections, op: Operation, step: Step) -> None:
     started = time.monotonic()
     transport = conns.get(step.node)
     if step.upload:
         with Path(step.upload).open("rb") as source:
-            result = transport.stream_in(step.argv, source)
+            feed = _Prefixed(step.prelude, source) if step.prelude else source
+            result = transport.stream_in(step.argv, feed)  # type: ignore[arg-type]
         if not result.ok:
             raise RemoteCommandFailed(step.node, step.argv, result.status, result.stderr)
     else:

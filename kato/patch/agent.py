@@ -33,15 +33,12 @@ class Refused(Exception):
     """The command cannot go on; nothing is left half done."""
 
 
+if "write_file" not in globals():  # imported by kato; on a node safe_write comes first
+    from kato.remote.safe_write import Unsafe, write_file
+
+
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + TMP)
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_file(str(path), [data], mode)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -55,17 +52,11 @@ def fsync_dir(directory: Path) -> None:
 def copy_into_place(
     source: Path, target: Path, mode: int, owner: tuple[int, int], mtime_ns: int | None = None
 ) -> None:
-    """Replace target by a copy of source through a temporary name and one rename."""
-    tmp = target.with_name(target.name + TMP)
-    shutil.copyfile(source, tmp)
-    if os.geteuid() == 0:  # kato runs the agent as root; the unit tests may not
-        os.chown(tmp, *owner)
-    os.chmod(tmp, mode)
-    if mtime_ns is not None:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    """Replace target by a copy of source through a new temporary file and one rename
+    (never through a link planted at the target or in its directories)."""
+    with open(source, "rb") as handle:
+        chunks = iter(lambda: handle.read(1 << 20), b"")
+        write_file(str(target), chunks, mode, owner, mtime_ns=mtime_ns)
 
 
 def sha256_of(path: Path) -> str:
@@ -85,10 +76,20 @@ class Node:
         return self.patches / f"{name}.json"
 
     def record(self, name: str) -> dict[str, Any] | None:
+        path = self.record_path(name)
+        if path.is_symlink():
+            raise Refused(f"{path} is a symbolic link: refusing to read or write through it")
         try:
-            loaded: dict[str, Any] = json.loads(self.record_path(name).read_text())
+            loaded = json.loads(path.read_text())
         except FileNotFoundError:
             return None
+        except (ValueError, OSError) as exc:
+            raise Refused(
+                f"{path} is not a readable patch record ({exc}): move it aside and run "
+                "`kato patch status` to see what is applied"
+            ) from None
+        if not isinstance(loaded, dict):
+            raise Refused(f"{path} is not a patch record (not a JSON object): move it aside")
         return loaded
 
     def version(self) -> str | None:
@@ -240,23 +241,24 @@ def apply(
                 work / "artifact" / item["source"], Path(item["path"]), item["mode"], (0, 0)
             )
         run_script(work, record.get("apply"), version, roles, node)
+        record.update(
+            format=FORMAT,
+            name=name,
+            version=version,
+            roles=roles,
+            sha256=sha256,
+            applied_at=time.time(),
+            applied_monotonic=time.monotonic(),
+            boot_id=boot_id(),
+            replaced=[item["path"] for item in plan["replaced"]],
+            added=plan["added"],
+        )
+        write_atomically(node.record_path(name), (json.dumps(record, indent=1) + "\n").encode())
     except BaseException:
         node.undo(name)
         node.drop(name)
+        staged.unlink(missing_ok=True)  # a failed node keeps no staged upload
         raise
-    record.update(
-        format=FORMAT,
-        name=name,
-        version=version,
-        roles=roles,
-        sha256=sha256,
-        applied_at=time.time(),
-        applied_monotonic=time.monotonic(),
-        boot_id=boot_id(),
-        replaced=[item["path"] for item in plan["replaced"]],
-        added=plan["added"],
-    )
-    write_atomically(node.record_path(name), (json.dumps(record, indent=1) + "\n").encode())
     staged.unlink(missing_ok=True)
     return {"result": "applied", "replaced": len(plan["replaced"]), "added": len(plan["added"])}
 
@@ -313,7 +315,11 @@ def state(node: Node, units: dict[str, list[str]]) -> dict[str, Any]:
                 )
             ]
             records[record["name"]] = record
-        elif not entry.endswith(TMP) and not (node.patches / f"{entry}.json").exists():
+        elif (
+            not entry.endswith(TMP)
+            and not entry.startswith(".")  # a temporary file of write_file
+            and not (node.patches / f"{entry}.json").exists()
+        ):
             interrupted.append(entry)
     return {"version": node.version(), "records": records, "interrupted": interrupted}
 
@@ -334,7 +340,7 @@ def main(argv: list[str]) -> int:
             out = revert(node, args[0])
         else:
             raise Refused(f"unknown command {command!r}")
-    except Refused as exc:
+    except (Refused, Unsafe) as exc:
         sys.stderr.write(f"patch: {exc}\n")
         return 3
     sys.stdout.write(json.dumps(out) + "\n")

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes, this_node
-from kato.errors import PreflightRefused, UsageError
+from kato.errors import KatoError, PreflightRefused, UsageError
 from kato.operation import operation
 from kato.patch.nodes import STAGING, NodePatches, agent_step
 from kato.patch.repository import Fetched, Patch, fetch, load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, rollout
 from kato.patch.status import gather_states, repository
 from kato.plan import Step
+from kato.remote import safe_write
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 
@@ -85,8 +86,16 @@ def plan_node(
             )
             continue
         staged = f"{STAGING}/patch-{patch.name}.tar.gz"
-        upload = ("sh", "-c", 'cat > "$1"', "sh", staged)
-        stage.append(Step(node.name, f"upload {patch.name}", upload, upload=str(item.path)))
+        upload = safe_write.argv(staged, 0o600)
+        stage.append(
+            Step(
+                node.name,
+                f"upload {patch.name}",
+                upload,
+                upload=str(item.path),
+                prelude=safe_write.prelude(),
+            )
+        )
         files = ", ".join(f"{r}/{f}" for r in mine for f in item.files.get(r, ()))
         args = (patch.name, str(state.version), staged, patch.sha256, ",".join(mine))
         change.append(
@@ -137,6 +146,12 @@ def install(
         cluster.node(options.canary)
     with tempfile.TemporaryDirectory(prefix="kato-patch-") as tmp, connections(cluster) as conns:
         states = gather_states(cluster, conns, nodes, roles)
+        if states.failed and not states.succeeded:
+            raise KatoError(
+                "no chosen node could say what it has applied: "
+                + "; ".join(f"{f.node}: {f.message}" for f in states.failed.values()),
+                hint="nothing was changed; fix the cause on the node and run again",
+            )
         versions = {s.version for s in states.succeeded.values()}
         patches = applicable(chosen, bool(options.names), versions)
         fetched = [fetch(repo, p, Path(tmp)) for p in patches]  # verified before any change

@@ -11,6 +11,7 @@ from typing import Any
 from kato.config import NodeConfig
 from kato.errors import RemoteCommandFailed
 from kato.plan import Step
+from kato.remote import safe_write
 from kato.roles import Role
 from kato.transport.base import CommandResult, Transport
 
@@ -20,8 +21,11 @@ STAGING = "/var/lib/kato/staging"
 
 @cache
 def agent_source() -> str:
-    """kato/patch/agent.py, handed to the node's python3 on stdin."""
-    return Path(__file__).with_name("agent.py").read_text()
+    """kato/patch/agent.py, handed to the node's python3 on stdin after the safe-write
+    functions it uses (kato/remote/safe_write.py)."""
+    agent = Path(__file__).with_name("agent.py").read_text()
+    agent = agent.replace("from __future__ import annotations\n", "", 1)
+    return safe_write.library_source() + agent
 
 
 def agent_argv(command: str, *args: str) -> tuple[str, ...]:

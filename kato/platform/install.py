@@ -21,6 +21,7 @@ from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
 from kato.operation import operation
 from kato.plan import Plan, PlanOutcome, Step, apply
+from kato.remote import safe_write
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.base import CommandResult
@@ -127,8 +128,9 @@ def plan_node(
             Step(
                 name,
                 f"upload the {role.name} artifact",
-                ("sh", "-c", 'cat > "$1"', "sh", staged),
+                safe_write.argv(staged, 0o600),
                 upload=artifacts.local[role.name],
+                prelude=safe_write.prelude(),
             ),
             Step(
                 name,
