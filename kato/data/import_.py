@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from kato import facts
+from kato import facts, journal
 from kato.config import Cluster, DataLimits
 from kato.connect import connections
-from kato.data import archive, limits, switch
+from kato.data import archive, limits, resume, switch
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, VerifyResult, verify_archive
@@ -26,6 +26,7 @@ from kato.roles import load_roles
 from kato.status import roles_directory
 from kato.transport.pool import Connections
 
+JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
 STAGE_TREE = (
     'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; mkdir "$2"; '
     'exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
@@ -72,7 +73,9 @@ def import_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
     ) as path:
         progress.step(f"verifying {source}")
-        verified = verify_archive(path, progress=progress, within=within or cluster.data)
+        verified = verify_archive(
+            path, progress=progress, within=within or cluster.data, name=source
+        )
         run = uuid.uuid4().hex[:12]
         placements = place(verified.manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
@@ -84,13 +87,36 @@ def import_archive(
             with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
                 try:
                     _stage(conns, op, path, placements, progress)
-                    switch.switch_all(conns, op, placements, roles, progress)
+                    left = _left_stopped(conns, cluster.core_node.name, op, placements, result)
+                    switch.switch_all(conns, op, placements, roles, progress, left)
                 finally:
                     switch.unstage(conns, placements)
                 op.notes.extend(result.notes)
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _left_stopped(
+    conns: Connections,
+    core: str,
+    op: Operation,
+    placements: Sequence[Placement],
+    result: ImportResult,
+) -> dict[tuple[str, str], str]:
+    """Roles an interrupted import left stopped (journal); those this import does not switch
+    are named in a note, as their data dir may hold a half-loaded dump."""
+    entries = conns.call(core, lambda t: journal.read(t, JOURNAL_LOOKBACK))
+    left = resume.left_stopped(entries, op.id)
+    ours = {(p.target.node, p.target.role) for p in placements}
+    for (node, role), stopper in sorted(left.items()):
+        if (node, role) not in ours:
+            result.notes.append(
+                f"{node}: {role} was left stopped by the interrupted operation {stopper}; "
+                "this import does not switch it: import it again (or put its previous data "
+                "back from .kato-previous-*) and start it"
+            )
+    return left
 
 
 def _compare_versions(

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from kato.data import resume
 from kato.data.placement import Placement
 from kato.errors import KatoError, LockLost, NodeUnreachable
 from kato.operation import Operation
@@ -83,20 +84,24 @@ def switch_all(
     placements: Sequence[Placement],
     roles: Mapping[str, Role],
     progress: Progress,
+    left_stopped: Mapping[tuple[str, str], str] | None = None,
 ) -> None:
+    """Switch group by group; `left_stopped` (from resume.left_stopped) names roles an
+    interrupted import stopped while they ran: they count as running before, so they run after."""
     done: list[_Group] = []
     for group in groups(placements, roles):
         done.append(group)
+        interrupted = (left_stopped or {}).get((group.node, group.role.name))
         try:
-            _switch(conns, op, group, progress)
+            _switch(conns, op, group, progress, interrupted)
         except LockLost:
             raise  # fenced: no more commands on any node; a re-run of the import converges
         except KeyboardInterrupt:
             progress.warn("interrupted: putting every switched data dir back")
-            [_roll_back(conns, g, progress) for g in reversed(done)]
+            [_roll_back(conns, op, g, progress) for g in reversed(done)]
             raise
         except KatoError as exc:
-            failures = [_roll_back(conns, g, progress) for g in reversed(done)]
+            failures = [_roll_back(conns, op, g, progress) for g in reversed(done)]
             left = [f for f in failures if f]
             raise ImportFailed(
                 f"{group.node}: importing {group.role.name} failed: {exc.message}",
@@ -112,10 +117,21 @@ def _units(conns: Connections, group: _Group, action: str) -> None:
     conns.get(group.node).run(("systemctl", action, "--", *group.role.units), timeout=600)
 
 
-def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress) -> None:
+def _switch(
+    conns: Connections, op: Operation, group: _Group, progress: Progress, interrupted: str | None
+) -> None:
     node, role = group.node, group.role
     states = conns.get(node).run(("systemctl", "is-active", "--", *role.units), check=False)
     group.was_active = all(s == "active" for s in states.stdout.split())
+    if interrupted and not group.was_active:
+        progress.warn(
+            f"{node}: {role.name} was left stopped by the interrupted operation "
+            f"{interrupted}; it is started again after the switch"
+        )
+        group.was_active = True
+    state = "was running" if group.was_active else "was stopped"
+    op.step(node, f"stop {role.name} to switch its data", None, state, 0.0,
+            role=role.name, action=resume.STOP, was_active=group.was_active)  # fmt: skip
     progress.step(f"{node}: stopping {role.name} to switch its data")
     _units(conns, group, "stop")
     for p in group.placements:
@@ -133,11 +149,17 @@ def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress
                 "ok", done.seconds, previous=p.previous)  # fmt: skip
     if group.was_active:
         progress.step(f"{node}: starting {role.name}")
-        _units(conns, group, "start")
-        wait_healthy(conns, node, role)
+        _start(conns, op, group)
 
 
-def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | None:
+def _start(conns: Connections, op: Operation, group: _Group) -> None:
+    _units(conns, group, "start")
+    wait_healthy(conns, group.node, group.role)
+    op.step(group.node, f"start {group.role.name}", None, "healthy", 0.0,
+            role=group.role.name, action=resume.START)  # fmt: skip
+
+
+def _roll_back(conns: Connections, op: Operation, group: _Group, progress: Progress) -> str | None:
     """Put the group's data dirs back; None when done, else what is left to do by hand."""
     progress.step(f"{group.node}: putting {group.role.name}'s previous data back")
     try:
@@ -145,8 +167,7 @@ def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | N
         for p in reversed(group.placements[: group.switched]):
             conns.get(group.node).run(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
         if group.was_active:
-            _units(conns, group, "start")
-            wait_healthy(conns, group.node, group.role)
+            _start(conns, op, group)
     except (KatoError, NodeUnreachable) as exc:
         return (
             f"{group.node} {group.role.name} ({exc.message}): its previous data is in "
