@@ -113,7 +113,8 @@ class RemoteCommandFailed(KatoError):
 
     def __init__(self, node: str, argv: tuple[str, ...], status: int, stderr: str) -> None:
         detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
-        super().__init__(f"{node}: `{' '.join(argv)}` exited {status}: {detail}")
+        # the cause first (what the node said), the command after
+        super().__init__(f"{node}: {detail} (exit {status} of `{' '.join(argv)}`)")
         self.node = node
         self.argv = argv
         self.status = status

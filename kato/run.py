@@ -26,6 +26,7 @@ class RunPlan:
     argv: tuple[str, ...]
     batches: tuple[tuple[str, ...], ...]
     wait_healthy: bool
+    wait_timeout: float = WAIT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,11 @@ class RunOutcome:
 
 
 def plan_run(
-    nodes: Sequence[NodeConfig], argv: Sequence[str], serial: int | None, wait_healthy: bool
+    nodes: Sequence[NodeConfig],
+    argv: Sequence[str],
+    serial: int | None,
+    wait_healthy: bool,
+    wait_timeout: float = WAIT_TIMEOUT,
 ) -> RunPlan:
     if not argv:
         raise UsageError("no command given", hint="put it after --, e.g. kato run -- uptime")
@@ -46,10 +51,12 @@ def plan_run(
         raise UsageError("no node matches --node/--role")
     if serial is not None and serial < 1:
         raise UsageError(f"--serial must be at least 1, not {serial}")
+    if not 0 < wait_timeout < float("inf"):
+        raise UsageError(f"--wait-timeout must be a duration above 0, not {wait_timeout:g}")
     size = serial or len(nodes)
     names = [n.name for n in nodes]
     batches = tuple(tuple(names[i : i + size]) for i in range(0, len(names), size))
-    return RunPlan(tuple(argv), batches, wait_healthy)
+    return RunPlan(tuple(argv), batches, wait_healthy, wait_timeout)
 
 
 def run(
@@ -60,12 +67,13 @@ def run(
     roles: list[str] | None = None,
     serial: int | None = None,
     wait_healthy: bool = False,
+    wait_timeout: float = WAIT_TIMEOUT,
     lock_wait: float = 0.0,
     dry_run: bool = False,
     command: Sequence[str] = (),
     health: Callable[[Transport, NodeConfig], None] | None = None,
 ) -> RunOutcome:
-    plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy)
+    plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy, wait_timeout)
     if wait_healthy and health is None:
         health = roles_healthy(load_roles(roles_directory()))
     if dry_run:
@@ -115,7 +123,7 @@ def _run_batch(
         if result.status not in (0, -1) or (result.status == -1 and not plan.wait_healthy):
             raise RemoteCommandFailed(node, plan.argv, result.status, result.stderr)
         if plan.wait_healthy:
-            wait_until_healthy(cluster, conns, node, boot_id, health)
+            wait_until_healthy(cluster, conns, node, boot_id, health, plan.wait_timeout)
         return result
 
     return fan_out(list(batch), one, cluster.ssh.parallel)

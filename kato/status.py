@@ -116,6 +116,8 @@ def status(
                 held = state.record if state.alive else None
             except KatoError as exc:
                 lock_error = failure(cluster.core, exc).message
+        elif found.failed[cluster.core].phase == "host key":
+            lock_error = "the core node's host key was refused"
         else:
             lock_error = "the core node is unreachable"
     order = [n.name for n in chosen]

@@ -42,13 +42,15 @@ def resolved(base: DataLimits, max_entries: int | None, max_ratio: float | None)
     )
 
 
-def check_expansion(manifest: Manifest, path: str, limits: DataLimits) -> None:
+def check_expansion(
+    manifest: Manifest, path: str, limits: DataLimits, shown: str | None = None
+) -> None:
     """The declared bytes against the archive's own size, read from the manifest alone."""
     declared = sum(m.size for m in manifest.members)
     size = max(os.stat(path).st_size, 1)
     if declared > RATIO_FLOOR and declared > limits.max_ratio * size:
         raise LimitExceeded(
-            path,
+            shown or path,
             f"declares {_mib(declared)} of data in {_mib(size)} of archive "
             f"({declared / size:.0f} times its size; the limit is {limits.max_ratio:g})",
             "--max-ratio N",

@@ -57,21 +57,23 @@ def verify_archive(
     progress: Progress | None = None,
     visit: Visit | None = None,
     within: DataLimits = limits.UNLIMITED,
+    name: str | None = None,
 ) -> VerifyResult:
     """Every member present, listed, of the listed size and sha256, and every tree safe.
     `visit(member, stream)` may read each member as it passes (e.g. to deep-check a dump).
     `within`: the expansion is checked from the manifest before any data is read, the
-    entries as they pass (LimitExceeded, exit 7)."""
-    shown, progress = str(path), progress or SilentProgress()
-    if not Path(shown).is_file():
+    entries as they pass (LimitExceeded, exit 7). `name`: what to call the archive in errors
+    (`-` for a spooled standard input)."""
+    real, shown, progress = str(path), name or str(path), progress or SilentProgress()
+    if not Path(real).is_file():
         raise ArchiveInvalid(shown, "archive", "no such file")
     current = manifest_.NAME  # the first thing read, where an early truncation shows
     try:
-        with archive.reading(shown) as raw:
+        with archive.reading(real) as raw:
             stream = _Recording(raw)
             tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
             manifest = _manifest(tar, shown)
-            limits.check_expansion(manifest, shown, within)
+            limits.check_expansion(manifest, real, within, shown)
             current = "archive"
             seen: set[str] = set()
             total = entries = 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from kato.errors import HostKeyRefused, NodeUnreachable, RemoteCommandFailed
+from kato.remote import safe_write
 from kato.transport.base import CommandResult, SshOptions, command_line
 from kato.transport.liveness import Liveness
 
@@ -41,9 +42,11 @@ def fingerprint(key: paramiko.PKey) -> str:
 def known_hosts_problem(path: Path) -> str | None:
     """Why this known_hosts file cannot be trusted, or None."""
     try:
-        info = path.stat()
+        info = path.lstat()
     except FileNotFoundError:
         return f"there is no known_hosts file at {path}"
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link (kato trusts only a real file)"
     if not stat.S_ISREG(info.st_mode):
         return f"{path} is not a regular file"
     if info.st_mode & 0o022:
@@ -64,12 +67,15 @@ def load_host_keys(path: Path, node: str) -> paramiko.HostKeys:
     logging.getLogger("paramiko").propagate = False
     problem = known_hosts_problem(path)
     if problem:
+        missing = problem.startswith("there is no known_hosts")
         raise HostKeyRefused(
             node,
             problem,
             None,
-            hint="make it owned by root with mode 0600 "
-            f"or 0644, and record keys with `kato node trust {node}`",
+            hint=f"record the node's key with `kato node trust {node}` (it creates the file)"
+            if missing
+            else "make it a regular file owned by root with mode 0600 or 0644, and record "
+            f"keys with `kato node trust {node}`",
         )
     try:
         return paramiko.HostKeys(str(path))
@@ -317,11 +323,9 @@ class SshTransport:
         )
 
     def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
-        """Write a file atomically (temporary name, then rename) with the given mode."""
-        script = (
-            'umask 077; cat > "$1.kato-tmp" && chmod "$2" "$1.kato-tmp" && mv -f "$1.kato-tmp" "$1"'
-        )
-        self.run(("sh", "-c", script, "sh", path, f"{mode:o}"), stdin=data)
+        """Write a file as kato's safe writes do (kato/remote/safe_write.py): a checked
+        directory, a new temporary file, fsync, rename; never through a planted link."""
+        self.run(safe_write.argv(path, mode), stdin=safe_write.prelude() + data)
 
     def get(self, path: str) -> bytes:
         sink = io.BytesIO()
