@@ -80,7 +80,8 @@ def apply_step(conns: Connections, op: Operation, step: Step) -> None:
         if not result.ok:
             raise RemoteCommandFailed(step.node, step.argv, result.status, result.stderr)
     else:
-        transport.run(step.argv, stdin=step.stdin.encode() if step.stdin else None)
+        text = step.stdin.encode() if step.stdin else b""
+        transport.run(step.argv, stdin=(step.prelude or b"") + text or None)
     op.step(step.node, step.description, step.argv, "ok", time.monotonic() - started)
 
 

@@ -22,11 +22,13 @@ from kato.data.verify import HashingReader, VerifyResult, verify_archive
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
+from kato.remote import safe_write
 from kato.roles import load_roles
 from kato.status import roles_directory
 from kato.transport.pool import Connections
 
 JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
+NOT_A_LINK = '[ ! -L "$1" ] || { echo "$1 is a symbolic link: refusing to switch it" >&2; exit 1; }'
 STAGE_TREE = (
     'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; mkdir "$2"; '
     'exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
@@ -179,6 +181,16 @@ def _stage_one(
 ) -> None:
     node, member = p.target.node, p.member
     progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
+    checked = conns.get(node).run(
+        safe_write.check_argv(p.parent), stdin=safe_write.prelude(), check=False
+    )
+    if checked.ok:
+        checked = conns.get(node).run(("sh", "-c", NOT_A_LINK, "sh", p.target.path), check=False)
+    if not checked.ok:
+        raise KatoError(
+            f"{node}: {checked.error_line}",
+            hint="nothing was switched; make the data dir's parent a real directory of root's",
+        )
     if member.type == "tree":
         argv: tuple[str, ...] = ("sh", "-c", STAGE_TREE, "sh", p.staging_dir, p.staged)
     else:

@@ -24,9 +24,13 @@ SWITCH = """
 set -eu
 path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
 shift 6
+if [ -L "$path" ]; then
+    echo "$path is a symbolic link: refusing to switch it (nothing was changed)" >&2
+    exit 1
+fi
 mkdir -p "${previous%/*}"
 chmod 0700 "${previous%/*}"
-if [ -e "$path" ] || [ -L "$path" ]; then
+if [ -e "$path" ]; then
     mode=$(stat -c %a "$path")
     owner=$(stat -c %u:%g "$path")
     mv "$path" "$previous"

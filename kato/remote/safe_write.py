@@ -154,16 +154,19 @@ def stdin_chunks() -> Iterable[bytes]:
 
 
 def main(argv: list[str]) -> int:
-    """`write MODE UID:GID|- PATH` (stdin to PATH) or `append PATH` (stdin appended)."""
+    """`write MODE UID:GID|- PATH` (stdin to PATH), `append PATH` (stdin appended) or
+    `check DIR [UID...]` (the directory is safe to write into)."""
     try:
         if argv[0] == "write":
             owner = None
             if argv[2] != "-":
                 uid, gid = argv[2].split(":")
                 owner = (int(uid), int(gid))
-            write_file(argv[3], stdin_chunks(), int(argv[1], 8), owner)
+            write_file(argv[3], stdin_chunks(), int(argv[1], 8), owner, create_dirs=0o755)
         elif argv[0] == "append":
             append_line(argv[1], sys.stdin.buffer.read())
+        elif argv[0] == "check":
+            os.close(open_dir(argv[1], [int(uid) for uid in argv[2:]]))
         else:
             raise Unsafe(f"unknown command {argv[0]!r}")
     except (Unsafe, OSError) as exc:
@@ -200,6 +203,11 @@ def argv(path: str, mode: int = 0o600, owner: tuple[int, int] | None = None) -> 
     """The node command that writes its stdin (after `prelude()`) to `path` this way."""
     who = f"{owner[0]}:{owner[1]}" if owner else "-"
     return ("python3", "-c", BOOT, "write", f"{mode:o}", who, path)
+
+
+def check_argv(directory: str, *owners: int) -> tuple[str, ...]:
+    """The node command that refuses (exit 1, naming it) a directory unsafe to write into."""
+    return ("python3", "-c", BOOT, "check", directory, *map(str, owners))
 
 
 def append_argv(path: str) -> tuple[str, ...]:

@@ -111,6 +111,21 @@ def test_install_refuses_a_link_at_the_staged_artifact(
         assert sh(cluster, "node2", f"cat {marker}") == saved
 
 
+def test_install_refuses_a_link_at_the_node_file(cluster: Cluster, canary: dict[str, str]) -> None:
+    node_file = "/etc/kato/node.yaml"
+    saved = sh(cluster, "node2", f"cat {node_file}")
+    sh(cluster, "node2", f"rm {node_file}")
+    plant(cluster, "node2", node_file)
+    try:
+        done = on(cluster, "install", "--version", "1.0.0", "--node", "node2")
+        assert done.returncode == 1, done.stderr
+        assert f"{node_file} is a symbolic link" in done.stdout + done.stderr
+    finally:
+        sh(cluster, "node2", f"rm -f {node_file}")
+        assert on(cluster, "install", "--version", "1.0.0", "--node", "node2").returncode == 0
+        assert sh(cluster, "node2", f"cat {node_file}") == saved
+
+
 def test_the_journal_is_never_written_through_a_link(
     cluster: Cluster, canary: dict[str, str]
 ) -> None:
@@ -140,3 +155,33 @@ def test_a_schedule_run_never_writes_its_metric_through_a_link(
     assert f"{metric} is a symbolic link" in done.stdout + done.stderr
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
     assert metric.is_symlink()
+
+
+def test_import_refuses_a_data_dir_that_is_a_link(cluster: Cluster, tmp_path: Path) -> None:
+    droplets = "/var/lib/kato/data/droplets"
+    archive = tmp_path / "droplets.tar"
+    on(cluster, "data", "export", str(archive), "--only", "filesystem", "--compress", "none")
+    sh(cluster, "node1", f"mkdir -p /root/kato-canary-dir && echo keep > /root/kato-canary-dir/f"
+       f" && mv {droplets} {droplets}.saved && ln -s /root/kato-canary-dir {droplets}")  # fmt: skip
+    try:
+        done = on(cluster, "data", "import", str(archive), "--only", "filesystem")
+        assert done.returncode == 1, done.stderr
+        assert f"{droplets} is a symbolic link" in done.stderr
+        assert sh(cluster, "node1", "ls -A /root/kato-canary-dir; cat /root/kato-canary-dir/f") \
+            == "f\nkeep\n"  # fmt: skip
+        assert sh(cluster, "node1", "systemctl is-active kato-filesystem").strip() == "active"
+    finally:
+        sh(cluster, "node1", f"rm -f {droplets}; mv {droplets}.saved {droplets}; "
+           "rm -rf /root/kato-canary-dir")  # fmt: skip
+
+
+def test_export_never_writes_through_a_link_at_its_destination(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "out.tar").symlink_to(victim)
+    done = on(cluster, "data", "export", str(tmp_path / "out.tar"), "--only", "redis")
+    assert done.returncode == 2, done.stderr
+    assert f"{tmp_path / 'out.tar'} exists: export never overwrites" in done.stderr
+    assert victim.read_text() == "precious\n"

@@ -29,17 +29,19 @@ def test_a_symlinked_known_hosts_is_refused(cluster: Cluster, tmp_path: Path) ->
 def test_a_missing_known_hosts_hints_at_trust(cluster: Cluster, tmp_path: Path) -> None:
     path = cluster_copy(cluster, tmp_path, known_hosts="")
     (tmp_path / "known_hosts").unlink()
-    done = kato("--cluster", str(path), "status", check=False)
+    done = kato("--cluster", str(path), "lock", "status", check=False)
     assert done.returncode == 5, done.stderr
-    assert "kato node trust node1" in done.stdout + done.stderr
+    assert "there is no known_hosts file at" in done.stderr
+    assert "hint: record the node's key with `kato node trust node1`" in done.stderr
 
 
 def test_status_says_host_key_refused_not_unreachable(cluster: Cluster, tmp_path: Path) -> None:
     path = cluster_copy(cluster, tmp_path, known_hosts="")
     done = kato("--cluster", str(path), "status", check=False)
-    assert "host key refused: node1" in done.stderr, done.stderr
-    assert "no answer from" not in done.stderr
-    assert "the core node's host key was refused" in done.stdout
+    assert "lock: unknown (the core node's host key was refused)" in done.stdout, done.stdout
+    assert "unreachable" not in done.stdout
+    version = kato("--cluster", str(path), "version", check=False)
+    assert "host key refused: node1" in version.stderr and "no answer" not in version.stderr
 
 
 def test_an_unreadable_patch_record_is_a_clear_message(cluster: Cluster) -> None:
