@@ -149,7 +149,7 @@ def install(
         if states.failed and not states.succeeded:
             raise KatoError(
                 "no chosen node could say what it has applied: "
-                + "; ".join(f"{f.node}: {f.message}" for f in states.failed.values()),
+                + "; ".join(f.message for f in states.failed.values()),
                 hint="nothing was changed; fix the cause on the node and run again",
             )
         versions = {s.version for s in states.succeeded.values()}

@@ -56,8 +56,9 @@ def plant(cluster: Cluster, node: str, path: str) -> None:
 
 def not_applied(cluster: Cluster) -> None:
     done = on(cluster, "patch", "revert", PATCH, "--node", "node2")
-    listing = sh(cluster, "node2", "ls -la /var/lib/kato/patches")
-    assert cluster.ssh("node2", f"test -e {RECORD}").returncode != 0, (done, listing)
+    listing = sh(cluster, "node2", "ls -la /var/lib/kato/patches || true")
+    said = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}\n{listing}"
+    assert cluster.ssh("node2", f"test -e {RECORD}").returncode != 0, said
 
 
 @pytest.mark.parametrize("planted", [STAGED, LAID, RECORD], ids=["upload", "laid", "record"])
