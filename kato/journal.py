@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kato.remote import safe_write
+from kato.remote import layout, safe_write
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
-JOURNAL_PATH = "/var/log/kato/journal.jsonl"
+JOURNAL_PATH = layout.JOURNAL
 FORMAT = 1
 SECRET_OPTION = re.compile(r"\A--?[\w-]*(pass|secret|token|key)[\w-]*\Z", re.IGNORECASE)
 # DOTALL and \Z: a value with a newline in it is a secret all the same

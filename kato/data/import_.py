@@ -14,13 +14,13 @@ from typing import BinaryIO
 
 from kato import facts, journal
 from kato.config import Cluster, DataLimits
-from kato.connect import connections
 from kato.data import archive, limits, resume, switch
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, VerifyResult, verify_archive
+from kato.engine.session import session
 from kato.errors import KatoError, NodeUnreachable
-from kato.operation import Operation, operation
+from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.remote import safe_write
 from kato.roles import load_roles
@@ -81,19 +81,18 @@ def import_archive(
         run = uuid.uuid4().hex[:12]
         placements = place(verified.manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
-        with connections(cluster) as conns:
-            _compare_versions(conns, cluster, verified, result)
-            _check_room(conns, placements, verified.tree_entries)
+        with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+            _compare_versions(s.conns, cluster, verified, result)
+            _check_room(s.conns, placements, verified.tree_entries)
             if dry_run:
                 return result
-            with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
-                try:
-                    _stage(conns, op, path, placements, progress)
-                    left = _left_stopped(conns, cluster.core_node.name, op, placements, result)
-                    switch.switch_all(conns, op, placements, roles, progress, left)
-                finally:
-                    switch.unstage(conns, placements)
-                op.notes.extend(result.notes)
+            try:
+                _stage(s.conns, s.begin(), path, placements, progress)
+                left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
+                switch.switch_all(s, placements, roles, left)
+            finally:
+                switch.unstage(s.conns, placements)
+            s.op.notes.extend(result.notes)
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result

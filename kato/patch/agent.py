@@ -15,6 +15,7 @@ undo it first, so a node killed at any point ends fully patched or fully unpatch
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
 FORMAT = 1
@@ -33,12 +35,19 @@ class Refused(Exception):
     """The command cannot go on; nothing is left half done."""
 
 
-if "write_file" not in globals():  # imported by kato; on a node safe_write comes first
-    from kato.remote.safe_write import Unsafe, write_file
+def _safe_write() -> ModuleType:
+    """kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here."""
+    try:
+        return importlib.import_module("safe_write")
+    except ImportError:
+        return importlib.import_module("kato.remote.safe_write")
+
+
+SAFE = _safe_write()
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    write_file(str(path), [data], mode)
+    SAFE.write_file(str(path), [data], mode)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -56,7 +65,7 @@ def copy_into_place(
     (never through a link planted at the target or in its directories)."""
     with open(source, "rb") as handle:
         chunks = iter(lambda: handle.read(1 << 20), b"")
-        write_file(str(target), chunks, mode, owner, mtime_ns=mtime_ns)
+        SAFE.write_file(str(target), chunks, mode, owner, mtime_ns=mtime_ns)
 
 
 def sha256_of(path: Path) -> str:
@@ -340,7 +349,7 @@ def main(argv: list[str]) -> int:
             out = revert(node, args[0])
         else:
             raise Refused(f"unknown command {command!r}")
-    except (Refused, Unsafe) as exc:
+    except (Refused, SAFE.Unsafe) as exc:
         sys.stderr.write(f"patch: {exc}\n")
         return 3
     sys.stdout.write(json.dumps(out) + "\n")

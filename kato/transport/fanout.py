@@ -14,6 +14,7 @@ from kato.errors import (
     LockLost,
     NodeUnreachable,
     RemoteCommandFailed,
+    outcome_exit,
 )
 
 T = TypeVar("T")
@@ -35,12 +36,7 @@ class FanOut(Generic[T]):
     @property
     def exit_code(self) -> ExitCode:
         """0 all fine; 3 some nodes failed; 5 every node unreachable; 1 every node failed."""
-        if not self.failed:
-            return ExitCode.OK
-        if self.succeeded:
-            return ExitCode.PARTIAL
-        codes = {f.exit_code for f in self.failed.values()}
-        return ExitCode.UNREACHABLE if codes == {ExitCode.UNREACHABLE} else ExitCode.FAILED
+        return outcome_exit(len(self.succeeded), [f.exit_code for f in self.failed.values()])
 
 
 def failure(node: str, exc: BaseException) -> NodeFailure:

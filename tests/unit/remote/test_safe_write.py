@@ -85,3 +85,10 @@ def test_the_node_command_reads_the_program_then_the_data(home: Path) -> None:
     assert done.returncode == 1
     assert f"refused: {home}/planted is a symbolic link".encode() in done.stderr
     assert not (home / "victim").exists()
+
+
+def test_the_transport_boots_the_program_as_it_does() -> None:
+    from kato.transport import ssh
+
+    assert ssh.SAFE_WRITE_BOOT == safe_write.BOOT
+    assert ssh.SAFE_WRITE.read_text() == safe_write.source()
