@@ -169,6 +169,14 @@ def plan_undo(
         if not role_dir.is_dir():
             raise Refused(f"{role_dir} is missing: is {parts[1]} {version} installed here?")
         target = role_dir.joinpath(*parts[2:])
+        for path in (target, *target.parents):
+            if path.is_symlink() and path != node.releases / "current":
+                # never read (back up) or write through a link planted where the patch writes
+                raise Refused(f"{path} is a symbolic link: refusing to read or write through it")
+            if path == role_dir:
+                break
+        if target.exists() and not target.is_file():
+            raise Refused(f"{target} is not a regular file: refusing to replace it")
         parent = target.parent
         while not parent.exists() and str(parent) not in plan["dirs_added"]:
             plan["dirs_added"].append(str(parent))
@@ -239,9 +247,14 @@ def apply(
         raise Refused(f"the staged artifact of {name} does not have sha256 {sha256}")
     work = node.patches / name
     work.mkdir(parents=True, mode=0o700)
-    files = unpack(staged, work / "artifact")
-    plan = plan_undo(node, work, version, roles, files)
-    write_atomically(work / "undo.json", json.dumps(plan, indent=1).encode(), 0o600)
+    try:
+        files = unpack(staged, work / "artifact")
+        plan = plan_undo(node, work, version, roles, files)
+        write_atomically(work / "undo.json", json.dumps(plan, indent=1).encode(), 0o600)
+    except BaseException:
+        node.drop(name)  # nothing was laid yet: the node is as it was
+        staged.unlink(missing_ok=True)
+        raise
     try:
         for directory in plan["dirs_added"]:
             Path(directory).mkdir(exist_ok=True)

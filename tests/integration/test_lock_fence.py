@@ -47,7 +47,7 @@ def test_breaking_a_live_lock_fences_its_holder(cluster: Cluster) -> None:
     path = cluster.home / "cluster.yaml"
     for node in NODES:
         cluster.ssh(node, f"rm -f {MARK}")
-    holder = rolling(path, 6)
+    holder = rolling(path, 20)  # long enough for the break and the second run, under load
     try:
         record = _wait_for_lock(path)
         time.sleep(1)  # the holder is inside its first node's command
