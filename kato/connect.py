@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
-from kato import secrets
+from kato import secrets, yamldoc
 from kato.config import NODE_FILE, Cluster, NodeConfig
 from kato.errors import UsageError
 from kato.transport.base import SshOptions, Transport
@@ -35,6 +33,7 @@ def ssh_options(cluster: Cluster, node: NodeConfig | None = None) -> SshOptions:
         given=given,
         jump_user=ssh.user,
         jump_identity_file=ssh.identity_file,
+        idle_timeout=ssh.idle_timeout,
     )
 
 
@@ -69,8 +68,8 @@ def this_node(cluster: Cluster) -> NodeConfig:
 
     path = Path(os.environ.get("KATO_NODE_FILE", NODE_FILE))
     try:
-        identity = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        identity = yamldoc.load(path.read_text())
+    except (OSError, yamldoc.YamlProblem):
         identity = None
     if isinstance(identity, dict) and identity.get("cluster") == cluster.name:
         return cluster.node(str(identity.get("name")))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kato import journal, lock
@@ -23,14 +26,23 @@ def lock_status(cluster: Cluster) -> lock.LockState:
         return lock.status(conns.get(cluster.core))
 
 
+@dataclass(frozen=True)
+class Broken:
+    record: dict[str, Any]  # the lock as it was
+    removed: bool  # False: marked broken, its live holder stops before its next command
+
+
 def break_lock(
     cluster: Cluster,
     lock_id: str,
     confirm: Callable[[dict[str, Any]], bool] = lambda record: True,
     dry_run: bool = False,
-) -> dict[str, Any]:
-    """Remove the lock with this id (only that one: a new holder's lock is never broken),
-    once `confirm` says yes; a dry run only checks it is there."""
+) -> Broken:
+    """Break the lock with this id (only that one: a new holder's lock is never broken), once
+    `confirm` says yes (a dry run only checks it is there), and journal who broke it. A holder
+    known to be gone (a process of this machine that no longer runs, or an expired heartbeat)
+    loses its lock at once; a live one is fenced: it stops before its next command on a node,
+    and only then may another operation take the lock."""
     with connections(cluster) as conns:
         core = conns.get(cluster.core)
         state = lock.status(core)
@@ -41,8 +53,35 @@ def break_lock(
                 hint="see `kato lock status`",
             )
         if dry_run:
-            return state.record
+            return Broken(state.record, removed=False)
         if not confirm(state.record):
             raise UsageError(f"lock {lock_id} was not broken", hint="nothing was changed")
-        lock.break_lock(core, lock_id)
-        return state.record
+        by = lock.me()
+        result = lock.break_lock(core, lock_id, by, gone=_holder_gone(state.record))
+        journal.Journal(conns, cluster.core).write(
+            journal.entry(
+                lock_id,
+                "lock-broken",
+                by=by,
+                holder=state.record.get("owner"),
+                command=str(state.record.get("command", "")).split(),
+                result="removed" if result == "released" else "holder fenced",
+            )
+        )
+        return Broken(state.record, removed=result == "released")
+
+
+def _holder_gone(record: dict[str, Any]) -> bool:
+    """True when the holder ran on this machine and its process no longer exists."""
+    if record.get("owner", "").rsplit("@", 1)[-1] != socket.gethostname():
+        return False
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -56,12 +56,20 @@ def break_(
         return bool(typer.confirm("Break it?", default=False, err=True))
 
     with reported():
-        record = journal_view.break_lock(load_cluster(), lock_id, confirm, dry_run)
+        broken = journal_view.break_lock(load_cluster(), lock_id, confirm, dry_run)
+    owner = broken.record.get("owner")
     if as_json:
-        output.document({"broken": not dry_run, "lock": record})
-        return
-    verb = "would remove" if dry_run else "removed"
-    output.info(f"lock {lock_id} of {record.get('owner')} {verb}")
+        output.document({"broken": not dry_run, "removed": broken.removed, "lock": broken.record})
+    elif dry_run:
+        output.info(f"lock {lock_id} of {owner} would be broken (nothing was changed)")
+    elif broken.removed:
+        output.info(f"lock {lock_id} of {owner} removed")
+    else:
+        output.info(
+            f"lock {lock_id} of {owner} marked broken: its holder is still alive (heartbeat "
+            "live); it stops before its next command on a node, and then (or once its "
+            "heartbeat expires) another operation may take the lock"
+        )
 
 
 def history(

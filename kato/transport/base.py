@@ -46,6 +46,7 @@ class SshOptions:
     given: frozenset[str] = frozenset()  # user/identity_file/port spelled out: beat ssh_config
     jump_user: str | None = None  # the login for jump hosts the config does not name one for
     jump_identity_file: str | None = None
+    idle_timeout: float = 20.0  # a node that sends nothing (not even a keepalive answer)
 
 
 def command_line(argv: Sequence[str]) -> str:
