@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kato import facts, lock
+from kato import datadirs, facts, lock
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import ExitCode, KatoError
@@ -81,7 +81,12 @@ def node_status(transport: Transport, node: NodeConfig, roles: dict[str, Role]) 
     known = in_start_order(roles[r] for r in node.roles if r in roles)
     statuses = [role_status(transport, role) for role in known]
     statuses += [RoleStatus(r, {}, "unknown role") for r in node.roles if r not in roles]
-    wanted = [(role.name, name, path) for role in known for name, path in role.data_dirs.items()]
+    where = datadirs.locations(transport) if any(r.data_dirs for r in known) else None
+    wanted = [
+        (role.name, name, path)
+        for role in known
+        for name, path in (where.of(role) if where else role.data_dirs).items()
+    ]
     space = facts.free_space([p for _, _, p in wanted]).gather(transport) if wanted else {}
     dirs = tuple(
         DataDir(

@@ -8,7 +8,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +17,7 @@ from kato.config import Cluster
 from kato.connect import connections
 from kato.data import archive, switch
 from kato.data.placement import Placement, place
+from kato.data.selection import located
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, VerifyResult, verify_archive
 from kato.errors import KatoError, NodeUnreachable, PreflightRefused
@@ -75,6 +76,8 @@ def import_archive(
         placements = place(verified.manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
         with connections(cluster) as conns:
+            placements = relocated(conns, placements)
+            result = ImportResult(source, run, placements, dry_run)
             _compare_versions(conns, cluster, verified, result)
             _check_space(conns, placements)
             if dry_run:
@@ -89,6 +92,12 @@ def import_archive(
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result
+
+
+def relocated(conns: Connections, placements: Sequence[Placement]) -> tuple[Placement, ...]:
+    """Each placement aimed at where its data dir lives now (kato relocate may have moved it)."""
+    targets = located(conns, [p.target for p in placements])
+    return tuple(replace(p, target=t) for p, t in zip(placements, targets, strict=True))
 
 
 def _compare_versions(

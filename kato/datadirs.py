@@ -1,0 +1,85 @@
+"""Where each role's data dirs live on a node: the one place kato resolves a data dir.
+
+A role declares its data dirs in role.yaml; `kato relocate` may move one, and records that in
+/var/lib/kato/datadirs.yaml on the node (the units see it through a systemd drop-in). Every
+command that touches a data dir (status, export, import, install, relocate) asks here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from kato.errors import KatoError
+from kato.roles import Role
+from kato.transport.base import Transport
+
+RECORD = "/var/lib/kato/datadirs.yaml"
+AGENT = Path(__file__).with_name("remote") / "datadirs.py"
+
+
+@cache
+def agent_source() -> bytes:
+    """kato/remote/datadirs.py, handed to the node's python3 on stdin."""
+    return AGENT.read_bytes()
+
+
+def agent_argv(command: str, *args: str) -> tuple[str, ...]:
+    return ("python3", "-", "/", command, *args)
+
+
+class RecordUnreadable(KatoError):
+    def __init__(self, node: str, detail: str) -> None:
+        super().__init__(
+            f"{node}: cannot read where the data dirs live ({RECORD}): {detail}",
+            hint=f"look at {RECORD} on {node}; docs/relocate.md describes it",
+        )
+
+
+@dataclass(frozen=True)
+class Locations:
+    """One node's record: the moved data dirs and the old copies kept until cleanup."""
+
+    moved: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # role → name → path
+    previous: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def of(self, role: Role) -> dict[str, str]:
+        """Every data dir of `role` → where it lives on this node now."""
+        return {name: self.path(role.name, name, path) for name, path in role.data_dirs.items()}
+
+    def path(self, role: str, name: str, declared: str) -> str:
+        """Where `role`'s data dir `name` (declared at `declared`) lives on this node now."""
+        return self.moved.get(role, {}).get(name, declared)
+
+
+def parse(node: str, text: str) -> Locations:
+    """The agent's `locations` output (the record as JSON), checked."""
+    try:
+        raw = json.loads(text)
+        moved = {
+            str(role): {str(name): str(entry["path"]) for name, entry in names.items()}
+            for role, names in raw["data_dirs"].items()
+        }
+        previous = {
+            str(role): {str(name): tuple(str(p) for p in paths) for name, paths in names.items()}
+            for role, names in raw.get("previous", {}).items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RecordUnreadable(node, f"unexpected content ({exc})") from None
+    return Locations(moved, previous)
+
+
+def locations(transport: Transport) -> Locations:
+    """The node's record (an absent record: every data dir at its declared path)."""
+    done = transport.run(agent_argv("locations"), stdin=agent_source(), timeout=60, check=False)
+    if not done.ok:
+        raise RecordUnreadable(transport.node, done.error_line)
+    return parse(transport.node, done.stdout)
+
+
+def located(transport: Transport, role: Role) -> dict[str, str]:
+    """Every data dir of `role` on this node → where it lives now."""
+    return locations(transport).of(role)

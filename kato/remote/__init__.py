@@ -1,0 +1,1 @@
+"""Programs that run on a node (standard library only), kept here as real, tested files."""
