@@ -41,10 +41,12 @@ class RecordUnreadable(KatoError):
 
 @dataclass(frozen=True)
 class Locations:
-    """One node's record: the moved data dirs and the old copies kept until cleanup."""
+    """One node's record: the moved data dirs, the old copies kept until cleanup, and the
+    relocations under way (role → name → (dest, phase))."""
 
     moved: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # role → name → path
     previous: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    moving: Mapping[str, Mapping[str, tuple[str, str]]] = field(default_factory=dict)
 
     def of(self, role: Role) -> dict[str, str]:
         """Every data dir of `role` → where it lives on this node now."""
@@ -67,9 +69,13 @@ def parse(node: str, text: str) -> Locations:
             str(role): {str(name): tuple(str(p) for p in paths) for name, paths in names.items()}
             for role, names in raw.get("previous", {}).items()
         }
+        moving = {
+            str(role): {str(n): (str(e["dest"]), str(e["phase"])) for n, e in names.items()}
+            for role, names in raw.get("moving", {}).items()
+        }
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RecordUnreadable(node, f"unexpected content ({exc})") from None
-    return Locations(moved, previous)
+    return Locations(moved, previous, moving)
 
 
 def locations(transport: Transport) -> Locations:

@@ -7,10 +7,13 @@ on a node as `python3 - ROOT COMMAND ARGS...` with this file on stdin.
                                   the role's path in role.yaml); writes the units' drop-ins,
                                   the record last, and reloads systemd
     forget ROLE NAME PATH         the old copy PATH of ROLE's NAME is gone (kato relocate cleanup)
+    moving ROLE NAME DEST PHASE   a relocation of ROLE's NAME to DEST is under way, in PHASE
+                                  (copying, stopped); `moving ROLE NAME - -` ends it
     probe PATH...                 per path: exists, kind, filesystem, mount, size, free (JSON)
 
 The record is JSON, which is also YAML: {"format": 1, "data_dirs": {ROLE: {NAME: {"path":
-PATH, "declared": DECLARED}}}, "previous": {ROLE: {NAME: [OLD PATH...]}}}. A data dir at its
+PATH, "declared": DECLARED}}}, "previous": {ROLE: {NAME: [OLD PATH...]}}, "moving": {ROLE:
+{NAME: {"dest": DEST, "phase": PHASE}}}}. A data dir at its
 declared path has no entry. Every file is written under a new name (O_EXCL|O_NOFOLLOW),
 fsynced and renamed over the old one; an existing symlink in its place is refused, never
 followed. ROOT prefixes every node path, so the program is tested on temporary directories.
@@ -75,7 +78,7 @@ def read_record(root: Path) -> dict[str, Any]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        return {"format": FORMAT, "data_dirs": {}, "previous": {}}
+        return {"format": FORMAT, "data_dirs": {}, "previous": {}, "moving": {}}
     with os.fdopen(fd, encoding="utf-8") as handle:
         text = handle.read()
     try:
@@ -86,8 +89,9 @@ def read_record(root: Path) -> dict[str, Any]:
         raise Refused(f"{path} is not a format-{FORMAT} kato data-dir record")
     if not isinstance(record.get("data_dirs"), dict):
         raise Refused(f"{path}: data_dirs must be a mapping")
-    if not isinstance(record.setdefault("previous", {}), dict):
-        raise Refused(f"{path}: previous must be a mapping")
+    for key in ("previous", "moving"):
+        if not isinstance(record.setdefault(key, {}), dict):
+            raise Refused(f"{path}: {key} must be a mapping")
     return record
 
 
@@ -155,6 +159,21 @@ def forget(root: Path, role: str, name: str, path: str) -> dict[str, Any]:
     return current
 
 
+def moving(root: Path, role: str, name: str, dest: str, phase: str) -> dict[str, Any]:
+    """Note (or, with DEST "-", end) a relocation under way, so a re-run knows where it was."""
+    current = read_record(root)
+    entries = current["moving"]
+    if dest == "-":
+        entries.get(role, {}).pop(name, None)
+        if not entries.get(role):
+            entries.pop(role, None)
+    else:
+        check_path(dest)
+        entries.setdefault(role, {})[name] = {"dest": dest, "phase": phase}
+    write_safely(root / RECORD, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    return current
+
+
 def write_drop_ins(
     root: Path, role: str, moved: dict[str, dict[str, str]], units: list[str]
 ) -> None:
@@ -190,8 +209,8 @@ def _probe_one(root: Path, path: str, mounts: list[tuple[str, str, str, str]]) -
     mount = _mount_of("/" + str(existing.relative_to(root)).strip("."), mounts)
     out.update(mount)
     if out["kind"] == "dir":
-        used, files, entries = _usage(full)
-        out.update(used=used, files=files, entries=entries)
+        used, files, names = _usage(full)
+        out.update(used=used, files=files, names=names)
     return out
 
 
@@ -203,8 +222,9 @@ def _kind(path: Path) -> str:
     return "missing" if not path.exists() else "other"
 
 
-def _usage(top: Path) -> tuple[int, int, int]:
-    """Bytes allocated, files, and top-level entries under top (symlinks never followed)."""
+def _usage(top: Path) -> tuple[int, int, list[str]]:
+    """Bytes allocated, files, and (the first 20) top-level names under top (symlinks never
+    followed, hard-linked files counted once)."""
     used = files = 0
     seen: set[tuple[int, int]] = set()
     for base, dirs, names in os.walk(top):
@@ -216,8 +236,7 @@ def _usage(top: Path) -> tuple[int, int, int]:
                 seen.add((st.st_dev, st.st_ino))
             used += st.st_blocks * 512
             files += 1
-    entries = len(os.listdir(top))
-    return used, files, entries
+    return used, files, sorted(os.listdir(top))[:20]
 
 
 def _mounts(root: Path) -> list[tuple[str, str, str, str]]:
@@ -257,6 +276,8 @@ def main(argv: list[str]) -> int:
         elif command == "record" and len(args) == 5:
             role, name, declared, path, units = args
             result = record(root, role, name, declared, path, json.loads(units))
+        elif command == "moving" and len(args) == 4:
+            result = moving(root, args[0], args[1], args[2], args[3])
         elif command == "forget" and len(args) == 3:
             result = forget(root, args[0], args[1], args[2])
         elif command == "probe":

@@ -128,8 +128,12 @@ def run(*argv: str) -> str:
 
 
 def setup_btrfs(mount: str, directory: str, limit: int) -> dict[str, Any]:
-    run("btrfs", "quota", "enable", mount)
-    apps = {}
+    """Quotas on (idempotent); with a DIRECTORY (not "-"), a limited subvolume per app in it."""
+    if _btrfs_state(mount) != "on":
+        run("btrfs", "quota", "enable", mount)
+    apps: dict[str, int] = {}
+    if directory == "-":
+        return {"apps": apps}
     for entry in sorted(os.listdir(directory)):
         path = os.path.join(directory, entry)
         if os.path.islink(path) or not os.path.isdir(path):

@@ -38,7 +38,7 @@ def drop_in(root: Path) -> Path:
 
 
 def test_no_record_means_every_dir_at_its_declared_path(tmp_path: Path) -> None:
-    assert ok(tmp_path, "locations") == {"format": 1, "data_dirs": {}, "previous": {}}
+    assert ok(tmp_path, "locations") == {"format": 1, "data_dirs": {}, "previous": {}, "moving": {}}
 
 
 def test_record_writes_drop_in_then_record_and_back_again(tmp_path: Path) -> None:
@@ -131,3 +131,11 @@ def test_probe_reports_kind_size_and_mount(tmp_path: Path) -> None:
     missing = found["/data/nope"]
     assert isinstance(missing, dict)
     assert (missing["kind"], missing["exists"], missing["fstype"]) == ("missing", False, "btrfs")
+
+
+def test_a_relocation_under_way_is_noted_and_ended(tmp_path: Path) -> None:
+    noted = ok(tmp_path, "moving", "redis", "services", "/mnt/ebs/redis", "copying")
+    assert noted["moving"] == {
+        "redis": {"services": {"dest": "/mnt/ebs/redis", "phase": "copying"}}
+    }
+    assert ok(tmp_path, "moving", "redis", "services", "-", "-")["moving"] == {}

@@ -1,0 +1,164 @@
+"""One node's relocation, as the stages of a rollout: *stage* copies while the roles run;
+*change* stops only the roles using the data dir, copies the last changes, verifies both sides,
+switches the recorded location and starts the roles; *verify* waits for their health; *undo*
+puts the old location back. The record notes each phase, so a re-run knows where one ended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kato.errors import KatoError
+from kato.operation import Operation
+from kato.platform.control import wait_healthy
+from kato.progress import Progress
+from kato.relocate.facts import run_program
+from kato.relocate.targets import Target
+from kato.roles import Role, in_start_order
+from kato.transport.base import Transport
+from kato.transport.pool import Connections
+
+RSYNC = ("rsync", "-aHAX", "--numeric-ids", "--sparse", "--delete")
+COPY_TIMEOUT = 48 * 3600.0  # a big data dir copies for hours; the roles keep running meanwhile
+VANISHED = 24  # rsync: some source files vanished while the roles ran (the delta catches up)
+CACHE = "/var/lib/kato/staging/relocate"
+
+
+class RelocationFailed(KatoError):
+    """A step failed; what the hint says was done about it."""
+
+
+@dataclass
+class NodeRun:
+    """What one node's relocation did (for the report and the benchmark)."""
+
+    node: str
+    targets: tuple[Target, ...]
+    copied_live: float = 0.0  # seconds of copying while the roles ran
+    downtime: float = 0.0  # seconds from stopping the roles to their health
+    verified: dict[str, int] = field(default_factory=dict)  # dest -> entries compared
+    notes: list[str] = field(default_factory=list)
+
+
+def roles_of(targets: Sequence[Target]) -> tuple[Role, ...]:
+    return in_start_order({t.role.name: t.role for t in targets}.values())
+
+
+def _run(
+    t: Transport, op: Operation, what: str, argv: tuple[str, ...], timeout: float = 600
+) -> int:
+    started = time.monotonic()
+    done = t.run(argv, timeout=timeout, check=False)
+    op.step(t.node, what, argv, "ok" if done.ok else f"exit {done.status}",
+            time.monotonic() - started)  # fmt: skip
+    if not done.ok and done.status != VANISHED:
+        raise RelocationFailed(f"{t.node}: {what} failed: {done.error_line}")
+    return done.status
+
+
+def _mark(t: Transport, target: Target, phase: str) -> None:
+    dest = "-" if phase == "-" else target.dest
+    run_program(t, "datadirs", "moving", target.role.name, target.name, dest, phase)
+
+
+def copy(t: Transport, target: Target, source: str, op: Operation, *, live: bool) -> None:
+    status = _run(t, op, f"copy {target.role.name} {target.name} to {target.dest}"
+                  + (" (roles running)" if live else " (final delta)"),
+                  (*RSYNC, f"{source}/", f"{target.dest}/"), COPY_TIMEOUT)  # fmt: skip
+    if status == VANISHED and not live:
+        raise RelocationFailed(f"{t.node}: files vanished from {source} with its roles stopped")
+
+
+def compare(t: Transport, target: Target, source: str) -> dict[str, object]:
+    cache = f"{CACHE}/{target.role.name}.{target.name}"
+    return run_program(t, "treesum", "compare", source, target.dest, cache, timeout=COPY_TIMEOUT)
+
+
+def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Progress) -> None:
+    """Copy every data dir while its roles run, then read both sides once (the checksum cache
+    the verification after the final delta starts from)."""
+    _run(t, op, f"make {location}", ("mkdir", "-p", "--", location))
+    _run(t, op, "make the private staging dir", ("install", "-d", "-m", "0700", CACHE))
+    started = time.monotonic()
+    for target in run.targets:
+        if target.done:
+            continue
+        _mark(t, target, "copying")
+        progress.step(f"{t.node}: copying {target.current} to {target.dest} (roles running)")
+        copy(t, target, target.current, op, live=True)
+        progress.step(f"{t.node}: reading {target.current} and its copy once")
+        compare(t, target, target.current)
+    run.copied_live = time.monotonic() - started
+
+
+def stop(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
+    for role in reversed(roles_of(run.targets)):
+        progress.step(f"{t.node}: stopping {role.name}")
+        _run(t, op, f"stop {role.name}", ("systemctl", "stop", "--", *role.units), 300)
+    for target in run.targets:
+        if not target.done:
+            _mark(t, target, "stopped")
+
+
+def final_delta(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
+    """With the roles stopped: copy what changed since the live copy."""
+    for target in run.targets:
+        if not target.done:
+            progress.step(f"{t.node}: final delta of {target.current}")
+            copy(t, target, target.current, op, live=False)
+
+
+def verify_and_switch(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
+    """Both sides' checksum lists must be equal; then the one recorded change per data dir."""
+    for target in run.targets:
+        if target.done:
+            continue
+        progress.step(f"{t.node}: verifying {target.dest} against {target.current}")
+        started = time.monotonic()
+        found = compare(t, target, target.current)
+        op.step(t.node, f"verify {target.dest}", None, "equal" if found["equal"] else "differ",
+                time.monotonic() - started, entries=found["entries"])  # fmt: skip
+        if not found["equal"]:
+            raise RelocationFailed(
+                f"{t.node}: the copy {target.dest} differs from {target.current}: "
+                f"{found['difference']}"
+            )
+        run.verified[target.dest] = int(str(found["entries"]))
+    for target in run.targets:
+        if not target.done:
+            switch(t, op, target, target.dest)
+
+
+def switch(t: Transport, op: Operation, target: Target, path: str) -> None:
+    """The one recorded change: the record and the units' drop-ins say `path`."""
+    started = time.monotonic()
+    units = "[" + ",".join(f'"{u}"' for u in target.role.units) + "]"
+    args = (target.role.name, target.name, target.declared, path, units)
+    run_program(t, "datadirs", "record", *args)
+    op.step(t.node, f"switch {target.role.name} {target.name} to {path}", None, "ok",
+            time.monotonic() - started)  # fmt: skip
+
+
+def start(t: Transport, op: Operation, run: NodeRun, conns: Connections) -> None:
+    for role in roles_of(run.targets):
+        _run(t, op, f"start {role.name}", ("systemctl", "start", "--", *role.units), 300)
+        wait_healthy(conns, t.node, role)
+
+
+def finish(t: Transport, run: NodeRun) -> None:
+    for target in run.targets:
+        _mark(t, target, "-")
+
+
+def undo(t: Transport, op: Operation, run: NodeRun, conns: Connections) -> None:
+    """Put each data dir back where it was before this run and start its roles on it."""
+    for role in reversed(roles_of(run.targets)):
+        _run(t, op, f"stop {role.name}", ("systemctl", "stop", "--", *role.units), 300)
+    for target in run.targets:
+        if not target.done:
+            switch(t, op, target, target.current)
+            _mark(t, target, "copying")  # the copy stays: a re-run continues from it
+    for role in roles_of(run.targets):
+        _run(t, op, f"start {role.name}", ("systemctl", "start", "--", *role.units), 300)
+        wait_healthy(conns, t.node, role)
