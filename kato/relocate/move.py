@@ -123,7 +123,14 @@ def relocate_node(
     if pending:
         if quota:
             quotas.enable(t, op, where, progress)
-        steps.stage(t, op, run, result.location, progress)
+        try:
+            steps.stage(t, op, run, result.location, progress)
+        except RelocationFailed as exc:
+            raise RelocationFailed(
+                exc.message,
+                hint="the roles kept running on their old location; the partial copy is kept, "
+                "so the same command run again (once the cause is fixed) continues from it",
+            ) from exc
         if quota:  # the apps' dirs become limited subvolumes while the roles still run
             quotas.limit_apps(t, op, where, run, options.app_limit)
     stopped = time.monotonic()

@@ -53,8 +53,17 @@ def _run(
     op.step(t.node, what, argv, "ok" if done.ok else f"exit {done.status}",
             time.monotonic() - started)  # fmt: skip
     if not done.ok and done.status != VANISHED:
-        raise RelocationFailed(f"{t.node}: {what} failed: {done.error_line}")
+        raise RelocationFailed(f"{t.node}: {what} failed: {reason(done.stderr, done.error_line)}")
     return done.status
+
+
+def reason(stderr: str, last: str) -> str:
+    """rsync's own cause (the receiver's error, e.g. "No space left on device (28)") rather
+    than what its other side said when the receiver went away ("Broken pipe")."""
+    for line in stderr.splitlines():
+        if line.startswith("rsync:") and ("[receiver]" in line or "[generator]" in line):
+            return line.strip()
+    return last
 
 
 def _mark(t: Transport, target: Target, phase: str) -> None:
