@@ -125,6 +125,8 @@ def relocate_node(
             quotas.enable(t, op, where, progress)
         try:
             steps.stage(t, op, run, result.location, progress)
+        except NodeUnreachable as exc:
+            raise _lost(run, exc) from exc
         except RelocationFailed as exc:
             raise RelocationFailed(
                 exc.message,
@@ -153,16 +155,23 @@ def _marked(facts: NodeFacts, target: Target) -> bool:
     return target.name in facts.locations.moving.get(target.role.name, {})
 
 
+def _lost(run: NodeRun, exc: NodeUnreachable) -> NodeUnreachable:
+    return NodeUnreachable(
+        exc.node,
+        exc.phase,
+        f"{exc.detail} (lost mid-relocation)",
+        hint=f"when {run.node} is back, see `kato relocate status` and run the same kato "
+        "relocate again: it continues from where it stopped (the old location serves until "
+        "the switch)",
+    )
+
+
 def _undo(
     conns: Connections, op: Operation, run: NodeRun, exc: BaseException, progress: Progress
 ) -> None:
     """Put the old location back and start the roles on it; say what was and was not done."""
     if isinstance(exc, NodeUnreachable) and exc.node == run.node:
-        raise RelocationFailed(
-            f"{run.node} was lost mid-relocation ({exc.message})",
-            hint=f"when {run.node} is back, run the same kato relocate again: it continues "
-            "from where it stopped (the old location serves until the switch)",
-        ) from exc
+        raise _lost(run, exc) from exc
     progress.warn(f"{run.node}: {exc}; putting the old location back")
     try:
         steps.undo(conns.get(run.node), op, run, conns)

@@ -250,7 +250,8 @@ def test_a_node_crashed_mid_copy_comes_back_on_the_old_location_and_a_rerun_conv
         _, stderr = proc.communicate(timeout=300)
     finally:
         kato("sandbox", "start", "node1", "--name", node.name)
-    assert proc.returncode in (1, 5), stderr
+    assert proc.returncode == 5, stderr
+    assert "lost mid-relocation" in stderr
     assert "node1" in stderr
     wait_healthy(node)
     assert where(node, "filesystem", "droplets") == source
