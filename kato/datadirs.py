@@ -10,25 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
 from kato.errors import KatoError
+from kato.remote import layout
+from kato.remote.agent import AGENT
 from kato.roles import Role
-from kato.transport.base import Transport
+from kato.transport.base import CommandResult, Transport
 
-RECORD = "/var/lib/kato/datadirs.yaml"
-AGENT = Path(__file__).with_name("remote") / "datadirs.py"
-
-
-@cache
-def agent_source() -> bytes:
-    """kato/remote/datadirs.py, handed to the node's python3 on stdin."""
-    return AGENT.read_bytes()
+RECORD = layout.DATADIRS
 
 
-def agent_argv(command: str, *args: str) -> tuple[str, ...]:
-    return ("python3", "-", "/", command, *args)
+def call(transport: Transport, command: str, *args: str, timeout: float = 60) -> CommandResult:
+    """Run kato/remote/datadirs.py COMMAND on the node (through the node agent)."""
+    return AGENT.call(transport, "datadirs.py", "/", command, *args, timeout=timeout)
 
 
 class RecordUnreadable(KatoError):
@@ -80,7 +74,7 @@ def parse(node: str, text: str) -> Locations:
 
 def locations(transport: Transport) -> Locations:
     """The node's record (an absent record: every data dir at its declared path)."""
-    done = transport.run(agent_argv("locations"), stdin=agent_source(), timeout=60, check=False)
+    done = call(transport, "locations")
     if not done.ok:
         raise RecordUnreadable(transport.node, done.error_line)
     return parse(transport.node, done.stdout)

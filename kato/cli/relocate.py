@@ -98,7 +98,14 @@ def _moved(result: RelocateResult, as_json: bool) -> None:
         output.warn(warning)
     if as_json:
         output.document(result)
-        return
+        raise typer.Exit(result.exit_code)
+    report = result.report
+    if report is not None and report.failed_nodes:
+        rows = [(r.node, r.shown, r.detail) for r in report.nodes]
+        output.table(("NODE", "RESULT", "DETAIL"), rows, title=f"relocate {result.name}")
+        first = next(iter(report.failed_nodes.values()))
+        output.error(f"{first.node}: {first.message}", result.hint)
+        raise typer.Exit(result.exit_code)
     for t in result.targets:
         if t.done:
             output.line(f"{t.node}: {t.role.name} {t.name} is at {t.dest}")

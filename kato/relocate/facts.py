@@ -6,30 +6,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from kato import datadirs
 from kato.datadirs import Locations
 from kato.errors import KatoError
+from kato.remote.agent import AGENT
 from kato.transport.base import Transport
-
-REMOTE = Path(datadirs.__file__).with_name("remote")
-
-
-@cache
-def program(name: str) -> bytes:
-    """A node program of kato/remote/, handed to the node's python3 on stdin."""
-    return (REMOTE / f"{name}.py").read_bytes()
 
 
 def run_program(
     transport: Transport, name: str, *args: str, timeout: float = 120
 ) -> dict[str, Any]:
-    """Run kato/remote/NAME.py on the node; its JSON answer, or KatoError with its last line."""
-    argv = ("python3", "-", *(() if name == "treesum" else ("/",)), *args)
-    done = transport.run(argv, stdin=program(name), timeout=timeout, check=False)
+    """Run kato/remote/NAME.py on the node (through the node agent; every program but treesum
+    takes the root first); its JSON answer, or ProgramFailed with its last line."""
+    root = () if name == "treesum" else ("/",)
+    done = AGENT.call(transport, f"{name}.py", *root, *args, timeout=timeout)
     if not done.ok:
         raise ProgramFailed(transport.node, name, args, done.status, done.error_line)
     answer: dict[str, Any] = json.loads(done.stdout)

@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 
 from kato.errors import KatoError
 from kato.operation import Operation
-from kato.platform.control import wait_healthy
 from kato.progress import Progress
 from kato.relocate.facts import run_program
 from kato.relocate.targets import Target
 from kato.roles import Role, in_start_order
 from kato.transport.base import Transport
-from kato.transport.pool import Connections
 
 RSYNC = ("rsync", "-aHAX", "--numeric-ids", "--sparse", "--delete")
 COPY_TIMEOUT = 48 * 3600.0  # a big data dir copies for hours; the roles keep running meanwhile
@@ -38,6 +36,7 @@ class NodeRun:
     copied_live: float = 0.0  # seconds of copying while the roles ran
     downtime: float = 0.0  # seconds from stopping the roles to their health
     verified: dict[str, int] = field(default_factory=dict)  # dest -> entries compared
+    undone: bool = False  # the old location was put back
     notes: list[str] = field(default_factory=list)
 
 
@@ -53,7 +52,7 @@ def _run(
     op.step(t.node, what, argv, "ok" if done.ok else f"exit {done.status}",
             time.monotonic() - started)  # fmt: skip
     if not done.ok and done.status != VANISHED:
-        raise RelocationFailed(f"{t.node}: {what} failed: {reason(done.stderr, done.error_line)}")
+        raise RelocationFailed(f"{what} failed: {reason(done.stderr, done.error_line)}")
     return done.status
 
 
@@ -76,7 +75,7 @@ def copy(t: Transport, target: Target, source: str, op: Operation, *, live: bool
                   + (" (roles running)" if live else " (final delta)"),
                   (*RSYNC, f"{source}/", f"{target.dest}/"), COPY_TIMEOUT)  # fmt: skip
     if status == VANISHED and not live:
-        raise RelocationFailed(f"{t.node}: files vanished from {source} with its roles stopped")
+        raise RelocationFailed(f"files vanished from {source} with its roles stopped")
 
 
 def compare(t: Transport, target: Target, source: str) -> dict[str, object]:
@@ -130,8 +129,7 @@ def verify_and_switch(t: Transport, op: Operation, run: NodeRun, progress: Progr
                 time.monotonic() - started, entries=found["entries"])  # fmt: skip
         if not found["equal"]:
             raise RelocationFailed(
-                f"{t.node}: the copy {target.dest} differs from {target.current}: "
-                f"{found['difference']}"
+                f"the copy {target.dest} differs from {target.current}: {found['difference']}"
             )
         run.verified[target.dest] = int(str(found["entries"]))
     for target in run.targets:
@@ -149,10 +147,10 @@ def switch(t: Transport, op: Operation, target: Target, path: str) -> None:
             time.monotonic() - started)  # fmt: skip
 
 
-def start(t: Transport, op: Operation, run: NodeRun, conns: Connections) -> None:
+def start(t: Transport, op: Operation, run: NodeRun) -> None:
+    """Start the roles in start order (the engine then waits for their health)."""
     for role in roles_of(run.targets):
         _run(t, op, f"start {role.name}", ("systemctl", "start", "--", *role.units), 300)
-        wait_healthy(conns, t.node, role)
 
 
 def finish(t: Transport, run: NodeRun) -> None:
@@ -160,7 +158,7 @@ def finish(t: Transport, run: NodeRun) -> None:
         _mark(t, target, "-")
 
 
-def undo(t: Transport, op: Operation, run: NodeRun, conns: Connections) -> None:
+def undo(t: Transport, op: Operation, run: NodeRun) -> None:
     """Put each data dir back where it was before this run and start its roles on it."""
     for role in reversed(roles_of(run.targets)):
         _run(t, op, f"stop {role.name}", ("systemctl", "stop", "--", *role.units), 300)
@@ -168,6 +166,4 @@ def undo(t: Transport, op: Operation, run: NodeRun, conns: Connections) -> None:
         if not target.done:
             switch(t, op, target, target.current)
             _mark(t, target, "copying")  # the copy stays: a re-run continues from it
-    for role in roles_of(run.targets):
-        _run(t, op, f"start {role.name}", ("systemctl", "start", "--", *role.units), 300)
-        wait_healthy(conns, t.node, role)
+    start(t, op, run)
