@@ -251,7 +251,7 @@ def test_a_node_crashed_mid_copy_comes_back_on_the_old_location_and_a_rerun_conv
     finally:
         kato("sandbox", "start", "node1", "--name", node.name)
     assert proc.returncode == 5, stderr
-    assert "lost mid-relocation" in stderr
+    assert "the roles kept running on their old location" in stderr
     assert "node1" in stderr
     wait_healthy(node)
     assert where(node, "filesystem", "droplets") == source
