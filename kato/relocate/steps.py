@@ -35,6 +35,7 @@ class NodeRun:
     targets: tuple[Target, ...]
     copied_live: float = 0.0  # seconds of copying while the roles ran
     downtime: float = 0.0  # seconds from stopping the roles to their health
+    final_delta: float = 0.0  # seconds of the final delta, within the downtime
     verified: dict[str, int] = field(default_factory=dict)  # dest -> entries compared
     undone: bool = False  # the old location was put back
     notes: list[str] = field(default_factory=list)
@@ -111,10 +112,12 @@ def stop(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
 
 def final_delta(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
     """With the roles stopped: copy what changed since the live copy."""
+    started = time.monotonic()
     for target in run.targets:
         if not target.done:
             progress.step(f"{t.node}: final delta of {target.current}")
             copy(t, target, target.current, op, live=False)
+    run.final_delta = time.monotonic() - started
 
 
 def verify_and_switch(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
@@ -134,6 +137,9 @@ def verify_and_switch(t: Transport, op: Operation, run: NodeRun, progress: Progr
         run.verified[target.dest] = int(str(found["entries"]))
     for target in run.targets:
         if not target.done:
+            # the copy is on disk before the record points at it (a crash right after the
+            # switch must not find a half-written copy)
+            _run(t, op, f"flush {target.dest} to disk", ("sync", "-f", "--", target.dest))
             switch(t, op, target, target.dest)
 
 
