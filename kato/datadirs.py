@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kato.errors import KatoError
 from kato.remote import layout
@@ -55,6 +56,16 @@ def parse(node: str, text: str) -> Locations:
     """The agent's `locations` output (the record as JSON), checked."""
     try:
         raw = json.loads(text)
+    except ValueError as exc:
+        raise RecordUnreadable(node, f"not JSON ({exc})") from None
+    return from_document(node, raw)
+
+
+def from_document(node: str, raw: Any) -> Locations:
+    """The record as node_facts.py or datadirs.py return it, checked."""
+    if isinstance(raw, dict) and "error" in raw:
+        raise RecordUnreadable(node, str(raw["error"]))
+    try:
         moved = {
             str(role): {str(name): str(entry["path"]) for name, entry in names.items()}
             for role, names in raw["data_dirs"].items()

@@ -139,3 +139,30 @@ def test_a_relocation_under_way_is_noted_and_ended(tmp_path: Path) -> None:
         "redis": {"services": {"dest": "/mnt/ebs/redis", "phase": "copying"}}
     }
     assert ok(tmp_path, "moving", "redis", "services", "-", "-")["moving"] == {}
+
+
+def test_node_facts_reads_the_record_and_the_moved_dirs_free_space(tmp_path: Path) -> None:
+    """One round trip for `kato status`: node_facts.py reads the record through datadirs.py
+    (shipped beside it) and covers the moved data dirs' filesystems."""
+    import tarfile
+
+    from kato.remote.agent import AGENT
+
+    bundle = tmp_path / "agent"
+    bundle.mkdir()
+    (tmp_path / "bundle.tar").write_bytes(AGENT.bundle)
+    with tarfile.open(tmp_path / "bundle.tar") as tar:
+        tar.extractall(bundle, filter="data")
+    root = tmp_path / "node"
+    (root / "mnt/ebs/redis").mkdir(parents=True)
+    ok(root, "record", "redis", "services", DECLARED, "/mnt/ebs/redis", UNITS)
+    done = subprocess.run(
+        (sys.executable, str(bundle / "node_facts.py"), json.dumps({"datadirs": True}), str(root)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["datadirs"]["data_dirs"]["redis"]["services"]["path"] == "/mnt/ebs/redis"
+    assert found["space"]["/mnt/ebs/redis"]["exists"] is True
