@@ -82,7 +82,9 @@ def relocate(
     started = time.monotonic()
     with session(cluster, options.command, lock_wait=options.lock_wait,
                  dry_run=options.dry_run, progress=progress) as s:  # fmt: skip
-        chosen = options.nodes or [n.name for n in cluster.nodes]
+        picked = [cluster.node(n) for n in options.nodes] if options.nodes else cluster.nodes
+        chosen = [n.name for n in picked
+                  if any(name in roles[r].data_dirs for r in n.roles if r in roles)]  # fmt: skip
         progress.step("reading where the data dirs live")
         where: dict[str, Locations] = {n: locations(s.transport(n)) for n in chosen}
         found = targets(cluster, roles, name, location, where, options.nodes)
