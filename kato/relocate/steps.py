@@ -5,17 +5,20 @@ puts the old location back. The record notes each phase, so a re-run knows where
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kato.errors import KatoError
 from kato.operation import Operation
 from kato.progress import Progress
 from kato.relocate.facts import run_program
 from kato.relocate.targets import Target
+from kato.remote.agent import AGENT
 from kato.roles import Role, in_start_order
-from kato.transport.base import Transport
+from kato.transport.base import CommandResult, Transport
 
 RSYNC = ("rsync", "-aHAX", "--numeric-ids", "--sparse", "--delete")
 COPY_TIMEOUT = 48 * 3600.0  # a big data dir copies for hours; the roles keep running meanwhile
@@ -45,11 +48,36 @@ def roles_of(targets: Sequence[Target]) -> tuple[Role, ...]:
     return in_start_order({t.role.name: t.role for t in targets}.values())
 
 
+# A long command (a copy, a checksum run) prints a dot every 2 s while it runs, so a node that
+# died or vanished is noticed after HEARTBEAT_IDLE without output, however long the copy is;
+# the command's own output follows a newline. Its connection gone, the shell kills it too.
+HEARTBEAT = """
+out=$(mktemp) || exit 1
+"$@" >"$out" & pid=$!
+trap 'kill "$pid" 2>/dev/null; rm -f "$out"; exit 129' HUP PIPE TERM INT
+i=0
+while kill -0 "$pid" 2>/dev/null; do
+    i=$((i + 1)); [ $((i % 20)) -ne 0 ] || printf .; sleep 0.1
+done
+wait "$pid"; status=$?
+printf '\\n'; cat "$out"; rm -f "$out"; exit "$status"
+"""
+HEARTBEAT_IDLE = 60.0
+
+
+def long_run(t: Transport, argv: tuple[str, ...]) -> CommandResult:
+    """Run a long command with a heartbeat; its stdout without the dots."""
+    sink = io.BytesIO()
+    done = t.stream_out(("sh", "-c", HEARTBEAT, "sh", *argv), sink, idle_timeout=HEARTBEAT_IDLE)
+    _, _, stdout = sink.getvalue().decode(errors="replace").partition("\n")
+    return replace(done, argv=argv, stdout=stdout)
+
+
 def _run(
     t: Transport, op: Operation, what: str, argv: tuple[str, ...], timeout: float = 600
 ) -> int:
     started = time.monotonic()
-    done = t.run(argv, timeout=timeout, check=False)
+    done = long_run(t, argv) if timeout > 600 else t.run(argv, timeout=timeout, check=False)
     op.step(t.node, what, argv, "ok" if done.ok else f"exit {done.status}",
             time.monotonic() - started)  # fmt: skip
     if not done.ok and done.status != VANISHED:
@@ -80,8 +108,14 @@ def copy(t: Transport, target: Target, source: str, op: Operation, *, live: bool
 
 
 def compare(t: Transport, target: Target, source: str) -> dict[str, object]:
+    """Both trees' checksum lists, compared on the node (kato/remote/treesum.py)."""
     cache = f"{CACHE}/{target.role.name}.{target.name}"
-    return run_program(t, "treesum", "compare", source, target.dest, cache, timeout=COPY_TIMEOUT)
+    AGENT.ensure(t)
+    done = long_run(t, AGENT.argv("treesum.py", "compare", source, target.dest, cache))
+    if not done.ok:
+        raise RelocationFailed(f"checking {target.dest} against {source}: {done.error_line}")
+    found: dict[str, object] = json.loads(done.stdout)
+    return found
 
 
 def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Progress) -> None:
