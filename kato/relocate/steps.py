@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from kato.errors import KatoError
+from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
 from kato.relocate.facts import run_program
@@ -69,6 +69,8 @@ def long_run(t: Transport, argv: tuple[str, ...]) -> CommandResult:
     """Run a long command with a heartbeat; its stdout without the dots."""
     sink = io.BytesIO()
     done = t.stream_out(("sh", "-c", HEARTBEAT, "sh", *argv), sink, idle_timeout=HEARTBEAT_IDLE)
+    if done.status < 0:  # the channel closed without an exit status: the node went away
+        raise NodeUnreachable(t.node, "transfer", f"the connection was lost during {argv[0]}")
     _, _, stdout = sink.getvalue().decode(errors="replace").partition("\n")
     return replace(done, argv=argv, stdout=stdout)
 
