@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -60,8 +61,15 @@ class Journal:
         self.conns = conns
         self.core = core
         self.patience = patience
+        self._one_at_a_time = threading.Lock()
 
     def write(self, *entries: dict[str, Any]) -> None:
+        """Append entries, one write at a time: a rollout's workers all journal at once, over
+        the one connection to the core node, whose sshd allows ten sessions on it."""
+        with self._one_at_a_time:
+            self._append(*entries)
+
+    def _append(self, *entries: dict[str, Any]) -> None:
         """Append entries, waiting for a rebooting core node rather than losing them."""
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
         argv = ("sh", "-c", APPEND, "sh", JOURNAL_PATH)

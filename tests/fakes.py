@@ -73,8 +73,8 @@ class FakeCluster:
         if argv[:2] == ("sh", "-c") and argv[-1] == JOURNAL_PATH:
             self.journal += [json.loads(line) for line in (stdin or b"").decode().splitlines()]
             return 0, "", ""
-        if argv[0] == "python3" and argv[1].startswith(AGENT_DIR + "/"):
-            return self._agent(node, argv)
+        if argv[:2] == ("python3", "-S") and argv[2].startswith(AGENT_DIR + "/"):
+            return self._agent(node, argv[1:])
         if argv[:3] == ("sh", "-c", SHIP):
             node.files[argv[-1]] = stdin or b""
             return 0, "", ""

@@ -77,7 +77,7 @@ class NodeAgent:
         """The command that runs `program` of the agent on a node (once it is there)."""
         if program not in self.programs:
             raise ValueError(f"no node program {program!r}")
-        return ("python3", f"{self.directory}/{program}", *args)
+        return ("python3", "-S", f"{self.directory}/{program}", *args)  # -S: stdlib only, fast
 
     def ensure(self, transport: Transport) -> None:
         """Ship the bundle unless this run knows the node has it (asks the node at most once)."""

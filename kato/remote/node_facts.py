@@ -24,9 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +58,9 @@ def unit_states(units: list[str]) -> dict[str, str]:
 
 def probe(health: dict[str, Any]) -> str | None:
     """None when the role's health check passes, else what failed (one line)."""
+    import urllib.error  # only when asked: most of this program's start-up otherwise
+    import urllib.request
+
     limit = min(float(health.get("timeout", CHECK_TIMEOUT)), CHECK_TIMEOUT)
     try:
         if health.get("http"):
@@ -95,6 +95,8 @@ def role_facts(roles: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str | N
             down = [u for u, s in units[role].items() if s != "active"]
             health[role] = f"not running ({', '.join(down)})"
     if running:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=len(running)) as pool:
             found = pool.map(lambda r: probe(roles[r].get("health", {})), running)
             health.update(zip(running, found, strict=True))

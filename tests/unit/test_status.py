@@ -28,7 +28,7 @@ def test_one_agent_call_per_node_once_the_agent_is_there() -> None:
 def test_a_live_lock_is_shown_and_an_expired_one_is_not() -> None:
     fake = FakeCluster(["node1", "node2"], roles=())
     fake.answers.append(
-        lambda node, argv, _: (0, LOCKED, "") if "node_facts.py" in argv[1] else None
+        lambda node, argv, _: (0, LOCKED, "") if "node_facts.py" in argv[2] else None
     )
     found = status(fake.cluster, factory=fake.factory)
     assert found.lock is not None and found.lock["owner"] == "me@core"
