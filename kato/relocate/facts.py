@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kato import datadirs
 from kato.datadirs import Locations
 from kato.errors import KatoError
 from kato.remote.agent import AGENT
@@ -90,10 +89,6 @@ class NodeFacts:
     locations: Locations
     paths: dict[str, PathInfo]
     quota: Quota | None  # of the new location's filesystem, when it must carry quotas
-
-
-def locations(transport: Transport) -> Locations:
-    return datadirs.locations(transport)
 
 
 def gather(
