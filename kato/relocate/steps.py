@@ -132,6 +132,8 @@ def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Pr
         _mark(t, target, "copying")
         progress.step(f"{t.node}: copying {target.current} to {target.dest} (roles running)")
         copy(t, target, target.current, op, live=True)
+        # written back now, while the roles run: the flush before the switch is then the delta's
+        _run(t, op, f"flush {target.dest} to disk", ("sync", "-f", "--", target.dest), 3600)
         progress.step(f"{t.node}: reading {target.current} and its copy once")
         compare(t, target, target.current)
     run.copied_live = time.monotonic() - started
