@@ -59,9 +59,11 @@ du -B1 app-1/sparse | cut -f1
 curl -fsS http://127.0.0.1:8182/app-1/current | sha256sum
 """
 # The node's own files a dry run or a refusal must not change (the data dirs' content moves
-# as the roles run, so they are compared through SNAPSHOT instead).
+# as the roles run, so they are compared through SNAPSHOT instead; the node agent's cache of
+# kato's programs, by content hash, may be filled by any command).
 FINGERPRINT = """
 find /etc /var/lib/kato /mnt -xdev -path /var/lib/kato/data -prune -o -path /etc/ssh -prune \
+  -o -path /var/lib/kato/agent -prune \
   -o -printf '%p %y %m %U:%G %s %T@ %l\\n' 2>/dev/null | LC_ALL=C sort | sha256sum
 cat /var/lib/kato/datadirs.yaml 2>/dev/null || true
 """
