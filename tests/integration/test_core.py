@@ -166,18 +166,9 @@ def _wait_for_lock(path: Path, timeout: float = 30) -> dict[str, object]:
 
 def test_a_second_operation_exits_4_naming_the_holder_or_waits(cluster: Cluster) -> None:
     path = cluster.home / "cluster.yaml"
+    # the first run holds the lock long enough for the second to find it on a loaded machine
     first = subprocess.Popen(
-        (
-            *KATO,
-            "--cluster",
-            str(path),
-            "run",
-            "--node",
-            "node1",
-            "--",
-            "sleep",
-            "15",
-        ),  # held long enough on a loaded machine
+        (*KATO, "--cluster", str(path), "run", "--node", "node1", "--", "sleep", "15"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
