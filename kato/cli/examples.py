@@ -24,6 +24,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "kato check --node node2 --warn disk=70 --crit disk=85",
         "kato check -w load=1.5,backup=13h -c load=3,backup=25h",
     ),
+    "relocate": (
+        "kato relocate droplets /mnt/ebs/droplets --dry-run",
+        "kato relocate containers /mnt/ebs/containers --app-limit 2G",
+        "kato relocate status --json",
+    ),
     "history": ("kato history", "kato history --limit 100 --json"),
     "run": (
         "kato run -- uptime",
