@@ -80,7 +80,7 @@ class Role:
 class _Report:
     """Collects the problems of one file, each as `PATH: FIELD: WHAT`."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
 
@@ -115,6 +115,16 @@ def load_role(path: Path | str) -> Role:
     if role is None or problems:
         raise RolesInvalid(problems)
     return role
+
+
+def parse_definition(raw: object, name: str, where: str, problems: list[str]) -> Role | None:
+    """One role's definition carried inside another document (a release.yaml), named `name`;
+    each problem is added as `WHERE: FIELD: WHAT`."""
+    report = _Report(where, problems)
+    if not isinstance(raw, dict):
+        report.add("", "must be a mapping of the role's keys (as in role.yaml)")
+        return None
+    return _parse_role(raw, name, report)
 
 
 def in_start_order(roles: Iterable[Role]) -> tuple[Role, ...]:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from kato import facts, lock
+from kato import facts, lock, role_definitions
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import ExitCode, KatoError
-from kato.roles import Role, in_start_order, load_roles
+from kato.role_definitions import roles_directory as roles_directory  # callers name it here
+from kato.roles import Role, in_start_order
 from kato.transport.base import Transport
 from kato.transport.fanout import FanOut, NodeFailure, failure, fan_out
-
-
-def roles_directory() -> Path:
-    """Where the role definitions are: $KATO_ROLES, else the roles/ beside the package."""
-    return Path(os.environ.get("KATO_ROLES", Path(__file__).resolve().parents[1] / "roles"))
 
 
 @dataclass(frozen=True)
@@ -101,12 +95,14 @@ def node_status(transport: Transport, node: NodeConfig, roles: dict[str, Role]) 
 def status(
     cluster: Cluster, names: list[str] | None = None, role_filter: list[str] | None = None
 ) -> ClusterStatus:
-    roles = load_roles(roles_directory())
     chosen = select_nodes(cluster, names, role_filter)
     with connections(cluster) as conns:
 
         def one(name: str) -> NodeStatus:
-            return node_status(conns.get(name), cluster.node(name), roles)
+            transport = conns.get(name)
+            version = facts.platform_version.gather(transport)
+            roles = role_definitions.for_version(cluster, version)
+            return node_status(transport, cluster.node(name), roles)
 
         found: FanOut[NodeStatus] = fan_out([n.name for n in chosen], one, cluster.ssh.parallel)
         held, lock_error = None, None

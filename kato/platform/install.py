@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from kato import release as releases
+from kato import role_definitions
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import UsageError
@@ -219,7 +220,7 @@ def install(
     index = releases.load_index(cluster.releases)
     version = version or index.versions[-1].version
     release = releases.load_release(cluster.releases, version)
-    roles = load_roles(roles_directory())
+    roles = role_definitions.of_release(release)
     chosen = select_nodes(cluster, names)
     per_node = {n.name: node_roles(n, roles, version, set(release.roles)) for n in chosen}
     with tempfile.TemporaryDirectory(prefix="kato-install-") as tmp:
