@@ -14,6 +14,7 @@ from kato.cli import (
     node,
     patch,
     platform,
+    release,
     run,
     sandbox,
     status,
@@ -41,6 +42,7 @@ app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(data.app, name="data")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(release.app, name="release")
 
 
 def _print_version(value: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 
 from kato import __version__, output
@@ -22,13 +24,19 @@ def status(
     node: list[str] = NODES, role: list[str] = ROLES, parallel: int = PARALLEL, as_json: bool = JSON
 ) -> None:
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
-    and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy."""
+    the lock, and whether a newer release is available. Exit 3 if some nodes did not answer,
+    1 if a role is unhealthy."""
     with reported():
         from kato import status as cluster_status
+        from kato.upgrade import catalog
 
-        result = cluster_status.status(load_cluster(parallel), node, role)
+        cluster = load_cluster(parallel)
+        result = cluster_status.status(cluster, node, role)
+        update, problem = catalog.update_for(cluster, [n.version for n in result.nodes])
     if as_json:
-        output.document(result)
+        document = dataclasses.asdict(result)
+        document["update"] = dataclasses.asdict(update) if update else None
+        output.document(document)
         raise typer.Exit(result.exit_code)
     rows = []
     for n in result.nodes:
@@ -60,6 +68,13 @@ def status(
         output.line(f"lock: unknown ({result.lock_error})")
     else:
         output.line("lock: free")
+    if update:
+        output.line(
+            f"update available: {update.version} (redeploys {', '.join(update.roles) or 'no role'}"
+            f"; see `kato release show {update.version}` and `kato upgrade plan {update.version}`)"
+        )
+    elif problem:
+        output.line(f"update: unknown ({problem})")
     raise typer.Exit(result.exit_code)
 
 
