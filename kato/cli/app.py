@@ -18,6 +18,7 @@ from kato.cli import (
     run,
     sandbox,
     status,
+    upgrade,
 )
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(data.app, name="data")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(release.app, name="release")
+app.add_typer(upgrade.app, name="upgrade")
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,70 @@
+"""`kato upgrade plan|stage|in-place|rollback|status`: move the platform to another release."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from kato import output
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.errors import reported
+
+if TYPE_CHECKING:
+    from kato.upgrade.preflight import Preflight
+
+app = typer.Typer(help="Upgrades: plan, stage, in-place, rollback, status.", no_args_is_help=True)
+VERSION = typer.Argument(..., help="The release to go to (see `kato release list`).")
+REPO = typer.Option(None, "--repo", help="The release repository (default: the cluster file's).")
+ALLOW_DOWNGRADE = typer.Option(
+    False, "--allow-downgrade", help="Allow going to an older release than the running one."
+)
+
+
+def show_plan(result: Preflight) -> None:
+    output.line(
+        f"upgrade {result.running or 'nothing'} -> {result.version} ({result.kind}, "
+        f"{result.direction}; digest {result.digest[:12]})"
+    )
+    for check in result.checks:
+        output.line(f"  ok: {check}")
+    for refusal in result.refusals:
+        output.line(f"  REFUSED {refusal.check}: {refusal.message}")
+    for patch in result.dropped_patches:
+        output.line(f"  patch not carried by {result.version}: {patch}")
+    if result.nothing_to_do:
+        output.line(f"every node runs {result.version} already: nothing to do")
+        return
+    output.line("sequence:")
+    for number, step in enumerate(result.sequence, 1):
+        output.line(f"  {number}. {step}")
+
+
+@app.command("plan")
+def plan(
+    version: str = VERSION,
+    kind: str = typer.Option(
+        "in-place", "--kind", help="in-place, graceful (prep + takeover) or stage."
+    ),
+    allow_downgrade: bool = ALLOW_DOWNGRADE,
+    repo: str = REPO,
+    as_json: bool = JSON,
+) -> None:
+    """The preflight of an upgrade to VERSION, changing nothing: every node reachable and
+    healthy, the whole release verified, kato's version in its range, graceful only within a
+    major, no downgrade unless allowed, room to stage, patches not carried, and the exact
+    sequence. Exit 7 when refused."""
+    with reported():
+        from kato.errors import UsageError
+        from kato.upgrade import prepare, preflight
+
+        if kind not in preflight.KINDS:
+            raise UsageError(f"--kind {kind!r}", hint=f"one of {', '.join(preflight.KINDS)}")
+        result = prepare.plan(
+            load_cluster(), version, kind=kind, allow_downgrade=allow_downgrade, repo=repo
+        )
+        if as_json:
+            output.document(result)
+        else:
+            show_plan(result)
+        prepare.refuse(result)
