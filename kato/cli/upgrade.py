@@ -9,6 +9,7 @@ import typer
 from kato import output
 from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
 from kato.cli.errors import reported
+from kato.cli.results import exit_for
 
 if TYPE_CHECKING:
     from kato.upgrade.preflight import Preflight
@@ -56,7 +57,7 @@ def plan(
     sequence. Exit 7 when refused."""
     with reported():
         from kato.errors import UsageError
-        from kato.upgrade import prepare, preflight
+        from kato.upgrade import preflight, prepare
 
         if kind not in preflight.KINDS:
             raise UsageError(f"--kind {kind!r}", hint=f"one of {', '.join(preflight.KINDS)}")
@@ -68,3 +69,40 @@ def plan(
         else:
             show_plan(result)
         prepare.refuse(result)
+
+
+@app.command("stage")
+def stage(
+    version: str = VERSION,
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Upload, verify and unpack VERSION on every node in parallel, touching nothing that
+    runs (SetOps' "create"). Idempotent. Exit 3 if some nodes failed, 7 if refused."""
+    with reported():
+        from kato.upgrade import stage as staging
+
+        result = staging.stage(
+            load_cluster(),
+            version,
+            repo=repo,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+        )
+    if as_json:
+        output.document(result)
+    else:
+        verb = "would" if dry_run else "did"
+        output.line(f"stage {result.version} (digest {result.digest[:12]}): {verb}")
+        for node in result.nodes:
+            failure = result.failed.get(node.node)
+            output.line(
+                f"  {node.shown(result.version)}"
+                + (f": FAILED {failure.message}" if failure else "")
+            )
+        if dry_run:
+            output.line("nothing was changed (--dry-run)")
+    raise typer.Exit(0 if dry_run else exit_for(result.staged, result.failed))

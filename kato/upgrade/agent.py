@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +111,9 @@ def stage(root: Path, version: str, digest: str, role: str, sha: str, file: Path
         tmp = target.with_name(role + TMP)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with tarfile.open(file) as tar:
-            tar.extractall(tmp, filter="data")
+        # GNU tar (the node's python3 may predate tarfile's extraction filters): it keeps
+        # members inside tmp and, with --no-same-owner, owned by root.
+        subprocess.run(("tar", "-xzf", str(file), "-C", str(tmp), "--no-same-owner"), check=True)
         write_atomically(tmp / STAGED, sha + "\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
