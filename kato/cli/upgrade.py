@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -12,6 +13,7 @@ from kato.cli.errors import reported
 from kato.cli.results import exit_for
 
 if TYPE_CHECKING:
+    from kato.upgrade.inplace import UpgradeOutcome
     from kato.upgrade.preflight import Preflight
 
 app = typer.Typer(help="Upgrades: plan, stage, in-place, rollback, status.", no_args_is_help=True)
@@ -106,3 +108,113 @@ def stage(
         if dry_run:
             output.line("nothing was changed (--dry-run)")
     raise typer.Exit(0 if dry_run else exit_for(result.staged, result.failed))
+
+
+def _finish(result: UpgradeOutcome, as_json: bool) -> None:
+    if as_json:
+        output.document(result)
+        raise typer.Exit(result.exit_code)
+    if result.plan is not None and (result.dry_run or result.result == "nothing to do"):
+        show_plan(result.plan)
+    for note in result.notes:
+        output.warn(note)
+    if result.dry_run:
+        output.line("nothing was changed (--dry-run)")
+    elif result.result == "done":
+        output.line(
+            f"upgraded {result.source} -> {result.target} in {result.seconds:.1f}s; "
+            f"downtime {result.downtime:.1f}s (first role stopped -> every role healthy)"
+            + (f"; pre-upgrade export: {result.backup}" if result.backup else "")
+        )
+    elif result.result == "rolled back":
+        output.error(
+            f"the upgrade to {result.target} failed ({result.failure}); every node was rolled "
+            f"back to {result.source} and is healthy",
+            hint=f"`kato upgrade status` and `kato history` show what happened; "
+            f"`kato release show {result.target}`",
+        )
+    raise typer.Exit(result.exit_code)
+
+
+BACKUP_DIR = typer.Option(
+    "/var/lib/kato/upgrade-backups",
+    "--backup-dir",
+    help="Where the pre-upgrade export is written (on the machine running kato).",
+)
+NO_BACKUP = typer.Option(
+    False,
+    "--no-backup",
+    help="Do not export the data the migrations touch (rollback cannot restore it).",
+)
+
+
+@app.command("in-place")
+def in_place(
+    version: str = VERSION,
+    backup_dir: str = BACKUP_DIR,
+    no_backup: bool = NO_BACKUP,
+    allow_downgrade: bool = ALLOW_DOWNGRADE,
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Upgrade in place: preflight, stage, export what the migrations touch, stop the
+    platform, activate VERSION everywhere, migrate, start in role order behind the health
+    gate. A failed gate rolls every node back (exit 3). Run it again to resume."""
+    with reported(), output.progress() as progress:
+        from kato.upgrade import inplace
+
+        result = inplace.in_place(
+            load_cluster(),
+            version,
+            repo=repo,
+            backup_dir=backup_dir,
+            no_backup=no_backup,
+            allow_downgrade=allow_downgrade,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+            progress=progress,
+        )
+    _finish(result, as_json)
+
+
+@app.command("rollback")
+def rollback(
+    yes: bool = typer.Option(False, "--yes", help="Restore the pre-upgrade export without asking."),
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Return every node to the release the last upgrade started from (reverse order). When a
+    migration ran, the pre-upgrade export is restored: it says what will be lost and asks."""
+    with reported():
+        from kato.upgrade import rollback as rolling
+
+        cluster = load_cluster()
+        planned = rolling.rollback(cluster, dry_run=True, repo=repo)
+        for step in planned.steps:
+            output.line(f"  {step}")
+        if dry_run:
+            output.line("nothing was changed (--dry-run)")
+            raise typer.Exit(0)
+        confirmed = yes or (
+            planned.restore is not None
+            and sys.stdin.isatty()
+            and typer.confirm("restore the pre-upgrade export and lose later changes?")
+        )
+        with output.progress() as progress:
+            result = rolling.rollback(
+                cluster,
+                confirmed=confirmed,
+                repo=repo,
+                lock_wait=seconds(lock_wait),
+                command=invocation(),
+                progress=progress,
+            )
+    if as_json:
+        output.document(result)
+    else:
+        output.line(f"rolled back {result.leaving} -> {result.target} in {result.seconds:.1f}s")

@@ -1,0 +1,149 @@
+"""The node walks of an upgrade: stop roles (reverse order), activate a release on every node,
+run migrations, start roles in order behind a health gate. Each step is journaled."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+
+from kato.config import Cluster
+from kato.errors import KatoError
+from kato.migrations import Migration
+from kato.operation import Operation
+from kato.platform.control import wait_healthy
+from kato.progress import Progress
+from kato.roles import Role, in_start_order
+from kato.transport.fanout import NodeFailure, fan_out
+from kato.transport.pool import Connections
+from kato.upgrade.nodes import RELEASES, run_agent
+
+
+class WalkFailed(KatoError):
+    """A step failed on some nodes: which, in which phase, and what they said."""
+
+    def __init__(self, phase: str, failed: dict[str, NodeFailure]) -> None:
+        detail = "; ".join(f"{f.node}: {f.message}" for f in failed.values())
+        super().__init__(f"{phase} failed on {', '.join(sorted(failed))}: {detail}")
+        self.phase = phase
+        self.failed = failed
+
+
+def carriers(cluster: Cluster, role: str) -> list[str]:
+    return [n.name for n in cluster.nodes if role in n.roles]
+
+
+def cluster_roles(cluster: Cluster, definitions: dict[str, Role]) -> tuple[Role, ...]:
+    names = {r for n in cluster.nodes for r in n.roles if r in definitions}
+    return in_start_order(definitions[r] for r in names)
+
+
+def _each(
+    cluster: Cluster,
+    nodes: Sequence[str],
+    work: Callable[[str], int],
+    phase: str,
+    tolerate: bool = False,
+) -> dict[str, NodeFailure]:
+    done = fan_out(list(nodes), work, cluster.ssh.parallel)
+    if done.failed and not tolerate:
+        raise WalkFailed(phase, dict(done.failed))
+    return dict(done.failed)
+
+
+def stop(
+    cluster: Cluster,
+    conns: Connections,
+    op: Operation,
+    roles: Sequence[Role],
+    progress: Progress,
+    tolerate: bool = False,
+) -> dict[str, NodeFailure]:
+    """Stop `roles` in reverse start order on every node carrying them."""
+    failed: dict[str, NodeFailure] = {}
+    for role in reversed(in_start_order(roles)):
+        progress.step(f"stop {role.name}")
+
+        def one(node: str, role: Role = role) -> int:
+            argv = ("systemctl", "stop", "--", *role.units)
+            started = time.monotonic()
+            conns.get(node).run(argv, timeout=120)
+            op.step(node, f"stop {role.name}", argv, "ok", time.monotonic() - started)
+            return 1
+
+        failed |= _each(cluster, carriers(cluster, role.name), one, f"stop {role.name}", tolerate)
+    return failed
+
+
+def activate(
+    cluster: Cluster,
+    conns: Connections,
+    op: Operation,
+    version: str,
+    new: dict[str, Role],
+    old: dict[str, Role],
+    progress: Progress,
+    nodes: Sequence[str] | None = None,
+) -> None:
+    """On every node (in parallel): hooks, units, previous := current, current := version."""
+    progress.step(f"activate {version}")
+
+    def one(node: str) -> int:
+        roles = cluster.node(node).roles
+        plan = {
+            "roles": {r: list(new[r].units) for r in roles if r in new},
+            "old_units": [u for r in roles if r in old for u in old[r].units],
+        }
+        started = time.monotonic()
+        said = run_agent(conns.get(node), "activate", version, json.dumps(plan))
+        op.step(node, said.strip(), None, "ok", time.monotonic() - started)
+        return 1
+
+    _each(cluster, nodes or [n.name for n in cluster.nodes], one, f"activate {version}")
+
+
+def migrate(
+    cluster: Cluster,
+    conns: Connections,
+    op: Operation,
+    version: str,
+    migrations: Sequence[Migration],
+    progress: Progress,
+) -> None:
+    """Each migration on every node carrying its role, with the new release's code."""
+    for migration in migrations:
+        progress.step(f"migrate: {migration.name}")
+        base = f"{RELEASES}/{version}/{migration.role}"
+        argv = (f"{base}/{migration.run[0]}", *migration.run[1:])
+
+        def one(node: str, argv: tuple[str, ...] = argv, name: str = migration.name) -> int:
+            started = time.monotonic()
+            conns.get(node).run(argv, timeout=3600)
+            op.step(node, f"migration {name}", argv, "ok", time.monotonic() - started)
+            return 1
+
+        _each(cluster, carriers(cluster, migration.role), one, f"migration {migration.name}")
+
+
+def start(
+    cluster: Cluster,
+    conns: Connections,
+    op: Operation,
+    roles: Sequence[Role],
+    progress: Progress,
+    nodes: Sequence[str] | None = None,
+) -> None:
+    """Start `roles` in order; each must pass its health gate on every node before the next."""
+    for role in in_start_order(roles):
+        progress.step(f"start {role.name} (health gate: {role.health.timeout:g}s)")
+        targets = [n for n in carriers(cluster, role.name) if nodes is None or n in nodes]
+
+        def one(node: str, role: Role = role) -> int:
+            argv = ("systemctl", "start", "--", *role.units)
+            started = time.monotonic()
+            conns.get(node).run(argv, timeout=120)
+            wait_healthy(conns, node, role)
+            op.step(node, f"start {role.name} (healthy)", argv, "ok", time.monotonic() - started)
+            return 1
+
+        _each(cluster, targets, one, f"start {role.name}")
