@@ -218,3 +218,62 @@ def rollback(
         output.document(result)
     else:
         output.line(f"rolled back {result.leaving} -> {result.target} in {result.seconds:.1f}s")
+
+
+@app.command("status")
+def status(as_json: bool = JSON) -> None:
+    """The last upgrade (kind, from, to, phase, result, downtime, export) and where each node
+    is; says how to go on when it was interrupted. Exit 3 if some nodes did not answer."""
+    with reported():
+        from kato.upgrade import status as upgrade_status
+
+        result = upgrade_status.upgrade_status(load_cluster())
+    if as_json:
+        output.document(result)
+        raise typer.Exit(3 if result.unreachable else 0)
+    rec = result.record
+    if rec is not None:
+        output.line(
+            f"upgrade {rec.id} ({rec.kind}) {rec.source} -> {rec.target}: phase {rec.phase}"
+            + (f", downtime {rec.downtime:.1f}s" if rec.downtime is not None else "")
+        )
+        if rec.backup:
+            output.line(f"pre-upgrade export: {rec.backup} ({', '.join(rec.backup_roles)})")
+        if rec.migrated:
+            output.line(f"migrations run: {', '.join(rec.migrated)}")
+    target = rec.target.upper() if rec else "TARGET"
+    output.table(
+        ("NODE", "CURRENT", "PREVIOUS", target),
+        [(r.node, r.current or "-", r.previous or "-", r.target) for r in result.nodes],
+    )
+    output.line(result.next_step)
+    raise typer.Exit(3 if result.unreachable else 0)
+
+
+@app.command("resume")
+def resume(
+    backup_dir: str = BACKUP_DIR,
+    repo: str = REPO,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Continue the interrupted upgrade (as running its command again does)."""
+    with reported(), output.progress() as progress:
+        from kato.errors import UsageError
+        from kato.upgrade import inplace
+        from kato.upgrade import status as upgrade_status
+
+        cluster = load_cluster()
+        rec = upgrade_status.upgrade_status(cluster).record
+        if rec is None or not rec.unfinished:
+            raise UsageError("no upgrade is unfinished", hint="`kato upgrade status` says more")
+        result = inplace.in_place(
+            cluster,
+            rec.target,
+            repo=repo,
+            backup_dir=backup_dir,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+            progress=progress,
+        )
+    _finish(result, as_json)
