@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.cli.common import JSON, load_cluster
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
 from kato.cli.errors import reported
-from kato.cli.results import failure_rows
+from kato.cli.results import exit_for, failure_rows
 
 app = typer.Typer(help="Platform releases: list, show, prune.", no_args_is_help=True)
 REPO = typer.Option(None, "--repo", help="The release repository (default: the cluster file's).")
@@ -92,3 +92,33 @@ def show(
         output.line("migrations: none")
     if result.notes:
         output.line(f"notes: {result.notes}")
+
+
+@app.command("prune")
+def prune(
+    keep: int = typer.Option(2, "--keep", help="How many of the newest releases to keep."),
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Remove old releases from every node: the current and the previous one always stay
+    (rollback needs no download), and so do the KEEP newest. Exit 3 if some nodes failed."""
+    with reported():
+        from kato.upgrade import prune as pruning
+
+        result = pruning.prune(
+            load_cluster(),
+            keep,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+        )
+    if as_json:
+        output.document(result)
+    else:
+        verb = "would remove" if dry_run else "removed"
+        for node, versions in result.removals.items():
+            output.line(f"{node}: {verb} {', '.join(versions) or 'nothing'}")
+        if result.failed:
+            output.table(("NODE", "PHASE", "ERROR"), failure_rows(result.failed))
+    raise typer.Exit(0 if dry_run else exit_for(result.removals, result.failed))

@@ -175,3 +175,17 @@ def test_the_broken_release_is_rolled_back_by_itself_with_the_data_intact(
     for router in ("node2", "node3"):
         with urllib.request.urlopen(f"http://{cluster.address(router)}/", timeout=10) as reply:
             assert reply.headers["X-Platform-Version"] == "1.0.0"
+
+
+def test_prune_keeps_current_and_previous(cluster: Cluster) -> None:
+    on(cluster, "upgrade", "stage", "1.1.0")
+    dry = on(cluster, "release", "prune", "--keep", "0", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "node2: would remove 1.1.0" in dry
+    assert cluster.host("node2").file("/var/lib/kato/releases/1.1.0").exists
+    on(cluster, "release", "prune", "--keep", "0")
+    host = cluster.host("node2")
+    assert not host.file("/var/lib/kato/releases/1.1.0").exists
+    assert host.file("/var/lib/kato/releases/1.0.0").exists
+    previous = host.file("/var/lib/kato/releases/previous").linked_to
+    assert host.file(str(previous)).is_directory
+    assert set(versions(cluster).values()) == {"1.0.0"}

@@ -127,3 +127,17 @@ def test_prune_keeps_current_previous_and_the_named(tmp_path: Path) -> None:
     done = call(tmp_path, "prune", json.dumps([]))
     assert json.loads(done.stdout) == ["1.0.0", "2.0.0"]
     assert sorted(facts(tmp_path)["versions"]) == ["1.1.0", "1.2.0"]  # type: ignore[arg-type]
+
+
+def test_prune_plans_keep_current_previous_and_the_newest() -> None:
+    from kato.upgrade.nodes import NodeReleases, VersionOnNode
+    from kato.upgrade.prune import plan_node
+
+    have = NodeReleases(
+        "node1",
+        "1.0.0",
+        "1.2.1-broken",
+        {v: VersionOnNode({}, None) for v in ("1.0.0", "1.1.0", "1.2.0", "1.2.1-broken", "2.0.0")},
+    )
+    assert plan_node(have, 0) == (("1.2.1-broken", "1.0.0"), ("2.0.0", "1.2.0", "1.1.0"))
+    assert plan_node(have, 1)[1] == ("1.2.0", "1.1.0")
