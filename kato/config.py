@@ -23,7 +23,8 @@ NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches"}
+TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "load_balancer"}
+LB_KEYS = {"node", "drain", "undrain", "timeout"}
 SSH_KEYS = {
     "user",
     "identity_file",
@@ -58,6 +59,19 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class LoadBalancer:
+    """The load balancer in front of the routers, as kato drives it during a graceful upgrade:
+    `drain` and `undrain` run on `node` (over kato's SSH), `{router}` and `{address}` replaced
+    by the router's name and address. `drain` returns once the router gets no more traffic,
+    `undrain` once it gets traffic again; each within `timeout` seconds."""
+
+    node: str
+    drain: tuple[str, ...]
+    undrain: tuple[str, ...]
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     core: str
@@ -66,6 +80,7 @@ class Cluster:
     releases: str | None = None
     patches: str | None = None
     path: str = ""
+    load_balancer: LoadBalancer | None = None
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
@@ -123,6 +138,7 @@ def parse(raw: Any, path: str) -> Cluster:
         problems.add("core", f"names {core!r}, which is not one of the nodes")
     releases = problems.string(raw, "releases", "", required=False)
     patches = problems.string(raw, "patches", "", required=False)
+    balancer = _parse_load_balancer(raw.get("load_balancer"), {n.name for n in nodes}, problems)
     problems.raise_if_any()
     return Cluster(
         name=name,
@@ -132,7 +148,29 @@ def parse(raw: Any, path: str) -> Cluster:
         releases=releases or None,
         patches=patches or None,
         path=path,
+        load_balancer=balancer,
     )
+
+
+def _parse_load_balancer(raw: Any, nodes: set[str], problems: Problems) -> LoadBalancer | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add("load_balancer", "must be a mapping of node, drain, undrain and timeout")
+        return None
+    problems.unknown_keys(raw, LB_KEYS, "load_balancer")
+    node = problems.string(raw, "node", "load_balancer")
+    if node and node not in nodes:
+        problems.add("load_balancer.node", f"names {node!r}, which is not one of the nodes")
+    hooks = []
+    for key in ("drain", "undrain"):
+        argv = raw.get(key)
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            problems.add(f"load_balancer.{key}", "required: a command as a list of strings")
+            argv = []
+        hooks.append(tuple(argv))
+    timeout = problems.number(raw, "timeout", "load_balancer", 60.0)
+    return LoadBalancer(node, hooks[0], hooks[1], timeout)
 
 
 def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:

@@ -28,6 +28,7 @@ KEYS = (
     "serves_during_upgrade",
     "export",
 )
+OPTIONAL_KEYS = ("data_service",)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 UNIT_PATTERN = re.compile(r"^[A-Za-z0-9@_.:-]+\.(service|socket|timer|target|path|mount)$")
 DATA_DIR_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -75,6 +76,7 @@ class Role:
     data_dirs: Mapping[str, str]
     serves_during_upgrade: bool
     export: Mapping[str, ExportSpec]
+    data_service: bool = False  # left running and untouched by a --stateless upgrade
 
 
 class _Report:
@@ -151,8 +153,8 @@ def _load_file(path: Path, report: _Report) -> Role | None:
 
 def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report) -> Role | None:
     before = len(report.problems)
-    for key in sorted(set(raw) - set(KEYS), key=str):
-        report.add(str(key), f"unknown key (known: {', '.join(KEYS)})")
+    for key in sorted(set(raw) - set(KEYS) - set(OPTIONAL_KEYS), key=str):
+        report.add(str(key), f"unknown key (known: {', '.join(KEYS + OPTIONAL_KEYS)})")
     for key in KEYS:
         if raw.get(key) is None:
             report.add(key, "required" if key not in raw else "must have a value")
@@ -167,6 +169,9 @@ def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report)
     serves = raw.get("serves_during_upgrade")
     if serves is not None and not isinstance(serves, bool):
         report.add("serves_during_upgrade", "must be true or false")
+    data_service = raw.get("data_service", False)
+    if not isinstance(data_service, bool):
+        report.add("data_service", "must be true or false")
     export = None
     if raw.get("export") is not None and data_dirs is not None:
         export = parse_export(raw["export"], data_dirs, report.add)
@@ -182,7 +187,9 @@ def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report)
         or export is None
     ):
         return None
-    return Role(name, description, order, units, health, data_dirs, serves, export)
+    return Role(
+        name, description, order, units, health, data_dirs, serves, export, data_service is True
+    )
 
 
 def _name(value: object, directory_name: str, report: _Report) -> str | None:

@@ -257,23 +257,111 @@ def resume(
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
-    """Continue the interrupted upgrade (as running its command again does)."""
+    """Continue the interrupted upgrade (as running its command again does): an in-place
+    upgrade to its end, a graceful one's prep to prepped, its takeover to its end."""
     with reported(), output.progress() as progress:
         from kato.errors import UsageError
-        from kato.upgrade import inplace
+        from kato.upgrade import graceful, inplace
         from kato.upgrade import status as upgrade_status
 
         cluster = load_cluster()
         rec = upgrade_status.upgrade_status(cluster).record
         if rec is None or not rec.unfinished:
             raise UsageError("no upgrade is unfinished", hint="`kato upgrade status` says more")
-        result = inplace.in_place(
-            cluster,
-            rec.target,
+        wait, command = seconds(lock_wait), invocation()
+        if rec.kind == "in-place":
+            result = inplace.in_place(
+                cluster,
+                rec.target,
+                repo=repo,
+                backup_dir=backup_dir,
+                lock_wait=wait,
+                command=command,
+                progress=progress,
+            )
+        elif rec.phase in graceful.PREP:
+            result = graceful.prep(
+                cluster,
+                rec.target,
+                stateless=rec.stateless,
+                repo=repo,
+                backup_dir=backup_dir,
+                lock_wait=wait,
+                command=command,
+                progress=progress,
+            )
+        else:
+            result = graceful.takeover(
+                cluster, rec.target, repo=repo, lock_wait=wait, command=command, progress=progress
+            )
+    _finish(result, as_json)
+
+
+@app.command("prep")
+def prep(
+    version: str = VERSION,
+    stateless: bool = typer.Option(
+        False,
+        "--stateless",
+        help="Leave the data services (postgresql, redis, filesystem) running.",
+    ),
+    backup_dir: str = BACKUP_DIR,
+    no_backup: bool = NO_BACKUP,
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """First half of a graceful upgrade (within one major version): preflight, stage, export
+    what the migrations touch, and stop every role that does not serve during the upgrade; the
+    routers and the apps keep serving. Then `kato upgrade takeover VERSION`."""
+    with reported(), output.progress() as progress:
+        from kato.upgrade import graceful
+
+        result = graceful.prep(
+            load_cluster(),
+            version,
+            stateless=stateless,
             repo=repo,
             backup_dir=backup_dir,
+            no_backup=no_backup,
+            dry_run=dry_run,
             lock_wait=seconds(lock_wait),
             command=invocation(),
             progress=progress,
+        )
+    if result.result == "prepped" and not as_json:
+        output.line(
+            f"prepped {result.source} -> {result.target}: the routers and apps keep serving; "
+            f"next: kato upgrade takeover {result.target}"
+        )
+    _finish(result, as_json)
+
+
+@app.command("takeover")
+def takeover(
+    version: str = VERSION,
+    repo: str = REPO,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Second half of a graceful upgrade: each router node in turn is drained from the load
+    balancer, moved to VERSION, health-gated and put back; then the other roles start on
+    VERSION in role order with the migrations. A failed gate rolls back (exit 3)."""
+    with reported(), output.progress() as progress:
+        from kato.upgrade import graceful
+
+        result = graceful.takeover(
+            load_cluster(),
+            version,
+            repo=repo,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+            progress=progress,
+        )
+    if result.result == "done" and not as_json:
+        output.line(
+            f"took over {result.source} -> {result.target} in {result.seconds:.1f}s; the "
+            f"stopped roles were down {result.downtime or 0:.1f}s after the routers moved"
         )
     _finish(result, as_json)

@@ -8,7 +8,7 @@ from kato import config
 from kato.errors import KatoError
 from kato.platform import control, install
 from kato.progress import Progress
-from kato.sandbox import clusterfile, katonode
+from kato.sandbox import clusterfile, katonode, loadbalancer
 from kato.sandbox.model import Sandbox
 from kato.transport import local
 
@@ -61,4 +61,6 @@ def provision(sandbox: Sandbox, progress: Progress) -> None:
             "starting the platform failed on "
             + ", ".join(f"{f.node} ({f.message})" for f in started.failed.values())
         )
+    loadbalancer.install(cluster, progress)
+    clusterfile.add_load_balancer(sandbox, loadbalancer.hook_document(cluster.core))
     katonode.install(sandbox, progress)

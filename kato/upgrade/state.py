@@ -39,6 +39,8 @@ class UpgradeState:
     updated: float = field(default_factory=time.time)
     downtime: float | None = None
     detail: str = ""
+    stateless: bool = False  # graceful --stateless: the data services are left alone
+    taken_over: tuple[str, ...] = ()  # graceful: the serving nodes done, one at a time
     format: int = FORMAT
 
     @property
@@ -59,6 +61,7 @@ def read(core: Transport) -> UpgradeState | None:
             raise ValueError(f"format {raw.get('format')!r}")
         raw["backup_roles"] = tuple(raw.get("backup_roles", ()))
         raw["migrated"] = tuple(raw.get("migrated", ()))
+        raw["taken_over"] = tuple(raw.get("taken_over", ()))
         return UpgradeState(**raw)
     except (ValueError, TypeError) as exc:
         raise KatoError(

@@ -58,8 +58,9 @@ def stop(
     roles: Sequence[Role],
     progress: Progress,
     tolerate: bool = False,
+    nodes: Sequence[str] | None = None,
 ) -> dict[str, NodeFailure]:
-    """Stop `roles` in reverse start order on every node carrying them."""
+    """Stop `roles` in reverse start order on every node carrying them (or those of `nodes`)."""
     failed: dict[str, NodeFailure] = {}
     for role in reversed(in_start_order(roles)):
         progress.step(f"stop {role.name}")
@@ -71,7 +72,8 @@ def stop(
             op.step(node, f"stop {role.name}", argv, "ok", time.monotonic() - started)
             return 1
 
-        failed |= _each(cluster, carriers(cluster, role.name), one, f"stop {role.name}", tolerate)
+        targets = [n for n in carriers(cluster, role.name) if nodes is None or n in nodes]
+        failed |= _each(cluster, targets, one, f"stop {role.name}", tolerate)
     return failed
 
 
