@@ -1,0 +1,96 @@
+"""The one health wait: a role is healthy on a node when its units are active and its health
+check passes; each role is waited for up to its own timeout. A node coming back from a reboot
+is waited for first (it answers, systemd is up, and its boot id changed or it stayed healthy)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from kato import facts
+from kato.errors import NodeUnreachable
+from kato.roles import Role
+from kato.transport.base import Transport
+from kato.transport.fanout import failure
+from kato.transport.pool import Connections
+
+POLL = 0.5
+CHECK_TIMEOUT = 5.0  # one health probe; the role's own timeout bounds the whole wait
+SETTLE_POLLS = 3  # healthy this many times in a row, when the boot id did not change
+BOOT_ID = ("cat", "/proc/sys/kernel/random/boot_id")
+
+
+def role_problem(transport: Transport, role: Role) -> str | None:
+    """None when the role is healthy on this node, else what is wrong."""
+    units = facts.unit_states(role.units).gather(transport)
+    down = [u for u, state in units.items() if state != "active"]
+    if down:
+        return f"not running ({', '.join(down)})"
+    return facts.health_check(role.health, timeout=CHECK_TIMEOUT).gather(transport)
+
+
+def wait_healthy(
+    conns: Connections,
+    node: str,
+    roles: Sequence[Role],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Wait until every role is healthy on `node`, each for up to its own health timeout
+    (counted from this call). Raises NodeUnreachable(node, "health") naming the first role
+    that is not."""
+    started = time.monotonic()
+    for role in roles:
+        deadline = started + role.health.timeout
+        while True:
+            problem = role_problem(conns.get(node), role)
+            if problem is None:
+                break
+            if time.monotonic() >= deadline:
+                raise NodeUnreachable(
+                    node,
+                    "health",
+                    f"{role.name} not healthy within {role.health.timeout:g}s: {problem}",
+                )
+            sleep(POLL)
+
+
+def boot_id(transport: Transport) -> str:
+    return transport.run(BOOT_ID, timeout=30).stdout.strip()
+
+
+def wait_back(
+    conns: Connections,
+    node: str,
+    roles: Sequence[Role],
+    previous_boot: str,
+    timeout: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Wait until the node answers, its systemd is up and its roles are healthy: at once when
+    it booted again, or after SETTLE_POLLS healthy answers in a row when it did not (so a node
+    that has only begun to shut down is never taken for healthy)."""
+    deadline = time.monotonic() + timeout
+    streak, last = 0, ""
+    while time.monotonic() < deadline:
+        try:
+            transport = conns.get(node)
+            state = transport.run(
+                ("systemctl", "is-system-running", "--wait"), check=False, timeout=60
+            ).stdout.strip()
+            if state not in ("running", "degraded"):
+                raise NodeUnreachable(node, "health", f"systemd is {state}")
+            for role in roles:
+                problem = role_problem(transport, role)
+                if problem is not None:
+                    raise NodeUnreachable(node, "health", f"{role.name}: failing: {problem}")
+            streak += 1
+            if boot_id(transport) != previous_boot or streak >= SETTLE_POLLS:
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            last = failure(node, exc).message
+            streak = 0
+            conns.drop(node)
+        sleep(1.0)
+    raise NodeUnreachable(node, "health", f"not healthy within {timeout:g}s ({last})")
