@@ -263,6 +263,7 @@ def resume(
         from kato.errors import UsageError
         from kato.upgrade import graceful, inplace
         from kato.upgrade import status as upgrade_status
+        from kato.upgrade import takeover as taking
 
         cluster = load_cluster()
         rec = upgrade_status.upgrade_status(cluster).record
@@ -291,7 +292,7 @@ def resume(
                 progress=progress,
             )
         else:
-            result = graceful.takeover(
+            result = taking.takeover(
                 cluster, rec.target, repo=repo, lock_wait=wait, command=command, progress=progress
             )
     _finish(result, as_json)
@@ -349,9 +350,9 @@ def takeover(
     balancer, moved to VERSION, health-gated and put back; then the other roles start on
     VERSION in role order with the migrations. A failed gate rolls back (exit 3)."""
     with reported(), output.progress() as progress:
-        from kato.upgrade import graceful
+        from kato.upgrade import takeover as taking
 
-        result = graceful.takeover(
+        result = taking.takeover(
             load_cluster(),
             version,
             repo=repo,

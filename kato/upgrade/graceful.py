@@ -18,15 +18,13 @@ from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster, LoadBalancer
 from kato.connect import connections
-from kato.errors import KatoError, PreflightRefused, UsageError
-from kato.migrations import pending
+from kato.errors import PreflightRefused
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
 from kato.roles import Role
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, prepare, state, walk
 from kato.upgrade.inplace import DEFAULT_BACKUP_DIR, UpgradeOutcome, backup, preflight
-from kato.upgrade.rollback import roll_back
 from kato.upgrade.stage import stage_all
 from kato.upgrade.state import UpgradeState
 
@@ -138,115 +136,3 @@ def prep(
             state.write(core, rec := rec.moved("prepped"))
         out.result, out.backup = "prepped", rec.backup
     return out
-
-
-def takeover(
-    cluster: Cluster,
-    version: str,
-    *,
-    repo: str | None = None,
-    lock_wait: float = 0.0,
-    command: Sequence[str] = (),
-    progress: Progress | None = None,
-) -> UpgradeOutcome:
-    progress = progress or SilentProgress()
-    balancer(cluster)
-    location = catalog.repository(cluster, repo)
-    begun = time.monotonic()
-    with connections(cluster) as conns:
-        core = conns.get(cluster.core)
-        rec = state.read(core)
-        if rec is None or rec.kind != "graceful" or not rec.unfinished or rec.target != version:
-            raise UsageError(
-                f"no graceful upgrade to {version} is prepared",
-                hint=f"run `kato upgrade prep {version}` first (`kato upgrade status` says more)",
-            )
-        if rec.phase not in ("prepped", "taking over") and not rec.phase.startswith("failed"):
-            raise PreflightRefused(
-                f"the prep of {version} did not finish ({rec.phase})",
-                hint=f"run `kato upgrade prep {version}` again... or `kato upgrade rollback`",
-            )
-        out = UpgradeOutcome(version, "takeover", False, None, rec.source)
-        out.backup = rec.backup
-        try:
-            rec = _take_over(cluster, conns, rec, location, lock_wait, command, progress)
-        except KatoError as exc:
-            out.failure = exc.message
-            rec = state.read(core) or rec
-            state.write(core, rec := rec.moved(f"failed: {exc.message[:200]}"))
-            progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
-            rec = roll_back(
-                cluster,
-                conns,
-                rec,
-                location,
-                lock_wait=lock_wait,
-                command=command,
-                progress=progress,
-            )
-            _undrain_all(cluster, conns, lock_wait, command)
-        out.result, out.downtime = str(rec.result), rec.downtime
-    out.seconds = time.monotonic() - begun
-    return out
-
-
-def _take_over(
-    cluster: Cluster,
-    conns: Connections,
-    rec: UpgradeState,
-    location: str,
-    lock_wait: float,
-    command: Sequence[str],
-    progress: Progress,
-) -> UpgradeState:
-    core = conns.get(cluster.core)
-    old_release = releases.load_release(location, rec.source)
-    new_release = releases.load_release(location, rec.target)
-    old = role_definitions.of_release(old_release)
-    new = role_definitions.of_release(new_release)
-    keep = {r.name for r in old.values() if rec.stateless and r.data_service}
-    upgraded = {n: r for n, r in new.items() if n not in keep}
-    leaving = {n: r for n, r in old.items() if n not in keep}
-    serving = [r for r in old.values() if r.serves_during_upgrade]
-    names = sorted({n.name for n in cluster.nodes for r in serving if r.name in n.roles})
-    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-        for node in names:
-            if node in rec.taken_over:
-                continue
-            state.write(core, rec := rec.moved("taking over", detail=node))
-            mine = [r for r in serving if r.name in cluster.node(node).roles]
-            hook(cluster, conns, op, "drain", node)
-            walk.stop(cluster, conns, op, mine, progress, nodes=[node])
-            walk.activate(cluster, conns, op, rec.target, upgraded, leaving, progress, nodes=[node])
-            back = [new[r.name] for r in mine if r.name in new]
-            walk.start(cluster, conns, op, back, progress, nodes=[node])
-            hook(cluster, conns, op, "undrain", node)
-            state.write(core, rec := rec.moved("taking over", taken_over=(*rec.taken_over, node)))
-        started = time.monotonic()
-        rest = [n.name for n in cluster.nodes if n.name not in names]
-        state.write(core, rec := rec.moved("activating"))
-        if rest:
-            walk.activate(cluster, conns, op, rec.target, upgraded, leaving, progress, nodes=rest)
-        migrations = pending(old_release.migrations, new_release.migrations)
-        state.write(core, rec := rec.moved("migrating", migrated=tuple(m.name for m in migrations)))
-        walk.migrate(cluster, conns, op, rec.target, migrations, progress)
-        state.write(core, rec := rec.moved("starting"))
-        stopped = [
-            upgraded[r.name] for r in stopped_by_prep(old, rec.stateless) if r.name in upgraded
-        ]
-        walk.start(cluster, conns, op, stopped, progress)
-        rec = rec.moved("done", result="done", downtime=round(time.monotonic() - started, 3))
-        state.write(core, rec)
-    return rec
-
-
-def _undrain_all(
-    cluster: Cluster, conns: Connections, lock_wait: float, command: Sequence[str]
-) -> None:
-    """After a rollback every router is back behind the load balancer (best effort each)."""
-    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-        for node in cluster.with_role("router"):
-            try:
-                hook(cluster, conns, op, "undrain", node.name)
-            except KatoError as exc:
-                op.notes.append(f"undrain {node.name}: {exc.message}")

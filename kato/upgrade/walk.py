@@ -1,5 +1,11 @@
-"""The node walks of an upgrade: stop roles (reverse order), activate a release on every node,
-run migrations, start roles in order behind a health gate. Each step is journaled."""
+"""The role-ordered walks of an upgrade: stop roles cluster-wide in reverse start order,
+activate a release on every node, run migrations, start roles cluster-wide in start order
+behind the health gate. Each step is journaled.
+
+These go role by role across the cluster (every router stops before any dea...), which is the
+order an in-place upgrade needs; walks that go node by node (the takeover's routers) use the
+rollout engine (kato/engine/rollout.py) instead.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from kato.config import Cluster
+from kato.engine.health import wait_healthy
 from kato.errors import KatoError
 from kato.migrations import Migration
 from kato.operation import Operation
-from kato.platform.control import wait_healthy
 from kato.progress import Progress
 from kato.roles import Role, in_start_order
 from kato.transport.fanout import NodeFailure, fan_out
@@ -134,8 +140,10 @@ def start(
     roles: Sequence[Role],
     progress: Progress,
     nodes: Sequence[str] | None = None,
+    gate: bool = True,
 ) -> None:
-    """Start `roles` in order; each must pass its health gate on every node before the next."""
+    """Start `roles` in order; each must pass its health gate on every node before the next
+    (the one health wait of kato/engine/health.py; `gate=False` leaves it to the caller)."""
     for role in in_start_order(roles):
         progress.step(f"start {role.name} (health gate: {role.health.timeout:g}s)")
         targets = [n for n in carriers(cluster, role.name) if nodes is None or n in nodes]
@@ -144,8 +152,9 @@ def start(
             argv = ("systemctl", "start", "--", *role.units)
             started = time.monotonic()
             conns.get(node).run(argv, timeout=120)
-            wait_healthy(conns, node, role)
-            op.step(node, f"start {role.name} (healthy)", argv, "ok", time.monotonic() - started)
+            if gate:
+                wait_healthy(conns, node, [role])
+            op.step(node, f"start {role.name}", argv, "ok", time.monotonic() - started)
             return 1
 
         _each(cluster, targets, one, f"start {role.name}")
