@@ -120,7 +120,7 @@ def _finish(result: UpgradeOutcome, as_json: bool) -> None:
         output.warn(note)
     if result.dry_run:
         output.line("nothing was changed (--dry-run)")
-    elif result.result == "done":
+    elif result.result == "done" and result.kind == "in-place":
         output.line(
             f"upgraded {result.source} -> {result.target} in {result.seconds:.1f}s; "
             f"downtime {result.downtime:.1f}s (first role stopped -> every role healthy)"

@@ -14,6 +14,7 @@ from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import connections
+from kato.data.import_ import import_archive
 from kato.engine.batches import Batching
 from kato.engine.health import wait_healthy
 from kato.engine.report import RolloutReport
@@ -63,18 +64,25 @@ def takeover(
             rec = state.read(core) or walker.rec
             state.write(core, rec := rec.moved(f"failed: {exc.message[:200]}"))
     if rec.unfinished and out.failure:
-        progress.warn(f"{out.failure}: rolling every node back to {rec.source}")
-        with connections(cluster) as conns:
-            rec = roll_back(
-                cluster,
-                conns,
-                rec,
-                location,
-                lock_wait=lock_wait,
-                command=command,
-                progress=progress,
+        progress.warn(f"{out.failure}: moving every node back to {rec.source}, routers one by one")
+        try:
+            rec = roll_back_gracefully(
+                cluster, rec, location, lock_wait=lock_wait, command=command, progress=progress
             )
-            _undrain_all(cluster, conns, lock_wait, command)
+        except KatoError as exc:
+            progress.warn(f"{exc.message}: rolling back in place instead")
+            with connections(cluster) as conns:
+                rec = state.read(conns.get(cluster.core)) or rec
+                rec = roll_back(
+                    cluster,
+                    conns,
+                    rec,
+                    location,
+                    lock_wait=lock_wait,
+                    command=command,
+                    progress=progress,
+                )
+                _undrain_all(cluster, conns, lock_wait, command)
     out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun
     return out
@@ -118,7 +126,9 @@ class Takeover:
         self.rec = self.rec.moved(phase, **changes)
         state.write(self.s.transport(self.cluster.core), self.rec)
 
-    def change_for(self, node: str) -> NodeChange:
+    def change_for(self, node: str, back: bool = False) -> NodeChange:
+        """One serving node moved to the target (undone by moving it back), or, `back`, moved
+        back to the source release."""
         s, mine = self.s, [r for r in self.serving if r in self.cluster.node(node).roles]
         running = {"defs": self.new}
 
@@ -149,6 +159,10 @@ class Takeover:
             move(self.rec.source, self.leaving, self.upgraded)
             self.save("taking over", taken_over=tuple(n for n in self.rec.taken_over if n != node))
 
+        if back:
+            return NodeChange(
+                node, lambda: move(self.rec.source, self.leaving, self.upgraded), verify=verify
+            )
         return NodeChange(
             node,
             lambda: move(self.rec.target, self.upgraded, self.leaving),
@@ -202,6 +216,63 @@ class Takeover:
         )
         self.save("done", result="done", downtime=round(time.monotonic() - started, 3))
         return self.rec
+
+
+def roll_back_gracefully(
+    cluster: Cluster,
+    rec: UpgradeState,
+    location: str,
+    *,
+    lock_wait: float,
+    command: Sequence[str],
+    progress: Progress,
+) -> UpgradeState:
+    """After the routers moved: the other roles stopped and put back on the source release,
+    the routers moved back one at a time (drained, replaced, health-gated, put back, so the
+    apps keep serving), the pre-upgrade export restored if a migration ran, and the roles prep
+    stopped started again in role order."""
+    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+        walker = Takeover(s, rec, location)
+        s.begin()
+        walker.save("rolling back: stopping")
+        prepped = stopped_by_prep(walker.old, rec.stateless)
+        running = [walker.upgraded.get(r.name, r) for r in prepped]
+        walk.stop(cluster, s.conns, s.op, running, progress, tolerate=True)
+        others = [n.name for n in cluster.nodes if n.name not in walker.nodes]
+        if others:
+            walk.activate(
+                cluster,
+                s.conns,
+                s.op,
+                rec.source,
+                walker.leaving,
+                walker.upgraded,
+                progress,
+                nodes=others,
+            )
+        walker.save("rolling back: routers")
+        back = [walker.change_for(n, back=True) for n in walker.nodes]
+        report = rollout(s, back, Batching(s.parallel, serial=1))
+        if report.failed_nodes:
+            raise KatoError(report.summary("moving the routers back"), hint=report.hint())
+        walker.save("rolling back: restoring", taken_over=())
+        rec = walker.rec
+    if rec.migrated and rec.backup is not None:
+        progress.step(f"restoring {', '.join(rec.backup_roles)} from {rec.backup}")
+        import_archive(
+            cluster,
+            rec.backup,
+            only=rec.backup_roles,
+            lock_wait=lock_wait,
+            command=command,
+            progress=progress,
+        )
+    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+        s.begin()
+        walk.start(cluster, s.conns, s.op, prepped, progress)
+        rec = rec.moved("rolled back", result="rolled back")
+        state.write(s.transport(cluster.core), rec)
+    return rec
 
 
 def _undrain_all(
