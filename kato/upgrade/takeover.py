@@ -27,10 +27,12 @@ from kato.progress import Progress, SilentProgress
 from kato.roles import Role
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, state, walk
+from kato.upgrade import nodes as node_releases
 from kato.upgrade.graceful import PREP, balancer, hook, stopped_by_prep
 from kato.upgrade.inplace import UpgradeOutcome
 from kato.upgrade.rollback import roll_back
 from kato.upgrade.state import UpgradeState
+from kato.versions import is_orderable, parse
 
 
 def takeover(
@@ -48,6 +50,7 @@ def takeover(
     begun = time.monotonic()
     with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
         core = s.transport(cluster.core)
+        refuse_major_jump(s, version, location)
         rec = prepared(state.read(core), version)
         out = UpgradeOutcome(version, "takeover", False, None, rec.source)
         out.backup = rec.backup
@@ -86,6 +89,20 @@ def takeover(
     out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun
     return out
+
+
+def refuse_major_jump(s: Session, version: str, location: str) -> None:
+    """A graceful upgrade stays within one major version, whatever was prepared (exit 7)."""
+    found = {n.name: node_releases.gather(s.transport(n.name)) for n in s.cluster.nodes}
+    running = catalog.running_version(found)
+    releases.load_release(location, version)  # an unknown version: exit 2, naming the known
+    comparable = running is not None and is_orderable(running) and is_orderable(version)
+    if comparable and parse(str(running)).major != parse(version).major:
+        raise PreflightRefused(
+            f"{running} -> {version} crosses a major version: a graceful upgrade stays "
+            "within one",
+            hint=f"upgrade in place: `kato upgrade in-place {version}`",
+        )
 
 
 def prepared(rec: UpgradeState | None, version: str) -> UpgradeState:
