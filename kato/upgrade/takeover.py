@@ -99,8 +99,7 @@ def refuse_major_jump(s: Session, version: str, location: str) -> None:
     comparable = running is not None and is_orderable(running) and is_orderable(version)
     if comparable and parse(str(running)).major != parse(version).major:
         raise PreflightRefused(
-            f"{running} -> {version} crosses a major version: a graceful upgrade stays "
-            "within one",
+            f"{running} -> {version} crosses a major version: a graceful upgrade stays within one",
             hint=f"upgrade in place: `kato upgrade in-place {version}`",
         )
 

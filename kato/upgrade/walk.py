@@ -15,14 +15,15 @@ from collections.abc import Callable, Sequence
 
 from kato.config import Cluster
 from kato.engine.health import wait_healthy
-from kato.errors import KatoError
+from kato.errors import KatoError, RemoteCommandFailed
 from kato.migrations import Migration
 from kato.operation import Operation
 from kato.progress import Progress
 from kato.roles import Role, in_start_order
 from kato.transport.fanout import NodeFailure, fan_out
 from kato.transport.pool import Connections
-from kato.upgrade.nodes import RELEASES, run_agent
+from kato.upgrade import tasks
+from kato.upgrade.nodes import run_agent
 
 
 class WalkFailed(KatoError):
@@ -121,13 +122,32 @@ def migrate(
     """Each migration on every node carrying its role, with the new release's code."""
     for migration in migrations:
         progress.step(f"migrate: {migration.name}")
-        base = f"{RELEASES}/{version}/{migration.role}"
-        argv = (f"{base}/{migration.run[0]}", *migration.run[1:])
 
-        def one(node: str, argv: tuple[str, ...] = argv, name: str = migration.name) -> int:
-            started = time.monotonic()
-            conns.get(node).run(argv, timeout=3600)
-            op.step(node, f"migration {name}", argv, "ok", time.monotonic() - started)
+        def one(node: str, migration: Migration = migration) -> int:
+            result, started, seconds = tasks.run_in_release(
+                conns.get(node), version, migration.role, migration.run
+            )
+            done = tasks.Task(
+                op.id,
+                version,
+                node,
+                migration.role,
+                migration.run,
+                round(started, 3),
+                round(seconds, 3),
+                result.status,
+                tasks.last_line(result),
+            )
+            tasks.record(conns.get(cluster.core), done)
+            op.step(
+                node,
+                f"migration {migration.name}",
+                migration.run,
+                "ok" if result.ok else f"exit {result.status}",
+                seconds,
+            )
+            if not result.ok:
+                raise RemoteCommandFailed(node, migration.run, result.status, result.stderr)
             return 1
 
         _each(cluster, carriers(cluster, migration.role), one, f"migration {migration.name}")

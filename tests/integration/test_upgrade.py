@@ -134,6 +134,24 @@ def test_stage_touches_nothing_live_and_is_idempotent(cluster: Cluster) -> None:
     assert set(staged["nodes"].values()) == {"staged"}
 
 
+def test_a_one_off_task_runs_with_the_staged_code_and_is_recorded(cluster: Cluster) -> None:
+    ran = on(cluster, "upgrade", "task", "1.2.0", "--role", "controller", "--", "cat", "VERSION")
+    assert "on node1 (1.2.0/controller): exit 0" in ran.stdout  # type: ignore[attr-defined]
+    assert "last line: 1.2.0" in ran.stdout  # type: ignore[attr-defined]
+    failing = run(
+        cluster, "upgrade", "task", "1.2.0", "--role", "router", "--", "sh", "-c", "exit 4"
+    )
+    assert failing.returncode == 4  # type: ignore[attr-defined]
+    unstaged = run(cluster, "upgrade", "task", "2.0.0", "--role", "controller", "--", "true")
+    assert unstaged.returncode == 7 and "kato upgrade stage 2.0.0" in unstaged.stderr  # type: ignore[attr-defined]
+    listed = json.loads(on(cluster, "upgrade", "tasks", "--json").stdout)  # type: ignore[attr-defined]
+    last = listed[-2:]
+    assert [(t["node"], t["command"], t["exit"]) for t in last] == [
+        ("node1", ["cat", "VERSION"], 0),
+        ("node2", ["sh", "-c", "exit 4"], 4),
+    ]
+
+
 def test_in_place_migrates_and_rollback_restores_the_export(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -148,6 +166,8 @@ def test_in_place_migrates_and_rollback_restores_the_export(
     apps = migrated["apps"]
     assert apps["blog"]["created"] == apps["blog"]["updated"]  # type: ignore[index]
     assert len(list(tmp_path.glob("*.tar.zst"))) == 1
+    recorded = json.loads(on(cluster, "upgrade", "tasks", "--json").stdout)  # type: ignore[attr-defined]
+    assert recorded[-1]["command"][0] == "bin/migrate" and recorded[-1]["exit"] == 0
     back = run(cluster, "upgrade", "plan", "1.0.0")
     assert back.returncode == 7 and "kato upgrade rollback" in back.stderr  # type: ignore[attr-defined]
     unconfirmed = run(cluster, "upgrade", "rollback")
