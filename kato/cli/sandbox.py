@@ -49,14 +49,26 @@ def up(
     bare: bool = typer.Option(
         False, "--bare", help="Nodes only: do not install and start the reference platform."
     ),
+    from_archive: str = typer.Option(
+        None,
+        "--from-archive",
+        help="Rehearse on a cluster's data: its platform version, and the archive imported.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Build the node image (once), boot NODES nodes, install and start the reference
-    platform 1.0.0 with kato; a live sandbox is left as it is."""
+    platform 1.0.0 with kato (--from-archive: the archive's version, then the archive imported);
+    a live sandbox is left as it is."""
     with reported(), output.progress() as progress:
         from kato.sandbox import lifecycle
 
-        result = lifecycle.up(name, nodes, subnet, mirror, progress, platform=not bare)
+        if bare and from_archive:
+            from kato.errors import UsageError
+
+            raise UsageError("--bare and --from-archive exclude each other")
+        result = lifecycle.up(
+            name, nodes, subnet, mirror, progress, platform=not bare, from_archive=from_archive
+        )
     if not result.created:
         output.info(f"sandbox {name!r} is already up; nothing changed")
     if result.note:

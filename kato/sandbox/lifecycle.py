@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kato.errors import KatoError
+from kato.errors import KatoError, UsageError
 from kato.progress import Progress
 from kato.sandbox import clusterfile, disk, host, image, model, network, provision
 from kato.sandbox import node as nodes
+from kato.sandbox import rehearsal as rehearsals
 from kato.sandbox.model import Node, Sandbox
 from kato.transport import local, probe
 
@@ -74,11 +75,17 @@ def up(
     mirror: str | None,
     progress: Progress,
     platform: bool = True,
+    from_archive: str | None = None,
 ) -> UpResult:
     model.validate_name(name)
     host.require_root("kato sandbox up")
     host.require_tools()
     existing = model.load(name)
+    if existing is not None and from_archive:
+        raise UsageError(
+            f"sandbox {name!r} exists: a rehearsal imports into a new sandbox only",
+            hint=f"`kato sandbox down --name {name}` first, or choose another --name",
+        )
     if existing is not None:
         return _already_there(existing, count)
     if subnet is None:
@@ -86,6 +93,7 @@ def up(
     else:
         host.check_subnet_free(subnet)
     model.plan_sandbox(name, count, subnet, image="")  # validates count and subnet first
+    rehearsal = rehearsals.read(from_archive, count, progress) if from_archive else None
     root = image.ensure_image(progress, mirror)
     sandbox = model.plan_sandbox(name, count, subnet, image=str(root))
     for change in host.raise_inotify_limits(count):
@@ -94,7 +102,10 @@ def up(
     try:
         _create(sandbox, progress)
         if platform:
-            provision.provision(sandbox, progress)
+            version = rehearsal.version if rehearsal else provision.PLATFORM_VERSION
+            provision.provision(sandbox, progress, version)
+        if rehearsal is not None:
+            rehearsals.restore(sandbox, rehearsal, progress)
     except BaseException:
         progress.warn(f"`kato sandbox up` failed: removing the half-made sandbox {name!r}")
         down(name, progress)

@@ -40,15 +40,15 @@ def build_patches(sandbox: Sandbox) -> Path:
     return target
 
 
-def provision(sandbox: Sandbox, progress: Progress) -> None:
+def provision(sandbox: Sandbox, progress: Progress, version: str = PLATFORM_VERSION) -> None:
     progress.step("building the reference platform's release repository")
     build_releases(sandbox)
     progress.step("building the sample patch repository")
     build_patches(sandbox)
     cluster = config.load(str(clusterfile.cluster_path(sandbox)), env={})
     command = ["kato", "sandbox", "up", "--name", sandbox.name]
-    progress.step(f"kato install --version {PLATFORM_VERSION}")
-    done = install.install(cluster, PLATFORM_VERSION, None, command=command)
+    progress.step(f"kato install --version {version}")
+    done = install.install(cluster, version, None, command=command)
     if done.failed:
         raise KatoError(
             "installing the platform failed on "

@@ -111,35 +111,37 @@ def test_a_tampered_artifact_is_refused_before_any_node_changes(
 
 def test_every_dry_run_changes_nothing(cluster: Cluster) -> None:
     before = node_state(cluster)
-    staged = on(cluster, "upgrade", "stage", "1.2.0", "--dry-run").stdout  # type: ignore[attr-defined]
-    assert "node1: stage controller, postgresql, redis, filesystem 1.2.0" in staged
-    moved = on(cluster, "upgrade", "in-place", "1.2.0", "--dry-run").stdout  # type: ignore[attr-defined]
-    assert "activate 1.2.0 on every node" in moved and "nothing was changed" in moved
+    staged = on(cluster, "upgrade", "stage", "2.0.0", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "node1: stage controller, postgresql, redis, filesystem 2.0.0" in staged
+    moved = on(cluster, "upgrade", "in-place", "2.0.0", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "activate 2.0.0 on every node" in moved and "nothing was changed" in moved
+    pruned = on(cluster, "release", "prune", "--keep", "0", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "would remove" in pruned
     assert node_state(cluster) == before
 
 
 def test_stage_touches_nothing_live_and_is_idempotent(cluster: Cluster) -> None:
     pids = cluster.host("node1").check_output("systemctl show -p MainPID --value kato-controller")
-    first = on(cluster, "upgrade", "stage", "1.2.0").stdout  # type: ignore[attr-defined]
-    assert "node2: stage router, dea 1.2.0" in first
+    first = on(cluster, "upgrade", "stage", "1.1.0").stdout  # type: ignore[attr-defined]
+    assert "node2: stage router, dea 1.1.0" in first
     host = cluster.host("node2")
-    assert host.file("/var/lib/kato/releases/1.2.0/router/.kato-staged-sha256").exists
+    assert host.file("/var/lib/kato/releases/1.1.0/router/.kato-staged-sha256").exists
     assert host.file("/var/lib/kato/releases/current").linked_to == "/var/lib/kato/releases/1.0.0"
-    again = on(cluster, "upgrade", "stage", "1.2.0").stdout  # type: ignore[attr-defined]
+    again = on(cluster, "upgrade", "stage", "1.1.0").stdout  # type: ignore[attr-defined]
     assert "node2: router, dea staged already" in again
     after = cluster.host("node1").check_output("systemctl show -p MainPID --value kato-controller")
     assert after == pids
     rows = json.loads(on(cluster, "release", "list", "--json").stdout)  # type: ignore[attr-defined]
-    staged = next(r for r in rows["releases"] if r["version"] == "1.2.0")
+    staged = next(r for r in rows["releases"] if r["version"] == "1.1.0")
     assert set(staged["nodes"].values()) == {"staged"}
 
 
 def test_a_one_off_task_runs_with_the_staged_code_and_is_recorded(cluster: Cluster) -> None:
-    ran = on(cluster, "upgrade", "task", "1.2.0", "--role", "controller", "--", "cat", "VERSION")
-    assert "on node1 (1.2.0/controller): exit 0" in ran.stdout  # type: ignore[attr-defined]
-    assert "last line: 1.2.0" in ran.stdout  # type: ignore[attr-defined]
+    ran = on(cluster, "upgrade", "task", "1.1.0", "--role", "controller", "--", "cat", "VERSION")
+    assert "on node1 (1.1.0/controller): exit 0" in ran.stdout  # type: ignore[attr-defined]
+    assert "last line: 1.1.0" in ran.stdout  # type: ignore[attr-defined]
     failing = run(
-        cluster, "upgrade", "task", "1.2.0", "--role", "router", "--", "sh", "-c", "exit 4"
+        cluster, "upgrade", "task", "1.1.0", "--role", "router", "--", "sh", "-c", "exit 4"
     )
     assert failing.returncode == 4  # type: ignore[attr-defined]
     unstaged = run(cluster, "upgrade", "task", "2.0.0", "--role", "controller", "--", "true")
