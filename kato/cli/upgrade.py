@@ -8,39 +8,27 @@ from typing import TYPE_CHECKING
 import typer
 
 from kato import output
+from kato.cli import upgrade_graceful, upgrade_tasks
 from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
 from kato.cli.errors import reported
 from kato.cli.results import exit_for
-
-if TYPE_CHECKING:
-    from kato.upgrade.inplace import UpgradeOutcome
-    from kato.upgrade.preflight import Preflight
-
-app = typer.Typer(help="Upgrades: plan, stage, in-place, rollback, status.", no_args_is_help=True)
-VERSION = typer.Argument(..., help="The release to go to (see `kato release list`).")
-REPO = typer.Option(None, "--repo", help="The release repository (default: the cluster file's).")
-ALLOW_DOWNGRADE = typer.Option(
-    False, "--allow-downgrade", help="Allow going to an older release than the running one."
+from kato.cli.upgrade_common import (
+    ALLOW_DOWNGRADE,
+    BACKUP_DIR,
+    NO_BACKUP,
+    REPO,
+    VERSION,
+    finish,
+    show_plan,
 )
 
+if TYPE_CHECKING:
+    pass
 
-def show_plan(result: Preflight) -> None:
-    output.line(
-        f"upgrade {result.running or 'nothing'} -> {result.version} ({result.kind}, "
-        f"{result.direction}; digest {result.digest[:12]})"
-    )
-    for check in result.checks:
-        output.line(f"  ok: {check}")
-    for refusal in result.refusals:
-        output.line(f"  REFUSED {refusal.check}: {refusal.message}")
-    for patch in result.dropped_patches:
-        output.line(f"  patch not carried by {result.version}: {patch}")
-    if result.nothing_to_do:
-        output.line(f"every node runs {result.version} already: nothing to do")
-        return
-    output.line("sequence:")
-    for number, step in enumerate(result.sequence, 1):
-        output.line(f"  {number}. {step}")
+app = typer.Typer(
+    help="Upgrades: plan, stage, in-place, prep, takeover, rollback, status, resume, tasks.",
+    no_args_is_help=True,
+)
 
 
 @app.command("plan")
@@ -110,44 +98,6 @@ def stage(
     raise typer.Exit(0 if dry_run else exit_for(result.staged, result.failed))
 
 
-def _finish(result: UpgradeOutcome, as_json: bool) -> None:
-    if as_json:
-        output.document(result)
-        raise typer.Exit(result.exit_code)
-    if result.plan is not None and (result.dry_run or result.result == "nothing to do"):
-        show_plan(result.plan)
-    for note in result.notes:
-        output.warn(note)
-    if result.dry_run:
-        output.line("nothing was changed (--dry-run)")
-    elif result.result == "done" and result.kind == "in-place":
-        output.line(
-            f"upgraded {result.source} -> {result.target} in {result.seconds:.1f}s; "
-            f"downtime {result.downtime:.1f}s (first role stopped -> every role healthy)"
-            + (f"; pre-upgrade export: {result.backup}" if result.backup else "")
-        )
-    elif result.result == "rolled back":
-        output.error(
-            f"the upgrade to {result.target} failed ({result.failure}); every node was rolled "
-            f"back to {result.source} and is healthy",
-            hint=f"`kato upgrade status` and `kato history` show what happened; "
-            f"`kato release show {result.target}`",
-        )
-    raise typer.Exit(result.exit_code)
-
-
-BACKUP_DIR = typer.Option(
-    "/var/lib/kato/upgrade-backups",
-    "--backup-dir",
-    help="Where the pre-upgrade export is written (on the machine running kato).",
-)
-NO_BACKUP = typer.Option(
-    False,
-    "--no-backup",
-    help="Do not export the data the migrations touch (rollback cannot restore it).",
-)
-
-
 @app.command("in-place")
 def in_place(
     version: str = VERSION,
@@ -177,7 +127,7 @@ def in_place(
             command=invocation(),
             progress=progress,
         )
-    _finish(result, as_json)
+    finish(result, as_json)
 
 
 @app.command("rollback")
@@ -295,142 +245,10 @@ def resume(
             result = taking.takeover(
                 cluster, rec.target, repo=repo, lock_wait=wait, command=command, progress=progress
             )
-    _finish(result, as_json)
+    finish(result, as_json)
 
 
-@app.command("prep")
-def prep(
-    version: str = VERSION,
-    stateless: bool = typer.Option(
-        False,
-        "--stateless",
-        help="Leave the data services (postgresql, redis, filesystem) running.",
-    ),
-    backup_dir: str = BACKUP_DIR,
-    no_backup: bool = NO_BACKUP,
-    repo: str = REPO,
-    dry_run: bool = DRY_RUN,
-    lock_wait: str = LOCK_WAIT,
-    as_json: bool = JSON,
-) -> None:
-    """First half of a graceful upgrade (within one major version): preflight, stage, export
-    what the migrations touch, and stop every role that does not serve during the upgrade; the
-    routers and the apps keep serving. Then `kato upgrade takeover VERSION`."""
-    with reported(), output.progress() as progress:
-        from kato.upgrade import graceful
-
-        result = graceful.prep(
-            load_cluster(),
-            version,
-            stateless=stateless,
-            repo=repo,
-            backup_dir=backup_dir,
-            no_backup=no_backup,
-            dry_run=dry_run,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-            progress=progress,
-        )
-    if result.result == "prepped" and not as_json:
-        output.line(
-            f"prepped {result.source} -> {result.target}: the routers and apps keep serving; "
-            f"next: kato upgrade takeover {result.target}"
-        )
-    _finish(result, as_json)
-
-
-@app.command("takeover")
-def takeover(
-    version: str = VERSION,
-    repo: str = REPO,
-    lock_wait: str = LOCK_WAIT,
-    as_json: bool = JSON,
-) -> None:
-    """Second half of a graceful upgrade: each router node in turn is drained from the load
-    balancer, moved to VERSION, health-gated and put back; then the other roles start on
-    VERSION in role order with the migrations. A failed gate rolls back (exit 3)."""
-    with reported(), output.progress() as progress:
-        from kato.upgrade import takeover as taking
-
-        result = taking.takeover(
-            load_cluster(),
-            version,
-            repo=repo,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-            progress=progress,
-        )
-    if result.result == "done" and not as_json:
-        output.line(
-            f"took over {result.source} -> {result.target} in {result.seconds:.1f}s; the "
-            f"stopped roles were down {result.downtime or 0:.1f}s after the routers moved"
-        )
-    _finish(result, as_json)
-
-
-@app.command("task")
-def task(
-    version: str = VERSION,
-    argv: list[str] = typer.Argument(..., metavar="-- CMD...", help="The command and its args."),
-    role: str = typer.Option(..., "--role", help="Run it where this role is, in its release dir."),
-    node: str = typer.Option(None, "--node", help="This node (default: the first with the role)."),
-    lock_wait: str = LOCK_WAIT,
-    as_json: bool = JSON,
-) -> None:
-    """Run a one-off task with VERSION's code (staged or running) on a node carrying ROLE, in
-    /var/lib/kato/releases/VERSION/ROLE, and record it (`kato upgrade tasks`). Exits with the
-    task's status when it fails (1 if that is above 255), 7 when VERSION is not staged there."""
-    with reported():
-        from kato.upgrade import tasks as one_off
-
-        result = one_off.task(
-            load_cluster(),
-            version,
-            role,
-            argv,
-            node=node,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-        )
-    if as_json:
-        output.document(result)
-    else:
-        output.line(
-            f"task {result.id} on {result.node} ({result.release}/{result.role}): exit "
-            f"{result.exit} after {result.seconds:.1f}s; last line: {result.last_line or '-'}"
-        )
-    raise typer.Exit(0 if result.exit == 0 else min(result.exit, 255) or 1)
-
-
-@app.command("tasks")
-def tasks(
-    limit: int = typer.Option(50, "--limit", help="How many of the last tasks."),
-    as_json: bool = JSON,
-) -> None:
-    """The one-off tasks and migrations run so far: id, release, node, command, started,
-    duration, exit status and last output line."""
-    with reported():
-        from kato.upgrade import tasks as one_off
-
-        found = one_off.tasks(load_cluster(), limit)
-    if as_json:
-        output.document(found)
-        return
-    import datetime as dt
-
-    output.table(
-        ("ID", "RELEASE", "NODE", "COMMAND", "STARTED", "SECONDS", "EXIT", "LAST LINE"),
-        [
-            (
-                t.id,
-                t.release,
-                t.node,
-                " ".join(t.command),
-                dt.datetime.fromtimestamp(t.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-                f"{t.seconds:.1f}",
-                str(t.exit),
-                t.last_line,
-            )
-            for t in found
-        ],
-    )
+app.command("prep")(upgrade_graceful.prep)
+app.command("takeover")(upgrade_graceful.takeover)
+app.command("task")(upgrade_tasks.task)
+app.command("tasks")(upgrade_tasks.tasks)
