@@ -17,7 +17,7 @@ from kato.connect import connections
 from kato.data.import_ import import_archive
 from kato.engine.batches import Batching
 from kato.engine.health import wait_healthy
-from kato.engine.report import RolloutReport
+from kato.engine.report import FAILED, RolloutReport
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.errors import KatoError, PreflightRefused, UsageError
@@ -59,9 +59,19 @@ def takeover(
             report = walker.routers()
             if report.failed_nodes:
                 out.failure = report.summary("the takeover of the routers")
+                stuck = report.of(FAILED)  # its undo failed too: not back on the old release
+                if stuck:
+                    walker.save(f"failed: {out.failure[:200]}")
+                    raise RoutersStuck(
+                        f"{out.failure}; {', '.join(stuck)} could not be put back",
+                        hint=f"bring {', '.join(stuck)} back (`kato status`), then "
+                        "`kato upgrade rollback` (or `kato upgrade resume` to go on)",
+                    )
                 rec = walker.back_to_prep(out.failure)
             else:
                 rec = walker.rest()
+        except RoutersStuck:
+            raise  # the record says where each node is; rolling back needs those nodes
         except KatoError as exc:
             out.failure = exc.message
             rec = state.read(core) or walker.rec
@@ -89,6 +99,10 @@ def takeover(
     out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun
     return out
+
+
+class RoutersStuck(KatoError):
+    """A serving node failed and could not be put back either: nothing more is tried."""
 
 
 def refuse_major_jump(s: Session, version: str, location: str) -> None:
