@@ -90,3 +90,37 @@ def test_kill_9_mid_upgrade_then_resume_finishes_it(cluster: Cluster, tmp_path: 
     on(cluster, "upgrade", "rollback", "--yes")
     assert set(versions(cluster).values()) == {"1.0.0"}
     assert registry(cluster) == before
+
+
+def taken_over(cluster: Cluster) -> list[str]:
+    done = cluster.ssh("node1", f"cat {STATE}")
+    return list(json.loads(done.stdout).get("taken_over", [])) if done.returncode == 0 else []
+
+
+def test_kill_9_between_two_routers_then_resume_finishes_the_takeover(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    before = registry(cluster)
+    path = cluster.home / "cluster.yaml"
+    on(cluster, "upgrade", "prep", "1.2.0", "--backup-dir", str(tmp_path))
+    takeover = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "upgrade", "takeover", "1.2.0"),
+        env={**os.environ, "KATO_LOCK_TTL": "5"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: taken_over(cluster) == ["node2"], "node2 to be taken over")
+    finally:
+        takeover.send_signal(signal.SIGKILL)
+        takeover.wait()
+    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    assert "interrupted in taking over" in status
+    resumed = on(cluster, "upgrade", "resume", "--lock-wait", "60s")
+    assert "took over 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    shown = cluster.ssh("node1", "/usr/local/sbin/kato-lb show").stdout
+    assert "node2 UP" in shown and "node3 UP" in shown
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
