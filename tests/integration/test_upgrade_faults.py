@@ -124,3 +124,36 @@ def test_kill_9_between_two_routers_then_resume_finishes_the_takeover(
     on(cluster, "upgrade", "rollback", "--yes")
     assert set(versions(cluster).values()) == {"1.0.0"}
     assert registry(cluster) == before
+
+
+def test_a_router_crashed_mid_takeover_is_named_and_resume_finishes_once_it_is_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import kato
+
+    before = registry(cluster)
+    path = cluster.home / "cluster.yaml"
+    on(cluster, "upgrade", "prep", "1.2.0", "--backup-dir", str(tmp_path))
+    takeover = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "upgrade", "takeover", "1.2.0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: taken_over(cluster) == ["node2"], "node2 to be taken over")
+        kato("sandbox", "crash", "node3", "--name", cluster.name)
+        _, stderr = takeover.communicate(timeout=600)
+    finally:
+        if takeover.poll() is None:
+            takeover.kill()
+        kato("sandbox", "start", "node3", "--name", cluster.name)
+    assert takeover.returncode == 1, stderr
+    assert "node3" in stderr and "could not be put back" in stderr
+    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    assert "interrupted in failed" in status
+    on(cluster, "upgrade", "resume", "--lock-wait", "60s")
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
