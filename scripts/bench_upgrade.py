@@ -16,9 +16,11 @@ import http.client
 import ipaddress
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -138,10 +140,12 @@ def main() -> int:
     if up.returncode != 0:
         print(up.stderr, file=sys.stderr)
         return 1
+    backups: tuple[str, ...] = ()
     try:
         status = json.loads(up.stdout)
         core = next(n["address"] for n in status["nodes"] if n["name"] == "node1")
         small = max(500, args.requests // 10)
+        backups = ("--backup-dir", tempfile.mkdtemp(prefix="kato-bench-upgrade-"))
         rows = [("baseline, no upgrade", under_load(core, small, args.rate))]
         rows.append(
             (
@@ -150,7 +154,7 @@ def main() -> int:
                     core,
                     args.requests,
                     args.rate,
-                    ("upgrade", "prep", "1.2.0"),
+                    ("upgrade", "prep", "1.2.0", *backups),
                     ("upgrade", "takeover", "1.2.0"),
                 ),
             )
@@ -158,17 +162,19 @@ def main() -> int:
         rows.append(
             (
                 "rollback --yes 1.2.0 -> 1.0.0",
-                under_load(core, small * 4, args.rate, ("upgrade", "rollback", "--yes")),
+                under_load(core, small * 5, args.rate, ("upgrade", "rollback", "--yes")),
             )
         )
         rows.append(
             (
                 "in-place 1.0.0 -> 1.2.0",
-                under_load(core, small * 4, args.rate, ("upgrade", "in-place", "1.2.0")),
+                under_load(core, small * 5, args.rate, ("upgrade", "in-place", "1.2.0", *backups)),
             )
         )
     finally:
         subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
+        if backups:
+            shutil.rmtree(backups[1], ignore_errors=True)
     base = rows[0][1]["latency"]
     print(f"upgrades under load through haproxy ({core}:{PORT}), 3-node sandbox")
     print(
