@@ -136,3 +136,9 @@ def test_every_reference_release_carries_every_role_definition(
 ) -> None:
     release = load_release(release_repo, version)
     assert set(release.definitions) == set(release.roles)
+
+
+def test_patches_installed_now_are_listed_as_not_carried(release_repo: Path) -> None:
+    found = facts(release_repo, "1.2.0", patches={"node2": ("router-nosniff (for 1.0.0)",)})
+    result = judge(CLUSTER, found, "in-place", False)
+    assert result.ok and result.dropped_patches == ("node2: router-nosniff (for 1.0.0)",)
