@@ -21,6 +21,7 @@ from kato.operation import operation
 from kato.progress import Progress, SilentProgress
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, state, walk
+from kato.upgrade import nodes as node_releases
 from kato.upgrade.state import UpgradeState
 
 
@@ -77,6 +78,21 @@ def check(rec: UpgradeState | None) -> UpgradeState:
             f"on {rec.target}",
         )
     return rec
+
+
+def require_installed(cluster: Cluster, conns: Connections, version: str) -> None:
+    """Every node must still hold `version` for its roles before anything stops (exit 7)."""
+    missing = []
+    for node in cluster.nodes:
+        have = node_releases.gather(conns.get(node.name)).versions.get(version)
+        if have is None or not set(node.roles) <= set(have.roles):
+            missing.append(node.name)
+    if missing:
+        raise PreflightRefused(
+            f"{version} is no longer installed on {', '.join(missing)}: rolling back would stop "
+            "the platform and find nothing to start (nothing was changed)",
+            hint=f"stage it again first: `kato upgrade stage {version}`",
+        )
 
 
 def roll_back(
@@ -136,6 +152,7 @@ def rollback(
     started = time.monotonic()
     with connections(cluster) as conns:
         rec = check(state.read(conns.get(cluster.core)))
+        require_installed(cluster, conns, rec.source)
         out = describe(rec)
         if dry_run:
             return out

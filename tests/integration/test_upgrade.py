@@ -176,6 +176,11 @@ def test_in_place_migrates_and_rollback_restores_the_export(
     assert unconfirmed.returncode == 7  # type: ignore[attr-defined]
     assert "changes made to that data since the export are lost" in unconfirmed.stderr  # type: ignore[attr-defined]
     assert set(versions(cluster).values()) == {"1.2.0"}
+    cluster.ssh("node3", "rm -rf /var/lib/kato/releases/1.0.0")
+    gone = run(cluster, "upgrade", "rollback", "--yes")
+    assert gone.returncode == 7 and "kato upgrade stage 1.0.0" in gone.stderr  # type: ignore[attr-defined]
+    assert set(versions(cluster).values()) == {"1.2.0"}  # nothing was stopped
+    on(cluster, "upgrade", "stage", "1.0.0")
     on(cluster, "upgrade", "rollback", "--yes")
     assert set(versions(cluster).values()) == {"1.0.0"}
     assert registry(cluster) == before
