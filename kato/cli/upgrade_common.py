@@ -66,6 +66,16 @@ def finish(result: UpgradeOutcome, as_json: bool) -> None:
             f"downtime {result.downtime:.1f}s (first role stopped -> every role healthy)"
             + (f"; pre-upgrade export: {result.backup}" if result.backup else "")
         )
+    elif result.result == "done" and result.kind == "takeover":
+        output.line(
+            f"took over {result.source} -> {result.target} in {result.seconds:.1f}s; the "
+            f"stopped roles were down {result.downtime or 0:.1f}s after the routers moved"
+        )
+    elif result.result == "prepped":
+        output.line(
+            f"prepped {result.source} -> {result.target}: the routers and apps keep serving; "
+            f"next: kato upgrade takeover {result.target}"
+        )
     elif result.result == "rolled back":
         output.error(
             f"the upgrade to {result.target} failed ({result.failure}); every node was rolled "

@@ -42,11 +42,6 @@ def prep(
             command=invocation(),
             progress=progress,
         )
-    if result.result == "prepped" and not as_json:
-        output.line(
-            f"prepped {result.source} -> {result.target}: the routers and apps keep serving; "
-            f"next: kato upgrade takeover {result.target}"
-        )
     finish(result, as_json)
 
 
@@ -69,10 +64,5 @@ def takeover(
             lock_wait=seconds(lock_wait),
             command=invocation(),
             progress=progress,
-        )
-    if result.result == "done" and not as_json:
-        output.line(
-            f"took over {result.source} -> {result.target} in {result.seconds:.1f}s; the "
-            f"stopped roles were down {result.downtime or 0:.1f}s after the routers moved"
         )
     finish(result, as_json)
