@@ -18,6 +18,8 @@ from kato.config import Cluster, NodeConfig, SshSettings
 from kato.errors import NodeUnreachable, RemoteCommandFailed
 from kato.journal import JOURNAL_PATH
 from kato.lock import LOCK_PATH
+from kato.remote.agent import SHIP
+from kato.remote.layout import AGENT as AGENT_DIR
 from kato.transport.base import CommandResult, SshOptions
 
 Answer = Callable[["FakeNode", tuple[str, ...], bytes | None], tuple[int, str, str] | None]
@@ -71,6 +73,13 @@ class FakeCluster:
         if argv[:2] == ("sh", "-c") and argv[-1] == JOURNAL_PATH:
             self.journal += [json.loads(line) for line in (stdin or b"").decode().splitlines()]
             return 0, "", ""
+        if argv[:2] == ("python3", "-S") and argv[2].startswith(AGENT_DIR + "/"):
+            return self._agent(node, argv[1:])
+        if argv[:3] == ("sh", "-c", SHIP):
+            node.files[argv[-1]] = stdin or b""
+            return 0, "", ""
+        if argv[:2] == ("ls", "--") and argv[2].startswith(AGENT_DIR + "/"):
+            return (0 if argv[2].rsplit("/", 1)[0] in node.files else 2), "", ""
         if argv[:2] == ("systemctl", "is-active"):
             states = [node.units.get(u, "inactive") for u in argv[3:]]
             return (0 if set(states) == {"active"} else 3), "\n".join(states) + "\n", ""
@@ -94,6 +103,32 @@ class FakeCluster:
         if argv[0] == "false":
             return 1, "", "false: it failed"
         return 0, "", ""
+
+    def sick(self, node: FakeNode) -> bool:
+        return not node.healthy or (node.sick_while is not None and node.sick_while in node.files)
+
+    def _agent(self, node: FakeNode, argv: tuple[str, ...]) -> tuple[int, str, str]:
+        """The node agent as a node with the bundle would answer (facts only)."""
+        directory, program = argv[1].rsplit("/", 1)
+        if directory not in node.files:
+            return 2, "", f"python3: can't open file '{argv[1]}': [Errno 2] No such file"
+        if program != "node_facts.py":
+            return 0, "{}", ""
+        request = json.loads(argv[2])
+        units = {
+            role: {u: node.units.get(u, "inactive") for u in spec["units"]}
+            for role, spec in request.get("roles", {}).items()
+        }
+        health = {
+            role: (
+                f"not running ({', '.join(u for u, s in states.items() if s != 'active')})"
+                if any(s != "active" for s in states.values())
+                else ("HTTP 503" if self.sick(node) else None)
+            )
+            for role, states in units.items()
+        }
+        doc = {"format": 1, "boot_id": node.boot_id, "version": "1.0.0", "now": time.time()}
+        return 0, json.dumps({**doc, "units": units, "health": health}), ""
 
     def _lock(self, op: str, arg: dict[str, object]) -> dict[str, object]:
         with self._guard:

@@ -15,18 +15,14 @@ from kato.transport.fanout import failure
 from kato.transport.pool import Connections
 
 POLL = 0.5
-CHECK_TIMEOUT = 5.0  # one health probe; the role's own timeout bounds the whole wait
 SETTLE_POLLS = 3  # healthy this many times in a row, when the boot id did not change
 BOOT_ID = ("cat", "/proc/sys/kernel/random/boot_id")
 
 
-def role_problem(transport: Transport, role: Role) -> str | None:
-    """None when the role is healthy on this node, else what is wrong."""
-    units = facts.unit_states(role.units).gather(transport)
-    down = [u for u, state in units.items() if state != "active"]
-    if down:
-        return f"not running ({', '.join(down)})"
-    return facts.health_check(role.health, timeout=CHECK_TIMEOUT).gather(transport)
+def problems(transport: Transport, roles: Sequence[Role]) -> dict[str, str]:
+    """What is wrong with each unhealthy role on the node (one agent call for all of them)."""
+    found = facts.node_facts(transport, roles).health
+    return {r.name: str(found[r.name]) for r in roles if found.get(r.name) is not None}
 
 
 def wait_healthy(
@@ -37,22 +33,24 @@ def wait_healthy(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Wait until every role is healthy on `node`, each for up to its own health timeout
-    (counted from this call). Raises NodeUnreachable(node, "health") naming the first role
-    that is not."""
+    (counted from this call), asking the node about all of them in one call per poll. Raises
+    NodeUnreachable(node, "health") naming the first role that ran out of time."""
     started = time.monotonic()
-    for role in roles:
-        deadline = started + role.health.timeout
-        while True:
-            problem = role_problem(conns.get(node), role)
-            if problem is None:
-                break
-            if time.monotonic() >= deadline:
-                raise NodeUnreachable(
-                    node,
-                    "health",
-                    f"{role.name} not healthy within {role.health.timeout:g}s: {problem}",
-                )
-            sleep(POLL)
+    while True:
+        wrong = problems(conns.get(node), roles) if roles else {}
+        if not wrong:
+            return
+        late = [
+            r for r in roles if r.name in wrong and time.monotonic() >= started + r.health.timeout
+        ]
+        if late:
+            role = late[0]
+            raise NodeUnreachable(
+                node,
+                "health",
+                f"{role.name} not healthy within {role.health.timeout:g}s: {wrong[role.name]}",
+            )
+        sleep(POLL)
 
 
 def boot_id(transport: Transport) -> str:
@@ -81,10 +79,10 @@ def wait_back(
             ).stdout.strip()
             if state not in ("running", "degraded"):
                 raise NodeUnreachable(node, "health", f"systemd is {state}")
-            for role in roles:
-                problem = role_problem(transport, role)
-                if problem is not None:
-                    raise NodeUnreachable(node, "health", f"{role.name}: failing: {problem}")
+            wrong = problems(transport, roles)
+            if wrong:
+                role, problem = next(iter(wrong.items()))
+                raise NodeUnreachable(node, "health", f"{role}: failing: {problem}")
             streak += 1
             if boot_id(transport) != previous_boot or streak >= SETTLE_POLLS:
                 return

@@ -16,9 +16,14 @@ class NodeResult:
     node: str
     state: str  # DONE, UNDONE, FAILED or NOT_REACHED
     phase: str | None = None  # where it failed (STAGE, CHANGE or HEALTH)
-    message: str = ""  # what failed, and what undoing it did
+    message: str = ""  # what failed
     exit_code: int = 0  # of the failure: 5 when the node did not answer
     count: int = 0  # what the change returned (e.g. patches applied)
+    undo: str = ""  # what undoing it did: "undone on this node", "undoing it failed too (...)"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.message}; {self.undo}" if self.undo else self.message
 
     @property
     def shown(self) -> str:
@@ -44,7 +49,7 @@ class RolloutReport:
     def failed_nodes(self) -> dict[str, NodeFailure]:
         """Undone and failed nodes, as the per-node failures every outcome carries."""
         return {
-            r.node: NodeFailure(r.node, r.phase or "", r.message, r.exit_code)
+            r.node: NodeFailure(r.node, r.phase or "", r.detail, r.exit_code)
             for r in self.nodes
             if r.state in (UNDONE, FAILED)
         }

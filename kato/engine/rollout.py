@@ -45,6 +45,12 @@ class NodeChange:
     undo: Callable[[], object] | None = None
     verify: Callable[[], object] | None = None
     restarts: tuple[Role, ...] = ()  # roles the change restarts: batch size and health
+    label: str = ""  # when a node has several changes (e.g. one per role): what this one is
+
+    @property
+    def key(self) -> str:
+        """How the report names it: the node, or `node label`."""
+        return f"{self.node} {self.label}" if self.label else self.node
 
 
 def rollout(
@@ -56,10 +62,10 @@ def rollout(
 ) -> RolloutReport:
     """Stage, then change batch by batch; see the module docstring. With `undo_all` a failure
     undoes every node changed so far, newest first (a change that must be all or nothing)."""
-    by_node = {c.node: c for c in changes}
-    batches = cut(batching, [(c.node, c.restarts) for c in changes])
+    by_node = {c.key: c for c in changes}
+    batches = cut(batching, [(c.key, c.restarts) for c in changes])
     session.begin()
-    staging = [c.node for c in changes if c.stage is not None]
+    staging = [c.key for c in changes if c.stage is not None]
     staged = in_parallel(staging, lambda n: _stage(by_node[n]), batching.parallel, session.progress)
     results = {n: _failed(n, STAGE, exc) for n, exc in staged.errors.items()}
     interrupted, done_order = staged.interrupted, list[str]()
@@ -74,7 +80,6 @@ def rollout(
         done_order += [n for n in batch if n in ran.values and ran.values[n].state == DONE]
         if ran.interrupted:
             interrupted = True
-            session.progress.warn("interrupted: undoing the nodes that were changing")
             flying = [n for n in batch if n in done_order or n in ran.cut]
             for node in reversed(flying):
                 was = results.get(node, NodeResult(node, FAILED, CHANGE))
@@ -84,7 +89,7 @@ def rollout(
         for node in reversed(done_order):
             results[node] = _undo_shielded(session, by_node[node], results[node], OTHERS_FAILED)
     report = RolloutReport(
-        tuple(results.get(c.node, NodeResult(c.node, NOT_REACHED)) for c in changes), interrupted
+        tuple(results.get(c.key, NodeResult(c.key, NOT_REACHED)) for c in changes), interrupted
     )
     if interrupted:
         raise Interrupted(report.summary("interrupted"), hint=report.hint()) from None
@@ -117,10 +122,10 @@ def _change(session: Session, change: NodeChange) -> NodeResult:
         phase = HEALTH
         _verify(session, change)
     except Exception as exc:  # reported per node with its phase, never swallowed
-        why = failure(change.node, exc)
-        was = NodeResult(change.node, FAILED, phase, count=count)
+        why = failure(change.key, exc)
+        was = NodeResult(change.key, FAILED, phase, count=count)
         return _undo(session, change, was, why.message, phase, why.exit_code)
-    return NodeResult(change.node, DONE, count=count)
+    return NodeResult(change.key, DONE, count=count)
 
 
 def _verify(session: Session, change: NodeChange) -> None:
@@ -135,12 +140,12 @@ def _undo(
 ) -> NodeResult:
     """Undo the node; the result says what failed and whether undoing it worked (never hidden)."""
     if change.undo is None:
-        return NodeResult(change.node, FAILED, phase, f"{why}; nothing to undo", code, was.count)
+        return NodeResult(change.key, FAILED, phase, why, code, was.count, "nothing to undo")
     try:
         change.undo()
         _verify(session, change)
     except Exception as exc:  # an undo that fails is reported, not raised over the first error
-        detail = failure(change.node, exc).message
-        message = f"{why}; undoing it failed too ({detail}): see the node, then run it again"
-        return NodeResult(change.node, FAILED, phase, message, code or 1, was.count)
-    return NodeResult(change.node, UNDONE, phase, f"{why}; undone on this node", code, was.count)
+        detail = failure(change.key, exc).message
+        undo = f"undoing it failed too ({detail}): see the node, then run it again"
+        return NodeResult(change.key, FAILED, phase, why, code or 1, was.count, undo)
+    return NodeResult(change.key, UNDONE, phase, why, code, was.count, "undone on this node")

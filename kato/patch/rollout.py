@@ -5,14 +5,15 @@ applied on that node and restarts them again. Used by `kato patch install` and `
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kato import facts
 from kato.engine.batches import Batching
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
-from kato.errors import outcome_exit
-from kato.plan import Plan, PlanOutcome, Step, apply_step
+from kato.engine.steps import journaled
+from kato.plan import Plan, PlanOutcome, Step
+from kato.remote.agent import AGENT
 from kato.roles import Role
 from kato.transport.fanout import NodeFailure
 
@@ -37,35 +38,19 @@ class NodeWork:
         """Every step in order, with the health waits, as --dry-run prints them."""
         waits: list[Step] = []
         for step, role in self.restarts():
-            check = facts.health_check(role.health, timeout=5)
+            check = facts.health_argv([role])
             wait = f"wait until {role.name} is healthy (up to {role.health.timeout:g}s)"
-            waits += [step, Step(self.node, wait, check.argv)]
+            waits += [step, Step(self.node, wait, check)]
         return (*self.stage, *self.change, *waits)
 
 
 @dataclass(frozen=True)
 class RolloutOutcome(PlanOutcome):
     action: str = ""
-    not_started: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def exit_code(self) -> int:
-        """3 when the rollout is partial: a node failed while others changed or never started."""
-        failures = [f.exit_code for f in self.failed.values()]
-        return int(outcome_exit(len(self.succeeded), failures, len(self.not_started)))
 
 
 def plan_of(title: str, works: Sequence[NodeWork]) -> Plan:
     return Plan(title, tuple(s for w in works for s in w.shown()))
-
-
-def journaled(session: Session, step: Step) -> None:
-    try:
-        apply_step(session.conns, session.op, step)
-    except Exception as exc:
-        session.op.step(step.node, step.description, step.argv, f"failed: {exc}", 0.0)
-        raise
 
 
 def node_change(session: Session, work: NodeWork) -> NodeChange:
@@ -74,6 +59,7 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
     applied = [0]
 
     def change() -> int:
+        AGENT.ensure(session.transport(work.node))  # the patch agent's steps run it
         for step in work.change:
             applied[0] += 1
             journaled(session, step)

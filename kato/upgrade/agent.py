@@ -1,6 +1,7 @@
-"""The node side of releases and upgrades: a standalone program (standard library only) kato
-runs on a node as `python3 - ROOT COMMAND ARGS...` with this file on stdin (ROOT is `/` on a
-node, a temporary directory in the unit tests).
+"""The node side of releases and upgrades: a standalone program (standard library only),
+shipped in the node agent's bundle (kato/remote/agent.py) and run on a node as
+`python3 -S .../upgrade_agent.py ROOT COMMAND ARGS...` (ROOT is `/` on a node, a temporary
+directory in the unit tests, which also run it as `python3 - ROOT ...`).
 
     facts                         the releases here: current, previous, each version's roles
                                   (staged and installed artifact sha256) and digest, free bytes

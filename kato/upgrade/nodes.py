@@ -1,36 +1,28 @@
-"""What kato knows of releases on a node: the agent program it runs there and what it reports."""
+"""What kato knows of releases on a node: its release program (kato/upgrade/agent.py, shipped in
+the node agent's bundle, kato/remote/agent.py) and what it reports."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from kato.errors import RemoteCommandFailed
+from kato.remote.agent import AGENT
 from kato.transport.base import CommandResult, Transport
 
 RELEASES = "/var/lib/kato/releases"
 STAGING = "/var/lib/kato/staging"
 
 
-@cache
-def agent_source() -> str:
-    """kato/upgrade/agent.py, handed to the node's python3 on stdin."""
-    return Path(__file__).with_name("agent.py").read_text()
-
-
-def agent_argv(command: str, *args: str) -> tuple[str, ...]:
-    return ("python3", "-", "/", command, *args)
+PROGRAM = "upgrade_agent.py"  # kato/upgrade/agent.py in the node agent's bundle
 
 
 def run_agent(transport: Transport, command: str, *args: str, timeout: float = 600) -> str:
     """Run one agent command; its stdout, or RemoteCommandFailed with its own words."""
-    argv = agent_argv(command, *args)
-    result = transport.run(argv, stdin=agent_source().encode(), check=False, timeout=timeout)
+    result = AGENT.call(transport, PROGRAM, "/", command, *args, timeout=timeout)
     if not result.ok:
-        raise RemoteCommandFailed(transport.node, argv, result.status, result.stderr)
+        raise RemoteCommandFailed(transport.node, result.argv, result.status, result.stderr)
     return result.stdout
 
 
@@ -89,6 +81,4 @@ def parse_facts(node: str, result: CommandResult) -> NodeReleases:
 
 
 def gather(transport: Transport) -> NodeReleases:
-    argv = agent_argv("facts")
-    result = transport.run(argv, stdin=agent_source().encode(), check=False, timeout=60)
-    return parse_facts(transport.node, result)
+    return parse_facts(transport.node, AGENT.call(transport, PROGRAM, "/", "facts", timeout=60))

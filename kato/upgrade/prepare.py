@@ -58,7 +58,7 @@ def gather(
         transport, node = conns.get(name), cluster.node(name)
         found = node_releases.gather(transport)
         roles = role_definitions.for_version(cluster, found.current)
-        health = node_status(transport, node, roles)
+        health = node_status(transport, node, roles)[0]
         applied = patch_nodes.gather(transport, node, roles).applied
         return found, health, tuple(f"{p} (for {a.version})" for p, a in sorted(applied.items()))
 

@@ -59,7 +59,7 @@ def test_a_failing_verify_on_node2_of_5_undoes_it_and_leaves_the_rest_unreached(
     assert [r.state for r in report.nodes] == [DONE, UNDONE, NOT_REACHED, NOT_REACHED, NOT_REACHED]
     node2 = report.nodes[1]
     assert node2.phase == "health" and "web not healthy within 0.3s" in node2.message
-    assert "undone on this node" in node2.message and node2.shown == "undone (failed in health)"
+    assert node2.undo == "undone on this node" and node2.shown == "undone (failed in health)"
     assert "/marker" not in fake.nodes["node2"].files and "/marker" in fake.nodes["node1"].files
     assert all("/staged" in fake.nodes[n].files for n in NODES)  # staged everywhere first
     assert all(not fake.ran(n) or ("touch", "/marker") not in fake.ran(n) for n in NODES[2:])
@@ -82,7 +82,7 @@ def test_an_undo_that_fails_is_reported_as_failed_never_hidden(fake: FakeCluster
     node2 = report.nodes[1]
     assert node2.state == FAILED and node2.shown == "failed in health"
     assert "web not healthy" in node2.message  # the first error, then the undo's
-    assert "undoing it failed too" in node2.message and "false: it failed" in node2.message
+    assert "undoing it failed too" in node2.undo and "false: it failed" in node2.undo
     assert report.exit_code == 3
 
 
@@ -91,7 +91,7 @@ def test_a_failed_change_without_undo_says_so_and_exit_1_when_alone(fake: FakeCl
         change = NodeChange("node1", lambda: int(bool(s.transport("node1").run(("false",)))))
         report = rollout(s, [change], Batching())
     assert report.nodes[0].state == FAILED and report.nodes[0].phase == "change"
-    assert "nothing to undo" in report.nodes[0].message
+    assert report.nodes[0].undo == "nothing to undo"
     assert report.exit_code == 1 and fake.journal[-1]["result"] == "failed"
 
 
