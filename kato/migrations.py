@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,62}\Z")
 KEYS = ("name", "role", "run", "data_dirs", "description")
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-import yaml
-
+from kato import yamldoc
 from kato.errors import KatoError, UsageError
 
 TIMEOUT = 30.0
@@ -106,11 +105,9 @@ def parse_yaml(
 ) -> object:
     """The YAML document in `data`; `invalid(repo, problems)` if it is not YAML."""
     try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise invalid(repo, [f"{relative}: not valid YAML{where}"]) from None
+        return yamldoc.load(data)
+    except yamldoc.YamlProblem as exc:
+        raise invalid(repo, [f"{relative}: not valid YAML: {exc}"]) from None
 
 
 def read_yaml(

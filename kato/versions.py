@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kato.errors import UsageError
 
-PATTERN = re.compile(r"^(\d+(?:\.\d+)*)(?:[-+~_](.+))?$")
+PATTERN = re.compile(r"\A(\d+(?:\.\d+)*)(?:[-+~_](.+))?\Z")
 
 
 @dataclass(frozen=True, order=True)
