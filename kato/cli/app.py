@@ -15,6 +15,7 @@ from kato.cli import (
     patch,
     platform,
     release,
+    relocate,
     run,
     sandbox,
     status,
@@ -42,6 +43,7 @@ app.command("version")(status.version)
 app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(data.app, name="data")
+app.command("relocate")(relocate.relocate)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(release.app, name="release")
 app.add_typer(upgrade.app, name="upgrade")

@@ -19,7 +19,7 @@ from kato.config import Cluster
 from kato.connect import connections
 from kato.data import archive
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest, Member
-from kato.data.selection import DataDir, data_dirs
+from kato.data.selection import DataDir, data_dirs, located
 from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, NodeUnreachable, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
@@ -134,6 +134,7 @@ def export(
     shown = str(final) if final else "standard output"
     with connections(cluster) as conns:
         progress.step("reading the data dirs' sizes")
+        sources = located(conns, sources)
         found = gather(conns, sources)
         plan = tuple(PlannedRead(s, found[s].size) for s in sources)
         check_space(directory, sum(p.estimate for p in plan), compress, dry_run)
