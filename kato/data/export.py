@@ -17,7 +17,7 @@ from typing import BinaryIO
 from kato import __version__, facts
 from kato.config import Cluster
 from kato.connect import connections
-from kato.data import archive
+from kato.data import archive, node_export
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest, Member
 from kato.data.selection import DataDir, data_dirs
 from kato.data.verify import ArchiveInvalid, verify_archive
@@ -148,10 +148,14 @@ def export(
             try:
                 meta = Manifest(FORMAT, cluster.name, version, __version__,
                                 created.isoformat(), ())  # fmt: skip
-                manifest = _write(conns, op, temp, meta, sources, found, compress, progress,
-                                  result)  # fmt: skip
-                progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
-                _verify_own(temp)
+                if compress == "zstd":
+                    manifest = _from_nodes(conns, op, temp, meta, sources, found, progress,
+                                           result)  # fmt: skip
+                else:
+                    manifest = _write(conns, op, temp, meta, sources, found, compress,
+                                      progress, result)  # fmt: skip
+                    progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
+                    _verify_own(temp)
                 result.bytes, result.manifest = temp.stat().st_size, manifest
                 _publish(temp, final, stdout)
             finally:
@@ -253,12 +257,45 @@ def _write(
                                 meta.kato_version, meta.created, members)  # fmt: skip
             writer.finish(manifest)
     except archive.ArchiveWriteFailed as exc:
-        raise KatoError(
-            f"writing {temp.parent} failed: {exc.strerror or exc}",
-            hint="free space there (or export elsewhere) and run the export again; "
-            "no archive was published and older archives are untouched",
-        ) from None
+        raise _write_failed(temp, exc) from None
     return manifest
+
+
+def _from_nodes(
+    conns: Connections,
+    op: Operation,
+    temp: Path,
+    meta: Manifest,
+    sources: Sequence[DataDir],
+    found: dict[DataDir, DirFacts],
+    progress: Progress,
+    result: ExportResult,
+) -> Manifest:
+    """The nodes read, hash and compress; kato assembles and reads back (node_export)."""
+    facts = {s: (found[s].mode, found[s].owner) for s in sources}
+    try:
+        return node_export.write(conns, op, temp, meta, sources, facts, progress,
+                                 result.warnings)  # fmt: skip
+    except archive.ArchiveWriteFailed as exc:
+        raise _write_failed(temp, exc) from None
+    except ArchiveInvalid as exc:
+        raise _not_verified(exc) from None
+
+
+def _write_failed(temp: Path, exc: archive.ArchiveWriteFailed) -> KatoError:
+    return KatoError(
+        f"writing {temp.parent} failed: {exc.strerror or exc}",
+        hint="free space there (or export elsewhere) and run the export again; "
+        "no archive was published and older archives are untouched",
+    )
+
+
+def _not_verified(exc: ArchiveInvalid) -> KatoError:
+    return KatoError(
+        f"the archive just written does not verify: {exc.member}: {exc.problem}",
+        hint="nothing was published; if a data dir holds a device node or a link "
+        "pointing out of it, move that out of the data dir and export again",
+    )
 
 
 class _Tap:
@@ -323,11 +360,7 @@ def _verify_own(temp: Path) -> None:
     try:
         verify_archive(temp)
     except ArchiveInvalid as exc:
-        raise KatoError(
-            f"the archive just written does not verify: {exc.member}: {exc.problem}",
-            hint="nothing was published; if a data dir holds a device node or a link "
-            "pointing out of it, move that out of the data dir and export again",
-        ) from None
+        raise _not_verified(exc) from None
 
 
 def _publish(temp: Path, final: Path | None, stdout: BinaryIO | None) -> None:

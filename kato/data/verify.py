@@ -62,7 +62,7 @@ def verify_archive(
     try:
         with archive.reading(shown) as raw:
             stream = _Recording(raw)
-            tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+            tar = tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK)  # type: ignore[call-overload]  # noqa: SIM115
             manifest = _manifest(tar, shown)
             current = "archive"
             seen: set[str] = set()
@@ -156,7 +156,7 @@ def check_tree(stream: IO[bytes], member: str, path: str) -> int:
     """A data dir's tar is safe to extract: plain names inside it, no devices, no links out."""
     seen = Seen()
     count = 0
-    with tarfile.open(fileobj=stream, mode="r|") as inner:
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as inner:
         for entry in archive.members(inner):
             count += 1
             if count > MAX_ENTRIES:
@@ -275,18 +275,23 @@ def entry_problem(entry: tarfile.TarInfo, seen: Seen) -> str | None:
 
 
 class _Recording:
-    """Reads through, remembering the position and the last bytes read: tarfile reads ahead,
-    so what follows the end of the archive may already sit in its buffer."""
-
-    KEEP = 1 << 17
+    """Reads through, remembering the position and the last two reads: tarfile reads ahead
+    (at most one read of CHUNK), so what follows the end of the archive may already sit in
+    its buffer."""
 
     def __init__(self, source: IO[bytes]) -> None:
-        self.source, self.position, self.tail = source, 0, b""
+        self.source, self.position = source, 0
+        self._last, self._before = b"", b""
+
+    @property
+    def tail(self) -> bytes:
+        return self._before + self._last
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
         self.position += len(data)
-        self.tail = (self.tail + data)[-self.KEEP :]
+        if data:
+            self._last, self._before = data, self._last
         return data
 
 

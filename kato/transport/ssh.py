@@ -300,11 +300,16 @@ class SshTransport:
         return sink.getvalue()
 
     def stream_out(
-        self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None
+        self,
+        argv: Sequence[str],
+        sink: BinaryIO,
+        *,
+        idle_timeout: float | None = None,
+        stdin: bytes | None = None,
     ) -> CommandResult:
         status, stderr, seconds = self._exchange(
             argv,
-            lambda channel: None,
+            lambda channel: channel.sendall(stdin) if stdin else None,
             sink.write,
             idle_timeout or self.options.command_timeout,
             idle=True,

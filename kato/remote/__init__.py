@@ -1,0 +1,10 @@
+"""Programs kato runs on the nodes, as real files (standard library only): `data_stream.py`."""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def program(name: str) -> bytes:
+    """The source of the node program `name` (e.g. "data_stream.py"), as shipped to a node."""
+    return (HERE / name).read_bytes()
