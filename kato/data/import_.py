@@ -15,7 +15,8 @@ from typing import BinaryIO
 from kato import facts
 from kato.config import Cluster
 from kato.connect import connections
-from kato.data import archive, switch
+from kato.data import archive, node_import, switch
+from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, VerifyResult, verify_archive
@@ -81,7 +82,7 @@ def import_archive(
                 return result
             with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
                 try:
-                    _stage(conns, op, path, placements, progress)
+                    _stage(conns, op, path, verified.manifest, placements, progress)
                     switch.switch_all(conns, op, placements, roles, progress)
                 finally:
                     switch.unstage(conns, placements)
@@ -129,10 +130,16 @@ def _stage(
     conns: Connections,
     op: Operation,
     path: Path,
+    manifest: Manifest,
     placements: Sequence[Placement],
     progress: Progress,
 ) -> None:
-    """Copy each member into its private staging dir on the target node's data filesystem."""
+    """Copy each member into its private staging dir on the target node's data filesystem:
+    compressed when the archive allows (node_import), else decompressed here."""
+    where = node_import.regions(path, manifest)
+    if where is not None:
+        node_import.stage(conns, op, path, placements, where, progress)
+        return
     by_name = {p.member.name: p for p in placements}
     with archive.reading(str(path)) as stream:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (closed with stream)
