@@ -29,6 +29,7 @@ from typing import IO, Any
 CHUNK = 1 << 20
 BLOCK = 512
 RESULT = "KATO-RESULT "
+GENERIC = ("Error is not recoverable: exiting now", "due to previous errors")
 ZSTD = ("zstd", "-1", "-T0", "-q", "-c")
 UNZSTD = ("zstd", "-d", "-q", "-c")
 # GNU tar: numeric owners, modes, symlinks and any file name; a stable order; no atime/ctime.
@@ -55,9 +56,11 @@ class Tail:
             self.data = (self.data + chunk)[-4096:]
 
     def last_line(self) -> str:
+        """The last line that says what went wrong (GNU tar ends with a line that does not)."""
         self.thread.join()
         lines = self.data.decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else ""
+        telling = [line for line in lines if not line.endswith(GENERIC)]
+        return (telling or lines or [""])[-1]
 
 
 def report(**fields: Any) -> None:
