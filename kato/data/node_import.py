@@ -136,7 +136,7 @@ def _stage_one(
             hint="nothing was switched; fix the cause and import again",
         )
     if answer.status != 0:
-        changed = "sha256" in answer.error
+        changed = "sha256" in answer.error or answer.error.startswith("zstd")
         raise KatoError(
             f"{node}: staging {member.name} failed: {answer.error}",
             hint="nothing was switched; "
