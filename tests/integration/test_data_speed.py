@@ -63,8 +63,9 @@ def test_three_nodes_export_at_once_into_one_archive_that_holds_each_node_s_file
         member = f"data/{node}/filesystem/droplets.tar"
         tree = tmp_path / node
         tree.mkdir()
-        subprocess.run(f"tar -xOf {archive} {member} | tar -xf - -C {tree}", shell=True,
-                       check=True)  # fmt: skip
+        inner = subprocess.run(("tar", "-xOf", str(archive), member), capture_output=True,
+                               check=True).stdout  # fmt: skip
+        subprocess.run(("tar", "-xf", "-", "-C", str(tree)), input=inner, check=True)
         mine = {line.split()[1]: line.split()[0] for line in sums[node].splitlines()}
         for name, digest in mine.items():
             if name.startswith("./speed/"):
