@@ -17,6 +17,8 @@ LENGTH bytes first on stdin (what follows on stdin is the data).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -63,6 +65,12 @@ class Tail:
         return (telling or lines or [""])[-1]
 
 
+def widen(pipe: IO[bytes]) -> None:
+    """A 1 MiB pipe buffer (Linux allows that much unprivileged): fewer wake-ups per MB."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+
+
 def report(**fields: Any) -> None:
     sys.stderr.write(RESULT + json.dumps(fields) + "\n")
     sys.stderr.flush()
@@ -75,6 +83,8 @@ def export(kind: str, args: list[str]) -> int:
                               stderr=subprocess.PIPE)  # fmt: skip
     packer = subprocess.Popen(ZSTD, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert source.stdout and source.stderr and packer.stdin and packer.stderr
+    widen(source.stdout)
+    widen(packer.stdin)
     said, packer_said = Tail(source.stderr), Tail(packer.stderr)
     sha, size, broken = hashlib.sha256(), 0, False
     try:
@@ -110,6 +120,7 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str) -> i
         sink = open(staged, "xb")  # noqa: SIM115 (closed below, before the check)
     unpacker = subprocess.Popen(UNZSTD, stdin=0, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert unpacker.stdout and unpacker.stderr
+    widen(unpacker.stdout)
     unpacker_said = Tail(unpacker.stderr)
     sha, seen, problem = hashlib.sha256(), 0, ""
     try:
