@@ -23,7 +23,8 @@ NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches"}
+TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "offsite"}
+OFFSITE_KEYS = {"rclone_config"}
 SSH_KEYS = {
     "user",
     "identity_file",
@@ -66,6 +67,7 @@ class Cluster:
     releases: str | None = None
     patches: str | None = None
     path: str = ""
+    rclone_config: str | None = None  # offsite.rclone_config: where the remotes are defined
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
@@ -123,6 +125,7 @@ def parse(raw: Any, path: str) -> Cluster:
         problems.add("core", f"names {core!r}, which is not one of the nodes")
     releases = problems.string(raw, "releases", "", required=False)
     patches = problems.string(raw, "patches", "", required=False)
+    rclone_config = _parse_offsite(raw.get("offsite", {}), problems)
     problems.raise_if_any()
     return Cluster(
         name=name,
@@ -132,7 +135,19 @@ def parse(raw: Any, path: str) -> Cluster:
         releases=releases or None,
         patches=patches or None,
         path=path,
+        rclone_config=rclone_config,
     )
+
+
+def _parse_offsite(raw: Any, problems: Problems) -> str | None:
+    if not isinstance(raw, dict):
+        problems.add("offsite", "must be a mapping, e.g. {rclone_config: /etc/kato/rclone.conf}")
+        return None
+    problems.unknown_keys(raw, OFFSITE_KEYS, "offsite")
+    config = problems.string(raw, "rclone_config", "offsite", required=False)
+    if config and not config.startswith("/"):
+        problems.add("offsite.rclone_config", f"{config!r} must be an absolute path")
+    return config or None
 
 
 def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:
