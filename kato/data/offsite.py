@@ -29,8 +29,8 @@ from kato.transport import local
 # first component must be written ./like:this
 _LOCATION = re.compile(r"^(?P<remote>[A-Za-z0-9_][A-Za-z0-9_.-]*):(?P<path>.*)$")
 # Fail in seconds rather than minutes when the remote is gone (rclone retries 3 x 10 by default)
-_PATIENCE = ("--contimeout", "15s", "--timeout", "5m", "--retries", "2",
-             "--low-level-retries", "3")  # fmt: skip
+_PATIENCE = ("--contimeout", "10s", "--timeout", "5m", "--retries", "2",
+             "--low-level-retries", "2")  # fmt: skip
 _HASHES = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 CHUNK = 1 << 20
 
@@ -103,7 +103,7 @@ def rclone(cluster: Cluster, *args: str, timeout: float = 24 * 3600.0) -> str:
 
 def _plain(line: str) -> str:
     """rclone's log line without its date and level."""
-    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|INFO) *: *", "", line)
+    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ((ERROR|NOTICE|INFO|CRITICAL) *: *)?", "", line)
 
 
 def stat(cluster: Cluster, remote: str) -> dict[str, Any]:
