@@ -129,7 +129,7 @@ def test_an_unreachable_remote_fails_the_scheduled_run_and_keeps_the_local_archi
     assert "couldn't connect SSH" in done.stderr and "the archive stays at" in done.stderr
     (archive,) = (tmp_path / "local").iterdir()
     kato("data", "verify", str(archive))
-    (success,) = [l for l in metric.read_text().splitlines() if "_last_run_success{" in l]
+    (success,) = [s for s in metric.read_text().splitlines() if "_last_run_success{" in s]
     assert success.endswith(" 0"), success
 
 
