@@ -161,9 +161,13 @@ def keep_newest(
 
 def outcome_error(report: RunReport) -> KatoError | None:
     """Exit 1 when archives that should go could not be deleted (the disk would fill up)."""
-    if report.retention is not None and report.retention.errors:
+    errors = [
+        *(report.retention.errors if report.retention is not None else ()),
+        *(report.offsite_retention.errors if report.offsite_retention is not None else ()),
+    ]
+    if errors:
         return KatoError(
-            "retention could not delete: " + "; ".join(report.retention.errors),
+            "retention could not delete: " + "; ".join(errors),
             hint=f"check the permissions and the filesystem of {Path(report.archive).parent}",
         )
     return None
