@@ -1,10 +1,12 @@
-"""`kato data import`: a verified archive's members staged on their target nodes, then switched
-in role by role (role stopped, data dir swapped or loaded, role started and healthy). Any
-failure puts every switched data dir back; the previous data stays until `kato data cleanup`."""
+"""`kato data import`: an archive's members staged on their target nodes while the whole
+archive is verified, then switched in role by role (role stopped, data dir swapped or loaded,
+role started and healthy). Any failure puts every switched data dir back; the previous data
+stays until `kato data cleanup`."""
 
 from __future__ import annotations
 
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from kato.data import archive, node_import, switch
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
-from kato.data.verify import HashingReader, VerifyResult, verify_archive
+from kato.data.verify import HashingReader, read_manifest, verify_archive
 from kato.errors import KatoError, NodeUnreachable, PreflightRefused
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
@@ -63,26 +65,27 @@ def import_archive(
     stdin: BinaryIO | None = None,
     spool: Path | None = None,
 ) -> ImportResult:
-    """Verify the whole archive, stage every member, then switch role by role."""
+    """Stage every member while the whole archive is verified, then switch role by role."""
     progress = progress or SilentProgress()
     roles = load_roles(roles_directory())
     started = time.monotonic()
     with local_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
     ) as path:
-        progress.step(f"verifying {source}")
-        verified = verify_archive(path, progress=progress)
+        manifest = read_manifest(path)  # the whole archive is verified below, before any switch
         run = uuid.uuid4().hex[:12]
-        placements = place(verified.manifest, cluster, roles, run, only=only, nodes=nodes)
+        placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
         with connections(cluster) as conns:
-            _compare_versions(conns, cluster, verified, result)
+            _compare_versions(conns, cluster, manifest, result)
             _check_space(conns, placements)
             if dry_run:
+                progress.step(f"verifying {source}")
+                verify_archive(path, progress=progress)
                 return result
             with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
                 try:
-                    _stage(conns, op, path, verified.manifest, placements, progress)
+                    _stage_verifying(conns, op, path, manifest, placements, progress, source)
                     switch.switch_all(conns, op, placements, roles, progress)
                 finally:
                     switch.unstage(conns, placements)
@@ -93,15 +96,53 @@ def import_archive(
 
 
 def _compare_versions(
-    conns: Connections, cluster: Cluster, verified: VerifyResult, result: ImportResult
+    conns: Connections, cluster: Cluster, manifest: Manifest, result: ImportResult
 ) -> None:
     here = facts.platform_version.gather(conns.get(cluster.core_node.name))
-    there = verified.manifest.platform_version
+    there = manifest.platform_version
     if here != there:
         result.notes.append(
             f"the archive comes from platform {there or 'unknown'} "
-            f"(cluster {verified.manifest.cluster}); {cluster.name} runs {here or 'unknown'}"
+            f"(cluster {manifest.cluster}); {cluster.name} runs {here or 'unknown'}"
         )
+
+
+def _stage_verifying(
+    conns: Connections,
+    op: Operation,
+    path: Path,
+    manifest: Manifest,
+    placements: Sequence[Placement],
+    progress: Progress,
+    source: str,
+) -> None:
+    """Stage while another thread verifies the whole archive: staging touches only private
+    staging dirs, and nothing is switched unless both succeed. The verdict on the archive
+    comes first: an invalid archive is exit 6 even when its staging failed too."""
+    verdict: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            verify_archive(path)
+        except BaseException as exc:  # noqa: BLE001 (raised below, in the calling thread)
+            verdict.append(exc)
+
+    progress.step(f"verifying {source} while staging")
+    checker = threading.Thread(target=check, name="kato-verify", daemon=True)
+    checker.start()
+    try:
+        _stage(conns, op, path, manifest, placements, progress)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        checker.join()
+        if verdict:
+            raise verdict[0] from None
+        raise
+    progress.step(f"finishing the verification of {source}")
+    checker.join()
+    if verdict:
+        raise verdict[0]
 
 
 def _check_space(conns: Connections, placements: Sequence[Placement]) -> None:

@@ -88,6 +88,26 @@ def verify_archive(
     return VerifyResult(shown, manifest, len(seen), total, entries)
 
 
+def read_manifest(path: Path | str) -> Manifest:
+    """The archive's manifest alone (its first member), checked as verify checks it; nothing
+    after it is read, so nothing after it is vouched for."""
+    shown = str(path)
+    if not Path(shown).is_file():
+        raise ArchiveInvalid(shown, "archive", "no such file")
+    found: Manifest | None = None
+    try:
+        with archive.reading(shown) as raw:
+            tar = tarfile.open(fileobj=raw, mode="r|")  # noqa: SIM115 (closed with raw)
+            found = _manifest(tar, shown)
+    except ArchiveInvalid:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, local.FilterFailed) as exc:
+        if found is None:  # else only the decompressor we stopped early, complaining
+            raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
+    assert found is not None
+    return found
+
+
 def _manifest(tar: tarfile.TarFile, path: str) -> Manifest:
     first = tar.next()
     if first is None or first.name != manifest_.NAME:
