@@ -23,7 +23,7 @@ from kato.transport.base import CommandResult
 from kato.transport.pool import Connections
 
 
-class NodeExportFailed(KatoError):
+class ExportFailed(KatoError):
     """Reading one data dir failed on its node: nothing was published."""
 
     def __init__(self, source: DataDir, detail: str) -> None:
@@ -187,12 +187,12 @@ def _judge(source: DataDir, done: CommandResult | None, warnings: list[str]) -> 
         raise NodeUnreachable(source.node, "transfer", "the connection closed mid-export")
     answer = stream.answer(done)
     if answer is None:
-        raise NodeExportFailed(source, f"kato's data program did not finish: {done.error_line}")
+        raise ExportFailed(source, f"kato's data program did not finish: {done.error_line}")
     if answer.status == 1 and source.spec.kind == "tree" and not answer.error.startswith("zstd"):
         # GNU tar: some files changed while being read; the member is whole, those files
         # hold whatever tar read.
         warnings.append(f"{source.shown}: files changed while read ({answer.error})")
     elif answer.status != 0:
         what = "tar" if source.spec.kind == "tree" else " ".join(source.spec.dump)
-        raise NodeExportFailed(source, f"`{what}` exited {answer.status}: {answer.error}")
+        raise ExportFailed(source, f"`{what}` exited {answer.status}: {answer.error}")
     return answer.size, answer.sha256

@@ -148,7 +148,7 @@ def test_a_node_lost_mid_stream_fails_naming_it(tmp_path: Path) -> None:
 def test_a_failing_dump_fails_naming_its_command_and_error(tmp_path: Path) -> None:
     failing = ExportSpec("stream", ("sh", "-c", "echo disk on fire >&2; exit 4"), ("true",))
     sources = [DataDir("node1", "postgresql", "services", "/x", failing)]
-    with pytest.raises(node_export.NodeExportFailed, match="exited 4: disk on fire"):
+    with pytest.raises(node_export.ExportFailed, match="exited 4: disk on fire"):
         export(tmp_path, sources, {"node1": LocalNode("node1")})
 
 
