@@ -160,10 +160,15 @@ class Assembly:
         slot.spool_path.unlink(missing_ok=True)
 
     def clean(self) -> None:
-        """Remove every spool file left (after a failure)."""
+        """Remove every spool file left (after a failure). The file of a member whose node is
+        still streaming (a hung node, left behind after an abort) loses its name at once, its
+        descriptor only with the process: never closed under a thread still writing to it."""
         for slot in self.slots:
             with self.cond:
-                self._drop_spool(slot)
+                if slot.done:
+                    self._drop_spool(slot)
+                else:
+                    slot.spool_path.unlink(missing_ok=True)
 
 
 class SlotSink:

@@ -22,6 +22,8 @@ from kato.progress import Progress
 from kato.transport.base import CommandResult
 from kato.transport.pool import Connections
 
+ABANDON = 10.0  # seconds to wait for the other nodes' streams to stop after a failure
+
 
 class ExportFailed(KatoError):
     """Reading one data dir failed on its node: nothing was published."""
@@ -73,8 +75,10 @@ def write(
         assembly.abort()
         raise
     finally:
+        # After a failure a node still streaming stops at its next write; a hung one would
+        # hold the report back until its idle timeout, so it is left behind (daemon thread).
         for thread in threads:
-            thread.join()
+            thread.join(timeout=ABANDON if assembly.aborted else None)
         assembly.clean()
 
 

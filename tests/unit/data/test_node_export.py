@@ -32,11 +32,13 @@ class LocalNode:
     `corrupt` flips one byte of what it sends, `lost` drops the connection mid-stream."""
 
     def __init__(self, node: str, slow: float = 0.0, corrupt: bool = False,
-                 lost: bool = False) -> None:  # fmt: skip
+                 lost: bool = False, hang: float = 0.0) -> None:  # fmt: skip
         self.node, self.slow, self.corrupt, self.lost = node, slow, corrupt, lost
+        self.hang = hang
 
     def stream_out(self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None,
                    stdin: bytes | None = None) -> CommandResult:  # fmt: skip
+        time.sleep(self.hang)  # a node that sends nothing for that long
         proc = subprocess.Popen((sys.executable, *argv[1:]), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         assert proc.stdin and proc.stdout and proc.stderr
@@ -142,6 +144,16 @@ def test_a_node_lost_mid_stream_fails_naming_it(tmp_path: Path) -> None:
     with pytest.raises(NodeUnreachable) as caught:
         export(tmp_path, sources_of(tmp_path), nodes)
     assert caught.value.node == "node2"
+    assert list(tmp_path.glob(".partial.spool*")) == []
+
+
+def test_a_failure_is_reported_without_waiting_for_a_hung_node(tmp_path: Path) -> None:
+    nodes = {"node1": LocalNode("node1"), "node2": LocalNode("node2", lost=True),
+             "node3": LocalNode("node3", hang=60)}  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(NodeUnreachable):
+        export(tmp_path, sources_of(tmp_path), nodes)
+    assert time.monotonic() - started < node_export.ABANDON + 15
     assert list(tmp_path.glob(".partial.spool*")) == []
 
 
