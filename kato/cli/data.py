@@ -88,8 +88,11 @@ def export(
 
             shipped = export_to(cluster, dest, to, **options)
             done = shipped.export
+    if to is not None and as_json:
+        output.document(shipped)  # the export and its upload
+        return
     _report_export(done, dry_run, as_json)
-    if to is not None and not dry_run and not as_json:
+    if to is not None and not dry_run:
         up = shipped.upload
         output.info(f"uploaded to {up.remote}, {up.bytes} bytes, checked: {up.check}")
 
