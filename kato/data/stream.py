@@ -1,4 +1,4 @@
-"""How kato runs the node's data program (kato/remote/data_stream.py) and reads its answer."""
+"""How kato runs the node's data program (kato/remote/node_data.py) and reads its answer."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class NodeAnswer:
 
 @cache
 def source() -> bytes:
-    return program("data_stream.py")
+    return program("node_data.py")
 
 
 def argv(*args: str) -> tuple[str, ...]:

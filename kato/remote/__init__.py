@@ -1,4 +1,4 @@
-"""Programs kato runs on the nodes, as real files (standard library only): `data_stream.py`."""
+"""Programs kato runs on the nodes, as real files (standard library only): `node_data.py`."""
 
 from pathlib import Path
 
@@ -6,5 +6,5 @@ HERE = Path(__file__).parent
 
 
 def program(name: str) -> bytes:
-    """The source of the node program `name` (e.g. "data_stream.py"), as shipped to a node."""
+    """The source of the node program `name` (e.g. "node_data.py"), as shipped to a node."""
     return (HERE / name).read_bytes()

@@ -1,4 +1,4 @@
-"""kato/remote/data_stream.py, run as kato runs it on a node (python3 -c LOADER, the program
+"""kato/remote/node_data.py, run as kato runs it on a node (python3 -c LOADER, the program
 first on stdin), on temporary directories of this machine."""
 
 from __future__ import annotations
