@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -135,3 +136,19 @@ class LockHeld(KatoError):
             f"kato lock break {holder.get('id')}",
         )
         self.holder = holder
+
+
+class Interrupted(KatoError):
+    """Ctrl-C stopped a change: what was in flight was undone (the message says per node)."""
+
+
+def outcome_exit(succeeded: int, failures: Iterable[int], not_reached: int = 0) -> ExitCode:
+    """The one rule from per-node outcomes to an exit code: 0 when nothing failed; 3 (partial)
+    when some nodes failed while others succeeded or were never reached; else 5 when every
+    failure was an unreachable node, 1 otherwise."""
+    codes = set(failures)
+    if not codes:
+        return ExitCode.OK
+    if succeeded or not_reached:
+        return ExitCode.PARTIAL
+    return ExitCode.UNREACHABLE if codes == {ExitCode.UNREACHABLE} else ExitCode.FAILED

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kato.config import NODE_FILE as NODE_FILE  # the node's identity, written by install
-from kato.roles import Health
+from kato.errors import RemoteCommandFailed
+from kato.remote import layout
+from kato.remote.agent import AGENT
+from kato.roles import Health, Role
 from kato.transport.base import CommandResult, Transport
 
 T = TypeVar("T")
-RELEASES = "/var/lib/kato/releases"
+RELEASES = layout.RELEASES
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,85 @@ def free_space(paths: Sequence[str]) -> Fact[dict[str, dict[str, int | bool]]]:
         return parsed
 
     return Fact(("python3", "-c", FREE_SPACE, *paths), parse)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One node's facts from ONE node agent call (kato/remote/node_facts.py)."""
+
+    boot_id: str
+    version: str | None
+    now: float
+    units: dict[str, dict[str, str]]  # role -> unit -> state
+    health: dict[str, str | None]  # role -> None when healthy, else what is wrong
+    space: dict[str, dict[str, int | bool]]
+    sizes: dict[str, int | None]
+    patches: dict[str, Any] | None
+    lock: dict[str, Any] | None
+
+
+def health_request(health: Health) -> dict[str, Any]:
+    request: dict[str, Any] = {"timeout": health.timeout}
+    if health.http:
+        request["http"] = health.http
+    elif health.tcp:
+        request["tcp"] = list(health.tcp)
+    else:
+        request["command"] = list(health.command or ("false",))
+    return request
+
+
+def facts_request(
+    roles: Sequence[Role] = (),
+    *,
+    space: Sequence[str] = (),
+    sizes: Sequence[str] = (),
+    patches: dict[str, list[str]] | None = None,
+    lock: bool = False,
+) -> dict[str, Any]:
+    """What node_facts.py is asked (see its docstring)."""
+    request: dict[str, Any] = {
+        "roles": {
+            r.name: {"units": list(r.units), "health": health_request(r.health)} for r in roles
+        },
+        "space": list(space),
+        "sizes": list(sizes),
+        "lock": lock,
+    }
+    if patches is not None:
+        request["patches"] = patches
+    return request
+
+
+def health_argv(roles: Sequence[Role]) -> tuple[str, ...]:
+    """The agent call the health wait polls with, as a plan shows it."""
+    return AGENT.argv("node_facts.py", json.dumps(facts_request(roles)))
+
+
+def node_facts(
+    transport: Transport,
+    roles: Sequence[Role] = (),
+    *,
+    space: Sequence[str] = (),
+    sizes: Sequence[str] = (),
+    patches: dict[str, list[str]] | None = None,
+    lock: bool = False,
+    timeout: float = 60.0,
+) -> NodeFacts:
+    """Everything asked about a node, in one round trip (the agent is shipped if missing)."""
+    request = facts_request(roles, space=space, sizes=sizes, patches=patches, lock=lock)
+    done = AGENT.call(transport, "node_facts.py", json.dumps(request), timeout=timeout)
+    if not done.ok:
+        raise RemoteCommandFailed(transport.node, done.argv[:2], done.status, done.stderr)
+    raw: dict[str, Any] = json.loads(done.stdout)
+    return NodeFacts(
+        str(raw.get("boot_id", "")),
+        raw.get("version"),
+        float(raw.get("now", 0.0)),
+        raw.get("units", {}),
+        raw.get("health", {}),
+        raw.get("space", {}),
+        raw.get("sizes", {}),
+        raw.get("patches"),
+        raw.get("lock"),
+    )

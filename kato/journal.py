@@ -12,10 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kato.remote import layout
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
-JOURNAL_PATH = "/var/log/kato/journal.jsonl"
+JOURNAL_PATH = layout.JOURNAL
 FORMAT = 1
 SECRET_OPTION = re.compile(r"^--?[\w-]*(pass|secret|token|key)[\w-]*$", re.IGNORECASE)
 SECRET_ASSIGNMENT = re.compile(r"^([\w.-]*(pass|secret|token|key)[\w.-]*)=.*$", re.IGNORECASE)

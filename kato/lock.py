@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kato.errors import KatoError, LockHeld
+from kato.remote import layout
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
-LOCK_PATH = "/run/kato/lock"
+LOCK_PATH = layout.LOCK
 FORMAT = 1
 DEFAULT_TTL = float(os.environ.get("KATO_LOCK_TTL", "60"))  # seconds without a heartbeat
 PATIENCE = 120.0  # how long a held lock waits for a rebooting core node before giving up
@@ -82,10 +83,10 @@ def _call(core: Transport, op: str, arg: dict[str, Any]) -> dict[str, Any]:
 
 def status(core: Transport) -> LockState:
     answer = _call(core, "status", {})
-    return LockState(_shown(answer["lock"]), bool(answer["alive"]), float(answer["now"]))
+    return LockState(shown(answer["lock"]), bool(answer["alive"]), float(answer["now"]))
 
 
-def _shown(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def shown(record: dict[str, Any] | None) -> dict[str, Any] | None:
     if record is None:
         return None
     shown = dict(record)
@@ -130,10 +131,10 @@ class ClusterLock:
         while True:
             answer = self.conns.call(self.core, lambda t: _call(t, "acquire", self.record))
             if answer["result"] == "acquired":
-                self.taken_over = _shown(answer.get("taken_over"))
+                self.taken_over = shown(answer.get("taken_over"))
                 break
             if time.monotonic() >= deadline:
-                raise LockHeld(_shown(answer["lock"]) or {}, wait)
+                raise LockHeld(shown(answer["lock"]) or {}, wait)
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         self._thread = threading.Thread(target=self._beat, name="kato-lock-heartbeat", daemon=True)
         self._thread.start()

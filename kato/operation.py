@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kato import journal, lock
-from kato.errors import KatoError, NodeUnreachable
+from kato.errors import Interrupted, KatoError, NodeUnreachable
 from kato.journal import Journal
 from kato.transport.pool import Connections
 
@@ -97,11 +97,12 @@ def operation(
         yield op
         outcome = "ok"
     except BaseException as exc:
-        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt | Interrupted) else "failed"
         failure = exc
         raise
     finally:
-        _end(op, writer, held, op.result or outcome, time.monotonic() - started, failure, core)
+        result = outcome if outcome == "interrupted" else op.result or outcome
+        _end(op, writer, held, result, time.monotonic() - started, failure, core)
 
 
 def _end(

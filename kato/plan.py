@@ -1,18 +1,19 @@
 """Plans: the ordered steps a mutating command will take, built by pure functions from facts,
-printed by --dry-run, and applied node by node inside an operation."""
+printed by --dry-run, and applied through the rollout engine (kato.engine.steps)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kato.errors import RemoteCommandFailed
+from kato.errors import RemoteCommandFailed, outcome_exit
 from kato.operation import Operation
 from kato.transport.base import command_line
-from kato.transport.fanout import FanOut, NodeFailure, fan_out
+from kato.transport.fanout import NodeFailure
 from kato.transport.pool import Connections
+
+SHORT = 60  # a command this short is shown in the readable plan
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Step:
     argv: tuple[str, ...]
     upload: str | None = None  # a local file streamed to the command's stdin
     stdin: str | None = None  # or this text
+    item: str = ""  # the plan item it is part of, as a person reads it (default: description)
 
     def shown(self) -> str:
         source = f" < {self.upload}" if self.upload else (" < (text)" if self.stdin else "")
@@ -44,6 +46,21 @@ class Plan:
     def is_empty(self) -> bool:
         return not self.steps
 
+    def readable(self) -> list[str]:
+        """One line per node per item (`node2: install router 1.1.0 (12 KiB)`); an item of one
+        short command shows it too. `Step.shown()` gives every exact command (--verbose)."""
+        lines = []
+        for node in self.nodes:
+            items: dict[str, list[Step]] = {}
+            for step in self.for_node(node):
+                items.setdefault(step.item or step.description, []).append(step)
+            for item, steps in items.items():
+                command = command_line(steps[0].argv)
+                short = len(steps) == 1 and not steps[0].upload and not steps[0].stdin
+                shown = f" ({command})" if short and len(command) <= SHORT else ""
+                lines.append(f"{node}: {item}{shown}")
+        return lines
+
 
 @dataclass(frozen=True)
 class PlanOutcome:
@@ -53,6 +70,16 @@ class PlanOutcome:
     dry_run: bool
     succeeded: dict[str, int] = field(default_factory=dict)
     failed: dict[str, NodeFailure] = field(default_factory=dict)
+    not_started: tuple[str, ...] = ()  # never reached: the rollout stopped at a failure
+    notes: tuple[str, ...] = ()  # lines the user should read (e.g. nodes skipped, and why)
+
+    @property
+    def exit_code(self) -> int:
+        """The one rule (kato.errors.outcome_exit); a dry run changed nothing: 0."""
+        if self.dry_run:
+            return 0
+        failures = [f.exit_code for f in self.failed.values()]
+        return int(outcome_exit(len(self.succeeded), failures, len(self.not_started)))
 
 
 def apply_step(conns: Connections, op: Operation, step: Step) -> None:
@@ -66,22 +93,3 @@ def apply_step(conns: Connections, op: Operation, step: Step) -> None:
     else:
         transport.run(step.argv, stdin=step.stdin.encode() if step.stdin else None)
     op.step(step.node, step.description, step.argv, "ok", time.monotonic() - started)
-
-
-def apply(
-    plan: Plan, conns: Connections, op: Operation, parallel: int, nodes: Sequence[str] | None = None
-) -> FanOut[int]:
-    """Each node runs its steps in order; nodes run in parallel. A node stops at its first
-    failed step (recorded in the journal) and the others go on."""
-
-    def one(node: str) -> int:
-        steps = plan.for_node(node)
-        for step in steps:
-            try:
-                apply_step(conns, op, step)
-            except Exception as exc:
-                op.step(node, step.description, step.argv, f"failed: {exc}", 0.0)
-                raise
-        return len(steps)
-
-    return fan_out(list(nodes if nodes is not None else plan.nodes), one, parallel)

@@ -1,24 +1,26 @@
-"""`kato run`: a command across nodes, all at once or K at a time, optionally waiting for each
-batch to answer again and be healthy before the next (a rolling reboot)."""
+"""`kato run`: a command across nodes, all at once or K at a time; with --wait-healthy a rolling
+change through the engine: each batch must answer again and be healthy before the next, and
+the first that does not stops it (a rolling reboot)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kato.config import Cluster, NodeConfig
-from kato.connect import connections, select_nodes
+from kato.connect import select_nodes
+from kato.engine.batches import Batching
+from kato.engine.health import boot_id, wait_back
+from kato.engine.rollout import NodeChange, rollout
+from kato.engine.session import Session, session
 from kato.errors import NodeUnreachable, RemoteCommandFailed, UsageError
-from kato.operation import operation
 from kato.roles import Role, in_start_order, load_roles
-from kato.status import role_status, roles_directory
-from kato.transport.base import CommandResult, Transport
-from kato.transport.fanout import FanOut, NodeFailure, failure, fan_out
-from kato.transport.pool import Connections
+from kato.status import roles_directory
+from kato.transport.base import CommandResult
+from kato.transport.fanout import NodeFailure, fan_out
 
 WAIT_TIMEOUT = 300.0
-SETTLE_POLLS = 3  # healthy this many times in a row, when the boot id did not change
 
 
 @dataclass(frozen=True)
@@ -63,110 +65,84 @@ def run(
     lock_wait: float = 0.0,
     dry_run: bool = False,
     command: Sequence[str] = (),
-    health: Callable[[Transport, NodeConfig], None] | None = None,
 ) -> RunOutcome:
     plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy)
-    if wait_healthy and health is None:
-        health = roles_healthy(load_roles(roles_directory()))
     if dry_run:
         return RunOutcome(plan, {}, {}, (), dry_run=True)
-    results: dict[str, CommandResult] = {}
-    failed: dict[str, NodeFailure] = {}
-    with (
-        connections(cluster) as conns,
-        operation(conns, cluster.core, command, lock_wait=lock_wait) as op,
-    ):
-        for batch in plan.batches:
-            done = _run_batch(cluster, conns, plan, batch, health)
-            results.update(done.succeeded)
-            failed.update(done.failed)
-            for node, res in done.succeeded.items():
-                op.step(node, "run", plan.argv, f"exit {res.status}", res.seconds)
-            for node, why in done.failed.items():
-                op.step(node, "run", plan.argv, f"failed in {why.phase}: {why.message}", 0.0)
-            if done.failed and plan.wait_healthy:
-                break  # a rolling change stops at the first node that does not come back
-        op.settle(bool(results), bool(failed))
+    known = load_roles(roles_directory()) if wait_healthy else {}
+    with session(cluster, command, lock_wait=lock_wait) as s:
+        s.begin()  # the lock before the first node runs anything
+        if wait_healthy:
+            results, failed = _rolling(s, plan, known)
+        else:
+            results, failed = _all(s, plan)
+        s.op.settle(bool(results), bool(failed))
     ran = set(results) | set(failed)
     skipped = tuple(n for b in plan.batches for n in b if n not in ran)
     return RunOutcome(plan, results, failed, skipped, dry_run=False)
 
 
-def _run_batch(
-    cluster: Cluster,
-    conns: Connections,
-    plan: RunPlan,
-    batch: Sequence[str],
-    health: Callable[[Transport, NodeConfig], None] | None,
-) -> FanOut[CommandResult]:
-    def one(node: str) -> CommandResult:
-        transport = conns.get(node)
-        boot_id = _boot_id(transport) if plan.wait_healthy else ""
-        started = time.monotonic()
-        try:
-            result = transport.run(plan.argv, check=False)
-        except NodeUnreachable as exc:
-            if not plan.wait_healthy or exc.phase == "command":  # a timeout is no reboot
-                raise
-            # the command took the node down with it (a reboot): its answer is coming back
-            result = CommandResult(
-                node, plan.argv, -1, "", "connection closed by the node", time.monotonic() - started
-            )
-        if result.status not in (0, -1) or (result.status == -1 and not plan.wait_healthy):
-            raise RemoteCommandFailed(node, plan.argv, result.status, result.stderr)
-        if plan.wait_healthy:
-            wait_until_healthy(cluster, conns, node, boot_id, health)
-        return result
-
-    return fan_out(list(batch), one, cluster.ssh.parallel)
+def _all(s: Session, plan: RunPlan) -> tuple[dict[str, CommandResult], dict[str, NodeFailure]]:
+    """Batch after batch, whatever failed: a command, not a change that must stop."""
+    results: dict[str, CommandResult] = {}
+    failed: dict[str, NodeFailure] = {}
+    for batch in plan.batches:
+        done = fan_out(list(batch), lambda n: _command(s, plan, n), s.parallel)
+        results.update(done.succeeded)
+        failed.update(done.failed)
+        for node, res in done.succeeded.items():
+            s.op.step(node, "run", plan.argv, f"exit {res.status}", res.seconds)
+        for node, why in done.failed.items():
+            s.op.step(node, "run", plan.argv, f"failed in {why.phase}: {why.message}", 0.0)
+    return results, failed
 
 
-def roles_healthy(known: dict[str, Role]) -> Callable[[Transport, NodeConfig], None]:
-    """A health gate: every role of the node has its units active and passes its check."""
+def _rolling(
+    s: Session, plan: RunPlan, known: dict[str, Role]
+) -> tuple[dict[str, CommandResult], dict[str, NodeFailure]]:
+    """Through the engine: each batch must come back healthy before the next; nothing to undo."""
+    results: dict[str, CommandResult] = {}
 
-    def check(transport: Transport, node: NodeConfig) -> None:
-        for role in in_start_order(known[r] for r in node.roles if r in known):
-            found = role_status(transport, role)
-            if not found.ok:
-                raise NodeUnreachable(node.name, "health", f"{role.name}: {found.health}")
+    def change(node: str) -> NodeChange:
+        boots: list[str] = []
+        roles = in_start_order(known[r] for r in s.cluster.node(node).roles if r in known)
 
-    return check
+        def run_it() -> int:
+            boots.append(boot_id(s.transport(node)))
+            results[node] = _command(s, plan, node)
+            res = results[node]
+            s.op.step(node, "run", plan.argv, f"exit {res.status}", res.seconds)
+            return 1
+
+        def verify() -> None:
+            wait_back(s.conns, node, roles, boots[0], WAIT_TIMEOUT)
+
+        return NodeChange(node, run_it, verify=verify)
+
+    size = max(len(b) for b in plan.batches)
+    report = rollout(
+        s,
+        [change(n) for b in plan.batches for n in b],
+        Batching(parallel=max(size, s.parallel), serial=size),
+    )
+    failed = report.failed_nodes
+    for node, why in failed.items():
+        s.op.step(node, "run", plan.argv, f"failed in {why.phase}: {why.message}", 0.0)
+    return {n: r for n, r in results.items() if n not in failed}, failed
 
 
-def _boot_id(transport: Transport) -> str:
-    return transport.run(("cat", "/proc/sys/kernel/random/boot_id"), timeout=30).stdout.strip()
-
-
-def wait_until_healthy(
-    cluster: Cluster,
-    conns: Connections,
-    node: str,
-    boot_id: str,
-    health: Callable[[Transport, NodeConfig], None] | None,
-    timeout: float = WAIT_TIMEOUT,
-) -> None:
-    """Wait until the node answers, its systemd is up and its roles are healthy: at once when
-    it booted again, or after SETTLE_POLLS healthy answers in a row when it did not (so a node
-    that has only begun to shut down is never taken for healthy)."""
-    deadline = time.monotonic() + timeout
-    streak, last = 0, ""
-    while time.monotonic() < deadline:
-        try:
-            transport = conns.get(node)
-            state = transport.run(
-                ("systemctl", "is-system-running", "--wait"), check=False, timeout=60
-            ).stdout.strip()
-            if state not in ("running", "degraded"):
-                raise NodeUnreachable(node, "health", f"systemd is {state}")
-            if health is not None:
-                health(transport, cluster.node(node))
-            rebooted = _boot_id(transport) != boot_id
-            streak += 1
-            if rebooted or streak >= SETTLE_POLLS:
-                return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
-            last = failure(node, exc).message
-            streak = 0
-            conns.drop(node)
-        time.sleep(1.0)
-    raise NodeUnreachable(node, "health", f"not healthy within {timeout:g}s ({last})")
+def _command(s: Session, plan: RunPlan, node: str) -> CommandResult:
+    """Run the command; with --wait-healthy, a connection the command closed (a reboot) is
+    no failure: the health wait that follows tells."""
+    started = time.monotonic()
+    try:
+        result = s.transport(node).run(plan.argv, check=False)
+    except NodeUnreachable as exc:
+        if not plan.wait_healthy or exc.phase == "command":  # a timeout is no reboot
+            raise
+        result = CommandResult(
+            node, plan.argv, -1, "", "connection closed by the node", time.monotonic() - started
+        )
+    if result.status not in (0, -1) or (result.status == -1 and not plan.wait_healthy):
+        raise RemoteCommandFailed(node, plan.argv, result.status, result.stderr)
+    return result

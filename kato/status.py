@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kato import facts, lock
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
-from kato.errors import ExitCode, KatoError
+from kato.errors import ExitCode, outcome_exit
 from kato.roles import Role, in_start_order, load_roles
 from kato.transport.base import Transport
-from kato.transport.fanout import FanOut, NodeFailure, failure, fan_out
+from kato.transport.fanout import FanOut, NodeFailure, fan_out
+from kato.transport.pool import Factory, ssh_factory
 
 
 def roles_directory() -> Path:
@@ -65,67 +67,88 @@ class ClusterStatus:
     def exit_code(self) -> int:
         """3 (5 when none answered) if nodes are unreachable, 1 if a role is unhealthy."""
         if self.unreachable:
-            return int(ExitCode.PARTIAL if self.nodes else ExitCode.UNREACHABLE)
+            return int(outcome_exit(len(self.nodes), [f.exit_code for f in self.unreachable]))
         return int(ExitCode.OK if all(n.healthy for n in self.nodes) else ExitCode.FAILED)
 
 
 def role_status(transport: Transport, role: Role) -> RoleStatus:
-    units = facts.unit_states(role.units).gather(transport)
+    """One role on one node (one agent call)."""
+    found = facts.node_facts(transport, [role])
+    return _role(found, role)
+
+
+def _role(found: facts.NodeFacts, role: Role) -> RoleStatus:
+    units = found.units.get(role.name, {})
+    problem = found.health.get(role.name)
     if any(state != "active" for state in units.values()):
         return RoleStatus(role.name, units, "failing: not running")
-    problem = facts.health_check(role.health, timeout=5).gather(transport)
     return RoleStatus(role.name, units, "ok" if problem is None else f"failing: {problem}")
 
 
-def node_status(transport: Transport, node: NodeConfig, roles: dict[str, Role]) -> NodeStatus:
+def node_status(
+    transport: Transport, node: NodeConfig, roles: dict[str, Role], *, core: bool = False
+) -> tuple[NodeStatus, dict[str, Any] | None]:
+    """The node's status from ONE agent call; on the core node, the lock record too."""
     known = in_start_order(roles[r] for r in node.roles if r in roles)
-    statuses = [role_status(transport, role) for role in known]
-    statuses += [RoleStatus(r, {}, "unknown role") for r in node.roles if r not in roles]
     wanted = [(role.name, name, path) for role in known for name, path in role.data_dirs.items()]
-    space = facts.free_space([p for _, _, p in wanted]).gather(transport) if wanted else {}
+    found = facts.node_facts(transport, known, space=[p for _, _, p in wanted], lock=core)
+    statuses = [_role(found, role) for role in known]
+    statuses += [RoleStatus(r, {}, "unknown role") for r in node.roles if r not in roles]
     dirs = tuple(
         DataDir(
             role,
             name,
             path,
-            bool(space.get(path, {}).get("exists")),
-            int(space.get(path, {}).get("free", 0)),
+            bool(found.space.get(path, {}).get("exists")),
+            int(found.space.get(path, {}).get("free", 0)),
         )
         for role, name, path in wanted
     )
-    return NodeStatus(
-        node.name, node.address, facts.platform_version.gather(transport), tuple(statuses), dirs
-    )
+    status = NodeStatus(node.name, node.address, found.version, tuple(statuses), dirs)
+    return status, found.lock
 
 
 def status(
-    cluster: Cluster, names: list[str] | None = None, role_filter: list[str] | None = None
+    cluster: Cluster,
+    names: list[str] | None = None,
+    role_filter: list[str] | None = None,
+    factory: Factory = ssh_factory,
 ) -> ClusterStatus:
+    """Every chosen node in parallel, one round trip each (the lock comes with the core's)."""
     roles = load_roles(roles_directory())
-    chosen = select_nodes(cluster, names, role_filter)
-    with connections(cluster) as conns:
+    chosen = [n.name for n in select_nodes(cluster, names, role_filter)]
+    with connections(cluster, factory) as conns:
 
-        def one(name: str) -> NodeStatus:
-            return node_status(conns.get(name), cluster.node(name), roles)
+        def one(name: str) -> tuple[NodeStatus, dict[str, Any] | None]:
+            core = name == cluster.core
+            return node_status(conns.get(name), cluster.node(name), roles, core=core)
 
-        found: FanOut[NodeStatus] = fan_out([n.name for n in chosen], one, cluster.ssh.parallel)
-        held, lock_error = None, None
-        if cluster.core not in found.failed:
-            try:
-                state = lock.status(conns.get(cluster.core))
-                held = state.record if state.alive else None
-            except KatoError as exc:
-                lock_error = failure(cluster.core, exc).message
-        else:
-            lock_error = "the core node is unreachable"
-    order = [n.name for n in chosen]
+        everyone = chosen if cluster.core in chosen else [*chosen, cluster.core]  # for the lock
+        found = fan_out(everyone, one, cluster.ssh.parallel)
+    held, lock_error = _lock(cluster, found)
     return ClusterStatus(
         cluster.name,
-        tuple(found.succeeded[n] for n in order if n in found.succeeded),
-        tuple(found.failed[n] for n in order if n in found.failed),
+        tuple(found.succeeded[n][0] for n in chosen if n in found.succeeded),
+        tuple(found.failed[n] for n in chosen if n in found.failed),
         held,
         lock_error,
     )
+
+
+def _lock(
+    cluster: Cluster, found: FanOut[tuple[NodeStatus, dict[str, Any] | None]]
+) -> tuple[dict[str, object] | None, str | None]:
+    """The lock record when a live one is held, else None; or why it is unknown."""
+    if cluster.core in found.failed:
+        return None, "the core node is unreachable"
+    answer = found.succeeded[cluster.core][1] or {}
+    record = answer.get("record")
+    if not isinstance(record, dict):
+        return None, None
+    alive = float(answer.get("now", 0)) - float(record.get("heartbeat", 0)) <= float(
+        record.get("ttl", 0)
+    )
+    return (lock.shown(record) if alive else None), None
 
 
 @dataclass(frozen=True)

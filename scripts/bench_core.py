@@ -1,7 +1,7 @@
 """Benchmark the core: `kato status` on 1 vs 10 nodes and against pyinfra, start-up time,
 the cost of one more command on a reused connection, and fan-out to 30 nodes against a bash
 loop of `ssh NODE CMD &` + `wait`. Medians of --runs; baselines are measured in the same run.
-Brings up (and removes) a 30-node bare sandbox named katobench.
+Brings up (and removes) a 30-node bare sandbox named katobench (KATO_TEST_PREFIX + "bench").
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-NAME = "katobench"
+PREFIX = os.environ.get("KATO_TEST_PREFIX")  # a checkout's own sandbox names
+NAME = f"{PREFIX}bench" if PREFIX else "katobench"
 KATO = (sys.executable, "-m", "kato")
 HOME = Path(os.environ.get("KATO_SANDBOX_HOME", "/var/lib/kato-sandbox")) / NAME
 

@@ -58,7 +58,9 @@ def root(
         is_eager=True,
         help="Print kato's version and exit.",
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks for errors, and what kato ships to the nodes."
+    ),
     cluster: str = typer.Option(
         None,
         "--cluster",
@@ -67,6 +69,10 @@ def root(
 ) -> None:
     """kato: administer a platform cluster over SSH."""
     errors.debug = debug
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="kato: %(message)s")
     common.cluster_flag = cluster
 
 

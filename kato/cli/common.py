@@ -23,6 +23,7 @@ PARALLEL = typer.Option(
 )
 THIS_NODE = typer.Option(False, "--only-this-node", help="Only the node kato runs on.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="With --dry-run: every exact command.")
 LOCK_WAIT = typer.Option(
     "0",
     "--lock-wait",

@@ -13,11 +13,13 @@ from kato.cli.common import (
     LOCK_WAIT,
     NODES,
     THIS_NODE,
+    VERBOSE,
     invocation,
     load_cluster,
     seconds,
 )
 from kato.cli.errors import reported
+from kato.cli.results import render
 
 if TYPE_CHECKING:
     from kato.patch.rollout import RolloutOutcome
@@ -44,31 +46,12 @@ def status(repo: str = REPO, as_json: bool = JSON) -> None:
     raise typer.Exit(3 if report.unreachable else 0)
 
 
-def _report(outcome: RolloutOutcome, as_json: bool) -> None:
-    if as_json:
-        output.document(outcome)
-        raise typer.Exit(0 if outcome.dry_run else outcome.exit_code)
-    for note in outcome.notes:
-        output.line(note)
-    plan = outcome.plan
-    if outcome.dry_run:
-        output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
-        for node in plan.nodes:
-            output.line(f"{node}:")
-            output.line("\n".join(f"  {step.shown()}" for step in plan.for_node(node)))
-    elif plan.is_empty and not outcome.failed:
-        output.info(f"{plan.title}: nothing to do")
-    else:
-        rows = [
-            (n, "ok", f"{k} patch(es) done" if k else "restarted")
-            for n, k in outcome.succeeded.items()
-        ]
-        rows += [(f.node, f"failed in {f.phase}", f.message) for f in outcome.failed.values()]
-        rows += [
-            (n, "not started", "the rollout stopped at the failure") for n in outcome.not_started
-        ]
-        output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
-    raise typer.Exit(0 if outcome.dry_run else outcome.exit_code)
+def _done(count: int) -> str:
+    return f"{count} patch(es) done" if count else "restarted"
+
+
+def _report(outcome: RolloutOutcome, as_json: bool, verbose: bool) -> None:
+    render(outcome, as_json, done=_done, verbose=verbose)
 
 
 @app.command("install")
@@ -82,6 +65,7 @@ def install(
     no_restart: bool = NO_RESTART,
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -97,7 +81,7 @@ def install(
             lock_wait=seconds(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)
 
 
 @app.command("revert")
@@ -107,6 +91,7 @@ def revert(
     no_restart: bool = NO_RESTART,
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -124,4 +109,4 @@ def revert(
             lock_wait=seconds(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)

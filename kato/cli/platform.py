@@ -6,33 +6,32 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, PARALLEL, invocation, load_cluster
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    NODES,
+    PARALLEL,
+    VERBOSE,
+    invocation,
+    load_cluster,
+)
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
-from kato.cli.results import exit_for
+from kato.cli.results import render
 
 if TYPE_CHECKING:
     from kato.plan import PlanOutcome
 
 
-def _report(outcome: PlanOutcome, as_json: bool) -> None:
-    plan, failed, succeeded = outcome.plan, outcome.failed, outcome.succeeded
-    if as_json:
-        output.document(outcome)
-    elif outcome.dry_run:
-        output.line(f"plan: {plan.title} ({len(plan.steps)} steps; nothing was changed)")
-        for node in plan.nodes:
-            output.line(f"{node}:")
-            for step in plan.for_node(node):
-                output.line(f"  {step.shown()}")
-    elif plan.is_empty and not failed:
-        output.info(f"{plan.title}: nothing to do, every node is there already")
-    else:
-        rows = [(n, "ok", f"{k} steps") for n, k in succeeded.items()]
-        rows += [(f.node, f"failed in {f.phase}", f.message) for f in failed.values()]
-        output.table(("NODE", "RESULT", "DETAIL"), rows, title=plan.title)
-    raise typer.Exit(0 if outcome.dry_run else exit_for(succeeded, failed))
+def _report(outcome: PlanOutcome, as_json: bool, verbose: bool = False) -> None:
+    render(
+        outcome,
+        as_json,
+        done=lambda k: f"{k} steps",
+        nothing="nothing to do, every node is there already",
+        verbose=verbose,
+    )
 
 
 def install(
@@ -40,6 +39,7 @@ def install(
     node: list[str] = NODES,
     parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -55,13 +55,14 @@ def install(
             lock_wait=duration(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)
 
 
 def uninstall(
     node: list[str] = NODES,
     parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
+    verbose: bool = VERBOSE,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -76,7 +77,7 @@ def uninstall(
             lock_wait=duration(lock_wait),
             command=invocation(),
         )
-    _report(out, as_json)
+    _report(out, as_json, verbose)
 
 
 def _control(action: str):  # type: ignore[no-untyped-def]
@@ -85,6 +86,7 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         node: list[str] = NODES,
         parallel: int = PARALLEL,
         dry_run: bool = DRY_RUN,
+        verbose: bool = VERBOSE,
         lock_wait: str = LOCK_WAIT,
         as_json: bool = JSON,
     ) -> None:
@@ -100,7 +102,7 @@ def _control(action: str):  # type: ignore[no-untyped-def]
                 lock_wait=duration(lock_wait),
                 command=invocation(),
             )
-        _report(out, as_json)
+        _report(out, as_json, verbose)
 
     command.__doc__ = (
         f"{action.capitalize()} the platform's roles (all, or the named ones) in "

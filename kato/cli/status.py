@@ -7,7 +7,7 @@ import typer
 from kato import __version__, output
 from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_cluster
 from kato.cli.errors import reported
-from kato.cli.results import failure_rows
+from kato.cli.results import exit_for, failure_rows
 
 
 def _size(n: int) -> str:
@@ -88,4 +88,4 @@ def version(as_json: bool = JSON) -> None:
         )
     if result.unreachable:
         output.warn("no answer from " + ", ".join(f.node for f in result.unreachable))
-        raise typer.Exit(3 if versions else 5)
+        raise typer.Exit(exit_for(versions, {f.node: f for f in result.unreachable}))

@@ -16,14 +16,14 @@ from typing import BinaryIO
 
 from kato import facts
 from kato.config import Cluster
-from kato.connect import connections
 from kato.data import archive, node_import, switch
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, read_manifest, verify_archive
+from kato.engine.session import session
 from kato.errors import KatoError, NodeUnreachable, PreflightRefused
-from kato.operation import Operation, operation
+from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.roles import load_roles
 from kato.status import roles_directory
@@ -76,20 +76,19 @@ def import_archive(
         run = uuid.uuid4().hex[:12]
         placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
-        with connections(cluster) as conns:
-            _compare_versions(conns, cluster, manifest, result)
-            _check_space(conns, placements)
+        with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+            _compare_versions(s.conns, cluster, manifest, result)
+            _check_space(s.conns, placements)
             if dry_run:
                 progress.step(f"verifying {source}")
                 verify_archive(path, progress=progress)
                 return result
-            with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
-                try:
-                    _stage_verifying(conns, op, path, manifest, placements, progress, source)
-                    switch.switch_all(conns, op, placements, roles, progress)
-                finally:
-                    switch.unstage(conns, placements)
-                op.notes.extend(result.notes)
+            try:
+                _stage_verifying(s.conns, s.begin(), path, manifest, placements, progress, source)
+                switch.switch_all(s, placements, roles)
+            finally:
+                switch.unstage(s.conns, placements)
+            s.op.notes.extend(result.notes)
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result

@@ -1,6 +1,7 @@
 """The switch of an import: per role and node, stop the role, move the data dir aside, put the
 staged one in its place (or load the staged dump into a new, empty one), start the role and
-wait for its health. A failure puts back every data dir switched so far, newest first."""
+wait for its health, each (node, role) a change of the rollout engine. A failure puts back
+every data dir switched so far, newest first."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kato.data.placement import Placement
+from kato.engine.batches import Batching
+from kato.engine.health import wait_healthy
+from kato.engine.report import FAILED, UNDONE
+from kato.engine.rollout import OTHERS_FAILED, NodeChange, rollout
+from kato.engine.session import Session
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
-from kato.platform.control import wait_healthy
 from kato.progress import Progress
 from kato.roles import Role
 from kato.transport.pool import Connections
@@ -78,39 +83,55 @@ def groups(placements: Sequence[Placement], roles: Mapping[str, Role]) -> list[_
 
 
 def switch_all(
-    conns: Connections,
-    op: Operation,
+    s: Session,
     placements: Sequence[Placement],
     roles: Mapping[str, Role],
-    progress: Progress,
 ) -> None:
-    done: list[_Group] = []
-    for group in groups(placements, roles):
-        done.append(group)
-        try:
-            _switch(conns, op, group, progress)
-        except KeyboardInterrupt:
-            progress.warn("interrupted: putting every switched data dir back")
-            [_roll_back(conns, g, progress) for g in reversed(done)]
-            raise
-        except KatoError as exc:
-            failures = [_roll_back(conns, g, progress) for g in reversed(done)]
-            left = [f for f in failures if f]
-            raise ImportFailed(
-                f"{group.node}: importing {group.role.name} failed: {exc.message}",
-                hint=(
-                    "every data dir switched so far was put back and its role restarted"
-                    if not left
-                    else "could not put back: " + "; ".join(left)
-                ),
-            ) from None
+    """Through the engine, one (node, role) at a time in start order, all or nothing: a failure
+    (or Ctrl-C) puts back every data dir switched so far, newest first."""
+    left: list[str] = []
+    changes = [_change(s, g, left) for g in groups(placements, roles)]
+    report = rollout(s, changes, Batching(parallel=1, serial=1), undo_all=True)
+    failed = [r for r in report.nodes if r.state in (FAILED, UNDONE) and r.message != OTHERS_FAILED]
+    if failed:
+        node, role = failed[0].node.split(" ", 1)
+        not_back = [f"{r.node}: {r.undo}" for r in report.nodes if r.state == FAILED]
+        raise ImportFailed(
+            f"{node}: importing {role} failed: {failed[0].message}",
+            hint=(
+                "could not put back: " + "; ".join(left or not_back)
+                if left or not_back
+                else "every data dir switched so far was put back and its role restarted"
+            ),
+        )
+
+
+def _change(s: Session, group: _Group, left: list[str]) -> NodeChange:
+    def verify() -> None:
+        if group.was_active:
+            wait_healthy(s.conns, group.node, (group.role,))
+
+    def undo() -> None:
+        problem = _roll_back(s.conns, group, s.progress)
+        if problem:
+            left.append(problem)
+            raise KatoError(problem)
+
+    return NodeChange(
+        group.node,
+        lambda: _switch(s.conns, s.op, group, s.progress),
+        undo=undo,
+        verify=verify,
+        restarts=(group.role,),
+        label=group.role.name,
+    )
 
 
 def _units(conns: Connections, group: _Group, action: str) -> None:
     conns.get(group.node).run(("systemctl", action, "--", *group.role.units), timeout=600)
 
 
-def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress) -> None:
+def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress) -> int:
     node, role = group.node, group.role
     states = conns.get(node).run(("systemctl", "is-active", "--", *role.units), check=False)
     group.was_active = all(s == "active" for s in states.stdout.split())
@@ -132,7 +153,7 @@ def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress
     if group.was_active:
         progress.step(f"{node}: starting {role.name}")
         _units(conns, group, "start")
-        wait_healthy(conns, node, role)
+    return len(group.placements)
 
 
 def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | None:
@@ -144,7 +165,6 @@ def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | N
             conns.get(group.node).run(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
         if group.was_active:
             _units(conns, group, "start")
-            wait_healthy(conns, group.node, group.role)
     except (KatoError, NodeUnreachable) as exc:
         return (
             f"{group.node} {group.role.name} ({exc.message}): its previous data is in "

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kato.config import Cluster, NodeConfig
-from kato.connect import connections, select_nodes, this_node
+from kato.connect import select_nodes, this_node
+from kato.engine.session import session
 from kato.errors import PreflightRefused, UsageError
-from kato.operation import operation
 from kato.patch.nodes import STAGING, NodePatches, agent_step
 from kato.patch.repository import Fetched, Patch, fetch, load_index
-from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, rollout
+from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
 from kato.patch.status import gather_states, repository
 from kato.plan import Step
 from kato.roles import Role, in_start_order, load_roles
@@ -135,8 +135,11 @@ def install(
     nodes = chosen_nodes(cluster, options)
     if options.canary is not None:
         cluster.node(options.canary)
-    with tempfile.TemporaryDirectory(prefix="kato-patch-") as tmp, connections(cluster) as conns:
-        states = gather_states(cluster, conns, nodes, roles)
+    with (
+        tempfile.TemporaryDirectory(prefix="kato-patch-") as tmp,
+        session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s,
+    ):
+        states = gather_states(cluster, s.conns, nodes, roles)
         versions = {s.version for s in states.succeeded.values()}
         patches = applicable(chosen, bool(options.names), versions)
         fetched = [fetch(repo, p, Path(tmp)) for p in patches]  # verified before any change
@@ -154,12 +157,9 @@ def install(
             return RolloutOutcome(
                 plan, dry_run, failed=dict(states.failed), action="install", notes=tuple(notes)
             )
-        with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
-            done, failed, rest = rollout(
-                conns, op, works, cluster.ssh.parallel, serial=options.restart
-            )
-            failed = {**states.failed, **failed}
-            op.settle(bool(done), bool(failed))
+        done, failed, rest = roll(s, works, options.canary)
+        failed = {**states.failed, **failed}
+        s.op.settle(bool(done), bool(failed))
     return RolloutOutcome(
         plan, False, done, failed, action="install", not_started=rest, notes=tuple(notes)
     )

@@ -1,35 +1,31 @@
-"""What kato knows of patches on a node: the agent program it runs there and what it reports."""
+"""What kato knows of patches on a node: the patch agent (shipped by the node agent) and what it
+reports."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from kato.config import NodeConfig
 from kato.errors import RemoteCommandFailed
 from kato.plan import Step
+from kato.remote import layout
+from kato.remote.agent import AGENT
 from kato.roles import Role
 from kato.transport.base import CommandResult, Transport
 
-PATCHES = "/var/lib/kato/patches"
-STAGING = "/var/lib/kato/staging"
-
-
-@cache
-def agent_source() -> str:
-    """kato/patch/agent.py, handed to the node's python3 on stdin."""
-    return Path(__file__).with_name("agent.py").read_text()
+PATCHES = layout.PATCHES
+STAGING = layout.STAGING
 
 
 def agent_argv(command: str, *args: str) -> tuple[str, ...]:
-    return ("python3", "-", "/", command, *args)
+    """kato/patch/agent.py as the node agent ships it (AGENT.ensure before running it)."""
+    return AGENT.argv("patch_agent.py", "/", command, *args)
 
 
 def agent_step(node: str, description: str, command: str, *args: str) -> Step:
-    return Step(node, description, agent_argv(command, *args), stdin=agent_source())
+    return Step(node, description, agent_argv(command, *args))
 
 
 @dataclass(frozen=True)
@@ -72,10 +68,5 @@ def parse_state(node: str, result: CommandResult) -> NodePatches:
 
 def gather(transport: Transport, node: NodeConfig, roles: dict[str, Role]) -> NodePatches:
     units = {r: list(roles[r].units) for r in node.roles if r in roles}
-    result = transport.run(
-        agent_argv("state", json.dumps(units)),
-        stdin=agent_source().encode(),
-        check=False,
-        timeout=60,
-    )
+    result = AGENT.call(transport, "patch_agent.py", "/", "state", json.dumps(units), timeout=60)
     return parse_state(node.name, result)

@@ -4,12 +4,12 @@ revert script, drop the node's record and restart the affected roles, one node a
 from __future__ import annotations
 
 from kato.config import Cluster, NodeConfig
-from kato.connect import connections, select_nodes
+from kato.connect import select_nodes
+from kato.engine.session import session
 from kato.errors import UsageError
-from kato.operation import operation
 from kato.patch.nodes import NodePatches, agent_step
 from kato.patch.repository import load_index
-from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, rollout
+from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
 from kato.patch.status import gather_states, repository
 from kato.repos import RepositoryUnreachable
 from kato.roles import Role, in_start_order, load_roles
@@ -49,8 +49,8 @@ def revert(
 ) -> RolloutOutcome:
     roles = load_roles(roles_directory())
     chosen = select_nodes(cluster, nodes)
-    with connections(cluster) as conns:
-        states = gather_states(cluster, conns, chosen, roles)
+    with session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s:
+        states = gather_states(cluster, s.conns, chosen, roles)
         on_nodes = {p for s in states.succeeded.values() for p in (*s.applied, *s.interrupted)}
         known = known_names(cluster, repo)
         if name not in on_nodes and name not in known:
@@ -67,8 +67,7 @@ def revert(
         plan = plan_of(f"patch revert {name}", works)
         if dry_run or not works:
             return RolloutOutcome(plan, dry_run, failed=dict(states.failed), action="revert")
-        with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
-            done, failed, rest = rollout(conns, op, works, cluster.ssh.parallel, serial=True)
-            failed = {**states.failed, **failed}
-            op.settle(bool(done), bool(failed))
+        done, failed, rest = roll(s, works)
+        failed = {**states.failed, **failed}
+        s.op.settle(bool(done), bool(failed))
     return RolloutOutcome(plan, False, done, failed, action="revert", not_started=rest)

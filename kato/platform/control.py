@@ -1,24 +1,25 @@
 """`kato start|stop|restart [platform | ROLE...]`: roles in their order, each waited for.
 
 Start and restart go through the roles in start order (data services first) and wait for each
-role's health check on every node that carries it before the next role; stop goes in reverse.
+role's health on every node that carries it before the next role; stop goes in reverse. Each
+role is one rollout of the engine: start and stop go wide, a restart rolls one node at a time.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from kato import facts
 from kato.config import Cluster
-from kato.connect import connections, select_nodes
-from kato.errors import NodeUnreachable, UsageError
-from kato.operation import operation
+from kato.connect import select_nodes
+from kato.engine.batches import Batching
+from kato.engine.health import wait_healthy
+from kato.engine.rollout import NodeChange, rollout
+from kato.engine.session import Session, session
+from kato.errors import UsageError
 from kato.plan import Plan, PlanOutcome, Step, apply_step
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
-from kato.transport.fanout import NodeFailure, fan_out
-from kato.transport.pool import Connections
+from kato.transport.fanout import NodeFailure
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -59,22 +60,6 @@ def plan_control(cluster: Cluster, action: str, roles: list[Role], names: list[s
     return Plan(f"{action} {', '.join(r.name for r in ordered)}", tuple(steps))
 
 
-def wait_healthy(conns: Connections, node: str, role: Role) -> None:
-    deadline = time.monotonic() + role.health.timeout
-    check = facts.health_check(role.health, timeout=5)
-    while True:
-        problem = check.gather(conns.get(node))
-        if problem is None:
-            return
-        if time.monotonic() >= deadline:
-            raise NodeUnreachable(
-                node,
-                "health",
-                f"{role.name} not healthy within {role.health.timeout:g}s: {problem}",
-            )
-        time.sleep(0.5)
-
-
 def control(
     cluster: Cluster,
     action: str,
@@ -92,26 +77,35 @@ def control(
         return ControlOutcome(plan, dry_run, action=action)
     succeeded: dict[str, int] = {}
     failed: dict[str, NodeFailure] = {}
-    with (
-        connections(cluster) as conns,
-        operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op,
-    ):
+    with session(cluster, command or [], lock_wait=lock_wait) as s:
         for role in in_action_order(action, chosen):
-            steps = {
-                s.node: s
-                for s in plan.steps
-                if s.description == f"{action} {role.name}" and s.node not in failed
-            }
-
-            def one(node: str, role: Role = role, steps: dict[str, Step] = steps) -> int:
-                apply_step(conns, op, steps[node])
-                if action != "stop":
-                    wait_healthy(conns, node, role)
-                return 1
-
-            done = fan_out(list(steps), one, cluster.ssh.parallel)
-            for node in done.succeeded:
+            steps = [st for st in plan.steps if st.description == f"{action} {role.name}"]
+            report = rollout(
+                s,
+                [_change(s, action, role, step) for step in steps],
+                Batching(parallel=cluster.ssh.parallel),
+            )
+            for node in report.done:
                 succeeded[node] = succeeded.get(node, 0) + 1
-            failed.update(done.failed)
-        op.settle(bool(succeeded), bool(failed))
+            failed.update(report.failed_nodes)
+            if failed:
+                break  # the roles after it need it: they are not reached
+        s.op.settle(bool(succeeded), bool(failed))
     return ControlOutcome(plan, False, succeeded, failed, action=action)
+
+
+def _change(s: Session, action: str, role: Role, step: Step) -> NodeChange:
+    """A restart rolls (never every node of a serving role at once); start and stop go wide.
+    Nothing to undo: starting or stopping again is the way back."""
+
+    def change() -> int:
+        apply_step(s.conns, s.op, step)
+        return 1
+
+    def verify() -> None:
+        if action != "stop":
+            wait_healthy(s.conns, step.node, (role,))
+
+    return NodeChange(
+        step.node, change, verify=verify, restarts=(role,) if action == "restart" else ()
+    )

@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from kato import release as releases
 from kato.config import Cluster, NodeConfig
-from kato.connect import connections, select_nodes
+from kato.connect import select_nodes
+from kato.engine.session import session
+from kato.engine.steps import apply_plan
 from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
-from kato.operation import operation
-from kato.plan import Plan, PlanOutcome, Step, apply
+from kato.plan import Plan, PlanOutcome, Step
+from kato.platform.readable import itemized
+from kato.remote import layout
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.base import CommandResult
 from kato.transport.fanout import FanOut, fan_out
 
-STAGING = "/var/lib/kato/staging"
-UNIT_DIR = "/etc/systemd/system"
-UPSTREAMS = "/etc/kato/router-upstreams.conf"
+STAGING = layout.STAGING
+UNIT_DIR = layout.UNIT_DIR
+UPSTREAMS = layout.UPSTREAMS
 MARKER = ".kato-artifact-sha256"
+STAGED = ("make the private staging dir", "upload the ", "verify the ")  # touch nothing live
 INSTALLED = """
 import json, os, sys
 version, pairs = sys.argv[1], json.loads(sys.argv[2])
@@ -107,6 +111,7 @@ class Artifacts:
     version: str
     local: dict[str, str]  # role -> verified local file
     sha256: dict[str, str]
+    sizes: dict[str, int] = field(default_factory=dict)  # role -> bytes, for the readable plan
 
 
 def plan_node(
@@ -227,27 +232,33 @@ def install(
         local = {
             r: str(releases.fetch_artifact(cluster.releases, release, r, Path(tmp))) for r in needed
         }  # every checksum verified before any node is touched
-        artifacts = Artifacts(version, local, {r: release.artifact(r).sha256 for r in needed})
-        with connections(cluster) as conns:
+        sha256 = {r: release.artifact(r).sha256 for r in needed}
+        sizes = {r: Path(local[r]).stat().st_size for r in needed}
+        artifacts = Artifacts(version, local, sha256, sizes)
+        with session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s:
             have: FanOut[Installed] = fan_out(
                 list(per_node),
-                lambda n: installed_fact(version, per_node[n]).gather(conns.get(n)),
+                lambda n: installed_fact(version, per_node[n]).gather(s.transport(n)),
                 cluster.ssh.parallel,
             )
             steps = [
                 s
                 for n in chosen
                 if n.name in have.succeeded
-                for s in plan_node(cluster, n, per_node[n.name], artifacts, have.succeeded[n.name])
+                for s in itemized(
+                    plan_node(cluster, n, per_node[n.name], artifacts, have.succeeded[n.name]),
+                    version,
+                    sizes,
+                    have.succeeded[n.name].current,
+                )
             ]
             plan = Plan(f"install {version}", tuple(steps))
             if dry_run or plan.is_empty:
                 return InstallOutcome(plan, dry_run, failed=dict(have.failed), version=version)
-            with operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op:
-                done = apply(plan, conns, op, cluster.ssh.parallel)
-                failed = {**have.failed, **done.failed}
-                op.settle(bool(done.succeeded), bool(failed))
-    return InstallOutcome(plan, False, dict(done.succeeded), failed, version=version)
+            done, failed = apply_plan(s, plan, STAGED)
+            failed = {**have.failed, **failed}
+            s.op.settle(bool(done), bool(failed))
+    return InstallOutcome(plan, False, done, failed, version=version)
 
 
 def plan_uninstall(cluster: Cluster, nodes: tuple[NodeConfig, ...], roles: dict[str, Role]) -> Plan:
@@ -294,10 +305,7 @@ def uninstall(
     plan = plan_uninstall(cluster, select_nodes(cluster, names), load_roles(roles_directory()))
     if dry_run:
         return PlanOutcome(plan, dry_run=True)
-    with (
-        connections(cluster) as conns,
-        operation(conns, cluster.core, command or [], lock_wait=lock_wait) as op,
-    ):
-        done = apply(plan, conns, op, cluster.ssh.parallel)
-        op.settle(bool(done.succeeded), bool(done.failed))
-    return PlanOutcome(plan, False, dict(done.succeeded), dict(done.failed))
+    with session(cluster, command or [], lock_wait=lock_wait) as s:
+        done, failed = apply_plan(s, plan)
+        s.op.settle(bool(done), bool(failed))
+    return PlanOutcome(plan, False, done, failed)

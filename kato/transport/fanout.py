@@ -7,7 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from kato.errors import ExitCode, HostKeyRefused, KatoError, NodeUnreachable, RemoteCommandFailed
+from kato.errors import (
+    ExitCode,
+    HostKeyRefused,
+    KatoError,
+    NodeUnreachable,
+    RemoteCommandFailed,
+    outcome_exit,
+)
 
 T = TypeVar("T")
 
@@ -28,12 +35,7 @@ class FanOut(Generic[T]):
     @property
     def exit_code(self) -> ExitCode:
         """0 all fine; 3 some nodes failed; 5 every node unreachable; 1 every node failed."""
-        if not self.failed:
-            return ExitCode.OK
-        if self.succeeded:
-            return ExitCode.PARTIAL
-        codes = {f.exit_code for f in self.failed.values()}
-        return ExitCode.UNREACHABLE if codes == {ExitCode.UNREACHABLE} else ExitCode.FAILED
+        return outcome_exit(len(self.succeeded), [f.exit_code for f in self.failed.values()])
 
 
 def failure(node: str, exc: BaseException) -> NodeFailure:

@@ -1,0 +1,1 @@
+"""The rollout engine every change walking nodes goes through: session, batches, health."""

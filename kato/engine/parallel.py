@@ -1,0 +1,99 @@
+"""Run per-node work on a bounded set of threads, where Ctrl-C stops what has not started,
+lets what is in flight finish, and says so (the rollout then undoes those nodes)."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from kato.progress import Progress
+
+T = TypeVar("T")
+TICK = 0.05  # the main thread wakes this often, so Ctrl-C is seen at once
+
+
+@dataclass
+class Ran(Generic[T]):
+    values: dict[str, T] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+    cut: list[str] = field(default_factory=list)  # work that Ctrl-C broke off inside
+    interrupted: bool = False
+
+
+@contextmanager
+def ctrl_c(handler: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C calls handler() instead of raising KeyboardInterrupt at some random point, while
+    this thread (the main one, with Python's default handler in place) waits."""
+    mine = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if mine else None
+    if previous is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, lambda number, frame: handler())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def in_parallel(
+    nodes: Sequence[str], work: Callable[[str], T], limit: int, progress: Progress
+) -> Ran[T]:
+    """work(node) for every node, at most `limit` at once; every node ends in values, errors,
+    cut, or (after Ctrl-C) nowhere: never started."""
+    ran: Ran[T] = Ran()
+    stop, finished = threading.Event(), threading.Semaphore(0)
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for node in nodes:
+        todo.put(node)
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    node = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    ran.values[node] = work(node)
+                except KeyboardInterrupt:
+                    stop.set()
+                    ran.cut.append(node)
+                except Exception as exc:  # kept per node; the caller reports it with its phase
+                    ran.errors[node] = exc
+        finally:
+            finished.release()
+
+    def interrupted() -> None:
+        if not stop.is_set():
+            progress.warn("interrupted: letting the nodes in flight finish, then undoing")
+        stop.set()
+
+    count = min(limit, len(nodes))
+    with ctrl_c(interrupted):
+        for _ in range(count):
+            threading.Thread(target=worker, name="kato-node", daemon=True).start()
+        waiting = count
+        while waiting:
+            try:
+                while waiting and finished.acquire(timeout=TICK):
+                    waiting -= 1
+            except KeyboardInterrupt:  # only when someone else's handler raised it
+                interrupted()
+    ran.interrupted = stop.is_set()
+    return ran
+
+
+def shielded(work: Callable[[], T], progress: Progress) -> T:
+    """work() on its own thread, so a Ctrl-C while it runs (an undo) cannot break it off."""
+    ran = in_parallel(["-"], lambda _: work(), 1, progress)
+    while "-" not in ran.values:
+        if "-" in ran.errors:
+            raise ran.errors["-"]
+        ran = in_parallel(["-"], lambda _: work(), 1, progress)
+    return ran.values["-"]

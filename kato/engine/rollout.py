@@ -1,0 +1,151 @@
+"""The one rollout engine every change that walks nodes goes through.
+
+Each node's part is a NodeChange: *stage* (run on every node in parallel first; touches nothing
+live), *change*, *verify* (by default the health of the roles it restarts, each with its own
+timeout) and *undo*. The engine stages everywhere, then changes in batches (see batches.py),
+stops after the first batch in which a node's change or verify failed, undoes that node, and
+reports every node: done, undone, failed (with its phase) or not reached. Ctrl-C lets the
+nodes in flight finish their change, undoes them, and raises Interrupted with the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kato.engine.batches import Batching, cut
+from kato.engine.health import wait_healthy
+from kato.engine.parallel import in_parallel, shielded
+from kato.engine.report import (
+    CHANGE,
+    DONE,
+    FAILED,
+    HEALTH,
+    NOT_REACHED,
+    STAGE,
+    UNDONE,
+    NodeResult,
+    RolloutReport,
+)
+from kato.engine.session import Session
+from kato.errors import Interrupted
+from kato.roles import Role
+from kato.transport.fanout import failure
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """One node's part of a change. `change` returns a count for the report (e.g. patches
+    applied). `undo` puts the node back after its change or verify failed (or on Ctrl-C); the
+    roles are verified again after it. `verify` replaces the default health wait."""
+
+    node: str
+    change: Callable[[], int]
+    stage: Callable[[], object] | None = None
+    undo: Callable[[], object] | None = None
+    verify: Callable[[], object] | None = None
+    restarts: tuple[Role, ...] = ()  # roles the change restarts: batch size and health
+    label: str = ""  # when a node has several changes (e.g. one per role): what this one is
+
+    @property
+    def key(self) -> str:
+        """How the report names it: the node, or `node label`."""
+        return f"{self.node} {self.label}" if self.label else self.node
+
+
+def rollout(
+    session: Session,
+    changes: Sequence[NodeChange],
+    batching: Batching,
+    *,
+    undo_all: bool = False,
+) -> RolloutReport:
+    """Stage, then change batch by batch; see the module docstring. With `undo_all` a failure
+    undoes every node changed so far, newest first (a change that must be all or nothing)."""
+    by_node = {c.key: c for c in changes}
+    batches = cut(batching, [(c.key, c.restarts) for c in changes])
+    session.begin()
+    staging = [c.key for c in changes if c.stage is not None]
+    staged = in_parallel(staging, lambda n: _stage(by_node[n]), batching.parallel, session.progress)
+    results = {n: _failed(n, STAGE, exc) for n, exc in staged.errors.items()}
+    interrupted, done_order = staged.interrupted, list[str]()
+    for batch in batches:
+        if interrupted or any(r.state != DONE for r in results.values()):
+            break
+        ran = in_parallel(
+            batch, lambda n: _change(session, by_node[n]), batching.parallel, session.progress
+        )
+        results.update({n: _failed(n, CHANGE, exc) for n, exc in ran.errors.items()})
+        results.update(ran.values)
+        done_order += [n for n in batch if n in ran.values and ran.values[n].state == DONE]
+        if ran.interrupted:
+            interrupted = True
+            flying = [n for n in batch if n in done_order or n in ran.cut]
+            for node in reversed(flying):
+                was = results.get(node, NodeResult(node, FAILED, CHANGE))
+                results[node] = _undo_shielded(session, by_node[node], was, "interrupted")
+                done_order = [n for n in done_order if n != node]
+    if undo_all and any(r.state in (FAILED, UNDONE) for r in results.values()):
+        for node in reversed(done_order):
+            results[node] = _undo_shielded(session, by_node[node], results[node], OTHERS_FAILED)
+    report = RolloutReport(
+        tuple(results.get(c.key, NodeResult(c.key, NOT_REACHED)) for c in changes), interrupted
+    )
+    if interrupted:
+        raise Interrupted(report.summary("interrupted"), hint=report.hint()) from None
+    session.op.settle(bool(report.done), bool(report.failed_nodes))
+    return report
+
+
+OTHERS_FAILED = "undone because another node failed"
+
+
+def _stage(change: NodeChange) -> None:
+    if change.stage is not None:
+        change.stage()
+
+
+def _failed(node: str, phase: str, exc: BaseException) -> NodeResult:
+    why = failure(node, exc)
+    return NodeResult(node, FAILED, phase, why.message, why.exit_code)
+
+
+def _undo_shielded(session: Session, change: NodeChange, was: NodeResult, why: str) -> NodeResult:
+    """Undo a node that had changed (Ctrl-C, or all or nothing): a second Ctrl-C cannot cut it."""
+    return shielded(lambda: _undo(session, change, was, why, CHANGE, 1), session.progress)
+
+
+def _change(session: Session, change: NodeChange) -> NodeResult:
+    phase, count = CHANGE, 0
+    try:
+        count = change.change()
+        phase = HEALTH
+        _verify(session, change)
+    except Exception as exc:  # reported per node with its phase, never swallowed
+        why = failure(change.key, exc)
+        was = NodeResult(change.key, FAILED, phase, count=count)
+        return _undo(session, change, was, why.message, phase, why.exit_code)
+    return NodeResult(change.key, DONE, count=count)
+
+
+def _verify(session: Session, change: NodeChange) -> None:
+    if change.verify is not None:
+        change.verify()
+    elif change.restarts:
+        wait_healthy(session.conns, change.node, change.restarts)
+
+
+def _undo(
+    session: Session, change: NodeChange, was: NodeResult, why: str, phase: str, code: int
+) -> NodeResult:
+    """Undo the node; the result says what failed and whether undoing it worked (never hidden)."""
+    if change.undo is None:
+        return NodeResult(change.key, FAILED, phase, why, code, was.count, "nothing to undo")
+    try:
+        change.undo()
+        _verify(session, change)
+    except Exception as exc:  # an undo that fails is reported, not raised over the first error
+        detail = failure(change.key, exc).message
+        undo = f"undoing it failed too ({detail}): see the node, then run it again"
+        return NodeResult(change.key, FAILED, phase, why, code or 1, was.count, undo)
+    return NodeResult(change.key, UNDONE, phase, why, code, was.count, "undone on this node")

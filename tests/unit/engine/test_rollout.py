@@ -1,0 +1,206 @@
+"""The rollout engine on a fake cluster: batches, verify, undo, stop at the first failure,
+Ctrl-C, and the per-node report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from kato.engine.batches import Batching
+from kato.engine.report import DONE, FAILED, NOT_REACHED, UNDONE
+from kato.engine.rollout import NodeChange, rollout
+from kato.engine.session import Session, session
+from kato.errors import Interrupted, UsageError
+from kato.roles import Health, Role
+from tests.fakes import FakeCluster
+
+NODES = ["node1", "node2", "node3", "node4", "node5"]
+WEB = Role("web", "serves", 1, ("web.service",), Health(0.3, http="http://x/"), {}, True, {})
+WORKER = Role(
+    "worker", "works", 2, ("worker.service",), Health(0.3, command=("true",)), {}, False, {}
+)
+
+
+def touching(s: Session, node: str, roles: tuple[Role, ...] = (WEB,)) -> NodeChange:
+    """Stage a file, put a marker in place and restart the roles; undo removes the marker."""
+
+    def change() -> int:
+        s.transport(node).run(("touch", "/marker"))
+        for role in roles:
+            s.transport(node).run(("systemctl", "restart", "--", *role.units))
+        return 1
+
+    return NodeChange(
+        node,
+        change,
+        stage=lambda: s.transport(node).run(("touch", "/staged")),
+        undo=lambda: s.transport(node).run(("rm", "-f", "/marker")),
+        restarts=roles,
+    )
+
+
+@pytest.fixture
+def fake() -> FakeCluster:
+    world = FakeCluster(NODES)
+    for node in world.nodes.values():
+        node.units = {"web.service": "active", "worker.service": "active"}
+    return world
+
+
+def test_a_failing_verify_on_node2_of_5_undoes_it_and_leaves_the_rest_unreached(
+    fake: FakeCluster,
+) -> None:
+    fake.nodes["node2"].sick_while = "/marker"
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        report = rollout(s, [touching(s, n) for n in NODES], Batching(parallel=10))
+    assert [r.state for r in report.nodes] == [DONE, UNDONE, NOT_REACHED, NOT_REACHED, NOT_REACHED]
+    node2 = report.nodes[1]
+    assert node2.phase == "health" and "web not healthy within 0.3s" in node2.message
+    assert node2.undo == "undone on this node" and node2.shown == "undone (failed in health)"
+    assert "/marker" not in fake.nodes["node2"].files and "/marker" in fake.nodes["node1"].files
+    assert all("/staged" in fake.nodes[n].files for n in NODES)  # staged everywhere first
+    assert all(not fake.ran(n) or ("touch", "/marker") not in fake.ran(n) for n in NODES[2:])
+    assert report.exit_code == 3
+    assert [e["event"] for e in fake.journal] == ["begin", "end"]
+    assert fake.journal[-1]["result"] == "partial" and fake.lock is None
+
+
+def test_an_undo_that_fails_is_reported_as_failed_never_hidden(fake: FakeCluster) -> None:
+    fake.nodes["node2"].sick_while = "/marker"
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        changes = [touching(s, n) for n in NODES]
+        changes[1] = NodeChange(
+            "node2",
+            changes[1].change,
+            undo=lambda: s.transport("node2").run(("false",)),
+            restarts=(WEB,),
+        )
+        report = rollout(s, changes, Batching())
+    node2 = report.nodes[1]
+    assert node2.state == FAILED and node2.shown == "failed in health"
+    assert "web not healthy" in node2.message  # the first error, then the undo's
+    assert "undoing it failed too" in node2.undo and "false: it failed" in node2.undo
+    assert report.exit_code == 3
+
+
+def test_a_failed_change_without_undo_says_so_and_exit_1_when_alone(fake: FakeCluster) -> None:
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        change = NodeChange("node1", lambda: int(bool(s.transport("node1").run(("false",)))))
+        report = rollout(s, [change], Batching())
+    assert report.nodes[0].state == FAILED and report.nodes[0].phase == "change"
+    assert report.nodes[0].undo == "nothing to undo"
+    assert report.exit_code == 1 and fake.journal[-1]["result"] == "failed"
+
+
+def test_an_unreachable_node_alone_is_exit_5(fake: FakeCluster) -> None:
+    fake.nodes["node1"].down = True
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        fake.nodes["node1"].down = False
+        change = touching(s, "node1")
+        fake.answers.append(lambda n, argv, _: _down(n) if argv == ("touch", "/marker") else None)
+        report = rollout(s, [change], Batching())
+    assert report.nodes[0].phase == "change" and report.exit_code == 5
+
+
+def _down(node: object) -> tuple[int, str, str]:
+    from kato.errors import NodeUnreachable
+
+    raise NodeUnreachable("node1", "command", "connection lost")
+
+
+def test_a_failed_stage_stops_before_any_change(fake: FakeCluster) -> None:
+    fake.answers.append(
+        lambda n, argv, _: (1, "", "disk full") if n.name == "node3" and "/staged" in argv else None
+    )
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        report = rollout(s, [touching(s, n) for n in NODES], Batching())
+    assert report.nodes[2].state == FAILED and report.nodes[2].phase == "stage"
+    assert report.of(NOT_REACHED) == ("node1", "node2", "node4", "node5")
+    assert not any("/marker" in n.files for n in fake.nodes.values())
+
+
+def test_batches_canary_serial_and_serving_roles(fake: FakeCluster) -> None:
+    order: list[list[str]] = []
+    lock = threading.Lock()
+    active: list[str] = []
+
+    def tracked(s: Session, node: str, roles: tuple[Role, ...]) -> NodeChange:
+        def change() -> int:
+            with lock:
+                active.append(node)
+                order.append(sorted(active))
+            threading.Event().wait(0.05)
+            with lock:
+                active.remove(node)
+            return 1
+
+        return NodeChange(node, change, restarts=roles)
+
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        # restarts of a role serving traffic: one at a time by default
+        rollout(s, [tracked(s, n, (WEB,)) for n in NODES], Batching(parallel=10))
+        assert max(len(o) for o in order) == 1
+        order.clear()
+        # restarting nothing goes wide, after the canary alone
+        report = rollout(s, [tracked(s, n, ()) for n in NODES], Batching(canary="node3"))
+        assert order[0] == ["node3"] and max(len(o) for o in order) > 1
+        assert report.exit_code == 0 and set(report.done) == set(NODES)
+        order.clear()
+        # --serial 5 of 5 serving nodes is capped so one keeps serving
+        rollout(s, [tracked(s, n, (WEB,)) for n in NODES], Batching(serial=5))
+        assert max(len(o) for o in order) <= 4
+        order.clear()
+        rollout(s, [tracked(s, n, (WORKER,)) for n in NODES], Batching(serial=2))
+        assert max(len(o) for o in order) <= 2
+        with pytest.raises(UsageError, match="--canary node9: that node has nothing to change"):
+            rollout(s, [tracked(s, n, ()) for n in NODES], Batching(canary="node9"))
+
+
+def test_ctrl_c_mid_batch_undoes_the_node_in_flight(fake: FakeCluster) -> None:
+    started = threading.Event()
+
+    def interrupting(s: Session, node: str) -> NodeChange:
+        base = touching(s, node)
+
+        def change() -> int:
+            count = base.change()
+            if node == "node2":
+                started.set()
+                os.kill(os.getpid(), signal.SIGINT)  # as the terminal sends Ctrl-C
+                threading.Event().wait(0.5)  # the change goes on a little after it
+            return count
+
+        return NodeChange(node, change, base.stage, base.undo, restarts=base.restarts)
+
+    with (
+        pytest.raises(Interrupted) as caught,
+        session(fake.cluster, ["kato", "test"], factory=fake.factory) as s,
+    ):
+        rollout(s, [interrupting(s, n) for n in NODES], Batching())
+    assert started.is_set()
+    assert "node1 done, node2 undone (failed in change)" in caught.value.message
+    assert "node3 not reached" in caught.value.message
+    assert "/marker" in fake.nodes["node1"].files and "/marker" not in fake.nodes["node2"].files
+    assert fake.journal[-1]["result"] == "interrupted" and fake.lock is None
+
+
+def test_all_or_nothing_undoes_every_node_newest_first(fake: FakeCluster) -> None:
+    fake.nodes["node3"].sick_while = "/marker"
+    undone: list[str] = []
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        changes = [
+            NodeChange(
+                n,
+                lambda n=n: int(bool(s.transport(n).run(("touch", "/marker")))),
+                undo=lambda n=n: (undone.append(n), s.transport(n).run(("rm", "/marker"))),
+                restarts=(WEB,),
+            )
+            for n in NODES
+        ]
+        report = rollout(s, changes, Batching(), undo_all=True)
+    assert undone == ["node3", "node2", "node1"]
+    assert [r.state for r in report.nodes][:3] == [UNDONE, UNDONE, UNDONE]
+    assert report.exit_code == 3

@@ -1,0 +1,49 @@
+"""The session on a fake cluster: connections reused, the lock and journal only once begun."""
+
+from __future__ import annotations
+
+import pytest
+
+from kato.engine.session import session
+from kato.errors import LockHeld
+from tests.fakes import FakeCluster
+
+
+def test_looking_takes_no_lock_and_writes_no_journal() -> None:
+    fake = FakeCluster(["node1", "node2"])
+    with session(fake.cluster, ["kato", "look"], factory=fake.factory) as s:
+        s.transport("node2").run(("true",))
+        s.transport("node2").run(("true",))
+        assert not s.begun
+    assert fake.opened == ["node2"] and fake.journal == [] and fake.lock is None
+
+
+def test_begin_locks_and_journals_once_and_the_end_releases() -> None:
+    fake = FakeCluster(["node1", "node2"])
+    with session(fake.cluster, ["kato", "change", "--password", "x"], factory=fake.factory) as s:
+        first = s.begin()
+        assert s.begin() is first and fake.lock is not None
+        assert fake.lock["command"] == "kato change --password ***"
+    assert [e["event"] for e in fake.journal] == ["begin", "end"]
+    assert fake.journal[-1]["result"] == "ok" and fake.lock is None
+
+
+def test_a_failure_inside_is_journaled_as_failed() -> None:
+    fake = FakeCluster(["node1"])
+    with pytest.raises(RuntimeError), session(fake.cluster, ["kato"], factory=fake.factory) as s:
+        s.begin()
+        raise RuntimeError("boom")
+    assert fake.journal[-1]["result"] == "failed" and fake.lock is None
+
+
+def test_a_dry_run_never_locks_and_a_held_lock_is_refused() -> None:
+    fake = FakeCluster(["node1"])
+    with session(fake.cluster, ["kato"], dry_run=True, factory=fake.factory) as s:
+        s.begin()
+    assert fake.journal == [] and fake.lock is None
+    fake.lock = {"id": "other", "owner": "someone", "command": "kato upgrade"}
+    with (
+        pytest.raises(LockHeld, match="locked by someone"),
+        session(fake.cluster, ["kato"], factory=fake.factory) as s,
+    ):
+        s.begin()

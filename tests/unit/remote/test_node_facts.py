@@ -1,0 +1,127 @@
+"""kato/remote/node_facts.py run locally on a temporary node tree, as the agent ships it."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kato.remote.agent import AGENT
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """The agent's bundle unpacked, as on a node."""
+    where = tmp_path / "agent"
+    where.mkdir()
+    (tmp_path / "bundle.tar").write_bytes(AGENT.bundle)
+    with tarfile.open(tmp_path / "bundle.tar") as tar:
+        tar.extractall(where, filter="data")
+    return where
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    node = tmp_path / "node"
+    releases = node / "var/lib/kato/releases"
+    (releases / "1.0.0/router").mkdir(parents=True)
+    (releases / "current").symlink_to("1.0.0")
+    (node / "proc/sys/kernel/random").mkdir(parents=True)
+    (node / "proc/sys/kernel/random/boot_id").write_text("b00t\n")
+    (node / "srv/data/sub").mkdir(parents=True)
+    (node / "srv/data/sub/f").write_bytes(b"x" * 10000)
+    (node / "srv/data/link").hardlink_to(node / "srv/data/sub/f")
+    (node / "run/kato").mkdir(parents=True)
+    (node / "run/kato/lock").write_text(json.dumps({"id": "abc", "heartbeat": 1, "ttl": 60}))
+    return node
+
+
+@pytest.fixture
+def web() -> Iterator[str]:
+    """http://127.0.0.1:PORT/ok answers 200, /bad 503."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def facts(bundle: Path, root: Path, request: dict[str, object]) -> dict[str, object]:
+    done = subprocess.run(
+        (sys.executable, str(bundle / "node_facts.py"), json.dumps(request), str(root)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, object] = json.loads(done.stdout)
+    return found
+
+
+def test_one_document_with_version_boot_id_space_sizes_and_the_lock(
+    bundle: Path, root: Path
+) -> None:
+    found = facts(
+        bundle,
+        root,
+        {"space": ["/srv/data", "/srv/none/deeper"], "sizes": ["/srv/data", "/nope"], "lock": True},
+    )
+    assert (found["format"], found["version"], found["boot_id"]) == (1, "1.0.0", "b00t")
+    space = found["space"]
+    assert isinstance(space, dict)
+    assert space["/srv/data"]["exists"] is True and space["/srv/data"]["free"] > 0
+    assert space["/srv/none/deeper"]["exists"] is False  # its nearest parent's filesystem
+    sizes = found["sizes"]
+    assert isinstance(sizes, dict)
+    assert 10000 <= sizes["/srv/data"] < 10000 + 64 * 1024 and sizes["/nope"] is None
+    assert found["lock"]["record"]["id"] == "abc"  # type: ignore[index]
+
+
+def test_health_of_http_tcp_and_command_checks(bundle: Path, root: Path, web: str) -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        roles = {
+            "good": {"units": [], "health": {"timeout": 2, "http": f"{web}/ok"}},
+            "bad": {"units": [], "health": {"timeout": 2, "http": f"{web}/bad"}},
+            "tcp": {"units": [], "health": {"timeout": 2, "tcp": ["127.0.0.1", port]}},
+            "cmd": {
+                "units": [],
+                "health": {"timeout": 2, "command": ["sh", "-c", "echo no >&2; exit 4"]},
+            },
+        }
+        found = facts(bundle, root, {"roles": roles})
+    assert found["health"] == {
+        "good": None,
+        "bad": f"HTTP 503 from {web}/bad",
+        "tcp": None,
+        "cmd": "no",
+    }
+
+
+def test_no_version_without_a_current_release(bundle: Path, root: Path) -> None:
+    (root / "var/lib/kato/releases/current").unlink()
+    assert facts(bundle, root, {})["version"] is None
+
+
+def test_the_patch_state_comes_from_the_patch_agent_beside_it(bundle: Path, root: Path) -> None:
+    (root / "var/lib/kato/patches/half").mkdir(parents=True)
+    found = facts(bundle, root, {"patches": {}})
+    assert found["patches"] == {"version": "1.0.0", "records": {}, "interrupted": ["half"]}
