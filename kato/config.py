@@ -6,6 +6,7 @@ Precedence: built-in defaults < the file < KATO_* environment variables < comman
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -13,17 +14,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kato import yamldoc
 from kato.errors import UsageError
 
 DEFAULT_PATH = Path("/etc/kato/cluster.yaml")
 NODE_FILE = "/etc/kato/node.yaml"  # on each node: its name and cluster (kato install writes it)
-NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
-USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "offsite"}
+# \Z, not $: `$` also matches before a final newline, so "node1\n" would pass.
+NODE_NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+ROLE_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,62}\Z")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"\A(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?\Z")  # RFC 1123
+USER_NAME = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
+MAX_SECONDS = 7 * 86400.0  # a timeout longer than a week is a typo (and overflows select)
+TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "data", "offsite"}
+DATA_KEYS = {"max_entries", "max_ratio"}
 OFFSITE_KEYS = {"rclone_config"}
 SSH_KEYS = {
     "user",
@@ -32,6 +36,7 @@ SSH_KEYS = {
     "connect_timeout",
     "auth_timeout",
     "command_timeout",
+    "idle_timeout",
     "parallel",
     "port",
 }
@@ -47,7 +52,17 @@ class SshSettings:
     connect_timeout: float = 5.0
     auth_timeout: float = 10.0
     command_timeout: float = 600.0
+    idle_timeout: float = 20.0  # a node silent this long (no output, no keepalive answer)
     parallel: int = 10
+
+
+@dataclass(frozen=True)
+class DataLimits:
+    """What an archive may ask of the nodes before an operator raises it (docs/data.md):
+    files, dirs and links in its trees, and its declared bytes per byte of archive."""
+
+    max_entries: int = 500_000
+    max_ratio: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Cluster:
     releases: str | None = None
     patches: str | None = None
     path: str = ""
+    data: DataLimits = field(default_factory=DataLimits)
     rclone_config: str | None = None  # offsite.rclone_config: where the remotes are defined
 
     def node(self, name: str) -> NodeConfig:
@@ -104,9 +120,11 @@ def load(flag: str | None = None, env: Mapping[str, str] = os.environ) -> Cluste
     except OSError as exc:
         raise UsageError(f"cannot read the cluster file {path}: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {exc}") from None
+        raw = yamldoc.load(text)
+    except yamldoc.YamlProblem as exc:
+        raise UsageError(
+            f"{path}: not valid YAML: {exc}", hint="fix it and check with `kato config validate`"
+        ) from None
     return apply_env(parse(raw, str(path)), env)
 
 
@@ -125,6 +143,7 @@ def parse(raw: Any, path: str) -> Cluster:
         problems.add("core", f"names {core!r}, which is not one of the nodes")
     releases = problems.string(raw, "releases", "", required=False)
     patches = problems.string(raw, "patches", "", required=False)
+    data = _parse_data(raw.get("data", {}), problems)
     rclone_config = _parse_offsite(raw.get("offsite", {}), problems)
     problems.raise_if_any()
     return Cluster(
@@ -135,7 +154,24 @@ def parse(raw: Any, path: str) -> Cluster:
         releases=releases or None,
         patches=patches or None,
         path=path,
+        data=data,
         rclone_config=rclone_config,
+    )
+
+
+def _parse_data(raw: Any, problems: Problems) -> DataLimits:
+    if not isinstance(raw, dict):
+        problems.add("data", "must be a mapping (max_entries, max_ratio)")
+        return DataLimits()
+    problems.unknown_keys(raw, DATA_KEYS, "data")
+    defaults = DataLimits()
+    ratio = raw.get("max_ratio", defaults.max_ratio)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 1 <= ratio < math.inf:
+        problems.add("data.max_ratio", "must be a finite number of at least 1")
+        ratio = defaults.max_ratio
+    return DataLimits(
+        max_entries=problems.integer(raw, "max_entries", "data", defaults.max_entries, 1, 10**9),
+        max_ratio=float(ratio),
     )
 
 
@@ -166,6 +202,7 @@ def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:
         connect_timeout=problems.number(raw, "connect_timeout", "ssh", defaults.connect_timeout),
         auth_timeout=problems.number(raw, "auth_timeout", "ssh", defaults.auth_timeout),
         command_timeout=problems.number(raw, "command_timeout", "ssh", defaults.command_timeout),
+        idle_timeout=problems.number(raw, "idle_timeout", "ssh", defaults.idle_timeout),
         parallel=problems.integer(raw, "parallel", "ssh", defaults.parallel, 1, 256),
     )
 
@@ -186,7 +223,7 @@ def _parse_nodes(raw: Any, default_port: int, problems: Problems) -> tuple[NodeC
             problems.add(f"{where}.name", f"{name!r} is used by another node")
         seen.add(name)
         address = problems.string(entry, "address", where)
-        if address and not _is_address(address):
+        if address and not is_address(address):
             problems.add(f"{where}.address", f"{address!r} is not an IP address or host name")
         roles = entry.get("roles", [])
         if not isinstance(roles, list) or not all(
@@ -199,12 +236,24 @@ def _parse_nodes(raw: Any, default_port: int, problems: Problems) -> tuple[NodeC
     return tuple(nodes)
 
 
-def _is_address(text: str) -> bool:
+def is_address(text: str) -> bool:
+    """An IPv4 or IPv6 address, or an RFC 1123 host name (whose last label is not all digits:
+    999.1.1.1 is a bad address, not a name)."""
     try:
         ipaddress.ip_address(text)
         return True
     except ValueError:
-        return bool(HOSTNAME.match(text))
+        pass
+    if not HOSTNAME.match(text):
+        return False
+    return not text.rstrip(".").rsplit(".", 1)[-1].isdigit()
+
+
+def is_seconds(value: object) -> bool:
+    """A finite number of seconds above 0 and at most MAX_SECONDS (not .nan, not .inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 < value <= MAX_SECONDS
 
 
 class Problems:
@@ -245,6 +294,9 @@ class Problems:
         if not isinstance(value, str) or not value:
             self.add(at, "must be a non-empty string")
             return ""
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+            self.add(at, f"{value!r} contains a control character (a newline, a tab, ...)")
+            return ""
         if pattern and not pattern.match(value):
             self.add(
                 at,
@@ -264,8 +316,10 @@ class Problems:
 
     def number(self, raw: dict[str, Any], key: str, where: str, default: float) -> float:
         value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            self.add(f"{where}.{key}", "must be a number of seconds above 0")
+        if not is_seconds(value):
+            self.add(
+                f"{where}.{key}", f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}"
+            )
             return default
         return float(value)
 
@@ -276,6 +330,7 @@ ENV_OVERRIDES = {
     "KATO_KNOWN_HOSTS": ("known_hosts", str),
     "KATO_CONNECT_TIMEOUT": ("connect_timeout", float),
     "KATO_COMMAND_TIMEOUT": ("command_timeout", float),
+    "KATO_IDLE_TIMEOUT": ("idle_timeout", float),
     "KATO_PARALLEL": ("parallel", int),
 }
 
@@ -293,8 +348,11 @@ def apply_env(cluster: Cluster, env: Mapping[str, str]) -> Cluster:
     ssh = replace(cluster.ssh, **changes)
     if not 1 <= ssh.parallel <= 256:
         raise UsageError(f"KATO_PARALLEL must be from 1 to 256, not {ssh.parallel}")
-    if min(ssh.connect_timeout, ssh.command_timeout) <= 0:
-        raise UsageError("KATO_CONNECT_TIMEOUT and KATO_COMMAND_TIMEOUT must be above 0")
+    if not all(is_seconds(s) for s in (ssh.connect_timeout, ssh.command_timeout, ssh.idle_timeout)):
+        raise UsageError(
+            "KATO_CONNECT_TIMEOUT, KATO_COMMAND_TIMEOUT and KATO_IDLE_TIMEOUT must be seconds "
+            f"above 0 and at most {MAX_SECONDS:g}"
+        )
     if not USER_NAME.match(ssh.user):
         raise UsageError(f"KATO_SSH_USER={ssh.user!r} is not a valid user name")
     return replace(cluster, ssh=ssh)

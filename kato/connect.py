@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
+from kato import yamldoc
 from kato.config import NODE_FILE, Cluster, NodeConfig
 from kato.errors import UsageError
 from kato.transport.base import SshOptions
@@ -22,6 +21,7 @@ def ssh_options(cluster: Cluster) -> SshOptions:
         connect_timeout=ssh.connect_timeout,
         auth_timeout=ssh.auth_timeout,
         command_timeout=ssh.command_timeout,
+        idle_timeout=ssh.idle_timeout,
     )
 
 
@@ -51,8 +51,8 @@ def this_node(cluster: Cluster) -> NodeConfig:
 
     path = Path(os.environ.get("KATO_NODE_FILE", NODE_FILE))
     try:
-        identity = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        identity = yamldoc.load(path.read_text())
+    except (OSError, yamldoc.YamlProblem):
         identity = None
     if isinstance(identity, dict) and identity.get("cluster") == cluster.name:
         return cluster.node(str(identity.get("name")))

@@ -114,11 +114,25 @@ class RemoteCommandFailed(KatoError):
 
     def __init__(self, node: str, argv: tuple[str, ...], status: int, stderr: str) -> None:
         detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
-        super().__init__(f"{node}: `{' '.join(argv)}` exited {status}: {detail}")
+        # the cause first (what the node said), the command after
+        super().__init__(f"{node}: {detail} (exit {status} of `{' '.join(argv)}`)")
         self.node = node
         self.argv = argv
         self.status = status
         self.stderr = stderr
+
+
+class LockLost(KatoError):
+    """This operation's lock was broken (or taken): it stopped before its next command."""
+
+    def __init__(self, lock_id: str, broken: dict[str, object] | None, otherwise: str) -> None:
+        how = f"was broken by {broken.get('by')}" if broken else otherwise
+        super().__init__(
+            f"this operation's cluster lock {lock_id} {how}: it stopped before its next "
+            "command on a node",
+            hint="see `kato history` for what it did, and `kato lock status`",
+        )
+        self.lock_id, self.broken = lock_id, broken
 
 
 class LockHeld(KatoError):

@@ -79,6 +79,7 @@ for path in sys.argv[1:]:
         probe = os.path.dirname(probe) or "/"
     st = os.statvfs(probe)
     out[path] = {"free": st.f_bavail * st.f_frsize, "size": st.f_blocks * st.f_frsize,
+                 "inodes": st.f_files, "inodes_free": st.f_favail,
                  "exists": os.path.isdir(path)}
 print(json.dumps(out))
 """

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from kato.remote import layout
+from kato.remote import layout, safe_write
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 JOURNAL_PATH = layout.JOURNAL
 FORMAT = 1
-SECRET_OPTION = re.compile(r"^--?[\w-]*(pass|secret|token|key)[\w-]*$", re.IGNORECASE)
-SECRET_ASSIGNMENT = re.compile(r"^([\w.-]*(pass|secret|token|key)[\w.-]*)=.*$", re.IGNORECASE)
-APPEND = 'mkdir -p -m 0750 "${1%/*}" && cat >> "$1"'
+SECRET_OPTION = re.compile(r"\A--?[\w-]*(pass|secret|token|key)[\w-]*\Z", re.IGNORECASE)
+# DOTALL and \Z: a value with a newline in it is a secret all the same
+SECRET_ASSIGNMENT = re.compile(
+    r"\A([\w.-]*(pass|secret|token|key)[\w.-]*)=.*\Z", re.IGNORECASE | re.DOTALL
+)
 
 
 def mask(argv: Sequence[str]) -> list[str]:
@@ -60,12 +63,20 @@ class Journal:
         self.conns = conns
         self.core = core
         self.patience = patience
+        self._one_at_a_time = threading.Lock()
 
     def write(self, *entries: dict[str, Any]) -> None:
+        """Append entries, one write at a time: a rollout's workers all journal at once, over
+        the one connection to the core node, whose sshd allows ten sessions on it."""
+        with self._one_at_a_time:
+            self._append(*entries)
+
+    def _append(self, *entries: dict[str, Any]) -> None:
         """Append entries, waiting for a rebooting core node rather than losing them."""
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
-        argv = ("sh", "-c", APPEND, "sh", JOURNAL_PATH)
-        self.conns.call(self.core, lambda t: t.run(argv, stdin=data, timeout=30), self.patience)
+        # never through a link planted at the journal or in /var/log/kato
+        argv, stdin = safe_write.append_argv(JOURNAL_PATH), safe_write.prelude() + data
+        self.conns.call(self.core, lambda t: t.run(argv, stdin=stdin, timeout=30), self.patience)
 
 
 def read(core: Transport, limit: int) -> list[dict[str, Any]]:

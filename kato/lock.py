@@ -3,6 +3,11 @@
 A holder refreshes its heartbeat every TTL/4; a lock whose heartbeat is older than its TTL
 belongs to a dead holder and is taken over. Times are the core node's clock, so clients with
 skewed clocks still agree.
+
+Breaking a live holder's lock only marks it broken: the holder checks its lock before each
+command on a node (its fencing token) and stops there, marking the break seen; only then, or
+once its heartbeat has expired, may another operation take the lock. So two operations never
+run side by side.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kato.errors import KatoError, LockHeld
+from kato.errors import KatoError, LockHeld, LockLost
 from kato.remote import layout
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
@@ -32,34 +37,54 @@ SCRIPT = r"""
 import fcntl, json, os, sys, time
 path = sys.argv[1]; op = sys.argv[2]; arg = json.loads(sys.argv[3])
 os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-guard = open(path + ".guard", "a")
+home = os.lstat(os.path.dirname(path))
+if (home.st_mode & 0o170000) != 0o040000 or home.st_uid != os.geteuid() or home.st_mode & 0o022:
+    sys.exit("refused: %s is not a directory of root's alone" % os.path.dirname(path))
+def under(name, flags, mode=0o600):
+    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+guard = os.fdopen(under(path + ".guard", os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a")
 fcntl.flock(guard, fcntl.LOCK_EX)
 now = time.time()
 try:
-    with open(path) as f: cur = json.load(f)
+    with os.fdopen(under(path, os.O_RDONLY)) as f: cur = json.load(f)
 except FileNotFoundError: cur = None
 except ValueError: cur = {"id": "corrupt", "heartbeat": 0, "ttl": 0}
 def write(d):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    tmp = "%s.%s.tmp" % (path, os.urandom(8).hex())
+    with os.fdopen(under(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
         json.dump(d, f); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 def alive(d): return d is not None and now - d.get("heartbeat", 0) <= d.get("ttl", 0)
+def takeable(d):
+    broken = (d or {}).get("broken") or {}
+    return not alive(d) or bool(broken.get("seen"))
+mine = cur is not None and cur.get("id") == arg.get("id")
 out = {"now": now, "lock": cur, "alive": alive(cur)}
 if op == "acquire":
-    if alive(cur) and cur.get("id") != arg["id"]:
+    if cur is not None and not mine and not takeable(cur):
         out["result"] = "held"
     else:
-        arg["started"] = cur["started"] if cur and cur.get("id") == arg["id"] else now
+        arg["started"] = cur["started"] if mine else now
         arg["heartbeat"] = now
-        write(arg); out["result"] = "acquired"; out["taken_over"] = cur; out["lock"] = arg
-elif op == "heartbeat":
-    if cur and cur.get("id") == arg["id"]:
-        cur["heartbeat"] = now; write(cur); out["result"] = "ok"
-    else: out["result"] = "lost"
-elif op in ("release", "break"):
-    if cur and cur.get("id") == arg["id"]:
+        write(arg); out["result"] = "acquired"; out["lock"] = arg
+        out["taken_over"] = None if mine else cur
+elif op in ("heartbeat", "fence"):
+    if not mine: out["result"] = "lost"
+    elif cur.get("broken"):
+        if op == "fence": cur["broken"]["seen"] = now
+        else: cur["heartbeat"] = now
+        write(cur); out["result"] = "broken"
+    else:
+        if op == "heartbeat": cur["heartbeat"] = now; write(cur)
+        out["result"] = "ok"
+elif op == "break":
+    if not mine: out["result"] = "absent"
+    elif arg.get("gone") or not alive(cur) or (cur.get("broken") or {}).get("seen"):
         os.unlink(path); out["result"] = "released"
+    else:
+        cur["broken"] = {"by": arg["by"], "at": now}; write(cur); out["result"] = "marked"
+elif op == "release":
+    if mine: os.unlink(path); out["result"] = "released"
     else: out["result"] = "absent"
 else: out["result"] = "status"
 print(json.dumps(out))
@@ -96,8 +121,14 @@ def shown(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return shown
 
 
-def break_lock(core: Transport, lock_id: str) -> bool:
-    return bool(_call(core, "break", {"id": lock_id})["result"] == "released")
+def break_lock(core: Transport, lock_id: str, by: str, gone: bool) -> str:
+    """ "released" (the lock is gone: its holder is `gone` or expired) or "marked" (a live
+    holder stops before its next command; then the lock may be taken)."""
+    return str(_call(core, "break", {"id": lock_id, "by": by, "gone": gone})["result"])
+
+
+def me() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 class ClusterLock:
@@ -112,7 +143,7 @@ class ClusterLock:
         self.record: dict[str, Any] = {
             "format": FORMAT,
             "id": uuid.uuid4().hex[:12],
-            "owner": f"{getpass.getuser()}@{socket.gethostname()}",
+            "owner": me(),
             "pid": os.getpid(),
             "command": command,
             "ttl": ttl,
@@ -121,6 +152,7 @@ class ClusterLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+        self.broken: dict[str, Any] | None = None  # who broke this lock, and when
 
     @property
     def id(self) -> str:
@@ -145,7 +177,9 @@ class ClusterLock:
                 answer = self.conns.call(
                     self.core, lambda t: _call(t, "heartbeat", {"id": self.id})
                 )
-                if answer["result"] == "lost" and not self._reassert():
+                if answer["result"] == "broken":
+                    self.broken = dict(answer["lock"].get("broken") or {})
+                elif answer["result"] == "lost" and not self._reassert():
                     self.lost = True
                     return
             except KatoError:
@@ -156,6 +190,21 @@ class ClusterLock:
         unless somebody else holds it by now."""
         answer = self.conns.call(self.core, lambda t: _call(t, "acquire", self.record), PATIENCE)
         return bool(answer["result"] == "acquired")
+
+    def fence(self) -> None:
+        """Before a command on a node: LockLost if this lock was broken or taken (the break
+        is then marked seen, so another operation may take the lock)."""
+        if self.lost:
+            raise LockLost(self.id, self.broken, "another operation took it")
+        answer = self.conns.call(self.core, lambda t: _call(t, "fence", {"id": self.id}))
+        if answer["result"] == "ok":
+            return
+        if answer["result"] == "lost" and answer["lock"] is None and self._reassert():
+            return  # the core node rebooted (/run is a tmpfs) and nobody took the lock
+        self.lost = True
+        if answer["result"] == "broken":
+            self.broken = dict(answer["lock"].get("broken") or {})
+        raise LockLost(self.id, self.broken, "another operation took it")
 
     def release(self, patience: float = PATIENCE) -> None:
         self._stop.set()

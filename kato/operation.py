@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kato import journal, lock
-from kato.errors import Interrupted, KatoError, NodeUnreachable
+from kato.errors import Interrupted, KatoError, LockLost, NodeUnreachable
 from kato.journal import Journal
+from kato.progress import notice
 from kato.transport.pool import Connections
 
 
@@ -40,15 +41,24 @@ class Operation:
         seconds: float,
         **extra: Any,
     ) -> None:
-        """Record one step's outcome (nothing is recorded in a dry run)."""
+        """Record one step's outcome (nothing is recorded in a dry run), then stop if the lock
+        was lost meanwhile: the step is journaled either way."""
         self.steps += 1
+        if self.journal is not None:
+            self._write_step(node, description, argv, result, seconds, **extra)
         if self.lock is not None and self.lock.lost:
-            raise KatoError(
-                "this operation lost the cluster lock to another one",
-                hint="see `kato lock status` and `kato history`",
-            )
-        if self.journal is None:
-            return
+            raise LockLost(self.lock.id, self.lock.broken, "was lost to another operation")
+
+    def _write_step(
+        self,
+        node: str,
+        description: str,
+        argv: Sequence[str] | None,
+        result: str,
+        seconds: float,
+        **extra: Any,
+    ) -> None:
+        assert self.journal is not None
         self.journal.write(
             journal.entry(
                 self.id,
@@ -81,6 +91,7 @@ def operation(
     held = lock.ClusterLock(conns, core, " ".join(masked), ttl=ttl)
     held.acquire(wait=lock_wait)
     writer = Journal(conns, core)
+    conns.fence = held.fence
     op = Operation(held.id, masked, writer, held)
     started = time.monotonic()
     outcome = "failed"
@@ -89,10 +100,9 @@ def operation(
         begin: dict[str, Any] = {"command": masked, "owner": held.record["owner"]}
         if held.taken_over:
             begin["took_over_lock"] = held.taken_over.get("id")
-            op.notes.append(
-                f"took over the lock {held.taken_over.get('id')} of "
-                f"{held.taken_over.get('owner')}: its heartbeat had expired"
-            )
+            told = took_over(conns, core, held.taken_over)
+            op.notes.append(told)
+            notice(told)
         writer.write(journal.entry(op.id, "begin", **begin))
         yield op
         outcome = "ok"
@@ -103,6 +113,30 @@ def operation(
     finally:
         result = outcome if outcome == "interrupted" else op.result or outcome
         _end(op, writer, held, result, time.monotonic() - started, failure, core)
+
+
+def took_over(conns: Connections, core: str, dead: dict[str, Any]) -> str:
+    """What to say when taking over a lock: whose, which operation, and its last journaled
+    step (where a re-run picks up)."""
+    how = "it was broken" if dead.get("broken") else "its heartbeat had expired"
+    said = (
+        f"took over the lock of operation {dead.get('id')} ({dead.get('owner')} running "
+        f"`{dead.get('command')}`): {how}"
+    )
+    try:
+        entries = conns.call(core, lambda t: journal.read(t, 500))
+    except KatoError:
+        return said + "; its journal could not be read"
+    steps = [
+        e for e in entries if e.get("operation") == dead.get("id") and e.get("event") == "step"
+    ]
+    if not steps:
+        return said + "; it journaled no step"
+    last = steps[-1]
+    return (
+        f"{said}; its last journaled step: {last.get('node')}: {last.get('step')} "
+        f"({last.get('result')}) at {last.get('time')}"
+    )
 
 
 def _end(
@@ -117,6 +151,8 @@ def _end(
     """Journal the end and release the lock. When the operation failed because the core node
     is gone, do not wait for it to come back (the lock expires after its TTL), and never let
     a failure here hide the one that ended the operation."""
+    op_conns = held.conns
+    op_conns.fence = None
     core_lost = isinstance(failure, NodeUnreachable) and failure.node == core
     if core_lost:
         writer.patience = 0.0

@@ -1,13 +1,16 @@
 """The one output sink: tables and --json documents on stdout; progress, warnings, errors on stderr.
 
 The only module that imports rich. On a terminal tables are drawn; in a pipe they are plain,
-aligned text that scripts can read.
+aligned text that scripts can read. Every string shown passes through `visible`: text from a
+node, an archive, a file name or the journal never reaches the terminal as control characters
+or as rich markup.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +21,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
+
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder what follows them on screen.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def visible(text: object, *, lines: bool = False) -> str:
+    """`text` with every control character shown as an escape (ESC as \\e, others as \\xNN);
+    with `lines`, newlines stay (a message of several lines), all else is escaped."""
+    return (_CONTROL_BUT_NEWLINE if lines else _CONTROL).sub(_escaped, str(text))
 
 
 @cache
@@ -46,18 +70,21 @@ def document(value: Any) -> None:
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
     if _console(False).is_terminal:
         from rich.table import Table
+        from rich.text import Text
 
-        drawn = Table(title=title, title_justify="left")
+        drawn = Table(title=Text(visible(title)) if title else None, title_justify="left")
         for column in columns:
-            drawn.add_column(column)
+            drawn.add_column(Text(visible(column)))
         for row in rows:
-            drawn.add_row(*row)
+            drawn.add_row(*(Text(visible(cell)) for cell in row))  # Text: never markup
         _console(False).print(drawn)
         return
-    widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows, strict=False)]
+    columns = [visible(c) for c in columns]
+    rows = [[visible(c) for c in row] for row in rows]
+    widths = [max(len(c) for c in col) for col in zip(columns, *rows, strict=False)]
     lines = [columns, *rows]
     if title:
-        sys.stdout.write(title + "\n")
+        sys.stdout.write(visible(title) + "\n")
     for line in lines:
         cells = [str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)]
         sys.stdout.write("  ".join(cells).rstrip() + "\n")
@@ -66,22 +93,28 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | No
 
 def line(text: str) -> None:
     """A line of data on stdout."""
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(visible(text, lines=True) + "\n")
     sys.stdout.flush()
 
 
+def _say(text: str, style: str | None = None) -> None:
+    _console(True).print(
+        visible(text, lines=True), style=style, markup=False, highlight=False, emoji=False
+    )
+
+
 def info(text: str) -> None:
-    _console(True).print(text, markup=False, highlight=False)
+    _say(text)
 
 
 def warn(text: str) -> None:
-    _console(True).print(f"warning: {text}", style="yellow", markup=False, highlight=False)
+    _say(f"warning: {text}", "yellow")
 
 
 def error(message: str, hint: str | None) -> None:
-    _console(True).print(f"error: {message}", style="bold red", markup=False, highlight=False)
+    _say(f"error: {message}", "bold red")
     if hint:
-        _console(True).print(f"hint: {hint}", markup=False, highlight=False)
+        _say(f"hint: {hint}")
 
 
 DETAIL_EVERY = 30.0  # seconds between progress lines when not on a terminal
@@ -98,12 +131,12 @@ class ConsoleProgress:
     def step(self, message: str) -> None:
         self._step = message
         if self._status is not None:
-            self._status.update(message)
+            self._status.update(_plain_text(message))
         info(f"- {message}")
 
     def detail(self, message: str) -> None:
         if self._status is not None:
-            self._status.update(f"{self._step}: {message}")
+            self._status.update(_plain_text(f"{self._step}: {message}"))
         elif time.monotonic() - self._shown >= DETAIL_EVERY:
             # in a log (cron, a pipe) a line now and then shows a long step is alive
             self._shown = time.monotonic()
@@ -111,6 +144,12 @@ class ConsoleProgress:
 
     def warn(self, message: str) -> None:
         warn(message)
+
+
+def _plain_text(message: str) -> Any:
+    from rich.text import Text
+
+    return Text(visible(message))
 
 
 @contextmanager

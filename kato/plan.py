@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from kato.errors import RemoteCommandFailed, outcome_exit
 from kato.operation import Operation
@@ -24,6 +25,7 @@ class Step:
     upload: str | None = None  # a local file streamed to the command's stdin
     stdin: str | None = None  # or this text
     item: str = ""  # the plan item it is part of, as a person reads it (default: description)
+    prelude: bytes | None = None  # sent before the upload or text (a program: safe_write's)
 
     def shown(self) -> str:
         source = f" < {self.upload}" if self.upload else (" < (text)" if self.stdin else "")
@@ -82,14 +84,29 @@ class PlanOutcome:
         return int(outcome_exit(len(self.succeeded), failures, len(self.not_started)))
 
 
+class _Prefixed:
+    """Reads `prefix`, then `rest`."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self.prefix, self.rest = prefix, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            head, self.prefix = self.prefix, b""
+            return head
+        return self.rest.read(size)
+
+
 def apply_step(conns: Connections, op: Operation, step: Step) -> None:
     started = time.monotonic()
     transport = conns.get(step.node)
     if step.upload:
         with Path(step.upload).open("rb") as source:
-            result = transport.stream_in(step.argv, source)
+            feed = _Prefixed(step.prelude, source) if step.prelude else source
+            result = transport.stream_in(step.argv, feed)  # type: ignore[arg-type]
         if not result.ok:
             raise RemoteCommandFailed(step.node, step.argv, result.status, result.stderr)
     else:
-        transport.run(step.argv, stdin=step.stdin.encode() if step.stdin else None)
+        text = step.stdin.encode() if step.stdin else b""
+        transport.run(step.argv, stdin=(step.prelude or b"") + text or None)
     op.step(step.node, step.description, step.argv, "ok", time.monotonic() - started)

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
+
+_notices: list[Callable[[str], None]] = []
+
+
+def notice(message: str) -> None:
+    """Something the user must hear at once whatever the command (a lock taken over from a
+    dead operation): the command line shows it on stderr."""
+    for sink in _notices:
+        sink(message)
+
+
+def listen(sink: Callable[[str], None]) -> None:
+    """Where notices go (set once by the command line)."""
+    _notices[:] = [sink]
 
 
 class Progress(Protocol):

@@ -17,10 +17,10 @@ from kato.repos import RepositoryUnreachable as RepositoryUnreachable  # callers
 
 FORMAT = 1
 INDEX_FILE = "index.yaml"
-VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$")
-PLATFORM_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+VERSION_PATTERN = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}\Z")
+PLATFORM_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,63}\Z")
+ROLE_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
+SHA256_PATTERN = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
 class ManifestInvalid(UsageError):

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-import yaml
-
+from kato import yamldoc
 from kato.errors import KatoError, UsageError
 
 TIMEOUT = 30.0
@@ -99,11 +98,9 @@ def read_yaml(
     if len(data) > MAX_MANIFEST_BYTES:
         raise invalid(str(repo), [f"{relative}: larger than {MAX_MANIFEST_BYTES} bytes"])
     try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise invalid(str(repo), [f"{relative}: not valid YAML{where}"]) from None
+        return yamldoc.load(data)
+    except yamldoc.YamlProblem as exc:
+        raise invalid(str(repo), [f"{relative}: not valid YAML: {exc}"]) from None
 
 
 def fetch_verified(

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-import yaml
-
+from kato import yamldoc
 from kato.errors import UsageError
 from kato.role_export import ExportSpec, parse_export
 
@@ -28,9 +27,9 @@ KEYS = (
     "serves_during_upgrade",
     "export",
 )
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-UNIT_PATTERN = re.compile(r"^[A-Za-z0-9@_.:-]+\.(service|socket|timer|target|path|mount)$")
-DATA_DIR_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
+UNIT_PATTERN = re.compile(r"\A[A-Za-z0-9@_.:-]+\.(service|socket|timer|target|path|mount)\Z")
+DATA_DIR_PATTERN = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 
 
 class RolesInvalid(UsageError):
@@ -124,14 +123,12 @@ def in_start_order(roles: Iterable[Role]) -> tuple[Role, ...]:
 
 def _load_file(path: Path, report: _Report) -> Role | None:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yamldoc.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         report.add("", f"cannot be read: {exc.strerror}")
         return None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        report.add("", f"is not valid YAML{where}")
+    except yamldoc.YamlProblem as exc:
+        report.add("", f"is not valid YAML ({exc})")
         return None
     if not isinstance(raw, dict):
         report.add("", "must be a mapping of the role's keys")

@@ -28,6 +28,7 @@ class RunPlan:
     argv: tuple[str, ...]
     batches: tuple[tuple[str, ...], ...]
     wait_healthy: bool
+    wait_timeout: float = WAIT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class RunOutcome:
 
 
 def plan_run(
-    nodes: Sequence[NodeConfig], argv: Sequence[str], serial: int | None, wait_healthy: bool
+    nodes: Sequence[NodeConfig],
+    argv: Sequence[str],
+    serial: int | None,
+    wait_healthy: bool,
+    wait_timeout: float = WAIT_TIMEOUT,
 ) -> RunPlan:
     if not argv:
         raise UsageError("no command given", hint="put it after --, e.g. kato run -- uptime")
@@ -48,10 +53,12 @@ def plan_run(
         raise UsageError("no node matches --node/--role")
     if serial is not None and serial < 1:
         raise UsageError(f"--serial must be at least 1, not {serial}")
+    if not 0 < wait_timeout < float("inf"):
+        raise UsageError(f"--wait-timeout must be a duration above 0, not {wait_timeout:g}")
     size = serial or len(nodes)
     names = [n.name for n in nodes]
     batches = tuple(tuple(names[i : i + size]) for i in range(0, len(names), size))
-    return RunPlan(tuple(argv), batches, wait_healthy)
+    return RunPlan(tuple(argv), batches, wait_healthy, wait_timeout)
 
 
 def run(
@@ -62,11 +69,12 @@ def run(
     roles: list[str] | None = None,
     serial: int | None = None,
     wait_healthy: bool = False,
+    wait_timeout: float = WAIT_TIMEOUT,
     lock_wait: float = 0.0,
     dry_run: bool = False,
     command: Sequence[str] = (),
 ) -> RunOutcome:
-    plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy)
+    plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy, wait_timeout)
     if dry_run:
         return RunOutcome(plan, {}, {}, (), dry_run=True)
     known = load_roles(roles_directory()) if wait_healthy else {}
@@ -115,7 +123,7 @@ def _rolling(
             return 1
 
         def verify() -> None:
-            wait_back(s.conns, node, roles, boots[0], WAIT_TIMEOUT)
+            wait_back(s.conns, node, roles, boots[0], plan.wait_timeout)
 
         return NodeChange(node, run_it, verify=verify)
 

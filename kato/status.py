@@ -140,6 +140,8 @@ def _lock(
 ) -> tuple[dict[str, object] | None, str | None]:
     """The lock record when a live one is held, else None; or why it is unknown."""
     if cluster.core in found.failed:
+        if found.failed[cluster.core].phase == "host key":
+            return None, "the core node's host key was refused"
         return None, "the core node is unreachable"
     answer = found.succeeded[cluster.core][1] or {}
     record = answer.get("record")

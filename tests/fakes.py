@@ -70,8 +70,11 @@ class FakeCluster:
                 return got
         if argv[:2] == ("python3", "-c") and LOCK_PATH in argv:
             return 0, json.dumps(self._lock(argv[-2], json.loads(argv[-1]))), ""
-        if argv[:2] == ("sh", "-c") and argv[-1] == JOURNAL_PATH:
-            self.journal += [json.loads(line) for line in (stdin or b"").decode().splitlines()]
+        if argv[:2] == ("python3", "-c") and argv[-2:] == ("append", JOURNAL_PATH):
+            data = stdin or b""
+            size, _, rest = data.partition(b"\n")  # safe_write's prelude, then the lines
+            lines = rest[int(size) :].decode().splitlines()
+            self.journal += [json.loads(line) for line in lines]
             return 0, "", ""
         if argv[:2] == ("python3", "-S") and argv[2].startswith(AGENT_DIR + "/"):
             return self._agent(node, argv[1:])
@@ -147,8 +150,11 @@ class FakeCluster:
                 released = self.lock is not None and self.lock.get("id") == arg["id"]
                 self.lock = None if released else self.lock
                 out["result"] = "released" if released else "absent"
+            elif op in ("heartbeat", "fence"):
+                mine = self.lock is not None and self.lock.get("id") == arg["id"]
+                out["result"] = "ok" if mine else "lost"
             else:
-                out["result"] = "ok" if op == "heartbeat" else "status"
+                out["result"] = "status"
             return out
 
 

@@ -29,7 +29,7 @@ LOCK_WAIT = typer.Option(
     "--lock-wait",
     help="Wait this long for the cluster lock, e.g. 30s, 10m (default: fail at once with exit 4).",
 )
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
+DURATION = re.compile(r"\A(\d+(?:\.\d+)?)(s|m|h)?\Z")
 
 
 def load_cluster(parallel: int | None = None) -> config.Cluster:

@@ -121,23 +121,44 @@ def _report_export(done: ExportResult, dry_run: bool, as_json: bool) -> None:
     )
 
 
+MAX_ENTRIES = typer.Option(
+    None,
+    "--max-entries",
+    help="Refuse archives whose trees hold more files, dirs and links "
+    "(default: data.max_entries of the cluster file, else 500000).",
+)
+MAX_RATIO = typer.Option(
+    None,
+    "--max-ratio",
+    help="Refuse archives declaring more than N bytes of data per byte of archive "
+    "(default: data.max_ratio of the cluster file, else 100).",
+)
+
+
 @app.command()
 def verify(
     archive: str = typer.Argument(..., help="The archive file."),
     deep: bool = typer.Option(
         False, "--deep", help="Also load each database dump into a scratch instance on a node."
     ),
+    max_entries: int = MAX_ENTRIES,
+    max_ratio: float = MAX_RATIO,
     as_json: bool = JSON,
 ) -> None:
     """Read an archive back whole: manifest, every member's size and sha256, safe paths."""
     with reported(), output.progress() as progress:
+        from kato.config import DataLimits
         from kato.data import deep as deep_check
+        from kato.data.limits import resolved
         from kato.data.verify import verify_archive
 
         if deep:
-            result = deep_check.verify_deep(load_cluster(), archive, progress=progress)
+            cluster = load_cluster()
+            within = resolved(cluster.data, max_entries, max_ratio)
+            result = deep_check.verify_deep(cluster, archive, progress=progress, within=within)
         else:
-            result = verify_archive(archive, progress=progress)
+            within = resolved(DataLimits(), max_entries, max_ratio)
+            result = verify_archive(archive, progress=progress, within=within)
     if as_json:
         output.document(result)
         return
@@ -163,6 +184,8 @@ def import_(
     spool: str = typer.Option(
         None, "--spool", help="Where a streamed archive is kept while verified (default: TMPDIR)."
     ),
+    max_entries: int = MAX_ENTRIES,
+    max_ratio: float = MAX_RATIO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
@@ -172,6 +195,7 @@ def import_(
         from pathlib import Path
 
         from kato.data import import_ as importer
+        from kato.data.limits import resolved
         from kato.data.selection import split_roles
 
         cluster = load_cluster()
@@ -186,6 +210,7 @@ def import_(
             progress=progress,
             stdin=sys.stdin.buffer,
             spool=Path(spool) if spool else None,
+            within=resolved(cluster.data, max_entries, max_ratio),
         )
     if as_json:
         output.document(done)

@@ -9,6 +9,7 @@ import typer
 
 from kato import output
 from kato.errors import ExitCode, KatoError
+from kato.progress import listen
 
 debug = False
 
@@ -16,6 +17,7 @@ debug = False
 @contextmanager
 def reported() -> Iterator[None]:
     """Run a command body; a KatoError becomes its message, hint and exit code."""
+    listen(output.warn)
     try:
         yield
     except KatoError as exc:

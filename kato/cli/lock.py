@@ -39,8 +39,16 @@ def break_(lock_id: str = typer.Argument(..., metavar="ID", help="The lock id to
     from kato import history as journal_view
 
     with reported():
-        record = journal_view.break_lock(load_cluster(), lock_id)
-    output.info(f"lock {lock_id} of {record.get('owner')} removed")
+        broken = journal_view.break_lock(load_cluster(), lock_id)
+    owner = broken.record.get("owner")
+    if broken.removed:
+        output.info(f"lock {lock_id} of {owner} removed")
+    else:
+        output.info(
+            f"lock {lock_id} of {owner} marked broken: its holder is still alive (heartbeat "
+            "live); it stops before its next command on a node, and then (or once its "
+            "heartbeat expires) another operation may take the lock"
+        )
 
 
 def history(

@@ -32,6 +32,12 @@ def run(
         "until its nodes answer again and their roles are "
         "healthy; stop at the first that does not.",
     ),
+    wait_timeout: str = typer.Option(
+        "5m",
+        "--wait-timeout",
+        help="With --wait-healthy: how long each node may take to be healthy again "
+        "(e.g. 90s, 10m).",
+    ),
     parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
@@ -48,6 +54,7 @@ def run(
             roles=role,
             serial=serial,
             wait_healthy=wait_healthy,
+            wait_timeout=seconds(wait_timeout, "--wait-timeout"),
             lock_wait=seconds(lock_wait),
             dry_run=dry_run,
             command=invocation(),

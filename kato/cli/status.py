@@ -87,5 +87,10 @@ def version(as_json: bool = JSON) -> None:
             + ", ".join(f"{n} {v}" for n, v in versions.items())
         )
     if result.unreachable:
-        output.warn("no answer from " + ", ".join(f.node for f in result.unreachable))
+        refused = [f.node for f in result.unreachable if f.phase == "host key"]
+        silent = [f.node for f in result.unreachable if f.phase != "host key"]
+        if refused:
+            output.warn("host key refused: " + ", ".join(refused))
+        if silent:
+            output.warn("no answer from " + ", ".join(silent))
         raise typer.Exit(exit_for(versions, {f.node: f for f in result.unreachable}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
-from kato.config import Cluster
+from kato.config import Cluster, DataLimits
 from kato.connect import connections
 from kato.data.manifest import Member
 from kato.data.verify import ArchiveInvalid, VerifyResult, verify_archive
@@ -15,7 +15,11 @@ from kato.status import roles_directory
 
 
 def verify_deep(
-    cluster: Cluster, path: Path | str, *, progress: Progress | None = None
+    cluster: Cluster,
+    path: Path | str,
+    *,
+    progress: Progress | None = None,
+    within: DataLimits | None = None,
 ) -> VerifyResult:
     """verify_archive, with each stream member piped into its role's `check` on a node that
     carries the role (the check loads it into a scratch instance and removes it)."""
@@ -41,4 +45,4 @@ def verify_deep(
                 last = done.error_line
                 raise ArchiveInvalid(str(path), member.name, f"does not restore on {node}: {last}")
 
-        return verify_archive(path, progress=progress, visit=visit)
+        return verify_archive(path, progress=progress, visit=visit, within=within or cluster.data)

@@ -120,6 +120,10 @@ def export(
         core = cluster.core_node.name
         version = facts.platform_version.gather(conns.get(core))
         with operation(conns, core, command, lock_wait=lock_wait) as op:
+            if lock_wait:  # it may have waited: named and stamped when its data is read
+                created = datetime.now(UTC).replace(microsecond=0)
+                final, directory = destination(dest, cluster.name, created, compress)
+                result.destination = str(final) if final else "standard output"
             temp = _temporary(directory, final, cluster.name)
             started = time.monotonic()
             try:

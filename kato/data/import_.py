@@ -1,12 +1,10 @@
-"""`kato data import`: an archive's members staged on their target nodes while the whole
-archive is verified, then switched in role by role (role stopped, data dir swapped or loaded,
-role started and healthy). Any failure puts every switched data dir back; the previous data
-stays until `kato data cleanup`."""
+"""`kato data import`: a verified archive's members staged on their target nodes, then switched
+in role by role (role stopped, data dir swapped or loaded, role started and healthy). Any
+failure puts every switched data dir back; the previous data stays until `kato data cleanup`."""
 
 from __future__ import annotations
 
 import tarfile
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -14,21 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from kato import facts
-from kato.config import Cluster
-from kato.data import archive, node_import, switch
+from kato import facts, journal
+from kato.config import Cluster, DataLimits
+from kato.data import archive, limits, node_import, resume, switch
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
-from kato.data.verify import HashingReader, read_manifest, verify_archive
+from kato.data.verify import HashingReader, verify_archive
 from kato.engine.session import session
-from kato.errors import KatoError, NodeUnreachable, PreflightRefused
+from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
+from kato.remote import safe_write
 from kato.roles import load_roles
 from kato.status import roles_directory
 from kato.transport.pool import Connections
 
+JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
+NOT_A_LINK = '[ ! -L "$1" ] || { echo "$1 is a symbolic link: refusing to switch it" >&2; exit 1; }'
 STAGE_TREE = (
     'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; mkdir "$2"; '
     'exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
@@ -64,34 +65,61 @@ def import_archive(
     progress: Progress | None = None,
     stdin: BinaryIO | None = None,
     spool: Path | None = None,
+    within: DataLimits | None = None,
 ) -> ImportResult:
-    """Stage every member while the whole archive is verified, then switch role by role."""
+    """Verify the whole archive within the limits (the cluster file's unless given), check
+    each target's room, stage every member, then switch role by role."""
     progress = progress or SilentProgress()
     roles = load_roles(roles_directory())
     started = time.monotonic()
     with local_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
     ) as path:
-        manifest = read_manifest(path)  # the whole archive is verified below, before any switch
+        progress.step(f"verifying {source}")
+        verified = verify_archive(
+            path, progress=progress, within=within or cluster.data, name=source
+        )
+        manifest = verified.manifest
         run = uuid.uuid4().hex[:12]
         placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
         with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
             _compare_versions(s.conns, cluster, manifest, result)
-            _check_space(s.conns, placements)
+            _check_room(s.conns, placements, verified.tree_entries)
             if dry_run:
-                progress.step(f"verifying {source}")
-                verify_archive(path, progress=progress)
                 return result
             try:
-                _stage_verifying(s.conns, s.begin(), path, manifest, placements, progress, source)
-                switch.switch_all(s, placements, roles)
+                _stage(s.conns, s.begin(), path, manifest, placements, progress)
+                left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
+                switch.switch_all(s, placements, roles, left)
             finally:
                 switch.unstage(s.conns, placements)
             s.op.notes.extend(result.notes)
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _left_stopped(
+    conns: Connections,
+    core: str,
+    op: Operation,
+    placements: Sequence[Placement],
+    result: ImportResult,
+) -> dict[tuple[str, str], str]:
+    """Roles an interrupted import left stopped (journal); those this import does not switch
+    are named in a note, as their data dir may hold a half-loaded dump."""
+    entries = conns.call(core, lambda t: journal.read(t, JOURNAL_LOOKBACK))
+    left = resume.left_stopped(entries, op.id)
+    ours = {(p.target.node, p.target.role) for p in placements}
+    for (node, role), stopper in sorted(left.items()):
+        if (node, role) not in ours:
+            result.notes.append(
+                f"{node}: {role} was left stopped by the interrupted operation {stopper}; "
+                "this import does not switch it: import it again (or put its previous data "
+                "back from .kato-previous-*) and start it"
+            )
+    return left
 
 
 def _compare_versions(
@@ -106,64 +134,25 @@ def _compare_versions(
         )
 
 
-def _stage_verifying(
-    conns: Connections,
-    op: Operation,
-    path: Path,
-    manifest: Manifest,
-    placements: Sequence[Placement],
-    progress: Progress,
-    source: str,
+def _check_room(
+    conns: Connections, placements: Sequence[Placement], entries: dict[str, int]
 ) -> None:
-    """Stage while another thread verifies the whole archive: staging touches only private
-    staging dirs, and nothing is switched unless both succeed. The verdict on the archive
-    comes first: an invalid archive is exit 6 even when its staging failed too."""
-    verdict: list[BaseException] = []
-
-    def check() -> None:
-        try:
-            verify_archive(path)
-        except BaseException as exc:  # noqa: BLE001 (raised below, in the calling thread)
-            verdict.append(exc)
-
-    progress.step(f"verifying {source} while staging")
-    checker = threading.Thread(target=check, name="kato-verify", daemon=True)
-    checker.start()
-    try:
-        _stage(conns, op, path, manifest, placements, progress)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        checker.join()
-        if verdict:
-            raise verdict[0] from None
-        raise
-    progress.step(f"finishing the verification of {source}")
-    checker.join()
-    if verdict:
-        raise verdict[0]
-
-
-def _check_space(conns: Connections, placements: Sequence[Placement]) -> None:
     """Each target filesystem must hold the staged copy (twice that for a dump: the staged
-    file and the loaded data); the previous data is renamed, not copied."""
+    file and the loaded data) and its entries, with a reserve; the previous data is renamed,
+    not copied."""
     for node in dict.fromkeys(p.target.node for p in placements):
         mine = [p for p in placements if p.target.node == node]
         free = facts.free_space([p.parent for p in mine]).gather(conns.get(node))
-        need: dict[str, int] = {}
+        need: dict[str, tuple[int, int]] = {}
         for p in mine:
-            need[p.parent] = need.get(p.parent, 0) + p.member.size * (
-                1 if p.member.type == "tree" else 2
+            size, inodes = need.get(p.parent, (0, 1))  # 1: the staging dir
+            tree = p.member.type == "tree"
+            need[p.parent] = (
+                size + p.member.size * (1 if tree else 2),
+                inodes + (entries.get(p.member.name, 0) if tree else 1),
             )
-        for parent, bytes_needed in need.items():
-            available = int(free.get(parent, {}).get("free", 0))
-            if available < bytes_needed:
-                raise PreflightRefused(
-                    f"{node}: {parent} has {available // 2**20} MiB free, the import needs "
-                    f"about {bytes_needed // 2**20} MiB there",
-                    hint="free space on that filesystem (or relocate the data dir); "
-                    "nothing was changed",
-                )
+        for parent, (size, inodes) in need.items():
+            limits.check_room(node, parent, free.get(parent, {}), size, inodes)
 
 
 def _stage(
@@ -199,6 +188,16 @@ def _stage_one(
 ) -> None:
     node, member = p.target.node, p.member
     progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
+    checked = conns.get(node).run(
+        safe_write.check_argv(p.parent), stdin=safe_write.prelude(), check=False
+    )
+    if checked.ok:
+        checked = conns.get(node).run(("sh", "-c", NOT_A_LINK, "sh", p.target.path), check=False)
+    if not checked.ok:
+        raise KatoError(
+            f"{node}: {checked.error_line}",
+            hint="nothing was switched; make the data dir's parent a real directory of root's",
+        )
     if member.type == "tree":
         argv: tuple[str, ...] = ("sh", "-c", STAGE_TREE, "sh", p.staging_dir, p.staged)
     else:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from kato.errors import KatoError
+from kato.remote import safe_write
 
 DEFAULT_PATH = "/var/lib/node_exporter/textfile_collector/kato_data_export.prom"
 PREFIX = "kato_data_export_"
@@ -16,7 +18,7 @@ HELP = {
     "last_archive_bytes": "Size in bytes of the archive of the last successful export.",
     "invalid_archives": "Archives in the destination that failed verification at the last run.",
 }
-_SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{[^}]*\})? (?P<value>\S+)$")
+_SAMPLE = re.compile(r"\A(?P<name>[a-z_]+)(?:\{[^}]*\})? (?P<value>\S+)\Z")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ def write(path: Path, outcome: Outcome) -> None:
         previous = previous_values(path.read_text())
     except (OSError, UnicodeDecodeError):
         previous = {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not *.prom: never collected
-    with tmp.open("w") as handle:
-        handle.write(render(outcome, previous))
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    # a new file under an unpredictable name, renamed over the metric; never through a link
+    # planted at the metric's path or in its directories
+    try:
+        safe_write.write_file(
+            str(path), [render(outcome, previous).encode()], 0o644, create_dirs=0o755
+        )
+    except safe_write.Unsafe as exc:
+        raise KatoError(
+            f"the metric file was not written: {exc}",
+            hint="remove what is there (or name another --metrics file) and run again",
+        ) from None

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from kato.data import resume
 from kato.data.placement import Placement
 from kato.engine.batches import Batching
 from kato.engine.health import wait_healthy
@@ -28,9 +29,13 @@ SWITCH = """
 set -eu
 path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
 shift 6
+if [ -L "$path" ]; then
+    echo "$path is a symbolic link: refusing to switch it (nothing was changed)" >&2
+    exit 1
+fi
 mkdir -p "${previous%/*}"
 chmod 0700 "${previous%/*}"
-if [ -e "$path" ] || [ -L "$path" ]; then
+if [ -e "$path" ]; then
     mode=$(stat -c %a "$path")
     owner=$(stat -c %u:%g "$path")
     mv "$path" "$previous"
@@ -86,11 +91,17 @@ def switch_all(
     s: Session,
     placements: Sequence[Placement],
     roles: Mapping[str, Role],
+    left_stopped: Mapping[tuple[str, str], str] | None = None,
 ) -> None:
     """Through the engine, one (node, role) at a time in start order, all or nothing: a failure
-    (or Ctrl-C) puts back every data dir switched so far, newest first."""
+    (or Ctrl-C) puts back every data dir switched so far, newest first. `left_stopped` (from
+    resume.left_stopped) names roles an interrupted import stopped while they ran: they count
+    as running before, so they run after."""
     left: list[str] = []
-    changes = [_change(s, g, left) for g in groups(placements, roles)]
+    stopped = left_stopped or {}
+    changes = [
+        _change(s, g, left, stopped.get((g.node, g.role.name))) for g in groups(placements, roles)
+    ]
     report = rollout(s, changes, Batching(parallel=1, serial=1), undo_all=True)
     failed = [r for r in report.nodes if r.state in (FAILED, UNDONE) and r.message != OTHERS_FAILED]
     if failed:
@@ -106,20 +117,22 @@ def switch_all(
         )
 
 
-def _change(s: Session, group: _Group, left: list[str]) -> NodeChange:
+def _change(s: Session, group: _Group, left: list[str], interrupted: str | None) -> NodeChange:
     def verify() -> None:
         if group.was_active:
             wait_healthy(s.conns, group.node, (group.role,))
+            s.op.step(group.node, f"start {group.role.name}", None, "healthy", 0.0,
+                      role=group.role.name, action=resume.START)  # fmt: skip
 
     def undo() -> None:
-        problem = _roll_back(s.conns, group, s.progress)
+        problem = _roll_back(s.conns, s.op, group, s.progress)
         if problem:
             left.append(problem)
             raise KatoError(problem)
 
     return NodeChange(
         group.node,
-        lambda: _switch(s.conns, s.op, group, s.progress),
+        lambda: _switch(s.conns, s.op, group, s.progress, interrupted),
         undo=undo,
         verify=verify,
         restarts=(group.role,),
@@ -131,10 +144,21 @@ def _units(conns: Connections, group: _Group, action: str) -> None:
     conns.get(group.node).run(("systemctl", action, "--", *group.role.units), timeout=600)
 
 
-def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress) -> int:
+def _switch(
+    conns: Connections, op: Operation, group: _Group, progress: Progress, interrupted: str | None
+) -> int:
     node, role = group.node, group.role
     states = conns.get(node).run(("systemctl", "is-active", "--", *role.units), check=False)
     group.was_active = all(s == "active" for s in states.stdout.split())
+    if interrupted and not group.was_active:
+        progress.warn(
+            f"{node}: {role.name} was left stopped by the interrupted operation "
+            f"{interrupted}; it is started again after the switch"
+        )
+        group.was_active = True
+    state = "was running" if group.was_active else "was stopped"
+    op.step(node, f"stop {role.name} to switch its data", None, state, 0.0,
+            role=role.name, action=resume.STOP, was_active=group.was_active)  # fmt: skip
     progress.step(f"{node}: stopping {role.name} to switch its data")
     _units(conns, group, "stop")
     for p in group.placements:
@@ -156,7 +180,7 @@ def _switch(conns: Connections, op: Operation, group: _Group, progress: Progress
     return len(group.placements)
 
 
-def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | None:
+def _roll_back(conns: Connections, op: Operation, group: _Group, progress: Progress) -> str | None:
     """Put the group's data dirs back; None when done, else what is left to do by hand."""
     progress.step(f"{group.node}: putting {group.role.name}'s previous data back")
     try:
@@ -165,6 +189,8 @@ def _roll_back(conns: Connections, group: _Group, progress: Progress) -> str | N
             conns.get(group.node).run(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
         if group.was_active:
             _units(conns, group, "start")
+            op.step(group.node, f"start {group.role.name} (put back)", None, "started", 0.0,
+                    role=group.role.name, action=resume.START)  # fmt: skip
     except (KatoError, NodeUnreachable) as exc:
         return (
             f"{group.node} {group.role.name} ({exc.message}): its previous data is in "

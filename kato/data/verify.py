@@ -8,18 +8,18 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from kato.data import archive
+from kato.config import DataLimits
+from kato.data import archive, limits
 from kato.data import manifest as manifest_
 from kato.data.manifest import Manifest, ManifestProblem, Member
 from kato.errors import ExitCode, KatoError
 from kato.progress import Progress, SilentProgress
 from kato.transport import local
 
-MAX_ENTRIES = 10_000_000  # files in one data dir tree
 MAX_NAME = 4096
 CHUNK = 1 << 20
 
@@ -45,36 +45,50 @@ class VerifyResult:
     members: int
     bytes: int  # the members' bytes, uncompressed
     entries: int  # files, dirs and links in the tree members
+    tree_entries: dict[str, int] = field(default_factory=dict)  # per tree member
 
 
 Visit = Callable[[Member, IO[bytes]], None]
 
 
 def verify_archive(
-    path: Path | str, *, progress: Progress | None = None, visit: Visit | None = None
+    path: Path | str,
+    *,
+    progress: Progress | None = None,
+    visit: Visit | None = None,
+    within: DataLimits = limits.UNLIMITED,
+    name: str | None = None,
 ) -> VerifyResult:
     """Every member present, listed, of the listed size and sha256, and every tree safe.
-    `visit(member, stream)` may read each member as it passes (e.g. to deep-check a dump)."""
-    shown, progress = str(path), progress or SilentProgress()
-    if not Path(shown).is_file():
+    `visit(member, stream)` may read each member as it passes (e.g. to deep-check a dump).
+    `within`: the expansion is checked from the manifest before any data is read, the
+    entries as they pass (LimitExceeded, exit 7). `name`: what to call the archive in errors
+    (`-` for a spooled standard input)."""
+    real, shown, progress = str(path), name or str(path), progress or SilentProgress()
+    if not Path(real).is_file():
         raise ArchiveInvalid(shown, "archive", "no such file")
     current = manifest_.NAME  # the first thing read, where an early truncation shows
     try:
-        with archive.reading(shown) as raw:
+        with archive.reading(real) as raw:
             stream = _Recording(raw)
             # Large reads, but not through gzip: it reports a bad CRC at the end of the
             # frame, and a read running far ahead would blame an earlier member for it.
             ahead = tarfile.RECORDSIZE if isinstance(raw, gzip.GzipFile) else CHUNK
             tar = tarfile.open(fileobj=stream, mode="r|", bufsize=ahead)  # type: ignore[call-overload]  # noqa: SIM115
             manifest = _manifest(tar, shown)
+            limits.check_expansion(manifest, real, within, shown)
             current = "archive"
             seen: set[str] = set()
             total = entries = 0
+            trees: dict[str, int] = {}
             for info in archive.members(tar):
                 current = info.name
                 member = _listed(manifest, info, seen, shown)
                 progress.detail(f"{member.name} ({member.size} bytes)")
-                entries += _check_member(tar, info, member, shown, visit)
+                counted = _check_member(tar, info, member, shown, visit, within, entries)
+                if member.type == "tree":
+                    trees[member.name] = counted
+                entries += counted
                 total += member.size
                 current = "archive"
             _trailing(stream, tar.offset, shown)
@@ -85,27 +99,7 @@ def verify_archive(
     missing = [m.name for m in manifest.members if m.name not in seen]
     if missing:
         raise ArchiveInvalid(shown, missing[0], "listed in the manifest but missing")
-    return VerifyResult(shown, manifest, len(seen), total, entries)
-
-
-def read_manifest(path: Path | str) -> Manifest:
-    """The archive's manifest alone (its first member), checked as verify checks it; nothing
-    after it is read, so nothing after it is vouched for."""
-    shown = str(path)
-    if not Path(shown).is_file():
-        raise ArchiveInvalid(shown, "archive", "no such file")
-    found: Manifest | None = None
-    try:
-        with archive.reading(shown) as raw:
-            tar = tarfile.open(fileobj=raw, mode="r|")  # noqa: SIM115 (closed with raw)
-            found = _manifest(tar, shown)
-    except ArchiveInvalid:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, local.FilterFailed) as exc:
-        if found is None:  # else only the decompressor we stopped early, complaining
-            raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
-    assert found is not None
-    return found
+    return VerifyResult(shown, manifest, len(seen), total, entries, trees)
 
 
 def _manifest(tar: tarfile.TarFile, path: str) -> Manifest:
@@ -157,14 +151,20 @@ class HashingReader:
 
 
 def _check_member(
-    tar: tarfile.TarFile, info: tarfile.TarInfo, member: Member, path: str, visit: Visit | None
+    tar: tarfile.TarFile,
+    info: tarfile.TarInfo,
+    member: Member,
+    path: str,
+    visit: Visit | None,
+    within: DataLimits,
+    before: int,
 ) -> int:
     source = tar.extractfile(info)
     assert source is not None
     reader = HashingReader(source)
     entries = 0
     if member.type == "tree":
-        entries = check_tree(reader, f"{member.name}", path)  # type: ignore[arg-type]
+        entries = check_tree(reader, member.name, path, within, before)  # type: ignore[arg-type]
     elif visit is not None:
         visit(member, reader)  # type: ignore[arg-type]
     reader.drain()
@@ -175,15 +175,22 @@ def _check_member(
     return entries
 
 
-def check_tree(stream: IO[bytes], member: str, path: str) -> int:
-    """A data dir's tar is safe to extract: plain names inside it, no devices, no links out."""
+def check_tree(
+    stream: IO[bytes],
+    member: str,
+    path: str,
+    within: DataLimits = limits.UNLIMITED,
+    before: int = 0,
+) -> int:
+    """A data dir's tar is safe to extract: plain names inside it, no devices, no links out,
+    and, with the `before` entries of the trees ahead of it, no more than `within` allows."""
     seen = Seen()
     count = 0
     with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as inner:
         for entry in archive.members(inner):
             count += 1
-            if count > MAX_ENTRIES:
-                raise ArchiveInvalid(path, member, f"more than {MAX_ENTRIES} entries")
+            if before + count > within.max_entries:
+                raise limits.too_many_entries(path, member, within)
             problem = entry_problem(entry, seen)
             if problem:
                 raise ArchiveInvalid(path, f"{member}: {entry.name}", problem)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from kato import facts
-from kato.errors import NodeUnreachable
+from kato.errors import LockLost, NodeUnreachable
 from kato.roles import Role
 from kato.transport.base import Transport
 from kato.transport.fanout import failure
@@ -86,6 +86,8 @@ def wait_back(
             streak += 1
             if boot_id(transport) != previous_boot or streak >= SETTLE_POLLS:
                 return
+        except LockLost:
+            raise  # fenced: not a node that is not back yet
         except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
             last = failure(node, exc).message
             streak = 0

@@ -10,7 +10,7 @@ nodes in flight finish their change, undoes them, and raises Interrupted with th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kato.engine.batches import Batching, cut
@@ -28,7 +28,7 @@ from kato.engine.report import (
     RolloutReport,
 )
 from kato.engine.session import Session
-from kato.errors import Interrupted
+from kato.errors import Interrupted, LockLost
 from kato.roles import Role
 from kato.transport.fanout import failure
 
@@ -67,6 +67,7 @@ def rollout(
     session.begin()
     staging = [c.key for c in changes if c.stage is not None]
     staged = in_parallel(staging, lambda n: _stage(by_node[n]), batching.parallel, session.progress)
+    _raise_lost(staged.errors)
     results = {n: _failed(n, STAGE, exc) for n, exc in staged.errors.items()}
     interrupted, done_order = staged.interrupted, list[str]()
     for batch in batches:
@@ -75,6 +76,7 @@ def rollout(
         ran = in_parallel(
             batch, lambda n: _change(session, by_node[n]), batching.parallel, session.progress
         )
+        _raise_lost(ran.errors)
         results.update({n: _failed(n, CHANGE, exc) for n, exc in ran.errors.items()})
         results.update(ran.values)
         done_order += [n for n in batch if n in ran.values and ran.values[n].state == DONE]
@@ -100,6 +102,14 @@ def rollout(
 OTHERS_FAILED = "undone because another node failed"
 
 
+def _raise_lost(errors: Mapping[str, BaseException]) -> None:
+    """A lost cluster lock is no node's failure: it stops the whole rollout, undoing nothing
+    (every command on a node is fenced by then)."""
+    lost = [exc for exc in errors.values() if isinstance(exc, LockLost)]
+    if lost:
+        raise lost[0]
+
+
 def _stage(change: NodeChange) -> None:
     if change.stage is not None:
         change.stage()
@@ -121,6 +131,8 @@ def _change(session: Session, change: NodeChange) -> NodeResult:
         count = change.change()
         phase = HEALTH
         _verify(session, change)
+    except LockLost:
+        raise  # fenced: no more commands on any node, so nothing to undo here either
     except Exception as exc:  # reported per node with its phase, never swallowed
         why = failure(change.key, exc)
         was = NodeResult(change.key, FAILED, phase, count=count)

@@ -15,6 +15,7 @@ undo it first, so a node killed at any point ends fully patched or fully unpatch
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
 FORMAT = 1
@@ -33,15 +35,19 @@ class Refused(Exception):
     """The command cannot go on; nothing is left half done."""
 
 
+def _safe_write() -> ModuleType:
+    """kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here."""
+    try:
+        return importlib.import_module("safe_write")
+    except ImportError:
+        return importlib.import_module("kato.remote.safe_write")
+
+
+SAFE = _safe_write()
+
+
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + TMP)
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    SAFE.write_file(str(path), [data], mode)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -55,17 +61,11 @@ def fsync_dir(directory: Path) -> None:
 def copy_into_place(
     source: Path, target: Path, mode: int, owner: tuple[int, int], mtime_ns: int | None = None
 ) -> None:
-    """Replace target by a copy of source through a temporary name and one rename."""
-    tmp = target.with_name(target.name + TMP)
-    shutil.copyfile(source, tmp)
-    if os.geteuid() == 0:  # kato runs the agent as root; the unit tests may not
-        os.chown(tmp, *owner)
-    os.chmod(tmp, mode)
-    if mtime_ns is not None:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    """Replace target by a copy of source through a new temporary file and one rename
+    (never through a link planted at the target or in its directories)."""
+    with open(source, "rb") as handle:
+        chunks = iter(lambda: handle.read(1 << 20), b"")
+        SAFE.write_file(str(target), chunks, mode, owner, mtime_ns=mtime_ns)
 
 
 def sha256_of(path: Path) -> str:
@@ -85,10 +85,20 @@ class Node:
         return self.patches / f"{name}.json"
 
     def record(self, name: str) -> dict[str, Any] | None:
+        path = self.record_path(name)
+        if path.is_symlink():
+            raise Refused(f"{path} is a symbolic link: refusing to read or write through it")
         try:
-            loaded: dict[str, Any] = json.loads(self.record_path(name).read_text())
+            loaded = json.loads(path.read_text())
         except FileNotFoundError:
             return None
+        except (ValueError, OSError) as exc:
+            raise Refused(
+                f"{path} is not a readable patch record ({exc}): move it aside and run "
+                "`kato patch status` to see what is applied"
+            ) from None
+        if not isinstance(loaded, dict):
+            raise Refused(f"{path} is not a patch record (not a JSON object): move it aside")
         return loaded
 
     def version(self) -> str | None:
@@ -159,6 +169,14 @@ def plan_undo(
         if not role_dir.is_dir():
             raise Refused(f"{role_dir} is missing: is {parts[1]} {version} installed here?")
         target = role_dir.joinpath(*parts[2:])
+        for path in (target, *target.parents):
+            if path.is_symlink() and path != node.releases / "current":
+                # never read (back up) or write through a link planted where the patch writes
+                raise Refused(f"{path} is a symbolic link: refusing to read or write through it")
+            if path == role_dir:
+                break
+        if target.exists() and not target.is_file():
+            raise Refused(f"{target} is not a regular file: refusing to replace it")
         parent = target.parent
         while not parent.exists() and str(parent) not in plan["dirs_added"]:
             plan["dirs_added"].append(str(parent))
@@ -229,9 +247,14 @@ def apply(
         raise Refused(f"the staged artifact of {name} does not have sha256 {sha256}")
     work = node.patches / name
     work.mkdir(parents=True, mode=0o700)
-    files = unpack(staged, work / "artifact")
-    plan = plan_undo(node, work, version, roles, files)
-    write_atomically(work / "undo.json", json.dumps(plan, indent=1).encode(), 0o600)
+    try:
+        files = unpack(staged, work / "artifact")
+        plan = plan_undo(node, work, version, roles, files)
+        write_atomically(work / "undo.json", json.dumps(plan, indent=1).encode(), 0o600)
+    except BaseException:
+        node.drop(name)  # nothing was laid yet: the node is as it was
+        staged.unlink(missing_ok=True)
+        raise
     try:
         for directory in plan["dirs_added"]:
             Path(directory).mkdir(exist_ok=True)
@@ -240,23 +263,24 @@ def apply(
                 work / "artifact" / item["source"], Path(item["path"]), item["mode"], (0, 0)
             )
         run_script(work, record.get("apply"), version, roles, node)
+        record.update(
+            format=FORMAT,
+            name=name,
+            version=version,
+            roles=roles,
+            sha256=sha256,
+            applied_at=time.time(),
+            applied_monotonic=time.monotonic(),
+            boot_id=boot_id(),
+            replaced=[item["path"] for item in plan["replaced"]],
+            added=plan["added"],
+        )
+        write_atomically(node.record_path(name), (json.dumps(record, indent=1) + "\n").encode())
     except BaseException:
         node.undo(name)
         node.drop(name)
+        staged.unlink(missing_ok=True)  # a failed node keeps no staged upload
         raise
-    record.update(
-        format=FORMAT,
-        name=name,
-        version=version,
-        roles=roles,
-        sha256=sha256,
-        applied_at=time.time(),
-        applied_monotonic=time.monotonic(),
-        boot_id=boot_id(),
-        replaced=[item["path"] for item in plan["replaced"]],
-        added=plan["added"],
-    )
-    write_atomically(node.record_path(name), (json.dumps(record, indent=1) + "\n").encode())
     staged.unlink(missing_ok=True)
     return {"result": "applied", "replaced": len(plan["replaced"]), "added": len(plan["added"])}
 
@@ -313,7 +337,11 @@ def state(node: Node, units: dict[str, list[str]]) -> dict[str, Any]:
                 )
             ]
             records[record["name"]] = record
-        elif not entry.endswith(TMP) and not (node.patches / f"{entry}.json").exists():
+        elif (
+            not entry.endswith(TMP)
+            and not entry.startswith(".")  # a temporary file of write_file
+            and not (node.patches / f"{entry}.json").exists()
+        ):
             interrupted.append(entry)
     return {"version": node.version(), "records": records, "interrupted": interrupted}
 
@@ -334,7 +362,7 @@ def main(argv: list[str]) -> int:
             out = revert(node, args[0])
         else:
             raise Refused(f"unknown command {command!r}")
-    except Refused as exc:
+    except (Refused, SAFE.Unsafe) as exc:
         sys.stderr.write(f"patch: {exc}\n")
         return 3
     sys.stdout.write(json.dumps(out) + "\n")

@@ -15,12 +15,13 @@ from pathlib import Path
 from kato.config import Cluster, NodeConfig
 from kato.connect import select_nodes, this_node
 from kato.engine.session import session
-from kato.errors import PreflightRefused, UsageError
+from kato.errors import KatoError, PreflightRefused, UsageError
 from kato.patch.nodes import STAGING, NodePatches, agent_step
 from kato.patch.repository import Fetched, Patch, fetch, load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
 from kato.patch.status import gather_states, repository
 from kato.plan import Step
+from kato.remote import safe_write
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 
@@ -85,8 +86,16 @@ def plan_node(
             )
             continue
         staged = f"{STAGING}/patch-{patch.name}.tar.gz"
-        upload = ("sh", "-c", 'cat > "$1"', "sh", staged)
-        stage.append(Step(node.name, f"upload {patch.name}", upload, upload=str(item.path)))
+        upload = safe_write.argv(staged, 0o600)
+        stage.append(
+            Step(
+                node.name,
+                f"upload {patch.name}",
+                upload,
+                upload=str(item.path),
+                prelude=safe_write.prelude(),
+            )
+        )
         files = ", ".join(f"{r}/{f}" for r in mine for f in item.files.get(r, ()))
         args = (patch.name, str(state.version), staged, patch.sha256, ",".join(mine))
         change.append(
@@ -140,6 +149,12 @@ def install(
         session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s,
     ):
         states = gather_states(cluster, s.conns, nodes, roles)
+        if states.failed and not states.succeeded:
+            raise KatoError(
+                "no chosen node could say what it has applied: "
+                + "; ".join(f.message for f in states.failed.values()),
+                hint="nothing was changed; fix the cause on the node and run again",
+            )
         versions = {s.version for s in states.succeeded.values()}
         patches = applicable(chosen, bool(options.names), versions)
         fetched = [fetch(repo, p, Path(tmp)) for p in patches]  # verified before any change

@@ -24,7 +24,7 @@ from kato.release import (
 FORMAT = 1
 INDEX_FILE = "index.yaml"
 SEVERITIES = ("required", "recommended", "optional")
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,62}\Z")
 KEYS = {"name", "description", "severity", "roles", "applies_to", "artifact", "sha256", "size"}
 OPTIONAL = {"apply", "revert"}
 

@@ -23,7 +23,7 @@ from kato.errors import UsageError
 from kato.facts import NODE_FILE, RELEASES, Fact
 from kato.plan import Plan, PlanOutcome, Step
 from kato.platform.readable import itemized
-from kato.remote import layout
+from kato.remote import layout, safe_write
 from kato.roles import Role, in_start_order, load_roles
 from kato.status import roles_directory
 from kato.transport.base import CommandResult
@@ -60,13 +60,7 @@ UNPACK = (
 )
 # The marker that says "this artifact is installed" is written only once its hook succeeded,
 # so a failed hook is run again by the next install.
-HOOK = (
-    'set -e; if [ -x "$1/hooks/install" ]; then "$1/hooks/install" "$2" "$1"; fi; '
-    'printf "%s\\n" "$3" > "$1/.kato-artifact-sha256"'
-)
-WRITE = (
-    'mkdir -p "${1%/*}"; cat > "$1.kato-tmp" && chmod 644 "$1.kato-tmp" && mv "$1.kato-tmp" "$1"'
-)
+HOOK = 'set -e; if [ -x "$1/hooks/install" ]; then "$1/hooks/install" "$2" "$1"; fi'
 
 
 @dataclass(frozen=True)
@@ -132,8 +126,9 @@ def plan_node(
             Step(
                 name,
                 f"upload the {role.name} artifact",
-                ("sh", "-c", 'cat > "$1"', "sh", staged),
+                safe_write.argv(staged, 0o600),
                 upload=artifacts.local[role.name],
+                prelude=safe_write.prelude(),
             ),
             Step(
                 name,
@@ -150,6 +145,13 @@ def plan_node(
             Step(name, f"unpack {role.name} {v}", ("sh", "-c", UNPACK, "sh", target, staged)),
             Step(
                 name, f"run the {role.name} install hook", ("sh", "-c", HOOK, "sh", target, v, sha)
+            ),
+            Step(
+                name,
+                f"mark {role.name} {v} installed",
+                safe_write.argv(f"{target}/{MARKER}", 0o644),
+                stdin=f"{sha}\n",
+                prelude=safe_write.prelude(),
             ),
         ]
     units = [(r, u) for r in roles for u in r.units if r in fresh or not have.units.get(u)]
@@ -172,7 +174,10 @@ def plan_node(
         wanted_files[UPSTREAMS] = upstreams(cluster)
     for path, text in wanted_files.items():
         if have.files.get(path) != text:
-            steps.append(Step(name, f"write {path}", ("sh", "-c", WRITE, "sh", path), stdin=text))
+            argv = safe_write.argv(path, 0o644)
+            steps.append(
+                Step(name, f"write {path}", argv, stdin=text, prelude=safe_write.prelude())
+            )
     if have.current != v:
         steps += [
             Step(name, f"switch current to {v}", ("ln", "-sfn", v, f"{RELEASES}/current.kato-tmp")),

@@ -11,7 +11,7 @@ from kato.plan import Step
 
 ROLE_STEP = re.compile(
     r"^(upload the (?P<a>\S+) artifact|verify the (?P<b>\S+) artifact on the node|"
-    r"unpack (?P<c>\S+) \S+|run the (?P<d>\S+) install hook)$"
+    r"unpack (?P<c>\S+) \S+|run the (?P<d>\S+) install hook|mark (?P<e>\S+) \S+ installed)$"
 )
 UNIT = "install unit "
 RENAME = "rename it into place atomically"

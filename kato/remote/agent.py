@@ -30,12 +30,15 @@ HERE = Path(__file__).parent
 PROGRAMS: Mapping[str, Path] = {
     "node_facts.py": HERE / "node_facts.py",
     "patch_agent.py": HERE.parent / "patch" / "agent.py",
+    "safe_write.py": HERE / "safe_write.py",  # the patch agent's writes
 }
 MISSING = "can't open file"  # what python3 says when the program is not there
 # Unpacked under a temporary name, then renamed into place; a broken copy there (we ship only
 # when a program was missing) is renamed aside first and removed.
 SHIP = (
-    'set -e; umask 022; mkdir -p "${1%/*}"; t=$(mktemp -d "$1.tmp.XXXXXX"); '
+    'set -e; umask 022; mkdir -p "${1%/*}"; '
+    'if [ -L "${1%/*}" ]; then echo "${1%/*} is a symbolic link: refusing it" >&2; exit 1; fi; '
+    't=$(mktemp -d "$1.tmp.XXXXXX"); '
     'tar -xf - -C "$t" --no-same-owner; chmod 755 "$t"; '
     'if ! mv -T "$t" "$1" 2>/dev/null; then '
     'mv -T "$1" "$t.old"; mv -T "$t" "$1"; rm -rf "$t.old"; fi'

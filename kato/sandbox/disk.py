@@ -13,7 +13,7 @@ from kato.sandbox import node as nodes
 from kato.sandbox.model import Disk, Sandbox
 from kato.transport import local
 
-SIZE = re.compile(r"^([1-9][0-9]*)([MG])$")
+SIZE = re.compile(r"\A([1-9][0-9]*)([MG])\Z")
 MIN_BYTES = {"btrfs": 128 * 2**20, "ext4": 16 * 2**20}
 MKFS = {"btrfs": ("mkfs.btrfs", "-q"), "ext4": ("mkfs.ext4", "-q", "-F")}
 

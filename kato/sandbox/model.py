@@ -13,7 +13,7 @@ from kato.errors import UsageError
 
 FORMAT = 1
 DEFAULT_NAME = "sandbox"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,10}$")
+NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9]{0,10}\Z")
 MAX_NODES = 60
 CORE_ROLES = ("controller", "postgresql", "redis", "filesystem")
 EDGE_ROLES = ("router", "dea")

@@ -38,6 +38,7 @@ class SshOptions:
     connect_timeout: float
     auth_timeout: float
     command_timeout: float
+    idle_timeout: float = 20.0  # a node that sends nothing (not even a keepalive answer)
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ from kato.errors import (
     ExitCode,
     HostKeyRefused,
     KatoError,
+    LockLost,
     NodeUnreachable,
     RemoteCommandFailed,
     outcome_exit,
@@ -51,17 +52,23 @@ def failure(node: str, exc: BaseException) -> NodeFailure:
 
 
 def fan_out(nodes: Sequence[str], work: Callable[[str], T], limit: int) -> FanOut[T]:
-    """Call work(node) for every node, at most `limit` at once."""
+    """Call work(node) for every node, at most `limit` at once. A lost cluster lock is no
+    node's failure: it stops the whole operation (raised once every node's work ended)."""
     result: FanOut[T] = FanOut()
     if not nodes:
         return result
+    lost: list[LockLost] = []
 
     def one(node: str) -> None:
         try:
             result.succeeded[node] = work(node)
+        except LockLost as exc:
+            lost.append(exc)
         except Exception as exc:  # every failure is reported per node, none is swallowed
             result.failed[node] = failure(node, exc)
 
     with ThreadPoolExecutor(max_workers=max(1, min(limit, len(nodes)))) as pool:
         list(pool.map(one, nodes))
+    if lost:
+        raise lost[0]
     return result

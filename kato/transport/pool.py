@@ -35,8 +35,18 @@ class Connections:
         self._factory = factory
         self._open: dict[str, Transport] = {}
         self._locks = {node: threading.Lock() for node in self._addresses}
+        # Set while an operation holds the cluster lock: raises when the lock was broken, so
+        # no command reaches a node after that (the lock's own calls and the journal's, made
+        # with call(), are not fenced).
+        self.fence: Callable[[], None] | None = None
 
     def get(self, node: str) -> Transport:
+        """The connection to `node`, for the next command (checked against the fence)."""
+        if self.fence is not None:
+            self.fence()
+        return self._connection(node)
+
+    def _connection(self, node: str) -> Transport:
         with self._locks[node]:
             if node not in self._open:
                 address, port = self._addresses[node]
@@ -56,7 +66,7 @@ class Connections:
         deadline = time.monotonic() + patience
         while True:
             try:
-                return work(self.get(node))
+                return work(self._connection(node))
             except NodeUnreachable:
                 self.drop(node)
                 if time.monotonic() >= deadline:

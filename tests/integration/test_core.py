@@ -200,15 +200,23 @@ def test_a_killed_holders_lock_is_taken_over_after_its_ttl_and_never_earlier(
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     killed_at = time.monotonic()
+    # The holder's last heartbeat came at most ttl/4 before the kill, so the lock may expire from
+    # then on; a loaded machine can make a run that started earlier reach the lock after that.
+    earliest = ttl * 3 / 4
     refused = 0
     while time.monotonic() - killed_at < ttl - 2:
         done = run_on(path, "run", "--node", "node2", "--", "true")
-        assert done.returncode == 4, "the lock was taken over before its TTL"
+        if done.returncode == 0:
+            assert time.monotonic() - killed_at >= earliest, (
+                "the lock was taken over before its TTL"
+            )
+            break
+        assert done.returncode == 4, done.stderr
         refused += 1
     assert refused >= 1
     waited = run_on(path, "run", "--lock-wait", "30s", "--node", "node2", "--", "true")
     assert waited.returncode == 0, waited.stderr
-    assert time.monotonic() - killed_at >= ttl - 1
+    assert time.monotonic() - killed_at >= earliest
     history = json.loads(run_on(path, "history", "--json", "--limit", "10", check=True).stdout)
     assert any(e.get("took_over_lock") == record["id"] for e in history)
     cluster.ssh("node1", "pkill -f 'sleep 120' || true")

@@ -1,0 +1,188 @@
+"""Root never writes through a planted link: a symlink to a canary placed at each path that
+patch install, install, a schedule run and the journal write leaves the canary unchanged, and
+the command refuses (exit 1) naming the path; at the old predictable temporary names it
+changes nothing at all."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cluster, kato
+
+pytestmark = pytest.mark.integration
+CANARY = "/root/kato-canary"
+PATCH = "router-nosniff"
+LAID = "/var/lib/kato/releases/1.0.0/router/conf.d/nosniff.conf"
+RECORD = f"/var/lib/kato/patches/{PATCH}.json"
+STAGED = f"/var/lib/kato/staging/patch-{PATCH}.tar.gz"
+JOURNAL = "/var/log/kato/journal.jsonl"
+
+
+def on(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return kato("--cluster", str(cluster.home / "cluster.yaml"), *args, check=False)
+
+
+def sh(cluster: Cluster, node: str, script: str) -> str:
+    done = cluster.ssh(node, script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def canary_state(cluster: Cluster, node: str) -> str:
+    return sh(cluster, node, f"stat -c '%a %U %s %Y' {CANARY}; sha256sum {CANARY}")
+
+
+@pytest.fixture
+def canary(cluster: Cluster) -> Iterator[dict[str, str]]:
+    """A file root must not touch, on every node; its state before."""
+    states = {}
+    for node in ("node1", "node2"):
+        sh(cluster, node, f"printf 'canary\\n' > {CANARY}; chmod 600 {CANARY}")
+        states[node] = canary_state(cluster, node)
+    yield states
+    for node in ("node1", "node2"):
+        assert canary_state(cluster, node) == states[node], f"{node}: the canary changed"
+        sh(cluster, node, f"rm -f {CANARY}")
+
+
+def plant(cluster: Cluster, node: str, path: str) -> None:
+    sh(cluster, node, f"mkdir -p {Path(path).parent} && ln -sfn {CANARY} {path}")
+
+
+def not_applied(cluster: Cluster) -> None:
+    done = on(cluster, "patch", "revert", PATCH, "--node", "node2")
+    listing = sh(cluster, "node2", "ls -la /var/lib/kato/patches || true")
+    said = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}\n{listing}"
+    assert cluster.ssh("node2", f"test -e {RECORD}").returncode != 0, said
+
+
+@pytest.mark.parametrize("planted", [STAGED, LAID, RECORD], ids=["upload", "laid", "record"])
+def test_patch_install_refuses_a_link_where_it_writes(
+    cluster: Cluster, canary: dict[str, str], planted: str
+) -> None:
+    plant(cluster, "node2", planted)
+    try:
+        done = on(cluster, "patch", "install", PATCH, "--node", "node2", "--no-restart")
+        assert done.returncode == 1, done.stderr
+        assert f"{planted} is a symbolic link" in done.stdout + done.stderr
+        assert sh(cluster, "node2", f"readlink {planted}").strip() == CANARY
+    finally:
+        sh(cluster, "node2", f"rm -f {planted}")
+        if planted == LAID:  # the patch adds this file: nothing else may have changed
+            assert cluster.ssh("node2", f"test -e {RECORD}").returncode != 0
+        not_applied(cluster)
+
+
+@pytest.mark.parametrize(
+    "planted", [f"{LAID}.kato-patch-tmp", f"{RECORD}.kato-patch-tmp"], ids=["laid", "record"]
+)
+def test_patch_install_ignores_links_at_the_old_temporary_names(
+    cluster: Cluster, canary: dict[str, str], planted: str
+) -> None:
+    plant(cluster, "node2", planted)
+    try:
+        done = on(cluster, "patch", "install", PATCH, "--node", "node2", "--no-restart")
+        assert done.returncode == 0, done.stderr
+    finally:
+        sh(cluster, "node2", f"rm -f {planted}")
+        not_applied(cluster)
+
+
+def test_install_refuses_a_link_at_the_staged_artifact(
+    cluster: Cluster, canary: dict[str, str]
+) -> None:
+    marker = "/var/lib/kato/releases/1.0.0/router/.kato-artifact-sha256"
+    staged = "/var/lib/kato/staging/router-1.0.0.tar.gz"
+    saved = sh(cluster, "node2", f"cat {marker}")
+    sh(cluster, "node2", f"rm {marker}")  # so that install uploads the router artifact again
+    plant(cluster, "node2", staged)
+    try:
+        done = on(cluster, "install", "--version", "1.0.0", "--node", "node2")
+        assert done.returncode == 1, done.stderr
+        assert f"{staged} is a symbolic link" in done.stdout + done.stderr
+    finally:
+        sh(cluster, "node2", f"rm -f {staged}")
+        done = on(cluster, "install", "--version", "1.0.0", "--node", "node2")
+        assert done.returncode == 0, done.stderr
+        assert sh(cluster, "node2", f"cat {marker}") == saved
+
+
+def test_install_refuses_a_link_at_the_node_file(cluster: Cluster, canary: dict[str, str]) -> None:
+    node_file = "/etc/kato/node.yaml"
+    saved = sh(cluster, "node2", f"cat {node_file}")
+    sh(cluster, "node2", f"rm {node_file}")
+    plant(cluster, "node2", node_file)
+    try:
+        done = on(cluster, "install", "--version", "1.0.0", "--node", "node2")
+        assert done.returncode == 1, done.stderr
+        assert f"{node_file} is a symbolic link" in done.stdout + done.stderr
+    finally:
+        sh(cluster, "node2", f"rm -f {node_file}")
+        assert on(cluster, "install", "--version", "1.0.0", "--node", "node2").returncode == 0
+        assert sh(cluster, "node2", f"cat {node_file}") == saved
+
+
+def test_the_journal_is_never_written_through_a_link(
+    cluster: Cluster, canary: dict[str, str]
+) -> None:
+    sh(cluster, "node1", f"mv {JOURNAL} {JOURNAL}.saved")
+    plant(cluster, "node1", JOURNAL)
+    try:
+        done = on(cluster, "run", "--node", "node2", "--", "true")
+        assert done.returncode == 1, done.stderr
+        assert f"{JOURNAL} is a symbolic link" in done.stdout + done.stderr
+    finally:
+        sh(cluster, "node1", f"rm -f {JOURNAL}; mv {JOURNAL}.saved {JOURNAL}")
+    assert on(cluster, "lock", "status").returncode == 0
+
+
+def test_a_schedule_run_never_writes_its_metric_through_a_link(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    before = hashlib.sha256(victim.read_bytes()).hexdigest()
+    metric = tmp_path / "metrics" / "kato_backup.prom"
+    metric.parent.mkdir(mode=0o755)
+    metric.symlink_to(victim)
+    done = on(cluster, "data", "schedule", "run", "--dest", str(tmp_path / "archives"),
+              "--only", "redis", "--metrics", str(metric))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"{metric} is a symbolic link" in done.stdout + done.stderr
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
+    assert metric.is_symlink()
+
+
+def test_import_refuses_a_data_dir_that_is_a_link(cluster: Cluster, tmp_path: Path) -> None:
+    droplets = "/var/lib/kato/data/droplets"
+    archive = tmp_path / "droplets.tar"
+    on(cluster, "data", "export", str(archive), "--only", "filesystem", "--compress", "none")
+    sh(cluster, "node1", f"mkdir -p /root/kato-canary-dir && echo keep > /root/kato-canary-dir/f"
+       f" && mv {droplets} {droplets}.saved && ln -s /root/kato-canary-dir {droplets}")  # fmt: skip
+    try:
+        done = on(cluster, "data", "import", str(archive), "--only", "filesystem")
+        assert done.returncode == 1, done.stderr
+        assert f"{droplets} is a symbolic link" in done.stderr
+        assert sh(cluster, "node1", "ls -A /root/kato-canary-dir; cat /root/kato-canary-dir/f") \
+            == "f\nkeep\n"  # fmt: skip
+        assert sh(cluster, "node1", "systemctl is-active kato-filesystem").strip() == "active"
+    finally:
+        sh(cluster, "node1", f"rm -f {droplets}; mv {droplets}.saved {droplets}; "
+           "rm -rf /root/kato-canary-dir")  # fmt: skip
+
+
+def test_export_never_writes_through_a_link_at_its_destination(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "out.tar").symlink_to(victim)
+    done = on(cluster, "data", "export", str(tmp_path / "out.tar"), "--only", "redis")
+    assert done.returncode == 2, done.stderr
+    assert f"{tmp_path / 'out.tar'} exists: export never overwrites" in done.stderr
+    assert victim.read_text() == "precious\n"
