@@ -108,6 +108,7 @@ class NodeFacts:
     sizes: dict[str, int | None]
     patches: dict[str, Any] | None
     lock: dict[str, Any] | None
+    datadirs: dict[str, Any] | None = None  # the data-dir record (kato.datadirs reads it)
 
 
 def health_request(health: Health) -> dict[str, Any]:
@@ -128,6 +129,7 @@ def facts_request(
     sizes: Sequence[str] = (),
     patches: dict[str, list[str]] | None = None,
     lock: bool = False,
+    datadirs: bool = False,
 ) -> dict[str, Any]:
     """What node_facts.py is asked (see its docstring)."""
     request: dict[str, Any] = {
@@ -140,6 +142,8 @@ def facts_request(
     }
     if patches is not None:
         request["patches"] = patches
+    if datadirs:
+        request["datadirs"] = True
     return request
 
 
@@ -156,10 +160,13 @@ def node_facts(
     sizes: Sequence[str] = (),
     patches: dict[str, list[str]] | None = None,
     lock: bool = False,
+    datadirs: bool = False,
     timeout: float = 60.0,
 ) -> NodeFacts:
     """Everything asked about a node, in one round trip (the agent is shipped if missing)."""
-    request = facts_request(roles, space=space, sizes=sizes, patches=patches, lock=lock)
+    request = facts_request(
+        roles, space=space, sizes=sizes, patches=patches, lock=lock, datadirs=datadirs
+    )
     done = AGENT.call(transport, "node_facts.py", json.dumps(request), timeout=timeout)
     if not done.ok:
         raise RemoteCommandFailed(transport.node, done.argv[:2], done.status, done.stderr)
@@ -174,4 +181,5 @@ def node_facts(
         raw.get("sizes", {}),
         raw.get("patches"),
         raw.get("lock"),
+        raw.get("datadirs"),
     )

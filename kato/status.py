@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kato import facts, lock
+from kato import datadirs, facts, lock
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import ExitCode, outcome_exit
@@ -90,8 +90,14 @@ def node_status(
 ) -> tuple[NodeStatus, dict[str, Any] | None]:
     """The node's status from ONE agent call; on the core node, the lock record too."""
     known = in_start_order(roles[r] for r in node.roles if r in roles)
-    wanted = [(role.name, name, path) for role in known for name, path in role.data_dirs.items()]
-    found = facts.node_facts(transport, known, space=[p for _, _, p in wanted], lock=core)
+    declared = [p for role in known for p in role.data_dirs.values()]
+    found = facts.node_facts(transport, known, space=declared, lock=core, datadirs=True)
+    where = datadirs.from_document(node.name, found.datadirs) if found.datadirs else None
+    wanted = [
+        (role.name, name, path)
+        for role in known
+        for name, path in (where.of(role) if where else role.data_dirs).items()
+    ]
     statuses = [_role(found, role) for role in known]
     statuses += [RoleStatus(r, {}, "unknown role") for r in node.roles if r not in roles]
     dirs = tuple(

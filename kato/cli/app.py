@@ -14,6 +14,7 @@ from kato.cli import (
     node,
     patch,
     platform,
+    relocate,
     run,
     sandbox,
     status,
@@ -40,6 +41,7 @@ app.command("version")(status.version)
 app.command("history")(lock.history)
 app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(data.app, name="data")
+app.command("relocate")(relocate.relocate)
 app.add_typer(sandbox.app, name="sandbox")
 
 

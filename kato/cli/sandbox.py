@@ -90,7 +90,7 @@ def down(name: str = NAME) -> None:
 @app.command("disk")
 def attach_disk(
     node: str = NODE,
-    fs: str = typer.Option("btrfs", "--fs", help="btrfs or ext4."),
+    fs: str = typer.Option("btrfs", "--fs", help="btrfs, ext4 or xfs."),
     size: str = typer.Option("512M", "--size", help="e.g. 512M, 2G."),
     at: str = typer.Option("/mnt/ebs", "--at", help="Mount point inside the node."),
     remove: bool = typer.Option(False, "--remove", help="Unmount and delete the disk at --at."),

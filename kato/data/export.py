@@ -19,7 +19,7 @@ from kato.connect import connections
 from kato.data import archive, core_export, node_export
 from kato.data.core_export import read_argv
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
-from kato.data.selection import DataDir, data_dirs
+from kato.data.selection import DataDir, data_dirs, located
 from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
@@ -111,6 +111,7 @@ def export(
     shown = str(final) if final else "standard output"
     with connections(cluster) as conns:
         progress.step("reading the data dirs' sizes")
+        sources = located(conns, sources)
         found = gather(conns, sources)
         plan = tuple(PlannedRead(s, found[s].size) for s in sources)
         check_space(directory, sum(p.estimate for p in plan), compress, dry_run)

@@ -8,7 +8,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +17,7 @@ from kato.config import Cluster, DataLimits
 from kato.data import archive, limits, node_import, resume, switch
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
+from kato.data.selection import located
 from kato.data.source import local_archive
 from kato.data.verify import HashingReader, verify_archive
 from kato.engine.session import session
@@ -84,6 +85,8 @@ def import_archive(
         placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
         with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+            placements = relocated(s.conns, placements)
+            result = ImportResult(source, run, placements, dry_run)
             _compare_versions(s.conns, cluster, manifest, result)
             _check_room(s.conns, placements, verified.tree_entries)
             if dry_run:
@@ -98,6 +101,12 @@ def import_archive(
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result
+
+
+def relocated(conns: Connections, placements: Sequence[Placement]) -> tuple[Placement, ...]:
+    """Each placement aimed at where its data dir lives now (kato relocate may have moved it)."""
+    targets = located(conns, [p.target for p in placements])
+    return tuple(replace(p, target=t) for p, t in zip(placements, targets, strict=True))
 
 
 def _left_stopped(

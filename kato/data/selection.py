@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from kato import datadirs
 from kato.config import Cluster
 from kato.data.manifest import member_name
 from kato.errors import UsageError
 from kato.role_export import ExportSpec
 from kato.roles import Role
+from kato.transport.pool import Connections
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,11 @@ def data_dirs(
                 )
     found.sort(key=lambda item: (item[0], item[1], item[2].role, item[2].data_dir))
     return tuple(item[2] for item in found)
+
+
+def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
+    """The same data dirs, each with the path it has on its node now (kato relocate)."""
+    where = {
+        node: datadirs.locations(conns.get(node)) for node in dict.fromkeys(s.node for s in sources)
+    }
+    return tuple(replace(s, path=where[s.node].path(s.role, s.data_dir, s.path)) for s in sources)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from kato import datadirs
 from kato import release as releases
 from kato.config import Cluster, NodeConfig
 from kato.connect import select_nodes
@@ -49,7 +50,7 @@ for role, units in pairs.items():
     for u in units:
         shipped = read(f"{base}/{version}/{role}/units/{u}")
         out["units"][u] = read(f"/etc/systemd/system/{u}") == shipped
-for p in ("/etc/kato/node.yaml", "/etc/kato/router-upstreams.conf"):
+for p in ("/etc/kato/node.yaml", "/etc/kato/router-upstreams.conf", "/var/lib/kato/datadirs.yaml"):
     out["files"][p] = read(p)
 print(json.dumps(out))
 """
@@ -108,6 +109,14 @@ class Artifacts:
     sizes: dict[str, int] = field(default_factory=dict)  # role -> bytes, for the readable plan
 
 
+def hook_env(node: str, role: Role, have: Installed) -> tuple[str, ...]:
+    """`env KATO_DATA_<NAME>=PATH...`: where the role's data dirs live now (kato relocate)."""
+    record = have.files.get(datadirs.RECORD)
+    where = datadirs.parse(node, record) if record else datadirs.Locations()
+    pairs = [f"KATO_DATA_{n.upper().replace('-', '_')}={p}" for n, p in where.of(role).items()]
+    return ("env", *pairs) if pairs else ()
+
+
 def plan_node(
     cluster: Cluster, node: NodeConfig, roles: list[Role], artifacts: Artifacts, have: Installed
 ) -> list[Step]:
@@ -144,7 +153,9 @@ def plan_node(
             ),
             Step(name, f"unpack {role.name} {v}", ("sh", "-c", UNPACK, "sh", target, staged)),
             Step(
-                name, f"run the {role.name} install hook", ("sh", "-c", HOOK, "sh", target, v, sha)
+                name,
+                f"run the {role.name} install hook",
+                (*hook_env(name, role, have), "sh", "-c", HOOK, "sh", target, v, sha),
             ),
             Step(
                 name,

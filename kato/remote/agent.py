@@ -30,6 +30,9 @@ HERE = Path(__file__).parent
 PROGRAMS: Mapping[str, Path] = {
     "node_facts.py": HERE / "node_facts.py",
     "patch_agent.py": HERE.parent / "patch" / "agent.py",
+    "datadirs.py": HERE / "datadirs.py",
+    "treesum.py": HERE / "treesum.py",
+    "quota.py": HERE / "quota.py",
     "safe_write.py": HERE / "safe_write.py",  # the patch agent's writes
 }
 MISSING = "can't open file"  # what python3 says when the program is not there

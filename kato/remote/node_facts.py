@@ -10,6 +10,8 @@ REQUEST_JSON (every key optional):
     sizes    [path...]   -> "sizes" {path: bytes used by the tree, or null when missing}
     patches  {role: [unit...]} -> "patches": the patch agent's state (patch_agent.py)
     lock     true        -> "lock" {"record": the lock file or null, "now": the node's time}
+    datadirs true        -> "datadirs": where data dirs live (datadirs.py's record, or
+                            {"error": why}); "space" then covers every moved data dir too
 Always: "format", "boot_id", "version" (the current platform release, or null), "now".
 ROOT (default /) prefixes every path, so the unit tests run it on a temporary tree.
 """
@@ -130,6 +132,17 @@ def tree_size(path: str) -> int | None:
     return total
 
 
+def data_dirs(root: str) -> dict[str, Any]:
+    """The data-dir record, read by datadirs.py (shipped beside this program)."""
+    import datadirs  # type: ignore[import-not-found]
+
+    try:
+        record: dict[str, Any] = datadirs.read_record(Path(root))
+    except (datadirs.Refused, OSError) as exc:
+        return {"error": str(exc)}
+    return record
+
+
 def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     root = root.rstrip("/") + "/"
     current = root + RELEASES + "/current"
@@ -141,8 +154,13 @@ def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     }
     if request.get("roles"):
         out["units"], out["health"] = role_facts(request["roles"])
-    if request.get("space"):
-        out["space"] = space(root, request["space"])
+    paths = list(request.get("space") or [])
+    if request.get("datadirs"):
+        out["datadirs"] = data_dirs(root)
+        moved = out["datadirs"].get("data_dirs", {})
+        paths += [e["path"] for names in moved.values() for e in names.values()]
+    if paths:
+        out["space"] = space(root, paths)
     if request.get("sizes"):
         out["sizes"] = {p: tree_size(root + p.lstrip("/")) for p in request["sizes"]}
     if request.get("patches") is not None:

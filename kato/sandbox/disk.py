@@ -1,4 +1,4 @@
-"""`kato sandbox disk`: give a node a loop-backed btrfs or ext4 filesystem (a volume)."""
+"""`kato sandbox disk`: give a node a loop-backed btrfs, ext4 or xfs filesystem (a volume)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from kato.sandbox.model import Disk, Sandbox
 from kato.transport import local
 
 SIZE = re.compile(r"\A([1-9][0-9]*)([MG])\Z")
-MIN_BYTES = {"btrfs": 128 * 2**20, "ext4": 16 * 2**20}
-MKFS = {"btrfs": ("mkfs.btrfs", "-q"), "ext4": ("mkfs.ext4", "-q", "-F")}
+MIN_BYTES = {"btrfs": 128 * 2**20, "ext4": 16 * 2**20, "xfs": 300 * 2**20}
+MKFS = {
+    "btrfs": ("mkfs.btrfs", "-q"),
+    "ext4": ("mkfs.ext4", "-q", "-F"),
+    "xfs": ("mkfs.xfs", "-q", "-f"),
+}
 
 
 def parse_size(size: str) -> int:
@@ -38,7 +42,7 @@ def attach(sandbox_name: str, node_name: str, fs: str, size: str, at: str) -> Di
     sandbox = model.require(sandbox_name)
     node = sandbox.node(node_name)
     if fs not in MKFS:
-        raise UsageError(f"--fs {fs!r} is not supported", hint="use --fs btrfs or --fs ext4")
+        raise UsageError(f"--fs {fs!r} is not supported", hint="use --fs btrfs, ext4 or xfs")
     nbytes = parse_size(size)
     if nbytes < MIN_BYTES[fs]:
         raise UsageError(f"{fs} needs at least {MIN_BYTES[fs] // 2**20}M, not {size}")

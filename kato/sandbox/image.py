@@ -33,6 +33,7 @@ PACKAGES = (
     "rsync",
     "zstd",
     "btrfs-progs",
+    "xfsprogs",
     "quota",
     "e2fsprogs",
     "nginx-light",

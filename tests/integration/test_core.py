@@ -166,8 +166,9 @@ def _wait_for_lock(path: Path, timeout: float = 30) -> dict[str, object]:
 
 def test_a_second_operation_exits_4_naming_the_holder_or_waits(cluster: Cluster) -> None:
     path = cluster.home / "cluster.yaml"
+    # the first run holds the lock long enough for the second to find it on a loaded machine
     first = subprocess.Popen(
-        (*KATO, "--cluster", str(path), "run", "--node", "node1", "--", "sleep", "4"),
+        (*KATO, "--cluster", str(path), "run", "--node", "node1", "--", "sleep", "15"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -176,8 +177,8 @@ def test_a_second_operation_exits_4_naming_the_holder_or_waits(cluster: Cluster)
         second = run_on(path, "run", "--", "true")
         assert second.returncode == 4, second.stderr
         assert f"lock id {holder['id']}" in second.stderr
-        assert "run --node node1 -- sleep 4" in second.stderr
-        waited = run_on(path, "run", "--lock-wait", "30s", "--", "true")
+        assert "run --node node1 -- sleep 15" in second.stderr
+        waited = run_on(path, "run", "--lock-wait", "60s", "--", "true")
         assert waited.returncode == 0, waited.stderr
     finally:
         first.wait(timeout=60)

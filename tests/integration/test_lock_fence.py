@@ -91,4 +91,8 @@ def test_a_dead_holder_s_lock_is_taken_over_naming_its_last_step(cluster: Cluste
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"took over the lock of operation {record['id']}" in done.stderr, done.stderr
-    assert "its heartbeat had expired; its last journaled step: node1: run" in done.stderr
+    # on a loaded machine the holder may have finished node2 too before it was killed
+    last = [e for e in journal_of(path, str(record["id"])) if e["event"] == "step"][-1]
+    assert f"its heartbeat had expired; its last journaled step: {last['node']}: run" in (
+        done.stderr
+    ), done.stderr

@@ -11,15 +11,8 @@ import pytest
 
 from kato.data import archive
 from kato.data.manifest import NAME, SLOT, Manifest, Member
-from kato.data.verify import (
-    MAX_NAME,
-    ArchiveInvalid,
-    Seen,
-    check_tree,
-    clean_name,
-    entry_problem,
-    verify_archive,
-)
+from kato.data.tree_safety import MAX_NAME, Seen, clean_name, entry_problem
+from kato.data.verify import ArchiveInvalid, check_tree, verify_archive
 from kato.errors import ExitCode
 from tests.unit.data.build import (
     COMPRESSIONS,

@@ -36,7 +36,9 @@ def test_the_digest_follows_the_content(tmp_path: Path) -> None:
     assert NodeAgent({"one.py": one}).bundle == first.bundle  # the same bytes every time
     one.write_text("print(2)\n")
     assert NodeAgent({"one.py": one}).digest != first.digest
-    assert set(PROGRAMS) == {"node_facts.py", "patch_agent.py", "safe_write.py"}
+    assert set(PROGRAMS) == {
+        "node_facts.py", "patch_agent.py", "safe_write.py", "datadirs.py", "treesum.py", "quota.py"
+    }  # fmt: skip
 
 
 def test_the_ship_script_unpacks_under_a_temporary_name_then_renames(tmp_path: Path) -> None:
@@ -49,11 +51,7 @@ def test_the_ship_script_unpacks_under_a_temporary_name_then_renames(tmp_path: P
         assert done.returncode == 0, done.stderr
         (shipped / "node_facts.py").unlink()
     done = subprocess.run(("sh", "-c", SHIP, "sh", agent.directory), input=agent.bundle)
-    assert sorted(p.name for p in shipped.iterdir()) == [
-        "node_facts.py",
-        "patch_agent.py",
-        "safe_write.py",
-    ]
+    assert sorted(p.name for p in shipped.iterdir()) == sorted(PROGRAMS)
     assert list(shipped.parent.iterdir()) == [shipped]  # no temporary left behind
     run = subprocess.run((*agent.argv("node_facts.py", "{}", str(tmp_path)),), capture_output=True)
     assert run.returncode == 0 and b'"format": 1' in run.stdout
