@@ -26,9 +26,20 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"\A(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?\Z")  # RFC 1123
 USER_NAME = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
 MAX_SECONDS = 7 * 86400.0  # a timeout longer than a week is a typo (and overflows select)
-TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "data", "load_balancer"}
+TOP_KEYS = {
+    "name",
+    "core",
+    "ssh",
+    "nodes",
+    "releases",
+    "patches",
+    "data",
+    "load_balancer",
+    "offsite",
+}
 LB_KEYS = {"node", "drain", "undrain", "timeout"}
 DATA_KEYS = {"max_entries", "max_ratio"}
+OFFSITE_KEYS = {"rclone_config"}
 SSH_KEYS = {
     "user",
     "identity_file",
@@ -97,6 +108,7 @@ class Cluster:
     path: str = ""
     data: DataLimits = field(default_factory=DataLimits)
     load_balancer: LoadBalancer | None = None
+    rclone_config: str | None = None  # offsite.rclone_config: where the remotes are defined
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
@@ -158,6 +170,7 @@ def parse(raw: Any, path: str) -> Cluster:
     patches = problems.string(raw, "patches", "", required=False)
     data = _parse_data(raw.get("data", {}), problems)
     balancer = _parse_load_balancer(raw.get("load_balancer"), {n.name for n in nodes}, problems)
+    rclone_config = _parse_offsite(raw.get("offsite", {}), problems)
     problems.raise_if_any()
     return Cluster(
         name=name,
@@ -169,6 +182,7 @@ def parse(raw: Any, path: str) -> Cluster:
         path=path,
         data=data,
         load_balancer=balancer,
+        rclone_config=rclone_config,
     )
 
 
@@ -207,6 +221,17 @@ def _parse_load_balancer(raw: Any, nodes: set[str], problems: Problems) -> LoadB
         hooks.append(tuple(argv))
     timeout = problems.number(raw, "timeout", "load_balancer", 60.0)
     return LoadBalancer(node, hooks[0], hooks[1], timeout)
+
+
+def _parse_offsite(raw: Any, problems: Problems) -> str | None:
+    if not isinstance(raw, dict):
+        problems.add("offsite", "must be a mapping, e.g. {rclone_config: /etc/kato/rclone.conf}")
+        return None
+    problems.unknown_keys(raw, OFFSITE_KEYS, "offsite")
+    config = problems.string(raw, "rclone_config", "offsite", required=False)
+    if config and not config.startswith("/"):
+        problems.add("offsite.rclone_config", f"{config!r} must be an absolute path")
+    return config or None
 
 
 def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:
