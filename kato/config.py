@@ -26,8 +26,20 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"\A(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?\Z")  # RFC 1123
 USER_NAME = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
 MAX_SECONDS = 7 * 86400.0  # a timeout longer than a week is a typo (and overflows select)
-TOP_KEYS = {"name", "core", "ssh", "nodes", "releases", "patches", "data"}
+TOP_KEYS = {
+    "name",
+    "core",
+    "ssh",
+    "nodes",
+    "releases",
+    "patches",
+    "data",
+    "load_balancer",
+    "offsite",
+}
+LB_KEYS = {"node", "drain", "undrain", "timeout"}
 DATA_KEYS = {"max_entries", "max_ratio"}
+OFFSITE_KEYS = {"rclone_config"}
 SSH_KEYS = {
     "user",
     "identity_file",
@@ -98,6 +110,19 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class LoadBalancer:
+    """The load balancer in front of the routers, as kato drives it during a graceful upgrade:
+    `drain` and `undrain` run on `node` (over kato's SSH), `{router}` and `{address}` replaced
+    by the router's name and address. `drain` returns once the router gets no more traffic,
+    `undrain` once it gets traffic again; each within `timeout` seconds."""
+
+    node: str
+    drain: tuple[str, ...]
+    undrain: tuple[str, ...]
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     core: str
@@ -107,6 +132,8 @@ class Cluster:
     patches: str | None = None
     path: str = ""
     data: DataLimits = field(default_factory=DataLimits)
+    load_balancer: LoadBalancer | None = None
+    rclone_config: str | None = None  # offsite.rclone_config: where the remotes are defined
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
@@ -167,6 +194,8 @@ def parse(raw: Any, path: str) -> Cluster:
     releases = problems.string(raw, "releases", "", required=False)
     patches = problems.string(raw, "patches", "", required=False)
     data = _parse_data(raw.get("data", {}), problems)
+    balancer = _parse_load_balancer(raw.get("load_balancer"), {n.name for n in nodes}, problems)
+    rclone_config = _parse_offsite(raw.get("offsite", {}), problems)
     problems.raise_if_any()
     return Cluster(
         name=name,
@@ -177,6 +206,8 @@ def parse(raw: Any, path: str) -> Cluster:
         patches=patches or None,
         path=path,
         data=data,
+        load_balancer=balancer,
+        rclone_config=rclone_config,
     )
 
 
@@ -194,6 +225,38 @@ def _parse_data(raw: Any, problems: Problems) -> DataLimits:
         max_entries=problems.integer(raw, "max_entries", "data", defaults.max_entries, 1, 10**9),
         max_ratio=float(ratio),
     )
+
+
+def _parse_load_balancer(raw: Any, nodes: set[str], problems: Problems) -> LoadBalancer | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add("load_balancer", "must be a mapping of node, drain, undrain and timeout")
+        return None
+    problems.unknown_keys(raw, LB_KEYS, "load_balancer")
+    node = problems.string(raw, "node", "load_balancer")
+    if node and node not in nodes:
+        problems.add("load_balancer.node", f"names {node!r}, which is not one of the nodes")
+    hooks = []
+    for key in ("drain", "undrain"):
+        argv = raw.get(key)
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            problems.add(f"load_balancer.{key}", "required: a command as a list of strings")
+            argv = []
+        hooks.append(tuple(argv))
+    timeout = problems.number(raw, "timeout", "load_balancer", 60.0)
+    return LoadBalancer(node, hooks[0], hooks[1], timeout)
+
+
+def _parse_offsite(raw: Any, problems: Problems) -> str | None:
+    if not isinstance(raw, dict):
+        problems.add("offsite", "must be a mapping, e.g. {rclone_config: /etc/kato/rclone.conf}")
+        return None
+    problems.unknown_keys(raw, OFFSITE_KEYS, "offsite")
+    config = problems.string(raw, "rclone_config", "offsite", required=False)
+    if config and not config.startswith("/"):
+        problems.add("offsite.rclone_config", f"{config!r} must be an absolute path")
+    return config or None
 
 
 def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:

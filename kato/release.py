@@ -6,14 +6,18 @@ format is documented in docs/release-repository.md.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from kato import repos
 from kato.errors import KatoError, UsageError
+from kato.migrations import Migration, parse_migrations
 from kato.repos import RepositoryUnreachable as RepositoryUnreachable  # callers name it here
+from kato.roles import Role, parse_definition
+from kato.versions import Range, parse_range
 
 FORMAT = 1
 INDEX_FILE = "index.yaml"
@@ -21,6 +25,8 @@ VERSION_PATTERN = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}\Z")
 PLATFORM_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,63}\Z")
 ROLE_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
 SHA256_PATTERN = re.compile(r"\A[0-9a-f]{64}\Z")
+RELEASE_KEYS = ("format", "platform", "version", "roles")
+OPTIONAL_KEYS = ("kato", "migrations", "notes")
 
 
 class ManifestInvalid(UsageError):
@@ -95,11 +101,18 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Release:
-    """<version>/release.yaml: one artifact per role of that platform version."""
+    """<version>/release.yaml: one artifact per role of that platform version, the roles'
+    definitions, the migrations it declares, the kato versions it supports and its notes.
+    `digest` is the sha256 of the release.yaml's bytes: it names the release exactly."""
 
     platform: str
     version: str
     roles: Mapping[str, Artifact]
+    digest: str = ""
+    definitions: Mapping[str, Role] = field(default_factory=dict)
+    migrations: tuple[Migration, ...] = ()
+    kato: Range = field(default_factory=Range)
+    notes: str = ""
 
     def artifact(self, role: str) -> Artifact:
         if role not in self.roles:
@@ -124,12 +137,13 @@ def load_release(repo: str | Path, version: str) -> Release:
     """The release.yaml of `version` (a UsageError naming the available ones if unknown)."""
     index = load_index(repo)
     entry = index.entry(version)
-    raw = _read_yaml(repo, entry.manifest)
+    data = repos.read_bytes(repo, entry.manifest, ManifestInvalid)
+    raw = repos.parse_yaml(data, str(repo), entry.manifest, ManifestInvalid)
     problems: list[str] = []
     release = _parse_release(raw, entry, index.platform, problems)
     if release is None or problems:
         raise ManifestInvalid(str(repo), problems)
-    return release
+    return replace(release, digest=hashlib.sha256(data).hexdigest())
 
 
 def fetch_artifact(repo: str | Path, release: Release, role: str, dest_dir: Path) -> Path:
@@ -191,7 +205,7 @@ def _parse_release(
     raw: object, entry: IndexEntry, platform: str, problems: list[str]
 ) -> Release | None:
     path = entry.manifest
-    fields = _mapping(raw, path, ("format", "platform", "version", "roles"), problems)
+    fields = _mapping(raw, path, RELEASE_KEYS, problems, OPTIONAL_KEYS)
     if fields is None:
         return None
     if _platform(fields, path, problems) not in (None, platform):
@@ -209,9 +223,24 @@ def _parse_release(
         artifact = _parse_artifact(role, item, base, f"{path}: roles.{role}", problems)
         if artifact is not None:
             artifacts[artifact.role] = artifact
+    definitions = {}
+    for role, item in roles.items():
+        if isinstance(item, dict) and "definition" in item:
+            where = f"{path}: roles.{role}.definition"
+            definition = parse_definition(item["definition"], str(role), where, problems)
+            if definition is not None:
+                definitions[definition.name] = definition
+    dirs = {name: tuple(d.data_dirs) for name, d in definitions.items()}
+    migrations = parse_migrations(fields.get("migrations"), f"{path}: migrations", dirs, problems)
+    kato = parse_range(fields.get("kato"), f"{path}: kato", problems)
+    notes = fields.get("notes") or ""
+    if not isinstance(notes, str):
+        problems.append(f"{path}: notes: must be text")
     if problems:
         return None
-    return Release(platform, entry.version, artifacts)
+    return Release(
+        platform, entry.version, artifacts, "", definitions, migrations, kato, str(notes)
+    )
 
 
 def _parse_artifact(
@@ -220,8 +249,15 @@ def _parse_artifact(
     if not isinstance(role, str) or not ROLE_PATTERN.match(role):
         problems.append(f"{where}: not a role name")
         return None
-    if not isinstance(raw, dict) or set(raw) != {"artifact", "sha256", "size"}:
-        problems.append(f"{where}: must be a mapping of exactly artifact, sha256 and size")
+    if not isinstance(raw, dict) or not {"artifact", "sha256", "size"} <= set(raw) <= {
+        "artifact",
+        "sha256",
+        "size",
+        "definition",
+    }:
+        problems.append(
+            f"{where}: must be a mapping of artifact, sha256, size and (optional) definition"
+        )
         return None
     name = _relative_path(raw["artifact"], f"{where}.artifact", problems)
     digest, size = raw["sha256"], raw["size"]
@@ -237,13 +273,17 @@ def _parse_artifact(
 
 
 def _mapping(
-    raw: object, path: str, keys: tuple[str, ...], problems: list[str]
+    raw: object,
+    path: str,
+    keys: tuple[str, ...],
+    problems: list[str],
+    optional: tuple[str, ...] = (),
 ) -> dict[str, object] | None:
     if not isinstance(raw, dict):
         problems.append(f"{path}: must be a mapping of {', '.join(keys)}")
         return None
-    for key in sorted(set(raw) - set(keys), key=str):
-        problems.append(f"{path}: {key}: unknown key (known: {', '.join(keys)})")
+    for key in sorted(set(raw) - set(keys) - set(optional), key=str):
+        problems.append(f"{path}: {key}: unknown key (known: {', '.join(keys + optional)})")
     for key in keys:
         if key not in raw:
             problems.append(f"{path}: {key}: required")

@@ -89,18 +89,32 @@ def open_file(repo: str | Path, relative: str) -> Iterator[BinaryIO]:
         yield response
 
 
-def read_yaml(
+def read_bytes(
     repo: str | Path, relative: str, invalid: Callable[[str, list[str]], KatoError]
-) -> object:
-    """A manifest, read whole (at most MAX_MANIFEST_BYTES); `invalid(repo, problems)` if bad."""
+) -> bytes:
+    """A manifest's bytes, read whole (at most MAX_MANIFEST_BYTES); `invalid` if larger."""
     with open_file(repo, relative) as handle:
         data = handle.read(MAX_MANIFEST_BYTES + 1)
     if len(data) > MAX_MANIFEST_BYTES:
         raise invalid(str(repo), [f"{relative}: larger than {MAX_MANIFEST_BYTES} bytes"])
+    return data
+
+
+def parse_yaml(
+    data: bytes, repo: str, relative: str, invalid: Callable[[str, list[str]], KatoError]
+) -> object:
+    """The YAML document in `data`; `invalid(repo, problems)` if it is not YAML."""
     try:
         return yamldoc.load(data)
     except yamldoc.YamlProblem as exc:
-        raise invalid(str(repo), [f"{relative}: not valid YAML: {exc}"]) from None
+        raise invalid(repo, [f"{relative}: not valid YAML: {exc}"]) from None
+
+
+def read_yaml(
+    repo: str | Path, relative: str, invalid: Callable[[str, list[str]], KatoError]
+) -> object:
+    """A manifest, read whole (at most MAX_MANIFEST_BYTES); `invalid(repo, problems)` if bad."""
+    return parse_yaml(read_bytes(repo, relative, invalid), str(repo), relative, invalid)
 
 
 def fetch_verified(

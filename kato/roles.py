@@ -27,6 +27,7 @@ KEYS = (
     "serves_during_upgrade",
     "export",
 )
+OPTIONAL_KEYS = ("data_service",)
 NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
 UNIT_PATTERN = re.compile(r"\A[A-Za-z0-9@_.:-]+\.(service|socket|timer|target|path|mount)\Z")
 DATA_DIR_PATTERN = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
@@ -74,12 +75,13 @@ class Role:
     data_dirs: Mapping[str, str]
     serves_during_upgrade: bool
     export: Mapping[str, ExportSpec]
+    data_service: bool = False  # left running and untouched by a --stateless upgrade
 
 
 class _Report:
     """Collects the problems of one file, each as `PATH: FIELD: WHAT`."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
 
@@ -116,6 +118,16 @@ def load_role(path: Path | str) -> Role:
     return role
 
 
+def parse_definition(raw: object, name: str, where: str, problems: list[str]) -> Role | None:
+    """One role's definition carried inside another document (a release.yaml), named `name`;
+    each problem is added as `WHERE: FIELD: WHAT`."""
+    report = _Report(where, problems)
+    if not isinstance(raw, dict):
+        report.add("", "must be a mapping of the role's keys (as in role.yaml)")
+        return None
+    return _parse_role(raw, name, report)
+
+
 def in_start_order(roles: Iterable[Role]) -> tuple[Role, ...]:
     """Lower `order` first, then by name; stop in the reverse of this."""
     return tuple(sorted(roles, key=lambda role: (role.order, role.name)))
@@ -138,8 +150,8 @@ def _load_file(path: Path, report: _Report) -> Role | None:
 
 def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report) -> Role | None:
     before = len(report.problems)
-    for key in sorted(set(raw) - set(KEYS), key=str):
-        report.add(str(key), f"unknown key (known: {', '.join(KEYS)})")
+    for key in sorted(set(raw) - set(KEYS) - set(OPTIONAL_KEYS), key=str):
+        report.add(str(key), f"unknown key (known: {', '.join(KEYS + OPTIONAL_KEYS)})")
     for key in KEYS:
         if raw.get(key) is None:
             report.add(key, "required" if key not in raw else "must have a value")
@@ -154,6 +166,9 @@ def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report)
     serves = raw.get("serves_during_upgrade")
     if serves is not None and not isinstance(serves, bool):
         report.add("serves_during_upgrade", "must be true or false")
+    data_service = raw.get("data_service", False)
+    if not isinstance(data_service, bool):
+        report.add("data_service", "must be true or false")
     export = None
     if raw.get("export") is not None and data_dirs is not None:
         export = parse_export(raw["export"], data_dirs, report.add)
@@ -169,7 +184,9 @@ def _parse_role(raw: Mapping[str, object], directory_name: str, report: _Report)
         or export is None
     ):
         return None
-    return Role(name, description, order, units, health, data_dirs, serves, export)
+    return Role(
+        name, description, order, units, health, data_dirs, serves, export, data_service is True
+    )
 
 
 def _name(value: object, directory_name: str, report: _Report) -> str | None:

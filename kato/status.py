@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from kato import datadirs, facts, lock
+from kato import datadirs, facts, lock, role_definitions
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import ExitCode, outcome_exit
-from kato.roles import Role, bundled_directory, in_start_order, load_roles
+from kato.role_definitions import roles_directory as roles_directory  # callers name it here
+from kato.roles import Role, in_start_order, load_roles
 from kato.transport.base import Transport
 from kato.transport.fanout import FanOut, NodeFailure, fan_out
 from kato.transport.pool import Factory, ssh_factory
-
-
-def roles_directory() -> Path:
-    """Where the role definitions are: $KATO_ROLES, else the ones kato carries."""
-    override = os.environ.get("KATO_ROLES")
-    return Path(override) if override else bundled_directory()
 
 
 @dataclass(frozen=True)
@@ -127,8 +120,14 @@ def status(
     with connections(cluster, factory) as conns:
 
         def one(name: str) -> tuple[NodeStatus, dict[str, Any] | None]:
-            core = name == cluster.core
-            return node_status(conns.get(name), cluster.node(name), roles, core=core)
+            core, node = name == cluster.core, cluster.node(name)
+            found = node_status(conns.get(name), node, roles, core=core)
+            # The release the node runs defines its roles: when it defines one otherwise than
+            # roles/ (a health check, a unit), the node is asked again with its release's.
+            own = role_definitions.for_version(cluster, found[0].version)
+            if any(own.get(r) != roles.get(r) for r in node.roles):
+                found = node_status(conns.get(name), node, own, core=core)
+            return found
 
         everyone = chosen if cluster.core in chosen else [*chosen, cluster.core]  # for the lock
         found = fan_out(everyone, one, cluster.ssh.parallel)

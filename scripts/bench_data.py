@@ -1,16 +1,21 @@
 """Benchmark `kato data export` and `kato data import` against the shell pipelines they
 replace, on the same data in the same run, and kato's peak RSS per data size.
 
-Brings up (and removes) the 1-node sandbox kb1 and, for each --sizes entry, fills the
-filesystem role's data dir on node1 with that much data: half incompressible (/dev/urandom),
-half compressible (`seq` output), in eight files. Then, --runs times:
+Brings up (and removes) the 3-node sandbox KATO_TEST_PREFIX + "b1" (kb1 without it) and, for
+each --sizes entry, fills the filesystem role's data dir on node1 with that much data: half
+incompressible (/dev/urandom), half compressible (`seq` output), in eight files. Then, --runs
+times:
 
 1. baseline export: `ssh node1 'tar -cf - -C DIR .' | zstd -1 -T0 -q > FILE`
-2. `kato data export FILE --only filesystem` (includes kato's read-back verification), and
-   `kato data verify FILE` timed on its own, so export without verification = 1 - verify
+2. `kato data export FILE --only filesystem` (includes kato's read-back verification, which
+   overlaps the transfer), and `kato data verify FILE` timed on its own
 3. baseline import: `zstd -d -c FILE | ssh node1 'tar -xf - -C DIR/.bench-restore'`
 4. `kato data import FILE` (verify, stage, stop the role, swap, start it), then
    `kato data cleanup` (not timed)
+
+Then, with --parallel SIZE, the same data dir on all three nodes (a copy of the cluster file
+gives node2 and node3 the filesystem role's data dir too), SIZE on each: `kato data export
+--only filesystem` of node1 alone, then of the three nodes at once, --runs times.
 
 Prints medians; MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
 Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its children).
@@ -30,7 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NAME = "kb1"
+import yaml
+
+NAME = os.environ.get("KATO_TEST_PREFIX", "k") + "b1"
 KATO = (sys.executable, "-m", "kato")
 DATA_DIR = "/var/lib/kato/data/droplets"
 RESTORE_DIR = f"{DATA_DIR}/.bench-restore"
@@ -66,13 +73,13 @@ class Sandbox:
         self.cluster = info["cluster_file"]
         self.ssh_config = info["ssh_config"]
 
-    def ssh(self, script: str, *args: str) -> str:
+    def ssh(self, script: str, *args: str, node: str = "node1") -> str:
         done = subprocess.run(
             (
                 "ssh",
                 "-F",
                 self.ssh_config,
-                "node1",
+                node,
                 "sh",
                 "-c",
                 shell_quote(script),
@@ -83,15 +90,15 @@ class Sandbox:
             text=True,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"node1: {script.strip()[:60]}...: {done.stderr.strip()}")
+            raise RuntimeError(f"{node}: {script.strip()[:60]}...: {done.stderr.strip()}")
         return done.stdout
 
-    def kato(self, *args: str) -> tuple[float, float]:
+    def kato(self, *args: str, cluster: str | None = None) -> tuple[float, float]:
         """(seconds, peak RSS in MiB) of one kato command against the sandbox."""
         with tempfile.TemporaryFile() as out:
             started = time.monotonic()
             process = subprocess.Popen(
-                (*KATO, "--cluster", self.cluster, *args), stdout=out, stderr=out
+                (*KATO, "--cluster", cluster or self.cluster, *args), stdout=out, stderr=out
             )
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.monotonic() - started
@@ -146,6 +153,33 @@ def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figure
     return data, figures
 
 
+def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
+    """node1 alone against node1, node2 and node3 at once, SIZE of data on each."""
+    document = yaml.safe_load(Path(box.cluster).read_text())
+    for node in document["nodes"]:
+        if "filesystem" not in node["roles"]:
+            node["roles"].append("filesystem")
+    three = work / "three.yaml"
+    three.write_text(yaml.safe_dump(document))
+    for node in ("node1", "node2", "node3"):
+        box.ssh(FILL, DATA_DIR, str(size), node=node)
+    alone, together = [], []
+    for _ in range(runs):
+        for cluster, figures in ((box.cluster, alone), (str(three), together)):
+            archive = work / "parallel.tar.zst"
+            nodes = () if cluster == str(three) else ("--node", "node1")
+            figures.append(box.kato("data", "export", str(archive), "--only", "filesystem",
+                                    *nodes, cluster=cluster)[0])  # fmt: skip
+            archive.unlink()
+    med = statistics.median
+    print(
+        f"parallel export, {size / 1e6:.0f} MB on each node: node1 alone {med(alone):.2f} s, "
+        f"node1+node2+node3 at once {med(together):.2f} s: {med(together) / med(alone):.2f}x"
+    )
+    for node in ("node2", "node3"):
+        box.ssh('rm -rf "$1"', DATA_DIR, node=node)
+
+
 def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     med = statistics.median
     header = (
@@ -175,8 +209,7 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     for data, f in rows:
         print(
             f"{data / 1e6:.0f} MB: archive {f.kato_bytes / 1e6:.0f} MB (kato), "
-            f"{f.base_bytes / 1e6:.0f} MB (baseline); kato export without verify "
-            f"{data / 1e6 / (data / 1e6 / med(f.kato_export) - med(f.kato_verify)):.0f} MB/s"
+            f"{f.base_bytes / 1e6:.0f} MB (baseline)"
         )
     print(json.dumps({f"{d}": vars(f) for d, f in rows}), file=sys.stderr)
 
@@ -186,6 +219,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="200M,2G", help="Data sizes, e.g. 200M,2G.")
     parser.add_argument("--work", default="/var/tmp", help="Where the archives are written.")
+    parser.add_argument("--parallel", default="", help="Data per node for the 3-node export.")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("scripts/bench data needs root", file=sys.stderr)
@@ -197,7 +231,7 @@ def main() -> int:
         return 1
     subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
     up = subprocess.run(
-        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "1", "--json"),
+        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "3", "--json"),
         check=True,
         capture_output=True,
         text=True,
@@ -206,6 +240,8 @@ def main() -> int:
     try:
         box = Sandbox(json.loads(up.stdout))
         report([measure(box, size, args.runs, work) for size in sizes], args.runs)
+        if args.parallel:
+            measure_parallel(box, parse_size(args.parallel), args.runs, work)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

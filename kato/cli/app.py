@@ -20,10 +20,12 @@ from kato.cli import (
     node,
     patch,
     platform,
+    release,
     relocate,
     run,
     sandbox,
     status,
+    upgrade,
 )
 from kato.errors import ExitCode
 
@@ -52,6 +54,8 @@ app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
 app.add_typer(data.app, name="data")
 app.command("relocate")(relocate.relocate)
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(release.app, name="release")
+app.add_typer(upgrade.app, name="upgrade")
 
 
 def _print_version(value: bool) -> None:

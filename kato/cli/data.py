@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -45,6 +45,9 @@ def export(
     node: list[str] = NODES,
     only_this_node: bool = THIS_NODE,
     compress: str = typer.Option("zstd", "--compress", help="zstd, gzip or none."),
+    to: str = typer.Option(
+        None, "--to", metavar="REMOTE:PATH", help="Then upload it there with rclone, checked."
+    ),
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
@@ -67,9 +70,7 @@ def export(
         from kato.data.selection import split_roles
 
         cluster = load_cluster()
-        done = exporter.export(
-            cluster,
-            dest,
+        options: dict[str, Any] = dict(
             only=split_roles(only),
             exclude=split_roles(exclude),
             nodes=chosen_nodes(cluster, node, only_this_node),
@@ -80,7 +81,20 @@ def export(
             progress=progress,
             stdout=sys.stdout.buffer,
         )
+        if to is None:
+            done = exporter.export(cluster, dest, **options)
+        else:
+            from kato.data.shipping import export_to
+
+            shipped = export_to(cluster, dest, to, **options)
+            done = shipped.export
+    if to is not None and as_json:
+        output.document(shipped)  # the export and its upload
+        return
     _report_export(done, dry_run, as_json)
+    if to is not None and not dry_run:
+        up = shipped.upload
+        output.info(f"uploaded to {up.remote}, {up.bytes} bytes, checked: {up.check}")
 
 
 def _report_export(done: ExportResult, dry_run: bool, as_json: bool) -> None:
@@ -160,7 +174,9 @@ def verify(
 @app.command("import")
 def import_(
     source: str = typer.Argument(
-        ..., help="An archive file, - for standard input, or ssh://\\[user@]host\\[:port]."
+        ...,
+        help="An archive file, - for standard input, ssh://\\[user@]host\\[:port], or an "
+        "off-site REMOTE:PATH/NAME.",
     ),
     only: list[str] = ONLY,
     node: list[str] = NODES,

@@ -38,6 +38,9 @@ COMPRESS = typer.Option("zstd", "--compress", help="zstd, gzip or none.")
 METRICS = typer.Option(
     None, "--metrics", help="The node_exporter textfile the outcome is written to."
 )
+OFFSITE = typer.Option(
+    None, "--offsite", metavar="REMOTE:PATH", help="Also upload each archive there (rclone)."
+)
 
 
 def _roles(values: list[str] | None) -> tuple[str, ...]:
@@ -53,12 +56,14 @@ def _options(
     wait: str,
     metrics: str | None,
     option: str,
+    offsite: str | None = None,
 ) -> RunOptions:
     from kato.data.schedule import RunOptions
 
     return RunOptions(
-        dest, keep, _roles(only), _roles(exclude), compress, seconds(wait, option), metrics
-    )
+        dest, keep, _roles(only), _roles(exclude), compress, seconds(wait, option), metrics,
+        offsite,
+    )  # fmt: skip
 
 
 @schedule_app.command()
@@ -85,6 +90,7 @@ def add(
         help="The cluster file it reads there (default: this one when run on the core node, "
         "else /etc/kato/cluster.yaml).",
     ),
+    offsite: str = OFFSITE,
     lock_wait: str = LOCK_WAIT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the crontab line; write nothing."),
     as_json: bool = JSON,
@@ -94,8 +100,9 @@ def add(
         from kato.data import schedule
 
         options = _options(
-            dest, keep, only, exclude, compress, run_lock_wait, metrics, "--run-lock-wait"
-        )
+            dest, keep, only, exclude, compress, run_lock_wait, metrics, "--run-lock-wait",
+            offsite,
+        )  # fmt: skip
         cluster = load_cluster()
         change = schedule.add(
             cluster,
@@ -172,6 +179,7 @@ def run_(
     lock_wait: str = LOCK_WAIT,
     metrics: str = METRICS,
     dry_run: bool = DRY_RUN,
+    offsite: str = OFFSITE,
     as_json: bool = JSON,
 ) -> None:
     """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
@@ -183,7 +191,9 @@ def run_(
     with reported(), output.progress() as progress:
         from kato.data import scheduled
 
-        options = _options(dest, keep, only, exclude, compress, lock_wait, metrics, "--lock-wait")
+        options = _options(
+            dest, keep, only, exclude, compress, lock_wait, metrics, "--lock-wait", offsite
+        )
         report = scheduled.run(load_cluster(), options, command=invocation(), progress=progress)
         for problem in report.problems:
             output.warn(problem)
@@ -198,6 +208,12 @@ def run_(
     if kept is not None:
         output.line(f"kept: {', '.join(kept.plan.keep)}")
         output.line(f"deleted: {', '.join(kept.deleted) or 'none'}")
+    if report.offsite is not None:
+        output.line(f"uploaded: {report.offsite}")
+    if report.offsite_retention is not None:
+        away = report.offsite_retention
+        output.line(f"off-site kept: {', '.join(away.plan.keep)}")
+        output.line(f"off-site deleted: {', '.join(away.deleted) or 'none'}")
     output.info(f"outcome written to {report.metrics}")
 
 
@@ -227,8 +243,13 @@ def _plan_run(
 
 
 def backups(
-    directory: str = typer.Argument(..., metavar="DIR", help="Where the archives are."),
+    directory: str = typer.Argument(
+        ..., metavar="DIR", help="Where the archives are: a directory, or off-site REMOTE:PATH."
+    ),
     no_verify: bool = typer.Option(False, "--no-verify", help="List only; do not verify."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Off-site: download and verify each archive (local: the default)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """The archives in DIR, newest first, with size, age and verify status (exit 6: one fails)."""
@@ -236,8 +257,15 @@ def backups(
 
     with reported(), output.progress() as progress:
         from kato.data import backups as listing
+        from kato.data import offsite
 
-        found = listing.list_backups(Path(directory), verify=not no_verify, progress=progress)
+        at = offsite.parse_location(directory)
+        if at is None:
+            found = listing.list_backups(Path(directory), verify=not no_verify, progress=progress)
+        else:
+            found = offsite.list_offsite(
+                load_cluster(), at, verify=verify and not no_verify, progress=progress
+            )
     if as_json:
         output.document(found)
     else:

@@ -57,15 +57,33 @@ def up(
     user: str = typer.Option(
         None, "--user", help="kato logs in as this sudo user (with a password) instead of root."
     ),
+    from_archive: str = typer.Option(
+        None,
+        "--from-archive",
+        help="Rehearse on a cluster's data: its platform version, and the archive imported.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Build the node image (once), boot NODES nodes, install and start the reference
-    platform 1.0.0 with kato; a live sandbox is left as it is."""
+    platform 1.0.0 with kato (--from-archive: the archive's version, then the archive imported);
+    a live sandbox is left as it is."""
     with reported(), output.progress() as progress:
         from kato.sandbox import lifecycle
 
+        if bare and from_archive:
+            from kato.errors import UsageError
+
+            raise UsageError("--bare and --from-archive exclude each other")
         result = lifecycle.up(
-            name, nodes, subnet, mirror, progress, platform=not bare, bastion=bastion, user=user
+            name,
+            nodes,
+            subnet,
+            mirror,
+            progress,
+            platform=not bare,
+            bastion=bastion,
+            user=user,
+            from_archive=from_archive,
         )
     if not result.created:
         output.info(f"sandbox {name!r} is already up; nothing changed")

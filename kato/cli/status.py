@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -32,22 +33,27 @@ def status(
     as_json: bool = JSON,
 ) -> None:
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
-    and the lock. Exit 3 if some nodes did not answer, 1 if a role is unhealthy.
-    """
+    the lock, and whether a newer release is available. Exit 3 if some nodes did not answer,
+    1 if a role is unhealthy."""
     with reported():
         from kato import status as cluster_status
+        from kato.upgrade import catalog
 
+        cluster = load_cluster(parallel)
         if prometheus is None:
-            result = cluster_status.status(load_cluster(parallel), node, role)
+            result = cluster_status.status(cluster, node, role)
         else:
             from kato import monitor
             from kato import prometheus as textfile
 
-            snap = monitor.snapshot(load_cluster(parallel), node, role)
+            snap = monitor.snapshot(cluster, node, role)
             textfile.write(prometheus, textfile.render(snap))
             result = snap.status
+        update, problem = catalog.update_for(cluster, [n.version for n in result.nodes])
     if as_json:
-        output.document(result)
+        document = dataclasses.asdict(result)
+        document["update"] = dataclasses.asdict(update) if update else None
+        output.document(document)
         raise typer.Exit(result.exit_code)
     rows = []
     for n in result.nodes:
@@ -79,6 +85,13 @@ def status(
         output.line(f"lock: unknown ({result.lock_error})")
     else:
         output.line("lock: free")
+    if update:
+        output.line(
+            f"update available: {update.version} (redeploys {', '.join(update.roles) or 'no role'}"
+            f"; see `kato release show {update.version}` and `kato upgrade plan {update.version}`)"
+        )
+    elif problem:
+        output.line(f"update: unknown ({problem})")
     raise typer.Exit(result.exit_code)
 
 

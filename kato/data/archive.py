@@ -100,7 +100,7 @@ def _gzip_stored(data: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Hole:
+class Hole:
     offset: int
     size: int  # uncompressed bytes it holds
 
@@ -114,12 +114,12 @@ class ArchiveWriter:
         self.file, self.compress, self.mtime = file, compress, mtime
         self._manifest = self._reserve(BLOCK + manifest_.SLOT)
 
-    def _reserve(self, size: int) -> _Hole:
-        hole = _Hole(self.file.tell(), size)
+    def _reserve(self, size: int) -> Hole:
+        hole = Hole(self.file.tell(), size)
         self._write(raw_frame(bytes(size), self.compress))
         return hole
 
-    def _fill(self, hole: _Hole, data: bytes) -> None:
+    def _fill(self, hole: Hole, data: bytes) -> None:
         assert len(data) == hole.size
         end = self.file.tell()
         self.file.seek(hole.offset)
@@ -128,7 +128,9 @@ class ArchiveWriter:
 
     def _write(self, data: bytes) -> None:
         try:
-            self.file.write(data)
+            view = memoryview(data)
+            while view:  # an unbuffered file may take less than it was given
+                view = view[self.file.write(view) or 0 :]
         except OSError as exc:
             raise ArchiveWriteFailed(exc.errno, f"writing the archive: {exc.strerror}") from None
 
@@ -142,10 +144,28 @@ class ArchiveWriter:
         self._fill(header, tar_header(name, counter.size, self.mtime))
         return counter.size
 
-    def finish(self, manifest: manifest_.Manifest) -> None:
-        """The end of the tar stream, then the manifest in its place; flushed and fsynced."""
-        with self._compressed() as sink:
-            sink.write(bytes(2 * BLOCK))
+    def reserve_header(self) -> Hole:
+        """Room for a member's tar header, filled by fill_header once its size is known."""
+        return self._reserve(BLOCK)
+
+    def fill_header(self, hole: Hole, name: str, size: int) -> bytes:
+        """The header's frame, as written in the hole."""
+        header = tar_header(name, size, self.mtime)
+        self._fill(hole, header)
+        return raw_frame(header, self.compress)
+
+    def append(self, data: bytes) -> None:
+        """Bytes already in the archive's compression (a node's zstd frames), as they are."""
+        self._write(data)
+
+    def finish(self, manifest: manifest_.Manifest, *, raw_end: bool = False) -> None:
+        """The end of the tar stream (compressed, or as a raw frame), then the manifest in its
+        place; flushed and fsynced."""
+        if raw_end:
+            self._write(raw_frame(bytes(2 * BLOCK), self.compress))
+        else:
+            with self._compressed() as sink:
+                sink.write(bytes(2 * BLOCK))
         body = manifest.encode()
         self._fill(self._manifest, tar_header(manifest_.NAME, len(body), self.mtime) + body)
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,24 +16,19 @@ from typing import BinaryIO
 from kato import __version__, facts
 from kato.config import Cluster
 from kato.connect import connections
-from kato.data import archive
-from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest, Member
+from kato.data import archive, core_export, node_export
+from kato.data.core_export import read_argv
+from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
 from kato.data.selection import DataDir, data_dirs, located
 from kato.data.verify import ArchiveInvalid, verify_archive
-from kato.errors import KatoError, NodeUnreachable, PreflightRefused, ToolMissing, UsageError
+from kato.errors import KatoError, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
 from kato.roles import load_roles
 from kato.status import roles_directory
 from kato.transport import local
-from kato.transport.base import CommandResult
 from kato.transport.pool import Connections
 
-# GNU tar: numeric owners, modes, symlinks and any file name; a stable order; no atime/ctime.
-TREE_ARGV = (
-    "tar", "--create", "--file=-", "--format=posix", "--numeric-owner", "--sort=name",
-    "--pax-option=delete=atime,delete=ctime", "--directory",
-)  # fmt: skip
 DIR_FACTS = """
 import json, os, subprocess, sys
 out = {}
@@ -52,17 +46,6 @@ print(json.dumps(out))
 """
 # Compressed archives are assumed to need at least this share of the data's size on disk.
 SPACE_SHARE = {"none": 1.0, "gzip": 0.33, "zstd": 0.33}
-
-
-class ExportFailed(KatoError):
-    """Reading one data dir failed on its node: nothing was published."""
-
-    def __init__(self, source: DataDir, detail: str) -> None:
-        super().__init__(
-            f"{source.node}: exporting {source.role} {source.data_dir} failed: {detail}",
-            hint="no archive was written; see the error above, then run the export again",
-        )
-        self.node = source.node
 
 
 @dataclass(frozen=True)
@@ -92,12 +75,6 @@ class ExportResult:
     data_bytes: int = 0  # the members' size, uncompressed
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
-
-
-def read_argv(source: DataDir) -> tuple[str, ...]:
-    if source.spec.kind == "tree":
-        return (*TREE_ARGV, source.path, ".")
-    return source.spec.dump
 
 
 def export(
@@ -153,10 +130,14 @@ def export(
             try:
                 meta = Manifest(FORMAT, cluster.name, version, __version__,
                                 created.isoformat(), ())  # fmt: skip
-                manifest = _write(conns, op, temp, meta, sources, found, compress, progress,
-                                  result)  # fmt: skip
-                progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
-                _verify_own(temp)
+                if compress == "zstd":
+                    manifest = _from_nodes(conns, op, temp, meta, sources, found, progress,
+                                           result)  # fmt: skip
+                else:
+                    manifest = _write(conns, op, temp, meta, sources, found, compress,
+                                      progress, result)  # fmt: skip
+                    progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
+                    _verify_own(temp)
                 result.bytes, result.manifest = temp.stat().st_size, manifest
                 _publish(temp, final, stdout)
             finally:
@@ -247,92 +228,57 @@ def _write(
     progress: Progress,
     result: ExportResult,
 ) -> Manifest:
-    created = int(datetime.fromisoformat(meta.created).timestamp())
+    """The nodes send raw bytes; kato hashes and compresses them here (core_export)."""
+    facts = {s: (found[s].mode, found[s].owner) for s in sources}
     try:
-        with temp.open("r+b") as file:
-            writer = archive.ArchiveWriter(file, compress, created)
-            members = tuple(
-                _read(conns, op, writer, s, found[s], progress, result) for s in sources
-            )
-            manifest = Manifest(meta.format, meta.cluster, meta.platform_version,
-                                meta.kato_version, meta.created, members)  # fmt: skip
-            writer.finish(manifest)
+        return core_export.write(conns, op, temp, meta, sources, facts, compress, progress,
+                                 result.warnings)  # fmt: skip
     except archive.ArchiveWriteFailed as exc:
-        raise KatoError(
-            f"writing {temp.parent} failed: {exc.strerror or exc}",
-            hint="free space there (or export elsewhere) and run the export again; "
-            "no archive was published and older archives are untouched",
-        ) from None
-    return manifest
+        raise _write_failed(temp, exc) from None
 
 
-class _Tap:
-    """Passes bytes to the archive, hashing and counting them, and shows progress."""
-
-    def __init__(self, sink: archive.Sink, source: DataDir, progress: Progress) -> None:
-        self.sink, self.source, self.progress = sink, source, progress
-        self.sha, self.size, self._shown = hashlib.sha256(), 0, time.monotonic()
-
-    def write(self, data: bytes) -> int:
-        self.sink.write(data)
-        self.sha.update(data)
-        self.size += len(data)
-        if time.monotonic() - self._shown > 0.5:
-            self._shown = time.monotonic()
-            self.progress.detail(f"{self.source.shown}: {self.size / 2**20:.0f} MiB")
-        return len(data)
-
-
-def _read(
+def _from_nodes(
     conns: Connections,
     op: Operation,
-    writer: archive.ArchiveWriter,
-    source: DataDir,
-    dir_facts: DirFacts,
+    temp: Path,
+    meta: Manifest,
+    sources: Sequence[DataDir],
+    found: dict[DataDir, DirFacts],
     progress: Progress,
     result: ExportResult,
-) -> Member:
-    progress.step(f"{source.node}: {source.role} {source.data_dir} ({source.path})")
-    argv = read_argv(source)
-    taps: list[_Tap] = []
-    outcome: list[CommandResult] = []
-
-    def fill(sink: archive.Sink) -> None:
-        tap = _Tap(sink, source, progress)
-        taps.append(tap)
-        outcome.append(conns.get(source.node).stream_out(argv, tap))  # type: ignore[arg-type]
-
-    writer.add(source.member, fill)
-    done, tap = outcome[0], taps[0]
-    _judge(source, done, result)
-    op.step(source.node, f"export {source.role} {source.data_dir}", argv, "ok", done.seconds,
-            bytes=tap.size)  # fmt: skip
-    return Member(source.member, source.node, source.role, source.data_dir, source.path,
-                  source.spec.kind, tap.size, dir_facts.mode, dir_facts.owner,
-                  tap.sha.hexdigest())  # fmt: skip
+) -> Manifest:
+    """The nodes read, hash and compress; kato assembles and reads back (node_export)."""
+    facts = {s: (found[s].mode, found[s].owner) for s in sources}
+    try:
+        return node_export.write(conns, op, temp, meta, sources, facts, progress,
+                                 result.warnings)  # fmt: skip
+    except archive.ArchiveWriteFailed as exc:
+        raise _write_failed(temp, exc) from None
+    except ArchiveInvalid as exc:
+        raise _not_verified(exc) from None
 
 
-def _judge(source: DataDir, done: CommandResult, result: ExportResult) -> None:
-    last = done.error_line
-    if done.status < 0:
-        raise NodeUnreachable(source.node, "transfer", "the connection closed mid-export")
-    if source.spec.kind == "tree" and done.status == 1:
-        # GNU tar: some files changed while being read; the archive is whole, those files
-        # hold whatever tar read.
-        result.warnings.append(f"{source.shown}: files changed while read ({last})")
-    elif done.status != 0:
-        raise ExportFailed(source, f"`{' '.join(done.argv)}` exited {done.status}: {last}")
+def _write_failed(temp: Path, exc: archive.ArchiveWriteFailed) -> KatoError:
+    return KatoError(
+        f"writing {temp.parent} failed: {exc.strerror or exc}",
+        hint="free space there (or export elsewhere) and run the export again; "
+        "no archive was published and older archives are untouched",
+    )
+
+
+def _not_verified(exc: ArchiveInvalid) -> KatoError:
+    return KatoError(
+        f"the archive just written does not verify: {exc.member}: {exc.problem}",
+        hint="nothing was published; if a data dir holds a device node or a link "
+        "pointing out of it, move that out of the data dir and export again",
+    )
 
 
 def _verify_own(temp: Path) -> None:
     try:
         verify_archive(temp)
     except ArchiveInvalid as exc:
-        raise KatoError(
-            f"the archive just written does not verify: {exc.member}: {exc.problem}",
-            hint="nothing was published; if a data dir holds a device node or a link "
-            "pointing out of it, move that out of the data dir and export again",
-        ) from None
+        raise _not_verified(exc) from None
 
 
 def _publish(temp: Path, final: Path | None, stdout: BinaryIO | None) -> None:

@@ -14,11 +14,12 @@ from typing import BinaryIO
 
 from kato import facts, journal
 from kato.config import Cluster, DataLimits
-from kato.data import archive, limits, resume, switch
+from kato.data import archive, limits, node_import, resume, switch
+from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.selection import located
 from kato.data.source import local_archive
-from kato.data.verify import HashingReader, VerifyResult, verify_archive
+from kato.data.verify import HashingReader, verify_archive
 from kato.engine.session import session
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
@@ -79,18 +80,19 @@ def import_archive(
         verified = verify_archive(
             path, progress=progress, within=within or cluster.data, name=source
         )
+        manifest = verified.manifest
         run = uuid.uuid4().hex[:12]
-        placements = place(verified.manifest, cluster, roles, run, only=only, nodes=nodes)
+        placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
         with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
             placements = relocated(s.conns, placements)
             result = ImportResult(source, run, placements, dry_run)
-            _compare_versions(s.conns, cluster, verified, result)
+            _compare_versions(s.conns, cluster, manifest, result)
             _check_room(s.conns, placements, verified.tree_entries)
             if dry_run:
                 return result
             try:
-                _stage(s.conns, s.begin(), path, placements, progress)
+                _stage(s.conns, s.begin(), path, manifest, placements, progress)
                 left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
                 switch.switch_all(s, placements, roles, left)
             finally:
@@ -130,14 +132,14 @@ def _left_stopped(
 
 
 def _compare_versions(
-    conns: Connections, cluster: Cluster, verified: VerifyResult, result: ImportResult
+    conns: Connections, cluster: Cluster, manifest: Manifest, result: ImportResult
 ) -> None:
     here = facts.platform_version.gather(conns.get(cluster.core_node.name))
-    there = verified.manifest.platform_version
+    there = manifest.platform_version
     if here != there:
         result.notes.append(
             f"the archive comes from platform {there or 'unknown'} "
-            f"(cluster {verified.manifest.cluster}); {cluster.name} runs {here or 'unknown'}"
+            f"(cluster {manifest.cluster}); {cluster.name} runs {here or 'unknown'}"
         )
 
 
@@ -166,10 +168,16 @@ def _stage(
     conns: Connections,
     op: Operation,
     path: Path,
+    manifest: Manifest,
     placements: Sequence[Placement],
     progress: Progress,
 ) -> None:
-    """Copy each member into its private staging dir on the target node's data filesystem."""
+    """Copy each member into its private staging dir on the target node's data filesystem:
+    compressed when the archive allows (node_import), else decompressed here."""
+    where = node_import.regions(path, manifest)
+    if where is not None:
+        node_import.stage(conns, op, path, placements, where, progress)
+        return
     by_name = {p.member.name: p for p in placements}
     with archive.reading(str(path)) as stream:
         tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (closed with stream)

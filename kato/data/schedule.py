@@ -39,6 +39,7 @@ class RunOptions:
     compress: str = "zstd"
     lock_wait: float = DEFAULT_LOCK_WAIT
     metrics: str | None = None
+    offsite: str | None = None  # REMOTE:PATH the verified archive is uploaded to
 
     def argv(self) -> list[str]:
         argv = ["--dest", self.dest]
@@ -51,6 +52,8 @@ class RunOptions:
         argv += ["--compress", self.compress, "--lock-wait", f"{self.lock_wait:g}"]
         if self.metrics:
             argv += ["--metrics", self.metrics]
+        if self.offsite:
+            argv += ["--offsite", self.offsite]
         return argv
 
 
@@ -122,6 +125,10 @@ def validate_options(options: RunOptions, roles: set[str]) -> None:
             f"no role named {', '.join(unknown)} in this cluster",
             hint=f"roles: {', '.join(sorted(roles))}",
         )
+    if options.offsite is not None:
+        from kato.data.shipping import location
+
+        location(options.offsite, "--offsite")
     if options.metrics is not None and not options.metrics.startswith("/"):
         raise UsageError(f"--metrics {options.metrics!r} must be an absolute path")
     for value in options.argv():

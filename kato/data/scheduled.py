@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from kato.config import Cluster
 from kato.data import backups, metrics, retention
+from kato.data.retention import RetentionResult
 from kato.data.schedule import RunOptions, cluster_roles, validate_options
 from kato.errors import KatoError, UsageError
 from kato.progress import Progress, SilentProgress
@@ -27,6 +28,8 @@ class RunReport:
     retention: retention.RetentionResult | None
     metrics: str
     warnings: tuple[str, ...] = ()
+    offsite: str | None = None  # where the archive was uploaded, checked
+    offsite_retention: RetentionResult | None = None
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -37,8 +40,11 @@ class RunReport:
             f"{c.name} fails verification ({c.problem}); it is kept, never deleted"
             for c in self.retention.plan.invalid
         )
+        away = self.offsite_retention.errors if self.offsite_retention is not None else ()
         return (
-            self.warnings + invalid + tuple(f"could not delete {e}" for e in self.retention.errors)
+            self.warnings
+            + invalid
+            + tuple(f"could not delete {e}" for e in (*self.retention.errors, *away))
         )
 
 
@@ -82,13 +88,41 @@ def run(
             cluster.name, directory, options.keep, {archive.name: None}, verifier, progress
         )
     invalid = len(kept.plan.invalid) if kept is not None else None
+    shipped, kept_away = _offsite(cluster, options, archive, target, progress, clock)
     metrics.write(
         target,
         metrics.Outcome(options.dest, clock(), True, done.bytes, invalid_archives=invalid),
     )
     return RunReport(
-        str(archive), done.bytes, done.seconds, kept, str(target), tuple(done.warnings)
-    )
+        str(archive), done.bytes, done.seconds, kept, str(target), tuple(done.warnings),
+        shipped, kept_away,
+    )  # fmt: skip
+
+
+def _offsite(
+    cluster: Cluster,
+    options: RunOptions,
+    archive: Path,
+    target: Path,
+    progress: Progress,
+    clock: Callable[[], float],
+) -> tuple[str | None, retention.RetentionResult | None]:
+    """Upload the verified archive (a failure fails the run: the metric says so, the local
+    archive stays), then apply --keep off-site too."""
+    if options.offsite is None:
+        return None, None
+    from kato.data import shipping
+
+    at = shipping.location(options.offsite, "--offsite")
+    try:
+        uploaded = shipping.ship(cluster, archive, at, progress)
+    except BaseException:
+        metrics.write(target, metrics.Outcome(options.dest, clock(), success=False))
+        raise
+    kept = None
+    if options.keep is not None:
+        kept = shipping.keep_newest(cluster, at, options.keep, progress)
+    return uploaded.remote, kept
 
 
 def _destination(dest: str) -> Path:
@@ -132,9 +166,13 @@ def keep_newest(
 
 def outcome_error(report: RunReport) -> KatoError | None:
     """Exit 1 when archives that should go could not be deleted (the disk would fill up)."""
-    if report.retention is not None and report.retention.errors:
+    errors = [
+        *(report.retention.errors if report.retention is not None else ()),
+        *(report.offsite_retention.errors if report.offsite_retention is not None else ()),
+    ]
+    if errors:
         return KatoError(
-            "retention could not delete: " + "; ".join(report.retention.errors),
+            "retention could not delete: " + "; ".join(errors),
             hint=f"check the permissions and the filesystem of {Path(report.archive).parent}",
         )
     return None

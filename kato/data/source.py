@@ -1,6 +1,7 @@
 """Where `kato data import` reads an archive from: a file, standard input, or a live cluster
 (`ssh://[user@]host[:port]`, whose own kato exports to us). Anything but a file is first
-copied to a private local file, because nothing is imported before the whole archive checks."""
+copied to a private local file, because nothing is imported before the whole archive checks;
+so is an off-site archive (`REMOTE:PATH/NAME`, through rclone)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from kato.config import Cluster
 from kato.connect import ssh_options
+from kato.data import offsite
 from kato.errors import HostKeyRefused, KatoError, UsageError
 from kato.progress import Progress
 from kato.transport.pool import ssh_factory
@@ -60,6 +62,12 @@ def local_archive(
 ) -> Iterator[Path]:
     """A local file holding the archive for the duration of the block."""
     remote = parse_remote(source)
+    stored = offsite.parse_location(source) if remote is None else None
+    if stored is not None:
+        progress.step(f"downloading {source}")
+        with offsite.fetched(cluster, source, spool) as path:
+            yield path
+        return
     if remote is None and source != "-":
         path = Path(source)
         if not path.is_file():

@@ -182,6 +182,8 @@ def check_tree(
     and, with the `before` entries of the trees ahead of it, no more than `within` allows."""
     seen = Seen()
     count = 0
+    # tarfile's default buffer: each read keeps the rest of its buffer by copying it, so a
+    # 1 MiB buffer costs up to 1 MiB per header (a million empty files: a terabyte of copying).
     with tarfile.open(fileobj=stream, mode="r|") as inner:
         for entry in archive.members(inner):
             count += 1
@@ -202,18 +204,23 @@ def check_tree(
 
 
 class _Recording:
-    """Reads through, remembering the position and the last bytes read: tarfile reads ahead,
-    so what follows the end of the archive may already sit in its buffer."""
-
-    KEEP = 1 << 17
+    """Reads through, remembering the position and the last two reads: tarfile reads ahead
+    (at most one read of CHUNK), so what follows the end of the archive may already sit in
+    its buffer."""
 
     def __init__(self, source: IO[bytes]) -> None:
-        self.source, self.position, self.tail = source, 0, b""
+        self.source, self.position = source, 0
+        self._last, self._before = b"", b""
+
+    @property
+    def tail(self) -> bytes:
+        return self._before + self._last
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
         self.position += len(data)
-        self.tail = (self.tail + data)[-self.KEEP :]
+        if data:
+            self._last, self._before = data, self._last
         return data
 
 

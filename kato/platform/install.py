@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from kato import datadirs
+from kato import datadirs, role_definitions
 from kato import release as releases
 from kato.config import Cluster, NodeConfig
 from kato.connect import select_nodes
@@ -240,7 +240,7 @@ def install(
     index = releases.load_index(cluster.releases)
     version = version or index.versions[-1].version
     release = releases.load_release(cluster.releases, version)
-    roles = load_roles(roles_directory())
+    roles = role_definitions.of_release(release)
     chosen = select_nodes(cluster, names)
     per_node = {n.name: node_roles(n, roles, version, set(release.roles)) for n in chosen}
     with tempfile.TemporaryDirectory(prefix="kato-install-") as tmp:

@@ -33,6 +33,7 @@ PROGRAMS: Mapping[str, Path] = {
     "datadirs.py": HERE / "datadirs.py",
     "treesum.py": HERE / "treesum.py",
     "quota.py": HERE / "quota.py",
+    "upgrade_agent.py": HERE.parent / "upgrade" / "agent.py",
     "safe_write.py": HERE / "safe_write.py",  # the patch agent's writes
 }
 MISSING = "can't open file"  # what python3 says when the program is not there

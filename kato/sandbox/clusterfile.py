@@ -104,6 +104,16 @@ def write(sandbox: Sandbox, host_keys: dict[str, str]) -> None:
     _write(ssh_config_path(sandbox), header + ssh_config_text(sandbox))
 
 
+def add_load_balancer(sandbox: Sandbox, section: dict[str, object]) -> None:
+    """Name the load balancer's drain hooks in the cluster file (once it is set up)."""
+    path = cluster_path(sandbox)
+    lines = path.read_text().splitlines(keepends=True)
+    header = "".join(line for line in lines if line.startswith("#"))
+    document = yaml.safe_load(path.read_text())
+    document["load_balancer"] = section
+    _write(path, header + yaml.safe_dump(document, sort_keys=False))
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

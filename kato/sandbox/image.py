@@ -39,12 +39,14 @@ PACKAGES = (
     "nginx-light",
     "postgresql",
     "redis-server",
+    "haproxy",
 )
 # Services the roles start themselves; an idle node runs only systemd, journald, sshd and cron.
 DISABLED_UNITS = (
     "nginx.service",
     "postgresql.service",
     "redis-server.service",
+    "haproxy.service",
     "e2scrub_reap.service",
 )
 # Bump when the customisation below changes: it is part of the cache key.

@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kato.errors import KatoError
+from kato.errors import KatoError, UsageError
 from kato.progress import Progress
 from kato.sandbox import access, clusterfile, disk, host, image, model, network, provision
 from kato.sandbox import node as nodes
+from kato.sandbox import rehearsal as rehearsals
 from kato.sandbox.model import Node, Sandbox
 from kato.transport import local, probe
 
@@ -76,11 +77,17 @@ def up(
     platform: bool = True,
     bastion: bool = False,
     user: str | None = None,
+    from_archive: str | None = None,
 ) -> UpResult:
     model.validate_name(name)
     host.require_root("kato sandbox up")
     host.require_tools()
     existing = model.load(name)
+    if existing is not None and from_archive:
+        raise UsageError(
+            f"sandbox {name!r} exists: a rehearsal imports into a new sandbox only",
+            hint=f"`kato sandbox down --name {name}` first, or choose another --name",
+        )
     if existing is not None:
         return _already_there(existing, count)
     if subnet is None:
@@ -88,6 +95,7 @@ def up(
     else:
         host.check_subnet_free(subnet)
     model.plan_sandbox(name, count, subnet, "", bastion, user)  # validates them all first
+    rehearsal = rehearsals.read(from_archive, count, progress) if from_archive else None
     root = image.ensure_image(progress, mirror)
     sandbox = model.plan_sandbox(name, count, subnet, str(root), bastion, user)
     for change in host.raise_inotify_limits(count):
@@ -96,7 +104,10 @@ def up(
     try:
         _create(sandbox, progress)
         if platform:
-            provision.provision(sandbox, progress)
+            version = rehearsal.version if rehearsal else provision.PLATFORM_VERSION
+            provision.provision(sandbox, progress, version)
+        if rehearsal is not None:
+            rehearsals.restore(sandbox, rehearsal, progress)
     except BaseException:
         progress.warn(f"`kato sandbox up` failed: removing the half-made sandbox {name!r}")
         down(name, progress)

@@ -8,7 +8,7 @@ from kato import config
 from kato.errors import KatoError
 from kato.platform import control, install
 from kato.progress import Progress
-from kato.sandbox import clusterfile, katonode
+from kato.sandbox import clusterfile, katonode, loadbalancer
 from kato.sandbox.model import Sandbox
 from kato.transport import local
 
@@ -40,15 +40,15 @@ def build_patches(sandbox: Sandbox) -> Path:
     return target
 
 
-def provision(sandbox: Sandbox, progress: Progress) -> None:
+def provision(sandbox: Sandbox, progress: Progress, version: str = PLATFORM_VERSION) -> None:
     progress.step("building the reference platform's release repository")
     build_releases(sandbox)
     progress.step("building the sample patch repository")
     build_patches(sandbox)
     cluster = config.load(str(clusterfile.cluster_path(sandbox)), env={})
     command = ["kato", "sandbox", "up", "--name", sandbox.name]
-    progress.step(f"kato install --version {PLATFORM_VERSION}")
-    done = install.install(cluster, PLATFORM_VERSION, None, command=command)
+    progress.step(f"kato install --version {version}")
+    done = install.install(cluster, version, None, command=command)
     if done.failed:
         raise KatoError(
             "installing the platform failed on "
@@ -61,4 +61,6 @@ def provision(sandbox: Sandbox, progress: Progress) -> None:
             "starting the platform failed on "
             + ", ".join(f"{f.node} ({f.message})" for f in started.failed.values())
         )
+    loadbalancer.install(cluster, progress)
+    clusterfile.add_load_balancer(sandbox, loadbalancer.hook_document(cluster.core))
     katonode.install(sandbox, progress)

@@ -75,9 +75,15 @@ class Transport(Protocol):
     def get(self, path: str) -> bytes: ...
 
     def stream_out(
-        self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None
+        self,
+        argv: Sequence[str],
+        sink: BinaryIO,
+        *,
+        idle_timeout: float | None = None,
+        stdin: bytes | None = None,
     ) -> CommandResult:
-        """Run argv and copy its stdout into sink as it comes (constant memory)."""
+        """Run argv (given `stdin`, then end of input) and copy its stdout into sink as it
+        comes (constant memory)."""
         ...
 
     def stream_in(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -145,6 +146,23 @@ def filter_into(argv: tuple[str, ...], out_fd: int, errors: IO[bytes]) -> subpro
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=errors)
 
 
+def filter_through(argv: tuple[str, ...], errors: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start a filter (e.g. a decompressor) fed by our pipe, its output on another pipe: the
+    caller writes one and reads the other from two threads."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+    assert proc.stdout is not None and proc.stdin is not None
+    widen_pipe(proc.stdout.fileno())
+    widen_pipe(proc.stdin.fileno())
+    return proc
+
+
+def widen_pipe(fd: int) -> None:
+    """A 1 MiB pipe buffer (Linux allows that much by default): fewer, larger reads and
+    writes, measured 0.3 s faster per GB through zstd."""
+    with suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+
+
 class FilterFailed(OSError):
     """A filter reading a file (e.g. a decompressor) exited non-zero: its message says why."""
 
@@ -156,6 +174,7 @@ def filter_from(argv: tuple[str, ...], in_fd: int) -> Iterator[IO[bytes]]:
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(argv, stdin=in_fd, stdout=subprocess.PIPE, stderr=errors)
         assert proc.stdout is not None
+        widen_pipe(proc.stdout.fileno())
         finished = False
         try:
             yield proc.stdout

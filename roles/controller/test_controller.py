@@ -39,9 +39,11 @@ def test_version_is_the_current_release(host: Host) -> None:
     assert json.loads(get(host, f"{BASE}/version"))["version"] == version
 
 
-def test_app_registry_is_readable(host: Host) -> None:
+def test_app_registry_is_readable_in_the_release_format(host: Host) -> None:
+    declared = host.file(f"{RELEASE}/REGISTRY_FORMAT")
+    wanted = int(declared.content_string.strip()) if declared.exists else 1
     registry = json.loads(get(host, f"{BASE}/apps"))
-    assert registry["format"] == 1
+    assert registry["format"] == wanted
     assert isinstance(registry["apps"], dict)
 
 

@@ -35,6 +35,8 @@ def new(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Pat
     document["core"] = RENAMED[document["core"]]
     for node in document["nodes"]:
         node["name"] = RENAMED[node["name"]]
+    if "load_balancer" in document:  # the node running haproxy's drain hooks is renamed too
+        document["load_balancer"]["node"] = RENAMED[document["load_balancer"]["node"]]
     renamed = tmp_path_factory.mktemp("move") / "cluster.yaml"
     renamed.write_text(yaml.safe_dump(document))
     try:

@@ -32,7 +32,7 @@ def build_release() -> BuildRelease:
 
 @pytest.fixture(scope="session")
 def release_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository of versions 1.0.0 and 1.1.0 built from roles/; tests must not change it."""
+    """The reference repository (every version of roles/releases.yaml); tests must not change it."""
     dest = tmp_path_factory.mktemp("releases")
     done = _build(dest)
     assert done.returncode == 0, done.stderr

@@ -147,3 +147,24 @@ def test_bad_login_settings_are_each_named() -> None:
     text = str(caught.value)
     for where in ("ssh.agent", "ssh.passphrase_env", "ssh.sudo_password_env", "nodes[0].user"):
         assert where in text
+
+
+def test_the_load_balancer_hooks_parse_and_every_problem_is_named() -> None:
+    good = {
+        **GOOD,
+        "load_balancer": {"node": "core1", "drain": ["lb", "drain", "{router}"], "undrain": ["lb"]},
+    }
+    balancer = config.parse(good, "c.yaml").load_balancer
+    assert balancer == config.LoadBalancer("core1", ("lb", "drain", "{router}"), ("lb",), 60.0)
+    assert config.parse(GOOD, "c.yaml").load_balancer is None
+    bad = {**GOOD, "load_balancer": {"node": "lb9", "drain": "lb drain", "timeout": 0, "x": 1}}
+    with pytest.raises(UsageError) as caught:
+        config.parse(bad, "c.yaml")
+    for problem in (
+        "c.yaml: load_balancer.x: unknown key",
+        "c.yaml: load_balancer.node: names 'lb9', which is not one of the nodes",
+        "c.yaml: load_balancer.drain: required: a command as a list of strings",
+        "c.yaml: load_balancer.undrain: required: a command as a list of strings",
+        "c.yaml: load_balancer.timeout: must be a number of seconds above 0",
+    ):
+        assert problem in caught.value.message

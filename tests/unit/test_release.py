@@ -50,10 +50,10 @@ def read_member(tar: tarfile.TarFile, name: str) -> str:
     return handle.read().decode()
 
 
-def test_index_lists_both_versions_oldest_first(release_repo: Path) -> None:
+def test_index_lists_every_reference_version_oldest_first(release_repo: Path) -> None:
     index = load_index(release_repo)
     assert index.platform == "kato-reference"
-    assert index.version_names == ("1.0.0", "1.1.0")
+    assert index.version_names == ("1.0.0", "1.1.0", "1.2.0", "1.2.1-broken", "2.0.0")
     assert index.versions[1].manifest == "1.1.0/release.yaml"
 
 
@@ -113,9 +113,9 @@ def test_a_longer_artifact_is_a_size_mismatch(repo: Path, tmp_path: Path) -> Non
 
 
 def test_an_unknown_version_lists_the_available_ones(release_repo: Path) -> None:
-    with pytest.raises(UsageError, match="no version '2.0.0'") as caught:
-        load_release(release_repo, "2.0.0")
-    assert caught.value.hint == "available versions: 1.0.0, 1.1.0"
+    with pytest.raises(UsageError, match="no version '9.9.9'") as caught:
+        load_release(release_repo, "9.9.9")
+    assert caught.value.hint == "available versions: 1.0.0, 1.1.0, 1.2.0, 1.2.1-broken, 2.0.0"
 
 
 def test_an_unknown_role_is_a_usage_error(release_repo: Path, tmp_path: Path) -> None:
@@ -138,7 +138,10 @@ def test_manifest_problems_name_the_bad_fields(repo: Path) -> None:
     problems = caught.value.problems
     manifest = "1.0.0/release.yaml"
     assert f"{manifest}: version: 1.0.1, but index.yaml lists it as 1.0.0" in problems
-    assert f"{manifest}: extra: unknown key (known: format, platform, version, roles)" in problems
+    assert (
+        f"{manifest}: extra: unknown key "
+        "(known: format, platform, version, roles, kato, migrations, notes)"
+    ) in problems
     for field in ("roles.router.sha256", "roles.redis.size", "roles.dea.artifact"):
         assert any(p.startswith(f"{manifest}: {field}: ") for p in problems), field
     assert len(problems) == 5

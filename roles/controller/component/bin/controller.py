@@ -3,8 +3,10 @@
 
 Its state (the app registry and a count of updates) is one JSON file in its data dir, replaced
 atomically on every change (temp file, fsync, rename, fsync of the dir): a crash or a power cut
-leaves the old state or the new one, never half of one. Standard library only: it runs on the
-node's python3.
+leaves the old state or the new one, never half of one. The release's REGISTRY_FORMAT file says
+which format of that file it keeps (1 when absent; from 1.2.0 on, 2: every app has `created`);
+a file of another format is refused, never rewritten: the release's migration converts it.
+Standard library only: it runs on the node's python3.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ log = logging.getLogger(ROLE)
 
 
 class Registry:
-    """The app registry, kept in DATA_DIR/state.json."""
+    """The app registry, kept in DATA_DIR/state.json in the release's registry format."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, state_format: int = STATE_FORMAT) -> None:
         self.path = data_dir / STATE_FILE
+        self.format = state_format
         self.lock = threading.Lock()
         self.state = self._load()
 
@@ -46,9 +49,12 @@ class Registry:
         try:
             state: dict[str, Any] = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return {"format": STATE_FORMAT, "updates": 0, "apps": {}}
-        if state.get("format") != STATE_FORMAT:
-            raise SystemExit(f"{self.path}: unknown state format {state.get('format')!r}")
+            return {"format": self.format, "updates": 0, "apps": {}}
+        if state.get("format") != self.format:
+            raise SystemExit(
+                f"{self.path}: state format {state.get('format')!r}, this release keeps format "
+                f"{self.format} (a newer release's data, or a migration that has not run)"
+            )
         return state
 
     def snapshot(self) -> dict[str, Any]:
@@ -58,11 +64,10 @@ class Registry:
 
     def register(self, name: str, instances: int) -> dict[str, Any]:
         with self.lock:
-            app = {
-                "name": name,
-                "instances": instances,
-                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            app = {"name": name, "instances": instances, "updated": now}
+            if self.format >= 2:
+                app["created"] = self.state["apps"].get(name, {}).get("created", now)
             state = {**self.state, "apps": {**self.state["apps"], name: app}}
             state["updates"] = self.state["updates"] + 1
             write_atomically(self.path, json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -159,6 +164,15 @@ def read_version(path: Path) -> str:
         raise SystemExit(f"cannot read the platform version from {path}: {exc.strerror}") from None
 
 
+def read_registry_format(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except FileNotFoundError:
+        return STATE_FORMAT
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot read the registry format from {path}: {exc}") from None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     release_dir = Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -177,7 +191,9 @@ def main(argv: list[str]) -> int:
     if not args.data_dir.is_dir():
         raise SystemExit(f"the data dir {args.data_dir} does not exist (the install hook makes it)")
     version = read_version(args.version_file)
-    handler = partial(Handler, registry=Registry(args.data_dir), version=version)
+    state_format = read_registry_format(args.version_file.with_name("REGISTRY_FORMAT"))
+    registry = Registry(args.data_dir, state_format)
+    handler = partial(Handler, registry=registry, version=version)
     server = ThreadingHTTPServer((args.bind, args.port), handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     host, port = server.server_address[:2]

@@ -1,0 +1,68 @@
+"""`kato upgrade prep|takeover`: the two halves of a graceful upgrade."""
+
+from __future__ import annotations
+
+import typer
+
+from kato import output
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.errors import reported
+from kato.cli.upgrade_common import BACKUP_DIR, NO_BACKUP, REPO, VERSION, finish
+
+
+def prep(
+    version: str = VERSION,
+    stateless: bool = typer.Option(
+        False,
+        "--stateless",
+        help="Leave the data services (postgresql, redis, filesystem) running.",
+    ),
+    backup_dir: str = BACKUP_DIR,
+    no_backup: bool = NO_BACKUP,
+    repo: str = REPO,
+    dry_run: bool = DRY_RUN,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """First half of a graceful upgrade (within one major version): preflight, stage, export
+    what the migrations touch, and stop every role that does not serve during the upgrade; the
+    routers and the apps keep serving. Then `kato upgrade takeover VERSION`."""
+    with reported(), output.progress() as progress:
+        from kato.upgrade import graceful
+
+        result = graceful.prep(
+            load_cluster(),
+            version,
+            stateless=stateless,
+            repo=repo,
+            backup_dir=backup_dir,
+            no_backup=no_backup,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+            progress=progress,
+        )
+    finish(result, as_json)
+
+
+def takeover(
+    version: str = VERSION,
+    repo: str = REPO,
+    lock_wait: str = LOCK_WAIT,
+    as_json: bool = JSON,
+) -> None:
+    """Second half of a graceful upgrade: each router node in turn is drained from the load
+    balancer, moved to VERSION, health-gated and put back; then the other roles start on
+    VERSION in role order with the migrations. A failed gate rolls back (exit 3)."""
+    with reported(), output.progress() as progress:
+        from kato.upgrade import takeover as taking
+
+        result = taking.takeover(
+            load_cluster(),
+            version,
+            repo=repo,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+            progress=progress,
+        )
+    finish(result, as_json)

@@ -1,0 +1,169 @@
+"""The node side of `kato data export` and `import`: a standalone program (standard library
+only, python3 on the node) that does the heavy work where the data is.
+
+    export tree PATH                 tar of the data dir, hashed, then zstd: the member's
+    export stream ARGV...            bytes (padded to 512) as zstd frames on stdout
+    import tree|stream DIR STAGED SIZE SHA256
+                                     zstd frames of a member (data, padding, maybe the
+                                     archive's end blocks) on stdin, decompressed, hashed and
+                                     written to STAGED (a tree extracted, a dump as a file)
+                                     in one pass; a sha256 that does not match removes STAGED
+
+Both end with one line on stderr, `KATO-RESULT {json}`: the member's size and sha256 as the
+node saw them, the exit status of the tar/dump or zstd/tar that did the work and the last
+line of its error output. kato runs it as `python3 -c LOADER LENGTH ARGS...` with this file's
+LENGTH bytes first on stdin (what follows on stdin is the data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+CHUNK = 1 << 20
+BLOCK = 512
+RESULT = "KATO-RESULT "
+GENERIC = ("Error is not recoverable: exiting now", "due to previous errors")
+ZSTD = ("zstd", "-1", "-T0", "-q", "-c")
+UNZSTD = ("zstd", "-d", "-q", "-c")
+# GNU tar: numeric owners, modes, symlinks and any file name; a stable order; no atime/ctime.
+TREE_ARGV = (
+    "tar", "--create", "--file=-", "--format=posix", "--numeric-owner", "--sort=name",
+    "--pax-option=delete=atime,delete=ctime", "--directory",
+)  # fmt: skip
+EXTRACT_ARGV = (
+    "tar", "--extract", "--file=-", "--numeric-owner", "--same-owner", "--preserve-permissions",
+    "--directory",
+)  # fmt: skip
+
+
+class Tail:
+    """Keeps the last lines a child writes to a pipe (read in a thread, so it never blocks)."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.data = b""
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe: IO[bytes]) -> None:
+        while chunk := pipe.read(4096):
+            self.data = (self.data + chunk)[-4096:]
+
+    def last_line(self) -> str:
+        """The last line that says what went wrong (GNU tar ends with a line that does not)."""
+        self.thread.join()
+        lines = self.data.decode(errors="replace").strip().splitlines()
+        telling = [line for line in lines if not line.endswith(GENERIC)]
+        return (telling or lines or [""])[-1]
+
+
+def widen(pipe: IO[bytes]) -> None:
+    """A 1 MiB pipe buffer (Linux allows that much unprivileged): fewer wake-ups per MB."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+
+
+def report(**fields: Any) -> None:
+    sys.stderr.write(RESULT + json.dumps(fields) + "\n")
+    sys.stderr.flush()
+
+
+def export(kind: str, args: list[str]) -> int:
+    """Read the data dir (or the role's dump), hash it, compress it to stdout."""
+    argv = [*TREE_ARGV, args[0], "."] if kind == "tree" else args
+    source = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    packer = subprocess.Popen(ZSTD, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert source.stdout and source.stderr and packer.stdin and packer.stderr
+    widen(source.stdout)
+    widen(packer.stdin)
+    said, packer_said = Tail(source.stderr), Tail(packer.stderr)
+    sha, size, broken = hashlib.sha256(), 0, False
+    try:
+        while chunk := source.stdout.read(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+            packer.stdin.write(chunk)
+        packer.stdin.write(bytes(-size % BLOCK))
+        packer.stdin.close()
+    except BrokenPipeError:
+        broken = True
+        source.kill()
+    status, packed = source.wait(), packer.wait()
+    error = said.last_line() if status else ""
+    if packed or broken:
+        status, error = status or 1, f"zstd: {packer_said.last_line() or f'exit {packed}'}"
+    report(size=size, sha256=sha.hexdigest(), status=status, error=error)
+    return 0
+
+
+def import_(kind: str, directory: str, staged: str, size: int, sha256: str) -> int:
+    """Decompress stdin, hash the member's bytes and write them to `staged` in one pass."""
+    os.umask(0o077)
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o700)
+    if kind == "tree":
+        os.mkdir(staged, 0o700)
+        writer = subprocess.Popen([*EXTRACT_ARGV, staged], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        assert writer.stdin and writer.stderr
+        sink, said = writer.stdin, Tail(writer.stderr)
+    else:
+        sink = open(staged, "xb")  # noqa: SIM115 (closed below, before the check)
+    unpacker = subprocess.Popen(UNZSTD, stdin=0, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert unpacker.stdout and unpacker.stderr
+    widen(unpacker.stdout)
+    unpacker_said = Tail(unpacker.stderr)
+    sha, seen, problem = hashlib.sha256(), 0, ""
+    try:
+        while chunk := unpacker.stdout.read(CHUNK):
+            data = chunk[: max(0, size - seen)]
+            rest = chunk[len(data) :]
+            seen += len(chunk)
+            sha.update(data)
+            if data:
+                sink.write(data)
+            if rest.strip(b"\0") and not problem:
+                problem = "data after the member's end"
+    except BrokenPipeError:
+        problem = "tar stopped reading"
+    sink.close()
+    status = 0
+    if unpacker.wait() != 0:
+        problem = f"zstd: {unpacker_said.last_line() or 'failed'}"
+    if kind == "tree":
+        status = writer.wait()
+        if status and not problem:
+            problem = f"tar: {said.last_line() or f'exit {status}'}"
+    digest = sha.hexdigest()
+    if not problem and (seen < size or digest != sha256):
+        problem = "the staged copy does not match the archive (sha256)"
+    if problem:
+        shutil.rmtree(staged, ignore_errors=True) if kind == "tree" else os.unlink(staged)
+    report(size=min(seen, size), sha256=digest, status=1 if problem else 0, error=problem)
+    return 1 if problem else 0
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if len(argv) >= 3 and argv[0] == "export" and argv[1] in ("tree", "stream"):
+            return export(argv[1], argv[2:])
+        if len(argv) == 6 and argv[0] == "import" and argv[1] in ("tree", "stream"):
+            return import_(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+    except OSError as exc:
+        report(size=0, sha256="", status=1, error=f"{exc.filename or ''}: {exc.strerror}")
+        return 1
+    report(size=0, sha256="", status=2, error=f"usage: {' '.join(argv)}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

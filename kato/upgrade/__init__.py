@@ -1,0 +1,1 @@
+"""Platform releases on the nodes and upgrades between them (docs/upgrade.md)."""

@@ -1,0 +1,217 @@
+"""`kato upgrade in-place V` (deisctl's recommended path): preflight, stage, a verified export
+of the data the migrations touch, stop every role, activate V everywhere, migrate, start in
+role order behind the health gate; a failed gate rolls every node back by itself.
+
+Every phase is recorded in the upgrade record (kato/upgrade/state.py) before it starts and
+each phase is idempotent, so running the same command again after kill -9 (or a reboot of
+the core node) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from kato import release as releases
+from kato import role_definitions
+from kato.config import Cluster
+from kato.connect import connections
+from kato.data.export import export
+from kato.errors import ExitCode, KatoError, PreflightRefused
+from kato.migrations import pending
+from kato.operation import operation
+from kato.progress import Progress, SilentProgress
+from kato.transport.pool import Connections
+from kato.upgrade import catalog, prepare, state, walk
+from kato.upgrade.preflight import Preflight, judge
+from kato.upgrade.rollback import roll_back
+from kato.upgrade.stage import stage_all
+from kato.upgrade.state import UpgradeState
+
+DEFAULT_BACKUP_DIR = "/var/lib/kato/upgrade-backups"
+RESUMABLE = ("one version", "healthy", "direction")  # expected half-way through an upgrade
+
+
+@dataclass
+class UpgradeOutcome:
+    target: str
+    kind: str
+    dry_run: bool
+    plan: Preflight | None
+    source: str | None = None
+    result: str = "planned"  # planned, nothing to do, done, rolled back
+    backup: str | None = None
+    downtime: float | None = None
+    seconds: float = 0.0
+    failure: str | None = None
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return int(ExitCode.PARTIAL if self.result == "rolled back" else ExitCode.OK)
+
+
+def unfinished(rec: UpgradeState | None, version: str, kind: str) -> bool:
+    """True when `rec` is an interrupted upgrade to `version` this command resumes."""
+    if rec is None or not rec.unfinished:
+        return False
+    if rec.target != version or rec.kind != kind:
+        raise PreflightRefused(
+            f"the {rec.kind} upgrade {rec.source} -> {rec.target} is unfinished ({rec.phase})",
+            hint="finish it (`kato upgrade resume`) or undo it (`kato upgrade rollback`) first",
+        )
+    return True
+
+
+def preflight(
+    cluster: Cluster,
+    conns: Connections,
+    location: str,
+    target: releases.Release,
+    ok: prepare.Verified,
+    kind: str,
+    allow_downgrade: bool,
+    resuming: bool,
+) -> Preflight:
+    result = judge(
+        cluster, prepare.gather(cluster, conns, location, target, ok), kind, allow_downgrade
+    )
+    if resuming:
+        kept = tuple(r for r in result.refusals if r.check not in RESUMABLE)
+        result = replace(result, refusals=kept, nothing_to_do=False)
+    prepare.refuse(result)
+    return result
+
+
+def backup(
+    cluster: Cluster,
+    rec: UpgradeState,
+    roles: Sequence[str],
+    backup_dir: str,
+    lock_wait: float,
+    command: Sequence[str],
+    progress: Progress,
+) -> UpgradeState:
+    """A verified export of the roles the migrations touch (its own journaled operation)."""
+    if rec.backup is not None or not roles:
+        return rec
+    Path(backup_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    progress.step(f"exporting {', '.join(roles)} before the upgrade")
+    done = export(
+        cluster, backup_dir, only=roles, lock_wait=lock_wait, command=command, progress=progress
+    )
+    return rec.moved("exported", backup=done.path, backup_roles=tuple(roles))
+
+
+def change(
+    cluster: Cluster,
+    conns: Connections,
+    rec: UpgradeState,
+    location: str,
+    lock_wait: float,
+    command: Sequence[str],
+    progress: Progress,
+) -> UpgradeState:
+    """Stop, activate, migrate, start: the downtime, measured from the first stop."""
+    core = conns.get(cluster.core)
+    old_release = releases.load_release(location, rec.source)
+    new_release = releases.load_release(location, rec.target)
+    old = role_definitions.of_release(old_release)
+    new = role_definitions.of_release(new_release)
+    migrations = pending(old_release.migrations, new_release.migrations)
+    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
+        started = time.monotonic()
+        state.write(core, rec := rec.moved("stopping"))
+        walk.stop(cluster, conns, op, walk.cluster_roles(cluster, old), progress)
+        state.write(core, rec := rec.moved("activating"))
+        walk.activate(cluster, conns, op, rec.target, new, old, progress)
+        names = tuple(m.name for m in migrations)
+        state.write(core, rec := rec.moved("migrating", migrated=names))
+        walk.migrate(cluster, conns, op, rec.target, migrations, progress)
+        state.write(core, rec := rec.moved("starting"))
+        walk.start(cluster, conns, op, walk.cluster_roles(cluster, new), progress)
+        rec = rec.moved("done", result="done", downtime=round(time.monotonic() - started, 3))
+        state.write(core, rec)
+    return rec
+
+
+def in_place(
+    cluster: Cluster,
+    version: str,
+    *,
+    repo: str | None = None,
+    backup_dir: str = DEFAULT_BACKUP_DIR,
+    no_backup: bool = False,
+    allow_downgrade: bool = False,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    command: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> UpgradeOutcome:
+    progress = progress or SilentProgress()
+    location = catalog.repository(cluster, repo)
+    target = releases.load_release(location, version)
+    begun = time.monotonic()
+    with prepare.verified(cluster, location, target) as ok, connections(cluster) as conns:
+        core = conns.get(cluster.core)
+        previous = state.read(core)
+        resuming = unfinished(previous, version, "in-place")
+        plan = preflight(
+            cluster, conns, location, target, ok, "in-place", allow_downgrade, resuming
+        )
+        out = UpgradeOutcome(version, "in-place", dry_run, plan, plan.running, resumed=resuming)
+        if plan.nothing_to_do:
+            out.result = "nothing to do"
+            return out
+        if dry_run:
+            return out
+        if previous is not None and resuming:
+            rec = previous
+        else:
+            rec = UpgradeState(
+                uuid.uuid4().hex[:12],
+                "in-place",
+                str(plan.running),
+                version,
+                target.digest,
+                "staging",
+            )
+        out.source = rec.source
+        with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
+            state.write(core, rec := rec.moved("staging"))
+            staged = stage_all(
+                cluster, conns, op, target, ok, prepare.gather(cluster, conns, location, target, ok)
+            )
+            if staged.failed:
+                raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
+            state.write(core, rec := rec.moved("staged"))
+        roles = sorted({m.role for m in plan.migrations})
+        if no_backup and roles:
+            out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
+        else:
+            rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
+            state.write(core, rec)
+        out.backup = rec.backup
+        try:
+            rec = change(cluster, conns, rec, location, lock_wait, command, progress)
+        except KatoError as exc:
+            out.failure = exc.message
+            rec = state.read(core) or rec  # how far the change got
+            state.write(core, rec := rec.moved(f"failed: {exc.message[:200]}"))
+            progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
+            rec = roll_back(
+                cluster,
+                conns,
+                rec,
+                location,
+                lock_wait=lock_wait,
+                command=command,
+                progress=progress,
+            )
+        out.result, out.downtime = str(rec.result), rec.downtime
+    out.seconds = time.monotonic() - begun
+    return out

@@ -1,0 +1,159 @@
+"""Upgrade faults on real nodes: a second operation holding the lock (exit 4, nothing changed),
+and kato killed with SIGKILL half-way through an upgrade, then resumed (and rolled back).
+
+Every test leaves the cluster on 1.0.0, healthy, with no unfinished upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import KATO, Cluster
+from tests.integration.test_platform import node_state, on
+from tests.integration.test_upgrade import register, registry, versions
+
+pytestmark = pytest.mark.integration
+STATE = "/var/lib/kato/upgrade/state.json"
+
+
+def lock_holder(cluster: Cluster) -> dict[str, object] | None:
+    done = on(cluster, "lock", "status", "--json")
+    record: dict[str, object] | None = json.loads(done.stdout)["record"]  # type: ignore[attr-defined]
+    return record
+
+
+def wait_for(condition: object, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def phase(cluster: Cluster) -> str | None:
+    done = cluster.ssh("node1", f"cat {STATE}")
+    return str(json.loads(done.stdout)["phase"]) if done.returncode == 0 else None
+
+
+def test_an_upgrade_while_another_operation_holds_the_lock_exits_4(cluster: Cluster) -> None:
+    path = cluster.home / "cluster.yaml"
+    holder = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "run", "--node", "node1", "--", "sleep", "20"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: lock_holder(cluster) is not None, "the lock")
+        before = node_state(cluster)
+        done = on(cluster, "upgrade", "in-place", "1.2.0", "--no-backup", check=False)
+        assert done.returncode == 4, done.stderr  # type: ignore[attr-defined]
+        assert "sleep 20" in done.stderr  # type: ignore[attr-defined]
+        assert node_state(cluster) == before
+    finally:
+        holder.wait(timeout=60)
+
+
+def test_kill_9_mid_upgrade_then_resume_finishes_it(cluster: Cluster, tmp_path: Path) -> None:
+    register(cluster, "wiki")
+    before = registry(cluster)
+    path = cluster.home / "cluster.yaml"
+    argv = (*KATO, "--cluster", str(path), "upgrade", "in-place", "1.2.0")
+    upgrade = subprocess.Popen(
+        (*argv, "--backup-dir", str(tmp_path)),
+        env={**os.environ, "KATO_LOCK_TTL": "5"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: phase(cluster) == "starting", "the upgrade to start the roles")
+    finally:
+        upgrade.send_signal(signal.SIGKILL)
+        upgrade.wait()
+    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    assert "interrupted in starting: `kato upgrade resume` continues it" in status
+    other = on(cluster, "upgrade", "in-place", "2.0.0", check=False)
+    assert other.returncode == 7  # type: ignore[attr-defined]
+    assert "1.0.0 -> 1.2.0 is unfinished" in other.stderr  # type: ignore[attr-defined]
+    resumed = on(cluster, "upgrade", "resume", "--lock-wait", "60s", "--backup-dir", str(tmp_path))
+    assert "upgraded 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    assert registry(cluster)["format"] == 2
+    assert len(list(tmp_path.glob("*.tar.zst"))) == 1  # the export of the first run is kept
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
+
+
+def taken_over(cluster: Cluster) -> list[str]:
+    done = cluster.ssh("node1", f"cat {STATE}")
+    return list(json.loads(done.stdout).get("taken_over", [])) if done.returncode == 0 else []
+
+
+def test_kill_9_between_two_routers_then_resume_finishes_the_takeover(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    before = registry(cluster)
+    path = cluster.home / "cluster.yaml"
+    on(cluster, "upgrade", "prep", "1.2.0", "--backup-dir", str(tmp_path))
+    takeover = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "upgrade", "takeover", "1.2.0"),
+        env={**os.environ, "KATO_LOCK_TTL": "5"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: taken_over(cluster) == ["node2"], "node2 to be taken over")
+    finally:
+        takeover.send_signal(signal.SIGKILL)
+        takeover.wait()
+    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    assert "interrupted in taking over" in status
+    resumed = on(cluster, "upgrade", "resume", "--lock-wait", "60s")
+    assert "took over 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    shown = cluster.ssh("node1", "/usr/local/sbin/kato-lb show").stdout
+    assert "node2 UP" in shown and "node3 UP" in shown
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
+
+
+def test_a_router_crashed_mid_takeover_is_named_and_resume_finishes_once_it_is_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import kato
+
+    before = registry(cluster)
+    path = cluster.home / "cluster.yaml"
+    on(cluster, "upgrade", "prep", "1.2.0", "--backup-dir", str(tmp_path))
+    takeover = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "upgrade", "takeover", "1.2.0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: taken_over(cluster) == ["node2"], "node2 to be taken over")
+        kato("sandbox", "crash", "node3", "--name", cluster.name)
+        _, stderr = takeover.communicate(timeout=600)
+    finally:
+        if takeover.poll() is None:
+            takeover.kill()
+        kato("sandbox", "start", "node3", "--name", cluster.name)
+    assert takeover.returncode == 1, stderr
+    assert "node3" in stderr and "could not be put back" in stderr
+    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    assert "interrupted in failed" in status
+    on(cluster, "upgrade", "resume", "--lock-wait", "60s")
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before

@@ -1,0 +1,132 @@
+"""kato/data/node_import.py: members staged by the real node program (run here on temporary
+dirs) from their compressed bytes in the archive; a member that does not match its manifest
+entry is refused and leaves nothing staged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from kato.data import node_import
+from kato.data.placement import Placement
+from kato.data.selection import DataDir
+from kato.errors import KatoError
+from kato.progress import SilentProgress
+from kato.role_export import ExportSpec
+from kato.transport.base import CommandResult
+from tests.unit.data.build import Content, random_bytes, rich_tree, write_archive
+
+CONTENTS = (
+    Content("node1", "postgresql", "services", "stream", b"SELECT 1;\n" * 5000),
+    Content("node1", "filesystem", "droplets", "tree", rich_tree()),
+    Content("node2", "redis", "services", "stream", random_bytes(300_000, seed=3)),
+)
+
+
+class LocalNode:
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def stream_in(self, argv: Sequence[str], source: BinaryIO, *,
+                  idle_timeout: float | None = None) -> CommandResult:  # fmt: skip
+        proc = subprocess.Popen((sys.executable, *argv[1:]), stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        assert proc.stdin and proc.stderr
+        while chunk := source.read(1 << 20):
+            proc.stdin.write(chunk)
+        proc.stdin.close()
+        err = proc.stderr.read().decode()
+        return CommandResult(self.node, tuple(argv), proc.wait(), "", err, 0.1)
+
+
+class Nodes:
+    def get(self, node: str) -> LocalNode:
+        return LocalNode(node)
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.steps: list[tuple[Any, ...]] = []
+
+    def step(self, *args: Any, **extra: Any) -> None:
+        self.steps.append(args)
+
+
+def placements(tmp_path: Path, archive: Path) -> tuple[list[Placement], dict[str, Path]]:
+    manifest = write_archive(archive, "zstd", CONTENTS)
+    placed, staged = [], {}
+    for member in manifest.members:
+        spec = ExportSpec(member.type, ("true",), ("true",))
+        target = tmp_path / member.node / member.role / member.data_dir
+        target.parent.mkdir(parents=True, exist_ok=True)
+        p = Placement(member, DataDir(member.node, member.role, member.data_dir, str(target),
+                                      spec), "run1")  # fmt: skip
+        placed.append(p)
+        staged[member.name] = Path(p.staged)
+    return placed, staged
+
+
+def test_every_member_is_staged_from_its_compressed_bytes(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar.zst"
+    placed, staged = placements(tmp_path, archive)
+    where = node_import.regions(archive, write_manifest(archive))
+    assert where is not None
+    steps = Steps()
+    node_import.stage(Nodes(), steps, archive, placed, where, SilentProgress())  # type: ignore[arg-type]
+    assert staged[CONTENTS[0].name].read_bytes() == CONTENTS[0].data
+    assert staged[CONTENTS[2].name].read_bytes() == CONTENTS[2].data
+    tree = staged[CONTENTS[1].name]
+    assert (tree / "sub" / "deeper" / "state.db").read_bytes() == random_bytes(70_000, seed=8)
+    assert len(steps.steps) == 3
+
+
+def write_manifest(archive: Path) -> Any:
+    from kato.data.verify import verify_archive
+
+    return verify_archive(archive).manifest
+
+
+def test_a_member_changed_after_verification_is_refused_and_nothing_stays_staged(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "a.tar.zst"
+    placed, staged = placements(tmp_path, archive)
+    where = node_import.regions(archive, write_manifest(archive))
+    assert where is not None
+    start, end = where[CONTENTS[2].name]
+    data = bytearray(archive.read_bytes())
+    data[(start + end) // 2] ^= 0xFF  # inside the redis dump's (incompressible) raw blocks
+    archive.write_bytes(bytes(data))
+    with pytest.raises(KatoError, match="Restored data doesn't match checksum") as caught:
+        node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress())  # type: ignore[arg-type]
+    assert "node2" in caught.value.message and "changed or was corrupted" in (
+        caught.value.hint or ""
+    )
+    assert not staged[CONTENTS[2].name].exists()
+
+
+def test_an_archive_not_laid_out_by_kato_has_no_regions(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar.zst"
+    write_archive(archive, "gzip", CONTENTS)
+    assert node_import.regions(archive, write_manifest(archive)) is None
+
+
+def test_a_member_that_is_not_what_the_manifest_says_is_refused_by_its_sha256(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "a.tar.zst"
+    placed, staged = placements(tmp_path, archive)
+    manifest = write_manifest(archive)
+    other = Content("node2", "redis", "services", "stream", random_bytes(300_000, seed=4))
+    write_archive(archive, "zstd", (*CONTENTS[:2], other), manifest)  # the old manifest
+    where = node_import.regions(archive, manifest)
+    assert where is not None
+    with pytest.raises(KatoError, match="does not match the archive .sha256.") as caught:
+        node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress())  # type: ignore[arg-type]
+    assert "node2" in caught.value.message
+    assert not staged[CONTENTS[2].name].exists()

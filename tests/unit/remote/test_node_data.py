@@ -1,0 +1,142 @@
+"""kato/remote/node_data.py, run as kato runs it on a node (python3 -c LOADER, the program
+first on stdin), on temporary directories of this machine."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kato.data import stream
+from kato.transport.base import CommandResult
+
+
+def run(*args: str, data: bytes = b"") -> tuple[int, bytes, stream.NodeAnswer | None]:
+    argv = stream.argv(*args)
+    done = subprocess.run(
+        (sys.executable, *argv[1:]), input=stream.source() + data, capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    result = CommandResult("here", argv, done.returncode, "", done.stderr.decode(), 0.0)
+    return done.returncode, done.stdout, stream.answer(result)
+
+
+def unzstd(data: bytes) -> bytes:
+    return subprocess.run(("zstd", "-d", "-c"), input=data, capture_output=True,
+                          check=True).stdout  # fmt: skip
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    (root / "sub dir").mkdir(parents=True)
+    (root / "sub dir" / "random.bin").write_bytes(os.urandom(300_000))
+    (root / "text.log").write_text("line\n" * 50_000)
+    (root / "link").symlink_to("text.log")
+    os.chmod(root, 0o750)
+    return root
+
+
+def test_export_of_a_tree_sends_its_tar_compressed_padded_with_its_size_and_sha256(
+    tree: Path,
+) -> None:
+    status, out, answer = run("export", "tree", str(tree))
+    assert status == 0 and answer is not None and answer.status == 0
+    member = unzstd(out)
+    assert len(member) == answer.size + (-answer.size % 512)
+    assert not member[answer.size :].strip(b"\0")
+    assert hashlib.sha256(member[: answer.size]).hexdigest() == answer.sha256
+    with tarfile.open(fileobj=io.BytesIO(member[: answer.size])) as tar:
+        names = sorted(n.rstrip("/") for n in tar.getnames())
+    assert names == [".", "./link", "./sub dir", "./sub dir/random.bin", "./text.log"]
+
+
+def test_export_of_a_failing_dump_reports_its_status_and_last_error_line() -> None:
+    status, out, answer = run("export", "stream", "sh", "-c", "echo part; echo broke >&2; exit 3")
+    assert status == 0 and answer is not None
+    assert (answer.status, answer.error) == (3, "broke")
+    assert unzstd(out)[: answer.size] == b"part\n"
+
+
+def test_export_of_a_missing_dir_fails_with_tar_s_reason(tmp_path: Path) -> None:
+    _, _, answer = run("export", "tree", str(tmp_path / "gone"))
+    assert answer is not None and answer.status == 2 and "gone" in answer.error
+
+
+def test_import_writes_the_tree_it_is_sent(tree: Path, tmp_path: Path) -> None:
+    _, out, sent = run("export", "tree", str(tree))
+    assert sent is not None
+    staging, staged = tmp_path / "staging", tmp_path / "staging" / "data"
+    args = ("import", "tree", str(staging), str(staged), str(sent.size), sent.sha256)
+    status, _, answer = run(*args, data=out)
+    assert (
+        status == 0
+        and answer is not None
+        and (answer.size, answer.sha256)
+        == (
+            sent.size,
+            sent.sha256,
+        )
+    )
+    assert (staged / "sub dir" / "random.bin").read_bytes() == (
+        tree / "sub dir" / "random.bin"
+    ).read_bytes()
+    assert os.readlink(staged / "link") == "text.log"
+    assert (staging.stat().st_mode & 0o777, staged.stat().st_mode & 0o777) == (0o700, 0o750)
+
+
+def test_import_of_a_member_that_does_not_match_its_sha256_leaves_nothing_staged(
+    tree: Path, tmp_path: Path
+) -> None:
+    _, out, sent = run("export", "tree", str(tree))
+    assert sent is not None
+    staged = tmp_path / "staging" / "data"
+    args = ("import", "tree", str(staged.parent), str(staged), str(sent.size), "0" * 64)
+    status, _, answer = run(*args, data=out)
+    assert status == 1 and answer is not None
+    assert answer.error == "the staged copy does not match the archive (sha256)"
+    assert not staged.exists()
+
+
+def test_import_of_a_dump_refuses_data_after_the_member_s_end(tmp_path: Path) -> None:
+    dump = b"SELECT 1;\n"
+    frames = subprocess.run(("zstd", "-c"), input=dump + bytes(502) + b"extra",
+                            capture_output=True, check=True).stdout  # fmt: skip
+    staged = tmp_path / "staging" / "services.dump"
+    sha = hashlib.sha256(dump).hexdigest()
+    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha,
+                            data=frames)  # fmt: skip
+    assert status == 1 and answer is not None and answer.error == "data after the member's end"
+    assert not staged.exists()
+
+
+def test_import_of_a_dump_accepts_trailing_end_of_archive_zeros(tmp_path: Path) -> None:
+    dump = b"SELECT 1;\n"
+    frames = subprocess.run(("zstd", "-c"), input=dump + bytes(502 + 1024),
+                            capture_output=True, check=True).stdout  # fmt: skip
+    staged = tmp_path / "staging" / "services.dump"
+    sha = hashlib.sha256(dump).hexdigest()
+    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha,
+                            data=frames)  # fmt: skip
+    assert status == 0 and answer is not None and staged.read_bytes() == dump
+
+
+def test_import_of_corrupt_frames_fails_naming_zstd(tmp_path: Path) -> None:
+    staged = tmp_path / "staging" / "services.dump"
+    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", "0" * 64,
+                            data=b"\x28\xb5\x2f\xfd garbage")  # fmt: skip
+    assert status == 1 and answer is not None and answer.error.startswith("zstd")
+    assert not staged.exists()
+
+
+def test_a_cut_short_program_is_refused_by_the_loader() -> None:
+    argv = stream.argv("export", "tree", "/")
+    done = subprocess.run((sys.executable, *argv[1:]), input=stream.source()[:100],
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and b"cut short" in done.stderr
