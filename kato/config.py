@@ -18,7 +18,6 @@ from kato import yamldoc
 from kato.errors import UsageError
 
 DEFAULT_PATH = Path("/etc/kato/cluster.yaml")
-NODE_FILE = "/etc/kato/node.yaml"  # on each node: its name and cluster (kato install writes it)
 # \Z, not $: `$` also matches before a final newline, so "node1\n" would pass.
 NODE_NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
 ROLE_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,62}\Z")

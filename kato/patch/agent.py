@@ -24,7 +24,6 @@ import sys
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
-from types import ModuleType
 from typing import Any
 
 FORMAT = 1
@@ -35,15 +34,10 @@ class Refused(Exception):
     """The command cannot go on; nothing is left half done."""
 
 
-def _safe_write() -> ModuleType:
-    """kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here."""
-    try:
-        return importlib.import_module("safe_write")
-    except ImportError:
-        return importlib.import_module("kato.remote.safe_write")
-
-
-SAFE = _safe_write()
+try:  # kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here
+    SAFE = importlib.import_module("safe_write")
+except ImportError:
+    SAFE = importlib.import_module("kato.remote.safe_write")
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
