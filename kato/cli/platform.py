@@ -1,4 +1,4 @@
-"""`kato install`, `kato start|stop|restart [platform | ROLE...]`."""
+"""`kato install|uninstall`, `kato start|stop|restart [--role ROLE]...`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from kato.cli.common import (
     LOCK_WAIT,
     NODES,
     PARALLEL,
+    ROLES,
     VERBOSE,
     invocation,
-    load_cluster,
+    load_chosen,
 )
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
@@ -48,10 +49,11 @@ def install(
     with reported():
         from kato.platform import install as installer
 
+        cluster, pick = load_chosen(parallel, node)
         out = installer.install(
-            load_cluster(parallel),
+            cluster,
             version,
-            node,
+            pick.node_list,
             dry_run=dry_run,
             lock_wait=duration(lock_wait),
             command=invocation(),
@@ -71,9 +73,10 @@ def uninstall(
     with reported():
         from kato.platform import install as installer
 
+        cluster, pick = load_chosen(parallel, node)
         out = installer.uninstall(
-            load_cluster(parallel),
-            node,
+            cluster,
+            pick.node_list,
             dry_run=dry_run,
             lock_wait=duration(lock_wait),
             command=invocation(),
@@ -83,7 +86,7 @@ def uninstall(
 
 def _control(action: str):  # type: ignore[no-untyped-def]
     def command(
-        roles: list[str] = typer.Argument(None, metavar="[platform | ROLE...]"),
+        role: list[str] = ROLES,
         node: list[str] = NODES,
         parallel: int = PARALLEL,
         dry_run: bool = DRY_RUN,
@@ -94,11 +97,12 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         with reported():
             from kato.platform import control
 
+            cluster, pick = load_chosen(parallel, node, role)
             out = control.control(
-                load_cluster(parallel),
+                cluster,
                 action,
-                roles or [],
-                node,
+                list(pick.roles),
+                pick.node_list,
                 dry_run=dry_run,
                 lock_wait=duration(lock_wait),
                 command=invocation(),
@@ -109,7 +113,7 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         _report(out, as_json, verbose)
 
     command.__doc__ = (
-        f"{action.capitalize()} the platform's roles (all, or the named ones) in "
+        f"{action.capitalize()} the platform's roles (all, or those --role names) in "
         "role order"
         + (", waiting for each to be healthy." if action != "stop" else " (reverse order).")
     )

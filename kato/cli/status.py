@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from kato import __version__, output
-from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_cluster
+from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_chosen, load_cluster
 from kato.cli.errors import reported
 from kato.cli.results import exit_for, failure_rows
 
@@ -39,14 +39,14 @@ def status(
         from kato import status as cluster_status
         from kato.upgrade import catalog
 
-        cluster = load_cluster(parallel)
+        cluster, pick = load_chosen(parallel, node, role)
         if prometheus is None:
-            result = cluster_status.status(cluster, node, role)
+            result = cluster_status.status(cluster, pick.node_list, pick.role_list)
         else:
             from kato import monitor
             from kato import prometheus as textfile
 
-            snap = monitor.snapshot(cluster, node, role)
+            snap = monitor.snapshot(cluster, pick.node_list, pick.role_list)
             textfile.write(prometheus, textfile.render(snap))
             result = snap.status
         update, problem = catalog.update_for(cluster, [n.version for n in result.nodes])
@@ -95,12 +95,12 @@ def status(
     raise typer.Exit(result.exit_code)
 
 
-def version(as_json: bool = JSON) -> None:
+def version(parallel: int = PARALLEL, as_json: bool = JSON) -> None:
     """kato's own version and the platform version on each node (warns when they differ)."""
     with reported():
         from kato import status as cluster_status
 
-        result = cluster_status.versions(load_cluster())
+        result = cluster_status.versions(load_cluster(parallel))
     versions = result.nodes
     if as_json:
         output.document(

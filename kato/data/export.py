@@ -97,12 +97,12 @@ def export(
     if not sources:
         raise UsageError(
             "nothing to export: none of the chosen nodes carries a role with data",
-            hint="check --node, --only and --exclude against `kato status`",
+            hint="check --node, --role and --exclude against `kato status`",
         )
     if len(sources) > MAX_MEMBERS:
         raise UsageError(
             f"{len(sources)} data dirs to export, more than one archive holds ({MAX_MEMBERS})",
-            hint="split the export with --node or --only",
+            hint="split the export with --node or --role",
         )
     created = datetime.now(UTC).replace(microsecond=0)
     final, directory = destination(dest, cluster.name, created, compress)

@@ -37,9 +37,9 @@ class DataDir:
 def chosen_roles(
     roles: Mapping[str, Role], only: Sequence[str], exclude: Sequence[str]
 ) -> set[str]:
-    """The roles --only/--exclude leave (every role with data by default)."""
+    """The roles --role/--exclude leave (every role with data by default)."""
     with_data = {name for name, role in roles.items() if role.export}
-    for option, names in (("--only", only), ("--exclude", exclude)):
+    for option, names in (("--role", only), ("--exclude", exclude)):
         unknown = [n for n in names if n not in roles]
         if unknown:
             raise UsageError(
@@ -51,7 +51,7 @@ def chosen_roles(
 
 
 def split_roles(values: Sequence[str] | None) -> list[str]:
-    """--only a,b --only c → [a, b, c]."""
+    """--role a,b --role c → [a, b, c]."""
     return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
 
 
