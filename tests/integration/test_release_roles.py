@@ -98,9 +98,10 @@ def check_commands_follow_1_2_0(cluster: Cluster, tmp_path: Path) -> None:
     # Without its database, 1.2.0's controller still runs but fails 1.2.0's health check:
     # status says so and a restart waits for it in vain.
     on(cluster, "stop", "--role", "postgresql")
-    assert controller_health(
-        cluster
-    ) == "failing: HTTP 503 from http://127.0.0.1:8181/healthz/registry"
+    assert (
+        controller_health(cluster)
+        == "failing: HTTP 503 from http://127.0.0.1:8181/healthz/registry"
+    )
     restarted = run(cluster, "restart", "--role", "controller", "--verbose")
     assert restarted.returncode != 0, restarted.stdout  # type: ignore[attr-defined]
     assert "node1: role definitions from release 1.2.0 on the node" in restarted.stderr  # type: ignore[attr-defined]
