@@ -20,10 +20,10 @@ from pathlib import Path
 from kato import facts, yamldoc
 from kato import release as releases
 from kato.config import Cluster
-from kato.errors import KatoError, UsageError
+from kato.errors import ExitCode, KatoError
 from kato.roles import Role, RolesInvalid, bundled_directory, load_roles, parse_definition
 from kato.transport.base import Transport
-from kato.transport.fanout import fan_out
+from kato.transport.fanout import NodeFailure, fan_out
 from kato.transport.pool import Connections
 
 _CACHE: dict[tuple[str, str], dict[str, Role]] = {}
@@ -94,18 +94,26 @@ def of_node(cluster: Cluster, transport: Transport, node: str) -> NodeRoles:
 
 
 def of_nodes(cluster: Cluster, conns: Connections, nodes: Iterable[str]) -> ClusterRoles:
-    """Every node's definitions, in parallel. A node that cannot be asked is a usage-level
-    stop: kato will not act on a node whose roles it does not know."""
+    """Every node's definitions, in parallel. A node that cannot be asked stops the command
+    before it changes anything: kato does not act on a node whose roles it does not know."""
     names = list(dict.fromkeys(nodes))
     done = fan_out(names, lambda n: of_node(cluster, conns.get(n), n), cluster.ssh.parallel)
     if done.failed:
-        first = next(iter(done.failed.values()))
-        raise UsageError(
-            f"cannot read the role definitions of {', '.join(sorted(done.failed))}: "
-            f"{first.message}",
+        raise DefinitionsUnknown(done.failed)
+    return ClusterRoles({n: done.succeeded[n] for n in names})
+
+
+class DefinitionsUnknown(KatoError):
+    """Some nodes could not say which release they run (exit 5 when unreachable)."""
+
+    def __init__(self, failed: Mapping[str, NodeFailure]) -> None:
+        first = next(iter(failed.values()))
+        super().__init__(
+            f"cannot read the role definitions of {', '.join(sorted(failed))} "
+            f"({first.phase}: {first.message}); nothing was changed",
             hint="`kato status` shows which nodes answer; --node leaves the others out",
         )
-    return ClusterRoles({n: done.succeeded[n] for n in names})
+        self.exit_code = ExitCode(first.exit_code)
 
 
 def everywhere(cluster: Cluster, nodes: Sequence[str] = ()) -> ClusterRoles:

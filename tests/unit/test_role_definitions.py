@@ -130,3 +130,23 @@ def test_a_node_whose_release_lacks_a_role_plans_nothing_for_it(
         "n1 controller audit",
         "n1 controller controller",
     ]
+
+
+def test_a_node_that_cannot_say_what_it_runs_stops_the_command_with_exit_5() -> None:
+    from kato.connect import connections
+    from kato.errors import ExitCode
+    from kato.remote.agent import AGENT
+    from kato.role_definitions import DefinitionsUnknown, of_nodes
+    from tests.fakes import FakeCluster
+
+    fake = FakeCluster(["node1", "node2"], roles=("router",))
+    for node in fake.nodes.values():
+        node.files[AGENT.directory] = b"shipped"
+    fake.nodes["node2"].down = True
+    with connections(fake.cluster, fake.factory) as conns:
+        assert of_nodes(fake.cluster, conns, ["node1"]).nodes["node1"].bundled  # no release files
+        with pytest.raises(DefinitionsUnknown) as caught:
+            of_nodes(fake.cluster, conns, ["node1", "node2"])
+    assert caught.value.exit_code == ExitCode.UNREACHABLE
+    assert "cannot read the role definitions of node2" in caught.value.message
+    assert "nothing was changed" in caught.value.message
