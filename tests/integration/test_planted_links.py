@@ -152,7 +152,7 @@ def test_a_schedule_run_never_writes_its_metric_through_a_link(
     metric.parent.mkdir(mode=0o755)
     metric.symlink_to(victim)
     done = on(cluster, "data", "schedule", "run", "--dest", str(tmp_path / "archives"),
-              "--only", "redis", "--metrics", str(metric))  # fmt: skip
+              "--role", "redis", "--metrics", str(metric))  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert f"{metric} is a symbolic link" in done.stdout + done.stderr
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
@@ -162,11 +162,11 @@ def test_a_schedule_run_never_writes_its_metric_through_a_link(
 def test_import_refuses_a_data_dir_that_is_a_link(cluster: Cluster, tmp_path: Path) -> None:
     droplets = "/var/lib/kato/data/droplets"
     archive = tmp_path / "droplets.tar"
-    on(cluster, "data", "export", str(archive), "--only", "filesystem", "--compress", "none")
+    on(cluster, "data", "export", str(archive), "--role", "filesystem", "--compress", "none")
     sh(cluster, "node1", f"mkdir -p /root/kato-canary-dir && echo keep > /root/kato-canary-dir/f"
        f" && mv {droplets} {droplets}.saved && ln -s /root/kato-canary-dir {droplets}")  # fmt: skip
     try:
-        done = on(cluster, "data", "import", str(archive), "--only", "filesystem")
+        done = on(cluster, "data", "import", str(archive), "--role", "filesystem")
         assert done.returncode == 1, done.stderr
         assert f"{droplets} is a symbolic link" in done.stderr
         assert sh(cluster, "node1", "ls -A /root/kato-canary-dir; cat /root/kato-canary-dir/f") \
@@ -183,7 +183,7 @@ def test_export_never_writes_through_a_link_at_its_destination(
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     (tmp_path / "out.tar").symlink_to(victim)
-    done = on(cluster, "data", "export", str(tmp_path / "out.tar"), "--only", "redis")
+    done = on(cluster, "data", "export", str(tmp_path / "out.tar"), "--role", "redis")
     assert done.returncode == 2, done.stderr
     assert f"{tmp_path / 'out.tar'} exists: export never overwrites" in done.stderr
     assert victim.read_text() == "precious\n"
