@@ -153,6 +153,8 @@ class ClusterLock:
         self._thread: threading.Thread | None = None
         self.lost = False
         self.broken: dict[str, Any] | None = None  # who broke this lock, and when
+        self._fencing = threading.Lock()
+        self._fenced_at = -1.0  # when the last check that found the lock ours began
 
     @property
     def id(self) -> str:
@@ -193,9 +195,22 @@ class ClusterLock:
 
     def fence(self) -> None:
         """Before a command on a node: LockLost if this lock was broken or taken (the break
-        is then marked seen, so another operation may take the lock)."""
-        if self.lost:
-            raise LockLost(self.id, self.broken, "another operation took it")
+        is then marked seen, so another operation may take the lock).
+
+        Checks run one at a time, and a check that began after this call asked answers it
+        too: N nodes' workers asking at once cost two checks on the core node, not N sessions
+        at once on its connection (sshd allows 10)."""
+        asked = time.monotonic()
+        with self._fencing:
+            if self.lost:
+                raise LockLost(self.id, self.broken, "another operation took it")
+            if self._fenced_at >= asked:
+                return
+            started = time.monotonic()
+            self._fence_now()
+            self._fenced_at = started
+
+    def _fence_now(self) -> None:
         answer = self.conns.call(self.core, lambda t: _call(t, "fence", {"id": self.id}))
         if answer["result"] == "ok":
             return

@@ -47,3 +47,45 @@ def test_a_dry_run_never_locks_and_a_held_lock_is_refused() -> None:
         session(fake.cluster, ["kato"], factory=fake.factory) as s,
     ):
         s.begin()
+
+
+def test_nodes_asking_at_once_share_their_lock_checks_one_at_a_time() -> None:
+    """Ten workers each fence before a command: the core node sees the checks one at a time
+    (never ten sessions at once on its connection) and fewer than one per worker, while a
+    worker asking after a check began still gets a check of its own."""
+    import threading
+    import time
+
+    nodes = [f"node{i}" for i in range(1, 11)]
+    fake = FakeCluster(nodes)
+    flying, most, checks = [0], [0], [0]
+    guard = threading.Lock()
+
+    def slow_fence(node: object, argv: tuple[str, ...], stdin: object) -> None:
+        if "fence" in argv:
+            with guard:
+                flying[0] += 1
+                checks[0] += 1
+                most[0] = max(most[0], flying[0])
+            time.sleep(0.05)  # a check on a loaded core node
+            with guard:
+                flying[0] -= 1
+        return None
+
+    fake.answers.append(slow_fence)
+    with session(fake.cluster, ["kato", "change"], factory=fake.factory) as s:
+        s.begin()
+        start = threading.Barrier(len(nodes))
+
+        def command(node: str) -> None:
+            start.wait()
+            s.transport(node).run(("true",))
+
+        workers = [threading.Thread(target=command, args=(n,)) for n in nodes]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert most[0] == 1 and 1 <= checks[0] <= 2
+        s.transport("node1").run(("true",))  # asked after those checks: checked again
+        assert checks[0] in (2, 3)
