@@ -28,6 +28,7 @@ from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 LOCK_PATH = layout.LOCK
+FENCE_REUSE = 0.5  # seconds a fence check answers the commands asking after it began
 FORMAT = 1
 DEFAULT_TTL = float(os.environ.get("KATO_LOCK_TTL", "60"))  # seconds without a heartbeat
 PATIENCE = 120.0  # how long a held lock waits for a rebooting core node before giving up
@@ -197,14 +198,16 @@ class ClusterLock:
         """Before a command on a node: LockLost if this lock was broken or taken (the break
         is then marked seen, so another operation may take the lock).
 
-        Checks run one at a time, and a check that began after this call asked answers it
-        too: N nodes' workers asking at once cost two checks on the core node, not N sessions
-        at once on its connection (sshd allows 10)."""
+        Checks run one at a time, and a check that began at most FENCE_REUSE before this call
+        asked answers it too: N nodes' workers asking at once cost one or two checks on the core
+        node, not N sessions at once on its connection (sshd allows 10), and a node's next
+        command right after its last costs none. A break is then seen at most FENCE_REUSE
+        later; nobody else may take the lock before it is seen, so no two operations overlap."""
         asked = time.monotonic()
         with self._fencing:
             if self.lost:
                 raise LockLost(self.id, self.broken, "another operation took it")
-            if self._fenced_at >= asked:
+            if self._fenced_at >= asked - FENCE_REUSE:
                 return
             started = time.monotonic()
             self._fence_now()

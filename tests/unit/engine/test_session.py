@@ -49,12 +49,16 @@ def test_a_dry_run_never_locks_and_a_held_lock_is_refused() -> None:
         s.begin()
 
 
-def test_nodes_asking_at_once_share_their_lock_checks_one_at_a_time() -> None:
+def test_nodes_asking_at_once_share_their_lock_checks_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Ten workers each fence before a command: the core node sees the checks one at a time
     (never ten sessions at once on its connection) and fewer than one per worker, while a
-    worker asking after a check began still gets a check of its own."""
+    worker asking after the reuse window gets a check of its own."""
     import threading
     import time
+
+    from kato import lock
 
     nodes = [f"node{i}" for i in range(1, 11)]
     fake = FakeCluster(nodes)
@@ -87,5 +91,9 @@ def test_nodes_asking_at_once_share_their_lock_checks_one_at_a_time() -> None:
         for worker in workers:
             worker.join()
         assert most[0] == 1 and 1 <= checks[0] <= 2
-        s.transport("node1").run(("true",))  # asked after those checks: checked again
-        assert checks[0] in (2, 3)
+        before = checks[0]
+        s.transport("node1").run(("true",))  # within the reuse window: no check
+        assert checks[0] == before
+        monkeypatch.setattr(lock, "FENCE_REUSE", 0.0)
+        s.transport("node1").run(("true",))  # asked after every check began: checked again
+        assert checks[0] == before + 1
