@@ -330,7 +330,7 @@ def _parse_ssh_access(ssh: SshSettings, raw: Any, problems: Problems) -> SshSett
         agent=agent,
         passphrase_file=problems.string(raw, "passphrase_file", "ssh", required=False) or None,
         passphrase_env=problems.string(raw, "passphrase_env", "ssh", required=False) or None,
-        keepalive=problems.number(raw, "keepalive", "ssh", ssh.keepalive),
+        keepalive=problems.number(raw, "keepalive", "ssh", ssh.keepalive, off=True),
         sudo_password_file=problems.string(raw, "sudo_password_file", "ssh", required=False)
         or None,
         sudo_password_env=problems.string(raw, "sudo_password_env", "ssh", required=False) or None,
@@ -433,8 +433,13 @@ class Problems:
             return default
         return value
 
-    def number(self, raw: dict[str, Any], key: str, where: str, default: float) -> float:
+    def number(
+        self, raw: dict[str, Any], key: str, where: str, default: float, off: bool = False
+    ) -> float:
+        """Seconds above 0; with `off`, 0 too (the thing switched off)."""
         value = raw.get(key, default)
+        if off and value == 0 and not isinstance(value, bool):
+            return 0.0
         if not is_seconds(value):
             self.add(
                 f"{where}.{key}", f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}"

@@ -16,7 +16,7 @@ from kato.connect import ssh_options
 from kato.errors import ExitCode, HostKeyRefused, UsageError
 from kato.node import record_keys
 from kato.transport.fanout import NodeFailure, fan_out
-from kato.transport.ssh import offered_host_key
+from kato.transport.ssh_connect import offered_host_key
 from kato.transport.ssh_route import keys_from_known_hosts, route
 
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")

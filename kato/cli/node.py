@@ -15,7 +15,7 @@ from kato.errors import UsageError
 
 if TYPE_CHECKING:
     from kato.node_trust import BulkTrust, NodeKey
-    from kato.transport.ssh import OfferedKey
+    from kato.transport.ssh_connect import OfferedKey
 
 app = typer.Typer(help="The cluster's nodes.", no_args_is_help=True)
 
