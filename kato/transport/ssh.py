@@ -48,9 +48,9 @@ class SshTransport:
         self._sudo_password: str | None = None
         self._client = self._connect()
         self._liveness = Liveness(options.idle_timeout)
-        try:
+        try:  # the login's user decides, also when it comes from ssh.config's User
             self._sudo_prefix, self._sudo_password = choose_sudo(
-                node, options.user, options.sudo_password, self._try_sudo
+                node, self._login_user, options.sudo_password, self._try_sudo
             )
         except BaseException:
             self.close()
@@ -59,6 +59,7 @@ class SshTransport:
     def _connect(self) -> paramiko.SSHClient:
         keys = load_host_keys(Path(self.options.known_hosts), self.node)
         hops = route(self.address, self.port, self.options)
+        self._login_user = hops[-1].user
         self._jumps, sock = through_jumps(self.node, hops, self.options, keys)
         try:
             return login(self.node, hops[-1], sock, self.options, keys)

@@ -216,7 +216,7 @@ def offered_host_key(
     jumps: list[paramiko.SSHClient] = []
     if options is not None and options.ssh_config:
         hops = route(address, port, options)
-        keys = load_host_keys(Path(options.known_hosts), node)
+        keys = load_host_keys(Path(options.known_hosts), node, missing_ok=True)
         jumps, sock = through_jumps(node, hops, options, keys)
         address, port = hops[-1].hostname, hops[-1].port
     else:

@@ -43,12 +43,16 @@ def host_key_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def load_host_keys(path: Path, node: str) -> paramiko.HostKeys:
+def load_host_keys(path: Path, node: str, missing_ok: bool = False) -> paramiko.HostKeys:
+    """The keys kato trusts; `missing_ok` (kato node trust, which creates the file): a file
+    not there yet holds none, so a jump host on the way is refused naming its key."""
     import paramiko
 
     logging.getLogger("paramiko").addHandler(logging.NullHandler())  # errors reach us as data
     logging.getLogger("paramiko").propagate = False
     problem = known_hosts_problem(path)
+    if problem and missing_ok and not os.path.lexists(path):
+        return paramiko.HostKeys()
     if problem:
         missing = problem.startswith("there is no known_hosts")
         raise HostKeyRefused(
@@ -77,7 +81,9 @@ def refuse_unknown(
     class RefuseUnknown(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
             trust = (
-                f"add the line `{hostname} {key.get_name()} {key.get_base64()}` to {known_hosts}"
+                f"add the line `{hostname} {key.get_name()} {key.get_base64()}` to {known_hosts} "
+                "(or `kato node trust --from-known-hosts FILE` takes it from an OpenSSH "
+                "known_hosts, jump hosts included)"
                 if jump
                 else f"`kato node trust --node {node} --fingerprint {fingerprint(key)}`"
             )
