@@ -154,9 +154,10 @@ def test_without_keepalive_the_firewall_cuts_it_and_kato_says_so_at_once(
 
 
 def test_a_node_cut_off_mid_command_is_named_within_the_idle_timeout(cluster: Cluster) -> None:
-    """The bound: idle_timeout, plus a probe interval (idle_timeout/4) and the 1 s poll."""
+    """Noticed within idle_timeout, plus a probe interval (idle_timeout/4) and the 1 s poll;
+    then the run ends (the lock released, its end journaled): far below command_timeout."""
     idle = 4.0
-    bound = idle + idle / 4 + 1 + 3  # 3 s for a loaded machine
+    bound = idle + idle / 4 + 1 + 8  # 8 s to end the run on a loaded machine
     pid_file = "/run/ka-liveness.pid"
     proc = subprocess.Popen(
         (*KATO, "--cluster", str(cluster.home / "cluster.yaml"), "run", "--node", "node3",
