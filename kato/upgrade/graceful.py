@@ -118,19 +118,19 @@ def prep(
             )
         )
         out.source = rec.source
+        # one lock from staging to prepped, the export included
         with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
             state.write(core, rec)
             facts = prepare.gather(cluster, conns, location, target, ok)
             staged = stage_all(cluster, conns, op, target, ok, facts)
             if staged.failed:
                 raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
-        roles = sorted({m.role for m in plan.migrations})
-        if no_backup and roles:
-            out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
-        else:
-            rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
-        old = role_definitions.of_release(releases.load_release(location, rec.source))
-        with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
+            roles = sorted({m.role for m in plan.migrations})
+            if no_backup and roles:
+                out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
+            else:
+                rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
+            old = role_definitions.of_release(releases.load_release(location, rec.source))
             state.write(core, rec := rec.moved("stopping"))
             walk.stop(cluster, conns, op, stopped_by_prep(old, stateless), progress)
             state.write(core, rec := rec.moved("prepped"))

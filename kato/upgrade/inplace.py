@@ -181,6 +181,7 @@ def in_place(
                 "staging",
             )
         out.source = rec.source
+        # one lock from the first change to the end: stage, export, change and any rollback
         with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
             state.write(core, rec := rec.moved("staging"))
             staged = stage_all(
@@ -189,29 +190,28 @@ def in_place(
             if staged.failed:
                 raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
             state.write(core, rec := rec.moved("staged"))
-        roles = sorted({m.role for m in plan.migrations})
-        if no_backup and roles:
-            out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
-        else:
-            rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
-            state.write(core, rec)
-        out.backup = rec.backup
-        try:
-            rec = change(cluster, conns, rec, location, lock_wait, command, progress)
-        except KatoError as exc:
-            out.failure = exc.message
-            rec = state.read(core) or rec  # how far the change got
-            state.write(core, rec := rec.moved(f"failed: {exc.message[:200]}"))
-            progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
-            rec = roll_back(
-                cluster,
-                conns,
-                rec,
-                location,
-                lock_wait=lock_wait,
-                command=command,
-                progress=progress,
-            )
+            roles = sorted({m.role for m in plan.migrations})
+            if no_backup and roles:
+                out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
+            else:
+                rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
+                state.write(core, rec)
+            out.backup = rec.backup
+            try:
+                rec = change(cluster, conns, rec, location, lock_wait, command, progress)
+            except KatoError as exc:
+                out.failure = exc.message
+                rec = state.failed(core, rec, exc.message)
+                progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
+                rec = roll_back(
+                    cluster,
+                    conns,
+                    rec,
+                    location,
+                    lock_wait=lock_wait,
+                    command=command,
+                    progress=progress,
+                )
         out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun
     return out

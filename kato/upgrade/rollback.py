@@ -110,26 +110,24 @@ def roll_back(
     core = conns.get(cluster.core)
     old = role_definitions.of_release(releases.load_release(location, rec.source))
     new = role_definitions.of_release(releases.load_release(location, rec.target))
+    # one lock throughout: stop, activate, restore (the import joins it) and start
     with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-        rec = rec.moved("rolling back: stopping")
-        state.write(core, rec)
+        state.write(core, rec := rec.moved("rolling back: stopping"))
         walk.stop(cluster, conns, op, walk.cluster_roles(cluster, new), progress, tolerate=True)
-        rec = rec.moved("rolling back: activating")
-        state.write(core, rec)
+        state.write(core, rec := rec.moved("rolling back: activating"))
         walk.activate(cluster, conns, op, rec.source, old, new, progress)
-    if rec.migrated and rec.backup is not None:
-        archive = rec.backup
-        progress.step(f"restoring {', '.join(rec.backup_roles)} from {archive}")
-        state.write(core, rec := rec.moved("rolling back: restoring"))
-        import_archive(
-            cluster,
-            archive,
-            only=rec.backup_roles,
-            lock_wait=lock_wait,
-            command=command,
-            progress=progress,
-        )
-    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
+        if rec.migrated and rec.backup is not None:
+            archive = rec.backup
+            progress.step(f"restoring {', '.join(rec.backup_roles)} from {archive}")
+            state.write(core, rec := rec.moved("rolling back: restoring"))
+            import_archive(
+                cluster,
+                archive,
+                only=rec.backup_roles,
+                lock_wait=lock_wait,
+                command=command,
+                progress=progress,
+            )
         state.write(core, rec := rec.moved("rolling back: starting"))
         walk.start(cluster, conns, op, walk.cluster_roles(cluster, old), progress)
         rec = rec.moved("rolled back", result="rolled back")
