@@ -1,7 +1,8 @@
 """Pause points, so a test on real nodes can act *during* a phase of a long operation instead of
 guessing a sleep: with KATO_PAUSE_DIR set, kato stops at each point it passes (an upgrade's
-phases), says so by creating `DIR/POINT.reached`, and goes on once `DIR/POINT.go` exists.
-Unset (always, outside tests), a point costs one environment lookup."""
+phases), says so by creating `DIR/POINT.reached`, and goes on once `DIR/POINT.go` exists
+(`DIR/off` lets it pass every point from then on). Unset (always, outside tests), a point
+costs one environment lookup."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def point(name: str) -> None:
     """Stop here until the test lets kato go on (only with KATO_PAUSE_DIR set)."""
     directory = os.environ.get("KATO_PAUSE_DIR")
     if not directory:
+        return
+    if (Path(directory) / "off").exists():
         return
     base = Path(directory) / file_name(name)
     go = base.with_name(base.name + ".go")

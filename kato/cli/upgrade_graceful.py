@@ -48,6 +48,7 @@ def prep(
 def takeover(
     version: str = VERSION,
     repo: str = REPO,
+    dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -61,6 +62,7 @@ def takeover(
             load_cluster(),
             version,
             repo=repo,
+            dry_run=dry_run,
             lock_wait=seconds(lock_wait),
             command=invocation(),
             progress=progress,

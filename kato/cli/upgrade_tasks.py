@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.cli.common import JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
 from kato.cli.errors import reported
 from kato.cli.upgrade_common import VERSION
 
@@ -15,6 +15,7 @@ def task(
     argv: list[str] = typer.Argument(..., metavar="-- CMD...", help="The command and its args."),
     role: str = typer.Option(..., "--role", help="Run it where this role is, in its release dir."),
     node: str = typer.Option(None, "--node", help="This node (default: the first with the role)."),
+    dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -30,11 +31,18 @@ def task(
             role,
             argv,
             node=node,
+            dry_run=dry_run,
             lock_wait=seconds(lock_wait),
             command=invocation(),
         )
     if as_json:
         output.document(result)
+    elif dry_run:
+        output.line(
+            f"would run `{' '.join(result.command)}` on {result.node} in "
+            f"{result.release}/{result.role}; nothing was changed (--dry-run)"
+        )
+        raise typer.Exit(0)
     else:
         output.line(
             f"task {result.id} on {result.node} ({result.release}/{result.role}): exit "

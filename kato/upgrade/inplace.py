@@ -49,6 +49,7 @@ class UpgradeOutcome:
     failure: str | None = None
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # a dry run's sequence, when not in plan
 
     @property
     def exit_code(self) -> int:

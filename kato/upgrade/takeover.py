@@ -30,6 +30,7 @@ def takeover(
     version: str,
     *,
     repo: str | None = None,
+    dry_run: bool = False,
     lock_wait: float = 0.0,
     command: Sequence[str] = (),
     progress: Progress | None = None,
@@ -42,10 +43,13 @@ def takeover(
         core = s.transport(cluster.core)
         refuse_major_jump(s, version, location)
         rec = prepared(state.read(core), version)
-        out = UpgradeOutcome(version, "takeover", False, None, rec.source)
+        out = UpgradeOutcome(version, "takeover", dry_run, None, rec.source)
         out.backup = rec.backup
-        s.begin()  # one lock from the first router to the end, any rollback included
         walker = Takeover(s, rec, location)
+        if dry_run:
+            out.steps = walker.sequence()
+            return out
+        s.begin()  # one lock from the first router to the end, any rollback included
         try:
             rec = _walk(walker, out)
         except RoutersStuck:

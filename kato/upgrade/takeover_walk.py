@@ -39,6 +39,28 @@ class Takeover:
             {n.name for n in self.cluster.nodes for r in self.serving if r in n.roles}
         )
 
+    def sequence(self) -> list[str]:
+        """What the takeover would do, one line per step (its --dry-run)."""
+        target, moved = self.rec.target, self.rec.taken_over
+        steps = [
+            f"{node}: drain, stop {', '.join(self._serving_on(node))}, activate {target}, "
+            "start, health gate, undrain"
+            for node in self.nodes
+            if node not in moved
+        ]
+        others = [n.name for n in self.cluster.nodes if n.name not in self.nodes]
+        if others:
+            steps.append(f"activate {target} on {', '.join(others)}")
+        migrations = pending(self.old_release.migrations, self.new_release.migrations)
+        steps.extend(f"migration {m.name} ({m.role})" for m in migrations)
+        stopped = stopped_by_prep(self.old, self.rec.stateless)
+        started = [r.name for r in stopped if r.name in self.upgraded]
+        steps.append(f"start {', '.join(started)} in role order, each behind its health gate")
+        return steps
+
+    def _serving_on(self, node: str) -> list[str]:
+        return [r for r in self.serving if r in self.cluster.node(node).roles]
+
     def save(self, phase: str, **changes: object) -> None:
         self.rec = self.rec.moved(phase, **changes)
         state.write(self.s.transport(self.cluster.core), self.rec)

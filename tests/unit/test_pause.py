@@ -41,3 +41,10 @@ def test_a_point_never_let_go_fails_with_the_file_to_create(
     with pytest.raises(KatoError, match="not released within 0.2s") as caught:
         pause.point("upgrade staged")
     assert str(tmp_path / "upgrade-staged.go") in (caught.value.hint or "")
+
+
+def test_off_lets_every_point_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KATO_PAUSE_DIR", str(tmp_path))
+    (tmp_path / "off").touch()
+    pause.point("upgrade staged")
+    assert not (tmp_path / "upgrade-staged.reached").exists()
