@@ -72,9 +72,17 @@ class Paused:
         return self.directory / f"{file_name('upgrade ' + phase)}.{kind}"
 
     def at(self, phase: str) -> None:
-        """Wait until kato stands at `phase` (an assertion error if it ended first)."""
+        """Wait until kato stands at `phase`, letting it through the phases before it (an
+        assertion error if it ended first)."""
         reached = self._file(phase, "reached")
-        wait_for(lambda: reached.exists() or self.process.poll() is not None, f"phase {phase}")
+
+        def there() -> bool:
+            for other in self.directory.glob("*.reached"):
+                if other != reached:
+                    other.with_suffix(".go").touch()
+            return reached.exists() or self.process.poll() is not None
+
+        wait_for(there, f"phase {phase}")
         if not reached.exists():
             raise AssertionError(f"kato ended before {phase}: {self.finish()}")
 
