@@ -14,7 +14,7 @@ from kato import release as releases
 from kato.config import Cluster
 from kato.engine.report import FAILED
 from kato.engine.session import Session, session
-from kato.errors import KatoError, PreflightRefused, UsageError
+from kato.errors import Interrupted, KatoError, PreflightRefused, UsageError
 from kato.progress import Progress, SilentProgress
 from kato.upgrade import catalog, state, takeback
 from kato.upgrade import nodes as node_releases
@@ -52,7 +52,7 @@ def takeover(
         s.begin()  # one lock from the first router to the end, any rollback included
         try:
             rec = _walk(walker, out)
-        except RoutersStuck:
+        except (RoutersStuck, Interrupted):
             raise  # the record says where each node is; rolling back needs those nodes
         except KatoError as exc:
             out.failure = exc.message
@@ -61,9 +61,7 @@ def takeover(
             progress.warn(
                 f"{out.failure}: moving every node back to {rec.source}, routers one by one"
             )
-            rec = takeback.recover(
-                cluster, rec, location, lock_wait=lock_wait, command=command, progress=progress
-            )
+            rec = takeback.recover(s, rec, location)
     out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun
     return out

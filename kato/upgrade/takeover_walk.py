@@ -14,7 +14,7 @@ from kato.engine.report import RolloutReport
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
 from kato.migrations import pending
-from kato.roles import Role
+from kato.roles import Role, in_start_order
 from kato.upgrade import state, walk
 from kato.upgrade.graceful import hook, stopped_by_prep
 from kato.upgrade.state import UpgradeState
@@ -73,18 +73,12 @@ class Takeover:
 
         def move(version: str, new: dict[str, Role], old: dict[str, Role]) -> int:
             hook(self.cluster, s.conns, s.op, "drain", node)
-            walk.stop(self.cluster, s.conns, s.op, [old[r] for r in mine], s.progress, nodes=[node])
-            walk.activate(self.cluster, s.conns, s.op, version, new, old, s.progress, nodes=[node])
+            for role in reversed(in_start_order(old[r] for r in mine)):
+                walk.stop_on(s, node, role)
+            walk.activate_on(s, node, version, new, old)
             running["defs"] = new
-            walk.start(
-                self.cluster,
-                s.conns,
-                s.op,
-                [new[r] for r in mine],
-                s.progress,
-                nodes=[node],
-                gate=False,
-            )
+            for role in in_start_order(new[r] for r in mine):
+                walk.start_on(s, node, role)  # the health gate is verify()'s
             return 1
 
         def verify() -> None:
@@ -120,7 +114,7 @@ class Takeover:
         """The routers were undone: start what prep stopped, on the old release again."""
         s = self.s
         stopped = stopped_by_prep(self.old, self.rec.stateless)
-        walk.start(self.cluster, s.conns, s.op, stopped, s.progress)
+        walk.start(s, stopped)
         self.save("rolled back", result="rolled back", detail=why[:200])
         return self.rec
 
@@ -131,27 +125,12 @@ class Takeover:
         others = [n.name for n in cluster.nodes if n.name not in self.nodes]
         self.save("activating")
         if others:
-            walk.activate(
-                cluster,
-                s.conns,
-                s.op,
-                self.rec.target,
-                self.upgraded,
-                self.leaving,
-                s.progress,
-                nodes=others,
-            )
+            walk.activate(s, self.rec.target, self.upgraded, self.leaving, nodes=others)
         migrations = pending(self.old_release.migrations, self.new_release.migrations)
         self.save("migrating", migrated=tuple(m.name for m in migrations))
-        walk.migrate(cluster, s.conns, s.op, self.rec.target, migrations, s.progress)
+        walk.migrate(s, self.rec.target, migrations)
         self.save("starting")
         stopped = stopped_by_prep(self.old, self.rec.stateless)
-        walk.start(
-            cluster,
-            s.conns,
-            s.op,
-            [self.upgraded[r.name] for r in stopped if r.name in self.upgraded],
-            s.progress,
-        )
+        walk.start(s, [self.upgraded[r.name] for r in stopped if r.name in self.upgraded])
         self.save("done", result="done", downtime=round(time.monotonic() - started, 3))
         return self.rec
