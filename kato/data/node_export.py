@@ -55,7 +55,7 @@ def write(
     """Fill `temp` with the archive of `sources` (facts: each one's mode and owner), read it
     back, and return its manifest. Nothing is left behind but `temp` itself."""
     for node in dict.fromkeys(s.node for s in sources):
-        conns.get(node)  # an unreachable node fails here, before anything streams
+        stream.ready(conns.get(node))  # an unreachable node fails here, before anything streams
     assembly = Assembly(len(sources), temp.with_name(temp.name + ".spool"))
     results: list[CommandResult | None] = [None] * len(sources)
     threads = [
@@ -100,7 +100,6 @@ def _node(
                 results[index] = conns.get(node).stream_out(
                     stream.argv(*program_args(source)),
                     assembly.sink(index),  # type: ignore[arg-type]
-                    stdin=stream.source(),
                 )
         except BaseException as exc:  # noqa: BLE001 (the assembling thread raises it)
             error = failed = exc

@@ -41,23 +41,14 @@ def regions(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]] | None
 
 
 class _Region:
-    """stdin for the node's program: the program, then the member's bytes from the archive."""
+    """stdin for the node's program: the member's bytes as they lie in the archive."""
 
     def __init__(self, fd: int, start: int, end: int, stop: threading.Event) -> None:
-        self.head, self.fd, self.position, self.end, self.stop = (
-            stream.source(),
-            fd,
-            start,
-            end,
-            stop,
-        )
+        self.fd, self.position, self.end, self.stop = fd, start, end, stop
 
     def read(self, size: int = -1) -> bytes:
         if self.stop.is_set():
             raise Stopped
-        if self.head:
-            data, self.head = self.head, b""
-            return data
         data = os.pread(self.fd, min(CHUNK, self.end - self.position), self.position)
         self.position += len(data)
         return data
@@ -74,7 +65,7 @@ def stage(
     """Stage every placement, the nodes in parallel; the first failure is raised."""
     nodes = list(dict.fromkeys(p.target.node for p in placements))
     for node in nodes:
-        conns.get(node)  # an unreachable node fails here, before anything is sent
+        stream.ready(conns.get(node))  # an unreachable node fails here, before anything is sent
     stop, failures = threading.Event(), []
     staged: dict[str, _Step] = {}
     fd = os.open(path, os.O_RDONLY)

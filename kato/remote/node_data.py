@@ -11,8 +11,8 @@ only, python3 on the node) that does the heavy work where the data is.
 
 Both end with one line on stderr, `KATO-RESULT {json}`: the member's size and sha256 as the
 node saw them, the exit status of the tar/dump or zstd/tar that did the work and the last
-line of its error output. kato runs it as `python3 -c LOADER LENGTH ARGS...` with this file's
-LENGTH bytes first on stdin (what follows on stdin is the data).
+line of its error output. It is part of the node agent (kato/remote/agent.py: shipped once per
+node per run, cached by content hash), so stdin carries only the data.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -23,11 +22,12 @@ from kato.errors import KatoError, NodeUnreachable
 from kato.progress import SilentProgress
 from kato.role_export import ExportSpec
 from kato.transport.base import CommandResult
+from tests.unit.data.local_agent import AgentThere, here
 
 CREATED = "2023-11-14T22:13:20+00:00"
 
 
-class LocalNode:
+class LocalNode(AgentThere):
     """A node whose commands run on this machine; `slow` seconds before each stream's end,
     `corrupt` flips one byte of what it sends, `lost` drops the connection mid-stream."""
 
@@ -39,7 +39,7 @@ class LocalNode:
     def stream_out(self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None,
                    stdin: bytes | None = None) -> CommandResult:  # fmt: skip
         time.sleep(self.hang)  # a node that sends nothing for that long
-        proc = subprocess.Popen((sys.executable, *argv[1:]), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(here(argv), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         assert proc.stdin and proc.stdout and proc.stderr
         proc.stdin.write(stdin or b"")

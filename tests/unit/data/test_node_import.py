@@ -5,7 +5,6 @@ entry is refused and leaves nothing staged."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +19,7 @@ from kato.progress import SilentProgress
 from kato.role_export import ExportSpec
 from kato.transport.base import CommandResult
 from tests.unit.data.build import Content, random_bytes, rich_tree, write_archive
+from tests.unit.data.local_agent import AgentThere, here
 
 CONTENTS = (
     Content("node1", "postgresql", "services", "stream", b"SELECT 1;\n" * 5000),
@@ -28,13 +28,13 @@ CONTENTS = (
 )
 
 
-class LocalNode:
+class LocalNode(AgentThere):
     def __init__(self, node: str) -> None:
         self.node = node
 
     def stream_in(self, argv: Sequence[str], source: BinaryIO, *,
                   idle_timeout: float | None = None) -> CommandResult:  # fmt: skip
-        proc = subprocess.Popen((sys.executable, *argv[1:]), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(here(argv), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         assert proc.stdin and proc.stderr
         while chunk := source.read(1 << 20):
