@@ -99,6 +99,25 @@ def verify_archive(
     return VerifyResult(shown, manifest, len(seen), total, entries, trees)
 
 
+def read_manifest(path: Path | str, name: str | None = None) -> Manifest:
+    """The archive's manifest alone (its first member), checked as verify_archive does."""
+    shown = name or str(path)
+    if not Path(path).is_file():
+        raise ArchiveInvalid(shown, "archive", "no such file")
+    found: Manifest | None = None
+    try:
+        with archive.reading(str(path)) as raw:
+            tar = tarfile.open(fileobj=raw, mode="r|")  # noqa: SIM115
+            found = _manifest(tar, shown)
+    except local.FilterFailed as exc:
+        if found is None:  # else: the decompressor, stopped early, said so (SIGPIPE)
+            raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
+    assert found is not None
+    return found
+
+
 def _manifest(tar: tarfile.TarFile, path: str) -> Manifest:
     first = tar.next()
     if first is None or first.name != manifest_.NAME:
