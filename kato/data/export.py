@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato import __version__, facts
 from kato.config import Cluster, DataLimits
 from kato.connect import connections
 from kato.data import archive, core_export, limits, node_export
 from kato.data.core_export import read_argv
+from kato.data.each_node import each_node
 from kato.data.limits import LimitExceeded, resolved
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
 from kato.data.selection import DataDir, data_dirs, located
@@ -188,14 +189,17 @@ def destination(
 
 def gather(conns: Connections, sources: Sequence[DataDir]) -> dict[DataDir, DirFacts]:
     """Each data dir's mode, owner and size on its node; a missing one is refused."""
-    found: dict[DataDir, DirFacts] = {}
-    for node in dict.fromkeys(s.node for s in sources):
-        mine = [s for s in sources if s.node == node]
-        result = conns.get(node).run(
-            ("python3", "-c", DIR_FACTS, *(s.path for s in mine)), timeout=600
+
+    def ask(node: str) -> Any:
+        paths = [s.path for s in sources if s.node == node]
+        return json.loads(
+            conns.get(node).run(("python3", "-c", DIR_FACTS, *paths), timeout=600).stdout
         )
-        answer = json.loads(result.stdout)
-        for source in mine:
+
+    found: dict[DataDir, DirFacts] = {}
+    answers = each_node((s.node for s in sources), ask)
+    for node, answer in answers.items():
+        for source in (s for s in sources if s.node == node):
             got = answer.get(source.path)
             if not got or not got["dir"]:
                 raise PreflightRefused(

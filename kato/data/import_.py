@@ -10,11 +10,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato import facts, journal
 from kato.config import Cluster, DataLimits
 from kato.data import archive, limits, node_import, resume, switch
+from kato.data.each_node import each_node
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.selection import located
@@ -180,9 +181,14 @@ def _check_room(
     """Each target filesystem must hold the staged copy (twice that for a dump: the staged
     file and the loaded data) and its entries, with a reserve; the previous data is renamed,
     not copied."""
-    for node in dict.fromkeys(p.target.node for p in placements):
+
+    def free_on(node: str) -> dict[str, Any]:
+        parents = [p.parent for p in placements if p.target.node == node]
+        return facts.free_space(parents).gather(conns.get(node))
+
+    free_by_node = each_node((p.target.node for p in placements), free_on)
+    for node, free in free_by_node.items():
         mine = [p for p in placements if p.target.node == node]
-        free = facts.free_space([p.parent for p in mine]).gather(conns.get(node))
         need: dict[str, tuple[int, int]] = {}
         for p in mine:
             size, inodes = need.get(p.parent, (0, 1))  # 1: the staging dir

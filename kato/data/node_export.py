@@ -15,6 +15,7 @@ from kato.config import DataLimits
 from kato.data import limits, stream
 from kato.data.archive import BLOCK, ArchiveWriter, raw_frame, tar_header
 from kato.data.assemble import Aborted, Assembly
+from kato.data.each_node import each_node
 from kato.data.manifest import NAME, SLOT, Manifest, Member
 from kato.data.readback import Job, ReadBack, check_frames
 from kato.data.selection import DataDir
@@ -58,8 +59,8 @@ def write(
     """Fill `temp` with the archive of `sources` (facts: each one's mode and owner), read it
     back, and return its manifest. Nothing is left behind but `temp` itself. `within`: the
     entry limit across the trees, applied as they stream."""
-    for node in dict.fromkeys(s.node for s in sources):
-        stream.ready(conns.get(node))  # an unreachable node fails here, before anything streams
+    # an unreachable node fails here, before anything streams
+    each_node((s.node for s in sources), lambda node: stream.ready(conns.get(node)))
     assembly = Assembly(len(sources), temp.with_name(temp.name + ".spool"))
     results: list[CommandResult | None] = [None] * len(sources)
     threads = [

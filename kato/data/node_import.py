@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kato.data import frames, stream
+from kato.data.each_node import each_node
 from kato.data.manifest import Manifest
 from kato.data.member_check import MemberCheck
 from kato.data.placement import Placement
@@ -73,8 +74,8 @@ def stage(
     (the archive's name): check each member here while it streams (a format-2 archive not
     verified beforehand), as MemberCheck does."""
     nodes = list(dict.fromkeys(p.target.node for p in placements))
-    for node in nodes:
-        stream.ready(conns.get(node))  # an unreachable node fails here, before anything is sent
+    # an unreachable node fails here, before anything is sent
+    each_node(nodes, lambda node: stream.ready(conns.get(node)))
     stop, failures = threading.Event(), []
     staged: dict[str, _Step] = {}
     fd = os.open(path, os.O_RDONLY)
