@@ -6,7 +6,7 @@ from __future__ import annotations
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "status": (
         "kato status",
-        "kato status --node node2 --json",
+        "kato status --node node2 --verbose",
         "kato status --prometheus /var/lib/node_exporter/textfile_collector/kato.prom",
     ),
     "install": (
@@ -17,7 +17,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "uninstall": ("kato uninstall --dry-run", "kato uninstall --node node3"),
     "start": ("kato start", "kato start --role router --node node2", "kato start --dry-run"),
     "stop": ("kato stop --role router --node node2", "kato stop --dry-run"),
-    "restart": ("kato restart --role controller", "kato restart --node node2 --parallel 1 --json"),
+    "restart": (
+        "kato restart --role controller --verbose",
+        "kato restart --node node2 --parallel 1 --json",
+    ),
     "version": ("kato version", "kato version --json"),
     "check": (
         "kato check",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from kato import output
 from kato.cli.common import (
     DRY_RUN,
     JSON,
@@ -106,6 +107,9 @@ def _control(action: str):  # type: ignore[no-untyped-def]
                 lock_wait=duration(lock_wait),
                 command=invocation(),
             )
+        if verbose and not as_json:
+            for line in out.definitions:
+                output.info(line)
         _report(out, as_json, verbose)
 
     command.__doc__ = (

@@ -30,6 +30,9 @@ def status(
         "--prometheus",
         help="Also write node_exporter textfile metrics to this .prom file (atomically).",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also say where each node's role definitions come from."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
@@ -55,6 +58,9 @@ def status(
         document["update"] = dataclasses.asdict(update) if update else None
         output.document(document)
         raise typer.Exit(result.exit_code)
+    if verbose:
+        for n in result.nodes:
+            output.info(f"{n.name}: role definitions from {n.definitions}")
     rows = []
     for n in result.nodes:
         for r in n.roles or ():

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kato.config import Cluster
 from kato.data.manifest import Manifest, Member
 from kato.data.selection import DataDir, chosen_roles, data_dirs
 from kato.errors import PreflightRefused, UsageError
-from kato.roles import Role
+from kato.role_definitions import Definitions, known
 
 STAGING = ".kato-import-"
 PREVIOUS = ".kato-previous-"
@@ -47,7 +47,7 @@ class Placement:
 def place(
     manifest: Manifest,
     cluster: Cluster,
-    roles: Mapping[str, Role],
+    roles: Definitions,
     run: str,
     *,
     only: Sequence[str] = (),
@@ -55,7 +55,7 @@ def place(
 ) -> tuple[Placement, ...]:
     """Pair the members of each (role, data dir) with this cluster's nodes carrying the role,
     both in name order; refuse when the counts differ (unless --node picks the one target)."""
-    wanted = chosen_roles(roles, only, ())
+    wanted = chosen_roles(known(roles), only, ())
     targets = data_dirs(cluster, roles, only=only, nodes=nodes)
     placed = []
     for key in dict.fromkeys((m.role, m.data_dir) for m in manifest.members):

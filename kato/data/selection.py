@@ -7,8 +7,10 @@ from dataclasses import dataclass, replace
 
 from kato import datadirs
 from kato.config import Cluster
+from kato.data.each_node import each_node
 from kato.data.manifest import member_name
 from kato.errors import UsageError
+from kato.role_definitions import Definitions, known, role_of
 from kato.role_export import ExportSpec
 from kato.roles import Role
 from kato.transport.pool import Connections
@@ -56,19 +58,20 @@ def split_roles(values: Sequence[str] | None) -> list[str]:
 
 def data_dirs(
     cluster: Cluster,
-    roles: Mapping[str, Role],
+    roles: Definitions,
     *,
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
     nodes: Sequence[str] = (),
 ) -> tuple[DataDir, ...]:
-    """Every exported data dir of the chosen roles on the chosen nodes, in role order."""
-    wanted = chosen_roles(roles, only, exclude)
+    """Every exported data dir of the chosen roles on the chosen nodes, in role order; each
+    node's as the release it runs defines them when `roles` is per node."""
+    wanted = chosen_roles(known(roles), only, exclude)
     picked = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
     found = []
     for node in picked:
         for name in node.roles:
-            role = roles.get(name)
+            role = role_of(roles, node.name, name)
             if role is None or name not in wanted:
                 continue
             for data_dir, spec in role.export.items():
@@ -85,7 +88,5 @@ def data_dirs(
 
 def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
     """The same data dirs, each with the path it has on its node now (kato relocate)."""
-    where = {
-        node: datadirs.locations(conns.get(node)) for node in dict.fromkeys(s.node for s in sources)
-    }
+    where = each_node((s.node for s in sources), lambda node: datadirs.locations(conns.get(node)))
     return tuple(replace(s, path=where[s.node].path(s.role, s.data_dir, s.path)) for s in sources)

@@ -16,15 +16,18 @@ from kato.engine.health import wait_healthy
 from kato.engine.report import FAILED, UNDONE
 from kato.engine.rollout import OTHERS_FAILED, NodeChange, rollout
 from kato.engine.session import Session
-from kato.errors import KatoError, NodeUnreachable
+from kato.errors import KatoError, NodeUnreachable, UsageError
 from kato.operation import Operation
 from kato.progress import Progress
+from kato.role_definitions import Definitions, role_of
 from kato.roles import Role
 from kato.transport.pool import Connections
 
 LOAD_TIMEOUT = 24 * 3600.0  # a big database can take hours to load; the role is stopped anyway
 # path staged previous kind mode owner [load argv...]: the previous data dir is renamed, never
-# copied; `.absent` records that there was none, so a rollback knows what to remove.
+# copied; `.absent` records that there was none, so a rollback knows what to remove. A tree
+# brings its own mode and owner (its "." entry); a dump's new data dir gets the mode and owner
+# the export recorded, not the previous dir's.
 SWITCH = """
 set -eu
 path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
@@ -36,8 +39,6 @@ fi
 mkdir -p "${previous%/*}"
 chmod 0700 "${previous%/*}"
 if [ -e "$path" ]; then
-    mode=$(stat -c %a "$path")
-    owner=$(stat -c %u:%g "$path")
     mv "$path" "$previous"
 else
     : >"$previous.absent"
@@ -78,19 +79,25 @@ class _Group:
     switched: int = 0
 
 
-def groups(placements: Sequence[Placement], roles: Mapping[str, Role]) -> list[_Group]:
-    """(node, role) groups in the roles' start order: data services first."""
+def groups(placements: Sequence[Placement], roles: Definitions) -> list[_Group]:
+    """(node, role) groups in the roles' start order: data services first; each role as its
+    node's release defines it."""
     found: dict[tuple[str, str], _Group] = {}
     for p in placements:
         key = (p.target.node, p.target.role)
-        found.setdefault(key, _Group(key[0], roles[key[1]], [])).placements.append(p)
+        if key not in found:
+            role = role_of(roles, *key)
+            if role is None:
+                raise UsageError(f"{key[0]} does not define the role {key[1]}")
+            found[key] = _Group(key[0], role, [])
+        found[key].placements.append(p)
     return sorted(found.values(), key=lambda g: (g.role.order, g.role.name, g.node))
 
 
 def switch_all(
     s: Session,
     placements: Sequence[Placement],
-    roles: Mapping[str, Role],
+    roles: Definitions,
     left_stopped: Mapping[tuple[str, str], str] | None = None,
 ) -> None:
     """Through the engine, one (node, role) at a time in start order, all or nothing: a failure

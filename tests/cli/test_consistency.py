@@ -83,13 +83,10 @@ READ_ONLY = {"status", "version", "check", "history", "config show", "config val
              "node list", "node show", "node check", "lock status", "patch status",
              "data verify", "data backups", "data schedule list", "release list",
              "release show", "upgrade plan", "upgrade status", "upgrade tasks"}  # fmt: skip
-# Changing commands still without --dry-run: their domain functions take none yet (issue 11's
-# upgrade code); the sandbox's verbs change test machines, which is what they are for.
-NO_DRY_RUN_YET = {"upgrade resume", "upgrade takeover", "upgrade task"}
 
 
 def test_the_exception_lists_name_real_commands() -> None:
-    assert set(NO_JSON) | READ_ONLY | NO_DRY_RUN_YET <= set(ALL)
+    assert set(NO_JSON) | READ_ONLY <= set(ALL)
 
 
 @pytest.mark.parametrize("path", ALL)
@@ -97,10 +94,9 @@ def test_every_printing_command_has_json(path: str) -> None:
     assert ("--json" in options_of(path)) != (path in NO_JSON), path
 
 
-@pytest.mark.parametrize("path", CLUSTER_COMMANDS)
+@pytest.mark.parametrize("path", CLUSTER_COMMANDS)  # the sandbox's verbs change test machines
 def test_every_changing_command_has_dry_run(path: str) -> None:
-    exempt = path in READ_ONLY or path in NO_DRY_RUN_YET
-    assert ("--dry-run" in options_of(path)) != exempt, path
+    assert ("--dry-run" in options_of(path)) != (path in READ_ONLY), path
 
 
 def test_lock_break_has_yes_and_completion_is_on() -> None:
