@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from kato.config import NODE_FILE as NODE_FILE  # the node's identity, written by install
 from kato.errors import RemoteCommandFailed
 from kato.remote import layout
 from kato.remote.agent import AGENT
@@ -16,6 +15,7 @@ from kato.transport.base import CommandResult, Transport
 
 T = TypeVar("T")
 RELEASES = layout.RELEASES
+NODE_FILE = layout.NODE_FILE  # the node's identity, written by install
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,12 @@ def export(
     to: str = typer.Option(
         None, "--to", metavar="REMOTE:PATH", help="Then upload it there with rclone, checked."
     ),
+    max_entries: int = typer.Option(
+        None,
+        "--max-entries",
+        help="Refuse (exit 7, nothing published) when the trees hold more files, dirs and "
+        "links (default: data.max_entries of the cluster file, else 500000).",
+    ),
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
@@ -83,6 +89,7 @@ def export(
             command=invocation(),
             progress=progress,
             stdout=sys.stdout.buffer,
+            max_entries=max_entries,
         )
         if to is None:
             done = exporter.export(cluster, dest, **options)

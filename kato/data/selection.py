@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from kato import datadirs
 from kato.config import Cluster
+from kato.data.each_node import each_node
 from kato.data.manifest import member_name
 from kato.errors import UsageError
 from kato.role_definitions import Definitions, known, role_of
@@ -87,7 +88,5 @@ def data_dirs(
 
 def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
     """The same data dirs, each with the path it has on its node now (kato relocate)."""
-    where = {
-        node: datadirs.locations(conns.get(node)) for node in dict.fromkeys(s.node for s in sources)
-    }
+    where = each_node((s.node for s in sources), lambda node: datadirs.locations(conns.get(node)))
     return tuple(replace(s, path=where[s.node].path(s.role, s.data_dir, s.path)) for s in sources)

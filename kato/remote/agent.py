@@ -30,11 +30,13 @@ HERE = Path(__file__).parent
 PROGRAMS: Mapping[str, Path] = {
     "node_facts.py": HERE / "node_facts.py",
     "patch_agent.py": HERE.parent / "patch" / "agent.py",
+    "patch_records.py": HERE.parent / "patch" / "records.py",
     "datadirs.py": HERE / "datadirs.py",
     "treesum.py": HERE / "treesum.py",
     "quota.py": HERE / "quota.py",
     "upgrade_agent.py": HERE.parent / "upgrade" / "agent.py",
     "safe_write.py": HERE / "safe_write.py",  # the patch agent's writes
+    "node_data.py": HERE / "node_data.py",  # data export and import
 }
 MISSING = "can't open file"  # what python3 says when the program is not there
 # Unpacked under a temporary name, then renamed into place; a broken copy there (we ship only

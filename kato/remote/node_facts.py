@@ -8,7 +8,7 @@ REQUEST_JSON (every key optional):
     space    [path...]   -> "space" {path: {"free", "size", "exists"}} (the nearest existing
                             parent's filesystem when the path does not exist)
     sizes    [path...]   -> "sizes" {path: bytes used by the tree, or null when missing}
-    patches  {role: [unit...]} -> "patches": the patch agent's state (patch_agent.py)
+    patches  {role: [unit...]} -> "patches": what is applied (patch_records.py)
     lock     true        -> "lock" {"record": the lock file or null, "now": the node's time}
     datadirs true        -> "datadirs": where data dirs live (datadirs.py's record, or
                             {"error": why}); "space" then covers every moved data dir too
@@ -181,10 +181,10 @@ def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     if request.get("sizes"):
         out["sizes"] = {p: tree_size(root + p.lstrip("/")) for p in request["sizes"]}
     if request.get("patches") is not None:
-        import patch_agent  # type: ignore[import-not-found]  # shipped beside this program
+        import patch_records  # type: ignore[import-not-found]  # shipped beside this program
 
-        node = patch_agent.Node(Path(root))
-        out["patches"] = patch_agent.state(node, request["patches"])
+        node = patch_records.Node(Path(root))
+        out["patches"] = patch_records.state(node, request["patches"])
     if request.get("lock"):
         text = read(root + LOCK)
         try:

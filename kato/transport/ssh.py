@@ -208,6 +208,9 @@ class SshTransport:
 
         started = time.monotonic()
         channel = self._open(argv, raw)
+        # the node confirmed the channel: a sign of life, so a connection left idle longer than
+        # the idle timeout (between two steps of a rollout) is not taken for a silent node
+        self._liveness.heard()
         stderr = bytearray()
         try:
             try:

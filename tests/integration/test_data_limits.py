@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kato.data import archive as archive_
-from kato.data.manifest import FORMAT, Manifest, Member
+from kato.data.manifest import Manifest, Member
 from tests.integration.conftest import Cluster, kato
 from tests.integration.test_data import UNCHANGED, on, shell
 
@@ -87,7 +87,8 @@ def build(cluster: Cluster, path: Path, tree: Iterator[bytes]) -> Path:
             hashing[0].size, mode, owner, hashing[0].sha.hexdigest(),
         )  # fmt: skip
         writer.finish(
-            Manifest(FORMAT, cluster.name, "1.0.0", "test", "2026-01-01T00:00:00Z", (member,))
+            # format 1: no entries in the manifest, so they are counted as they pass
+            Manifest(1, cluster.name, "1.0.0", "test", "2026-01-01T00:00:00Z", (member,))
         )
     return path
 
@@ -184,3 +185,23 @@ def test_free_inodes_are_checked_with_a_reserve(
     assert "node1: /mnt/tiny has" in done.stderr and "free inodes" in done.stderr
     assert "creates 5002 files, dirs and links" in done.stderr
     assert shell(cluster, "node1", "df -i /mnt/tiny | tail -1; ls -a /mnt/tiny") == before
+
+
+def test_an_export_of_too_many_entries_is_refused_while_it_streams(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    many = "/var/lib/kato/data/droplets/many"
+    shell(cluster, "node1", f"mkdir {many} && cd {many} && seq 1 3000 | xargs touch")
+    try:
+        done = on(cluster, "data", "export", str(tmp_path), "--only", "filesystem",
+                  "--max-entries", "1000", check=False)  # fmt: skip
+        assert done.returncode == 7, done.stderr
+        assert "node1 filesystem droplets: more than 1000 files, dirs and links" in done.stderr
+        assert "--max-entries N" in done.stderr and "nothing was published" in done.stderr
+        assert list(tmp_path.iterdir()) == []  # no archive, no partial or spool file
+        on(cluster, "data", "export", str(tmp_path), "--only", "filesystem",
+           "--max-entries", "4000")  # fmt: skip
+        (archive,) = tmp_path.iterdir()
+        assert archive.name.endswith(".tar.zst")
+    finally:
+        shell(cluster, "node1", f"rm -rf {many}")

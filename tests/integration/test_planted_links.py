@@ -6,6 +6,7 @@ changes nothing at all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +187,31 @@ def test_export_never_writes_through_a_link_at_its_destination(
     assert done.returncode == 2, done.stderr
     assert f"{tmp_path / 'out.tar'} exists: export never overwrites" in done.stderr
     assert victim.read_text() == "precious\n"
+
+
+def test_relocate_refuses_a_link_planted_at_an_app_directory(cluster: Cluster) -> None:
+    """An app's user can write the containers dir: a link there to a directory root must not
+    touch is refused when its app would become a limited subvolume, naming the link."""
+    containers, dest = "/var/lib/kato/data/containers", "/mnt/kq/k"
+    kato("sandbox", "disk", "node2", "--name", cluster.name, "--fs", "btrfs", "--size", "512M",
+         "--at", "/mnt/kq")  # fmt: skip
+    sh(cluster, "node2", f"mkdir -p {CANARY}-dir && echo keep > {CANARY}-dir/f && "
+       f"mkdir -p {containers}/app-ok && ln -s {CANARY}-dir {containers}/app-x")  # fmt: skip
+    try:
+        done = on(cluster, "relocate", "containers", dest, "--node", "node2",
+                  "--app-limit", "10M")  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"{dest}/dea/app-x is a symbolic link (to {CANARY}-dir)" in done.stderr, done.stderr
+        assert sh(cluster, "node2", f"ls -A {CANARY}-dir; cat {CANARY}-dir/f") == "f\nkeep\n"
+        assert sh(cluster, "node2", f"stat -c %i {CANARY}-dir").strip() != "256"
+        assert sh(cluster, "node2", f"stat -c %i {dest}/dea/app-ok").strip() != "256"
+        status = json.loads(on(cluster, "relocate", "status", "--json").stdout)
+        assert {d["path"] for d in status["dirs"] if d["name"] == "containers"} == {containers}
+    finally:
+        sh(
+            cluster,
+            "node2",
+            f"rm -rf {CANARY}-dir {containers}/app-x {containers}/app-ok && "
+            "python3 /var/lib/kato/agent/*/datadirs.py / moving dea containers - - >/dev/null",
+        )
+        kato("sandbox", "disk", "node2", "--name", cluster.name, "--at", "/mnt/kq", "--remove")
