@@ -29,7 +29,7 @@ def forget_the_agent(cluster: Cluster) -> None:
 def test_shipped_once_per_node_per_run_then_cached(cluster: Cluster) -> None:
     forget_the_agent(cluster)
     # a rolling restart asks every router node about its health several times over
-    _, shipped = on(cluster, "restart", "router")
+    _, shipped = on(cluster, "restart", "--role", "router")
     assert sorted(n for n, _ in shipped) == ["node2", "node3"]
     digest = shipped[0][1]
     assert cluster.host("node2").file(f"/var/lib/kato/agent/{digest}/node_facts.py").is_file
@@ -53,9 +53,9 @@ def test_data_export_runs_the_data_program_from_the_cached_agent(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     forget_the_agent(cluster)
-    _, shipped = on(cluster, "data", "export", str(tmp_path / "a.tar.zst"), "--only", "redis")
+    _, shipped = on(cluster, "data", "export", str(tmp_path / "a.tar.zst"), "--role", "redis")
     assert [n for n, _ in shipped] == ["node1"]  # once, before the stream starts
     digest = shipped[0][1]
     assert cluster.host("node1").file(f"/var/lib/kato/agent/{digest}/node_data.py").is_file
-    _, again = on(cluster, "data", "export", str(tmp_path / "b.tar.zst"), "--only", "redis")
+    _, again = on(cluster, "data", "export", str(tmp_path / "b.tar.zst"), "--role", "redis")
     assert again == []  # cached on the node

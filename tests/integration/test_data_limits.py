@@ -179,7 +179,7 @@ def test_free_inodes_are_checked_with_a_reserve(
 ) -> None:
     archive = build(cluster, tmp_path / "files.tar.zst", empty_files(5000))
     before = shell(cluster, "node1", "df -i /mnt/tiny | tail -1; ls -a /mnt/tiny")
-    done = on(cluster, "data", "import", str(archive), "--only", "filesystem", check=False,
+    done = on(cluster, "data", "import", str(archive), "--role", "filesystem", check=False,
               env={"KATO_ROLES": str(tiny_droplets)})  # fmt: skip
     assert done.returncode == 7, done.stderr
     assert "node1: /mnt/tiny has" in done.stderr and "free inodes" in done.stderr
@@ -193,13 +193,13 @@ def test_an_export_of_too_many_entries_is_refused_while_it_streams(
     many = "/var/lib/kato/data/droplets/many"
     shell(cluster, "node1", f"mkdir {many} && cd {many} && seq 1 3000 | xargs touch")
     try:
-        done = on(cluster, "data", "export", str(tmp_path), "--only", "filesystem",
+        done = on(cluster, "data", "export", str(tmp_path), "--role", "filesystem",
                   "--max-entries", "1000", check=False)  # fmt: skip
         assert done.returncode == 7, done.stderr
         assert "node1 filesystem droplets: more than 1000 files, dirs and links" in done.stderr
         assert "--max-entries N" in done.stderr and "nothing was published" in done.stderr
         assert list(tmp_path.iterdir()) == []  # no archive, no partial or spool file
-        on(cluster, "data", "export", str(tmp_path), "--only", "filesystem",
+        on(cluster, "data", "export", str(tmp_path), "--role", "filesystem",
            "--max-entries", "4000")  # fmt: skip
         (archive,) = tmp_path.iterdir()
         assert archive.name.endswith(".tar.zst")
