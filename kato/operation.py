@@ -1,5 +1,9 @@
 """Every mutating command runs inside one `with operation(...)`: the cluster lock is held and
-the journal records the start, each step and the end, and both are always closed."""
+the journal records the start, each step and the end, and both are always closed.
+
+An operation opened inside another one of the same process (an upgrade's export, import or
+rollback inside the upgrade) joins it: the lock is held from the outer one's first change to its
+end, with no moment between phases where a second kato could take it."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +78,10 @@ class Operation:
         )
 
 
+# The operation this thread of this process runs inside, by core node (None outside any).
+_RUNNING: ContextVar[dict[str, Operation] | None] = ContextVar("kato_operation", default=None)
+
+
 @contextmanager
 def operation(
     conns: Connections,
@@ -83,10 +92,15 @@ def operation(
     ttl: float = lock.DEFAULT_TTL,
     dry_run: bool = False,
 ) -> Iterator[Operation]:
-    """Hold the cluster lock and journal the operation; a dry run does neither."""
+    """Hold the cluster lock and journal the operation; a dry run does neither. Inside another
+    operation on the same core node, join it (same lock, same journal, its end records both)."""
     masked = journal.mask(command)
     if dry_run:
         yield Operation(uuid.uuid4().hex[:12], masked, None, None)
+        return
+    outer = (_RUNNING.get() or {}).get(core)
+    if outer is not None:
+        yield from _joined(outer, conns)
         return
     held = lock.ClusterLock(conns, core, " ".join(masked), ttl=ttl)
     held.acquire(wait=lock_wait)
@@ -104,7 +118,11 @@ def operation(
             op.notes.append(told)
             notice(told)
         writer.write(journal.entry(op.id, "begin", **begin))
-        yield op
+        token = _RUNNING.set({**(_RUNNING.get() or {}), core: op})
+        try:
+            yield op
+        finally:
+            _RUNNING.reset(token)
         outcome = "ok"
     except BaseException as exc:
         outcome = "interrupted" if isinstance(exc, KeyboardInterrupt | Interrupted) else "failed"
@@ -113,6 +131,18 @@ def operation(
     finally:
         result = outcome if outcome == "interrupted" else op.result or outcome
         _end(op, writer, held, result, time.monotonic() - started, failure, core)
+
+
+def _joined(outer: Operation, conns: Connections) -> Iterator[Operation]:
+    """The outer operation, its lock fencing this phase's own connections too."""
+    if outer.lock is None or conns is outer.lock.conns:
+        yield outer
+        return
+    before, conns.fence = conns.fence, outer.lock.fence
+    try:
+        yield outer
+    finally:
+        conns.fence = before
 
 
 def took_over(conns: Connections, core: str, dead: dict[str, Any]) -> str:

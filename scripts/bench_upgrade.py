@@ -131,6 +131,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--rate", type=float, default=120.0)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
     up = subprocess.run(
         (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "3", "--json"),
@@ -177,6 +178,8 @@ def main() -> int:
             shutil.rmtree(backups[1], ignore_errors=True)
     base = rows[0][1]["latency"]
     print(f"upgrades under load through haproxy ({core}:{PORT}), 3-node sandbox")
+    averages = " / ".join(f"{a:.1f}" for a in (*load_before, *os.getloadavg()))
+    print(f"load average (1, 5, 15 min) before / after: {averages}")
     print(
         f"{'run':34} {'requests':>8} {'req/s':>6} {'failed':>6} {'median latency':>15} "
         f"{'ratio':>6}  kato command seconds"

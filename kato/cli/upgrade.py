@@ -208,6 +208,7 @@ def status(parallel: int = PARALLEL, as_json: bool = JSON) -> None:
 def resume(
     backup_dir: str = BACKUP_DIR,
     repo: str = REPO,
+    dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     parallel: int = PARALLEL,
     as_json: bool = JSON,
@@ -215,41 +216,17 @@ def resume(
     """Continue the interrupted upgrade (as running its command again does): an in-place
     upgrade to its end, a graceful one's prep to prepped, its takeover to its end."""
     with reported(), output.progress() as progress:
-        from kato.errors import UsageError
-        from kato.upgrade import graceful, inplace
-        from kato.upgrade import status as upgrade_status
-        from kato.upgrade import takeover as taking
+        from kato.upgrade.resume import resume as resuming
 
-        cluster = load_cluster(parallel)
-        rec = upgrade_status.upgrade_status(cluster).record
-        if rec is None or not rec.unfinished:
-            raise UsageError("no upgrade is unfinished", hint="`kato upgrade status` says more")
-        wait, command = seconds(lock_wait), invocation()
-        if rec.kind == "in-place":
-            result = inplace.in_place(
-                cluster,
-                rec.target,
-                repo=repo,
-                backup_dir=backup_dir,
-                lock_wait=wait,
-                command=command,
-                progress=progress,
-            )
-        elif rec.phase in graceful.PREP:
-            result = graceful.prep(
-                cluster,
-                rec.target,
-                stateless=rec.stateless,
-                repo=repo,
-                backup_dir=backup_dir,
-                lock_wait=wait,
-                command=command,
-                progress=progress,
-            )
-        else:
-            result = taking.takeover(
-                cluster, rec.target, repo=repo, lock_wait=wait, command=command, progress=progress
-            )
+        result = resuming(
+            load_cluster(parallel),
+            repo=repo,
+            backup_dir=backup_dir,
+            dry_run=dry_run,
+            lock_wait=seconds(lock_wait),
+            command=invocation(),
+            progress=progress,
+        )
     finish(result, as_json)
 
 

@@ -59,6 +59,8 @@ def finish(result: UpgradeOutcome, as_json: bool) -> None:
     for note in result.notes:
         output.warn(note)
     if result.dry_run:
+        for number, step in enumerate(result.steps, 1):
+            output.line(f"  {number}. {step}")
         output.line("nothing was changed (--dry-run)")
     elif result.result == "done" and result.kind == "in-place":
         output.line(

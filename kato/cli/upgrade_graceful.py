@@ -49,6 +49,7 @@ def prep(
 def takeover(
     version: str = VERSION,
     repo: str = REPO,
+    dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     parallel: int = PARALLEL,
     as_json: bool = JSON,
@@ -63,6 +64,7 @@ def takeover(
             load_cluster(parallel),
             version,
             repo=repo,
+            dry_run=dry_run,
             lock_wait=seconds(lock_wait),
             command=invocation(),
             progress=progress,

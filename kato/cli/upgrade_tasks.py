@@ -6,6 +6,7 @@ import typer
 
 from kato import output
 from kato.cli.common import (
+    DRY_RUN,
     JSON,
     LOCK_WAIT,
     NODES,
@@ -24,6 +25,7 @@ def task(
     argv: list[str] = typer.Argument(..., metavar="-- CMD...", help="The command and its args."),
     role: list[str] = ROLES,
     node: list[str] = NODES,
+    dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
@@ -47,11 +49,18 @@ def task(
             pick.roles[0],
             argv,
             node=next(iter(pick.nodes), None),
+            dry_run=dry_run,
             lock_wait=seconds(lock_wait),
             command=invocation(),
         )
     if as_json:
         output.document(result)
+    elif dry_run:
+        output.line(
+            f"would run `{' '.join(result.command)}` on {result.node} in "
+            f"{result.release}/{result.role}; nothing was changed (--dry-run)"
+        )
+        raise typer.Exit(0)
     else:
         output.line(
             f"task {result.id} on {result.node} ({result.release}/{result.role}): exit "

@@ -86,7 +86,7 @@ def export_too_many_entries(where: str, limits: DataLimits) -> PreflightRefused:
         "dirs (data.max_entries)",
         hint="nothing was published; if that many are expected, raise the limit with "
         "--max-entries N (or data.max_entries in the cluster file), or leave that data dir "
-        "out with --only/--exclude/--node",
+        "out with --role/--exclude/--node",
     )
 
 

@@ -11,22 +11,25 @@ migrations, and the stopped roles started in role order. A failed gate rolls bac
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 
 from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster, LoadBalancer
-from kato.connect import connections
+from kato.engine.session import session
 from kato.errors import PreflightRefused
-from kato.operation import Operation, operation
+from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.roles import Role
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, prepare, state, walk
-from kato.upgrade.inplace import DEFAULT_BACKUP_DIR, UpgradeOutcome, backup, preflight
-from kato.upgrade.stage import stage_all
-from kato.upgrade.state import UpgradeState
+from kato.upgrade.inplace import (
+    DEFAULT_BACKUP_DIR,
+    UpgradeOutcome,
+    new_record,
+    preflight,
+    stage_and_back_up,
+)
 
 PREP = ("staging", "staged", "exported", "stopping", "prepped")
 
@@ -81,8 +84,11 @@ def prep(
     balancer(cluster)
     location = catalog.repository(cluster, repo)
     target = releases.load_release(location, version)
-    with prepare.verified(cluster, location, target) as ok, connections(cluster) as conns:
-        core = conns.get(cluster.core)
+    with (
+        prepare.verified(cluster, location, target) as ok,
+        session(cluster, command, lock_wait=lock_wait, progress=progress) as s,
+    ):
+        conns, core = s.conns, s.transport(cluster.core)
         previous = state.read(core)
         resuming = previous is not None and previous.unfinished
         if (
@@ -104,35 +110,16 @@ def prep(
         if plan.nothing_to_do or dry_run:
             out.result = "nothing to do" if plan.nothing_to_do else "planned"
             return out
-        rec = (
-            previous
-            if previous is not None and resuming
-            else UpgradeState(
-                uuid.uuid4().hex[:12],
-                "graceful",
-                str(plan.running),
-                version,
-                target.digest,
-                "staging",
-                stateless=stateless,
-            )
-        )
-        out.source = rec.source
-        with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-            state.write(core, rec)
-            facts = prepare.gather(cluster, conns, location, target, ok)
-            staged = stage_all(cluster, conns, op, target, ok, facts)
-            if staged.failed:
-                raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
-        roles = sorted({m.role for m in plan.migrations})
-        if no_backup and roles:
-            out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
+        if previous is not None and resuming:
+            rec = previous
         else:
-            rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
+            rec = new_record(plan, "graceful", stateless=stateless)
+        out.source = rec.source
+        s.begin()  # one lock from staging to prepped, the export included
+        rec = stage_and_back_up(s, rec, ok, plan, location, backup_dir, no_backup, out)
         old = role_definitions.of_release(releases.load_release(location, rec.source))
-        with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-            state.write(core, rec := rec.moved("stopping"))
-            walk.stop(cluster, conns, op, stopped_by_prep(old, stateless), progress)
-            state.write(core, rec := rec.moved("prepped"))
+        state.write(core, rec := rec.moved("stopping"))
+        walk.stop(s, stopped_by_prep(old, rec.stateless))
+        state.write(core, rec := rec.moved("prepped"))
         out.result, out.backup = "prepped", rec.backup
     return out

@@ -18,11 +18,10 @@ from pathlib import Path
 from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster
-from kato.connect import connections
 from kato.data.export import export
-from kato.errors import ExitCode, KatoError, PreflightRefused
+from kato.engine.session import Session, session
+from kato.errors import ExitCode, Interrupted, KatoError, PreflightRefused
 from kato.migrations import pending
-from kato.operation import operation
 from kato.progress import Progress, SilentProgress
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, prepare, state, walk
@@ -49,6 +48,7 @@ class UpgradeOutcome:
     failure: str | None = None
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # a dry run's sequence, when not in plan
 
     @property
     def exit_code(self) -> int:
@@ -87,55 +87,69 @@ def preflight(
     return result
 
 
-def backup(
-    cluster: Cluster,
-    rec: UpgradeState,
-    roles: Sequence[str],
-    backup_dir: str,
-    lock_wait: float,
-    command: Sequence[str],
-    progress: Progress,
-) -> UpgradeState:
-    """A verified export of the roles the migrations touch (its own journaled operation)."""
-    if rec.backup is not None or not roles:
-        return rec
-    Path(backup_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-    progress.step(f"exporting {', '.join(roles)} before the upgrade")
-    done = export(
-        cluster, backup_dir, only=roles, lock_wait=lock_wait, command=command, progress=progress
+def new_record(plan: Preflight, kind: str, stateless: bool = False) -> UpgradeState:
+    return UpgradeState(
+        uuid.uuid4().hex[:12],
+        kind,
+        str(plan.running),
+        plan.version,
+        plan.digest,
+        "staging",
+        stateless=stateless,
     )
-    return rec.moved("exported", backup=done.path, backup_roles=tuple(roles))
 
 
-def change(
-    cluster: Cluster,
-    conns: Connections,
+def stage_and_back_up(
+    s: Session,
     rec: UpgradeState,
+    ok: prepare.Verified,
+    plan: Preflight,
     location: str,
-    lock_wait: float,
-    command: Sequence[str],
-    progress: Progress,
+    backup_dir: str,
+    no_backup: bool,
+    out: UpgradeOutcome,
 ) -> UpgradeState:
+    """Stage the target everywhere (nothing live changes), then the verified export of what
+    its migrations touch (joining this operation: the lock is not let go in between)."""
+    cluster, core = s.cluster, s.transport(s.cluster.core)
+    state.write(core, rec := rec.moved("staging"))
+    target = releases.load_release(location, rec.target)
+    facts = prepare.gather(cluster, s.conns, location, target, ok)
+    staged = stage_all(cluster, s.conns, s.op, target, ok, facts)
+    if staged.failed:
+        raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
+    state.write(core, rec := rec.moved("staged"))
+    roles = sorted({m.role for m in plan.migrations})
+    if no_backup and roles:
+        out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
+    elif roles and rec.backup is None:
+        Path(backup_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        s.progress.step(f"exporting {', '.join(roles)} before the upgrade")
+        done = export(cluster, backup_dir, only=roles, command=s.command, progress=s.progress)
+        state.write(core, rec := rec.moved("exported", backup=done.path, backup_roles=tuple(roles)))
+    out.backup = rec.backup
+    return rec
+
+
+def change(s: Session, rec: UpgradeState, location: str) -> UpgradeState:
     """Stop, activate, migrate, start: the downtime, measured from the first stop."""
-    core = conns.get(cluster.core)
+    cluster, core = s.cluster, s.transport(s.cluster.core)
     old_release = releases.load_release(location, rec.source)
     new_release = releases.load_release(location, rec.target)
     old = role_definitions.of_release(old_release)
     new = role_definitions.of_release(new_release)
     migrations = pending(old_release.migrations, new_release.migrations)
-    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-        started = time.monotonic()
-        state.write(core, rec := rec.moved("stopping"))
-        walk.stop(cluster, conns, op, walk.cluster_roles(cluster, old), progress)
-        state.write(core, rec := rec.moved("activating"))
-        walk.activate(cluster, conns, op, rec.target, new, old, progress)
-        names = tuple(m.name for m in migrations)
-        state.write(core, rec := rec.moved("migrating", migrated=names))
-        walk.migrate(cluster, conns, op, rec.target, migrations, progress)
-        state.write(core, rec := rec.moved("starting"))
-        walk.start(cluster, conns, op, walk.cluster_roles(cluster, new), progress)
-        rec = rec.moved("done", result="done", downtime=round(time.monotonic() - started, 3))
-        state.write(core, rec)
+    started = time.monotonic()
+    state.write(core, rec := rec.moved("stopping"))
+    walk.stop(s, walk.cluster_roles(cluster, old))
+    state.write(core, rec := rec.moved("activating"))
+    walk.activate(s, rec.target, new, old)
+    state.write(core, rec := rec.moved("migrating", migrated=tuple(m.name for m in migrations)))
+    walk.migrate(s, rec.target, migrations)
+    state.write(core, rec := rec.moved("starting"))
+    walk.start(s, walk.cluster_roles(cluster, new))
+    rec = rec.moved("done", result="done", downtime=round(time.monotonic() - started, 3))
+    state.write(core, rec)
     return rec
 
 
@@ -156,8 +170,11 @@ def in_place(
     location = catalog.repository(cluster, repo)
     target = releases.load_release(location, version)
     begun = time.monotonic()
-    with prepare.verified(cluster, location, target) as ok, connections(cluster) as conns:
-        core = conns.get(cluster.core)
+    with (
+        prepare.verified(cluster, location, target) as ok,
+        session(cluster, command, lock_wait=lock_wait, progress=progress) as s,
+    ):
+        conns, core = s.conns, s.transport(cluster.core)
         previous = state.read(core)
         resuming = unfinished(previous, version, "in-place")
         plan = preflight(
@@ -169,49 +186,19 @@ def in_place(
             return out
         if dry_run:
             return out
-        if previous is not None and resuming:
-            rec = previous
-        else:
-            rec = UpgradeState(
-                uuid.uuid4().hex[:12],
-                "in-place",
-                str(plan.running),
-                version,
-                target.digest,
-                "staging",
-            )
+        rec = previous if previous is not None and resuming else new_record(plan, "in-place")
         out.source = rec.source
-        with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-            state.write(core, rec := rec.moved("staging"))
-            staged = stage_all(
-                cluster, conns, op, target, ok, prepare.gather(cluster, conns, location, target, ok)
-            )
-            if staged.failed:
-                raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
-            state.write(core, rec := rec.moved("staged"))
-        roles = sorted({m.role for m in plan.migrations})
-        if no_backup and roles:
-            out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
-        else:
-            rec = backup(cluster, rec, roles, backup_dir, lock_wait, command, progress)
-            state.write(core, rec)
-        out.backup = rec.backup
+        s.begin()  # one lock from the first change to the end, any rollback included
+        rec = stage_and_back_up(s, rec, ok, plan, location, backup_dir, no_backup, out)
         try:
-            rec = change(cluster, conns, rec, location, lock_wait, command, progress)
+            rec = change(s, rec, location)
+        except Interrupted:
+            raise  # Ctrl-C: the record says where it stopped (resume or rollback)
         except KatoError as exc:
             out.failure = exc.message
-            rec = state.read(core) or rec  # how far the change got
-            state.write(core, rec := rec.moved(f"failed: {exc.message[:200]}"))
+            rec = state.failed(core, rec, exc.message)
             progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
-            rec = roll_back(
-                cluster,
-                conns,
-                rec,
-                location,
-                lock_wait=lock_wait,
-                command=command,
-                progress=progress,
-            )
+            rec = roll_back(s, rec, location)
         out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun
     return out

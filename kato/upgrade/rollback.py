@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster
-from kato.connect import connections
 from kato.data.import_ import import_archive
+from kato.engine.session import Session, session
 from kato.errors import PreflightRefused, UsageError
-from kato.operation import operation
-from kato.progress import Progress, SilentProgress
+from kato.progress import Progress
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, state, walk
 from kato.upgrade import nodes as node_releases
@@ -95,45 +94,28 @@ def require_installed(cluster: Cluster, conns: Connections, version: str) -> Non
         )
 
 
-def roll_back(
-    cluster: Cluster,
-    conns: Connections,
-    rec: UpgradeState,
-    location: str,
-    *,
-    lock_wait: float = 0.0,
-    command: Sequence[str] = (),
-    progress: Progress | None = None,
-) -> UpgradeState:
-    """Return every node to rec.source; the record says how far it got at every step."""
-    progress = progress or SilentProgress()
-    core = conns.get(cluster.core)
+def roll_back(s: Session, rec: UpgradeState, location: str) -> UpgradeState:
+    """Return every node to rec.source under one lock (the restore's import joins it); the
+    record says how far it got at every step."""
+    cluster, core = s.cluster, s.transport(s.cluster.core)
     old = role_definitions.of_release(releases.load_release(location, rec.source))
     new = role_definitions.of_release(releases.load_release(location, rec.target))
-    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-        rec = rec.moved("rolling back: stopping")
-        state.write(core, rec)
-        walk.stop(cluster, conns, op, walk.cluster_roles(cluster, new), progress, tolerate=True)
-        rec = rec.moved("rolling back: activating")
-        state.write(core, rec)
-        walk.activate(cluster, conns, op, rec.source, old, new, progress)
+    s.begin()
+    state.write(core, rec := rec.moved("rolling back: stopping"))
+    walk.stop(s, walk.cluster_roles(cluster, new), tolerate=True)
+    state.write(core, rec := rec.moved("rolling back: activating"))
+    walk.activate(s, rec.source, old, new)
     if rec.migrated and rec.backup is not None:
         archive = rec.backup
-        progress.step(f"restoring {', '.join(rec.backup_roles)} from {archive}")
+        s.progress.step(f"restoring {', '.join(rec.backup_roles)} from {archive}")
         state.write(core, rec := rec.moved("rolling back: restoring"))
         import_archive(
-            cluster,
-            archive,
-            only=rec.backup_roles,
-            lock_wait=lock_wait,
-            command=command,
-            progress=progress,
+            cluster, archive, only=rec.backup_roles, command=s.command, progress=s.progress
         )
-    with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
-        state.write(core, rec := rec.moved("rolling back: starting"))
-        walk.start(cluster, conns, op, walk.cluster_roles(cluster, old), progress)
-        rec = rec.moved("rolled back", result="rolled back")
-        state.write(core, rec)
+    state.write(core, rec := rec.moved("rolling back: starting"))
+    walk.start(s, walk.cluster_roles(cluster, old))
+    rec = rec.moved("rolled back", result="rolled back")
+    state.write(core, rec)
     return rec
 
 
@@ -150,9 +132,9 @@ def rollback(
     """`kato upgrade rollback`: refused (exit 7) without `confirmed` when data is restored."""
     location = catalog.repository(cluster, repo)
     started = time.monotonic()
-    with connections(cluster) as conns:
-        rec = check(state.read(conns.get(cluster.core)))
-        require_installed(cluster, conns, rec.source)
+    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+        rec = check(state.read(s.transport(cluster.core)))
+        require_installed(cluster, s.conns, rec.source)
         out = describe(rec)
         if dry_run:
             return out
@@ -161,8 +143,6 @@ def rollback(
                 "the rollback restores the pre-upgrade export: " + out.steps[2],
                 hint="run it again with --yes to go ahead",
             )
-        roll_back(
-            cluster, conns, rec, location, lock_wait=lock_wait, command=command, progress=progress
-        )
+        roll_back(s, rec, location)
     out.dry_run, out.result, out.seconds = False, "rolled back", time.monotonic() - started
     return out

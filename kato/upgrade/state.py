@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from kato import pause
 from kato.errors import KatoError
 from kato.transport.base import Transport
 
@@ -71,5 +72,15 @@ def read(core: Transport) -> UpgradeState | None:
 
 
 def write(core: Transport, state: UpgradeState) -> None:
+    """Record `state` (fsynced, renamed into place); a test may pause kato at each phase."""
     text = json.dumps(asdict(state), indent=2, sort_keys=True) + "\n"
     core.run(("sh", "-c", WRITE, "sh", PATH), stdin=text.encode(), timeout=60)
+    pause.point(f"upgrade {state.phase}")
+
+
+def failed(core: Transport, fallback: UpgradeState, message: str) -> UpgradeState:
+    """After a failure: the record as far as the upgrade got (`fallback` if none), marked
+    failed, so `kato upgrade status` says so even if the rollback that follows is cut short."""
+    rec = (read(core) or fallback).moved(f"failed: {message[:200]}")
+    write(core, rec)
+    return rec

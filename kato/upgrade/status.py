@@ -49,8 +49,9 @@ def upgrade_status(cluster: Cluster) -> UpgradeStatus:
             lambda name: node_releases.gather(conns.get(name)),
             cluster.ssh.parallel,
         )
-    rows = tuple(
-        NodeRow(n, r.current, r.previous, r.state_of(rec.target) if rec else "-")
-        for n, r in sorted(found.succeeded.items())
-    )
-    return UpgradeStatus(rec, rows, tuple(found.failed.values()))
+    rows = {
+        n: NodeRow(n, r.current, r.previous, r.state_of(rec.target) if rec else "-")
+        for n, r in found.succeeded.items()
+    }
+    rows |= {n: NodeRow(n, None, None, "did not answer") for n in found.failed}
+    return UpgradeStatus(rec, tuple(rows[n] for n in sorted(rows)), tuple(found.failed.values()))

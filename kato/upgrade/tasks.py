@@ -68,10 +68,12 @@ def task(
     argv: Sequence[str],
     *,
     node: str | None = None,
+    dry_run: bool = False,
     lock_wait: float = 0.0,
     command: Sequence[str] = (),
 ) -> Task:
-    """Run argv once, on `node` or the first node carrying `role`, in the release's role dir."""
+    """Run argv once, on `node` or the first node carrying `role`, in the release's role dir.
+    A dry run checks the same and returns the task unrun (started 0, exit -1)."""
     if not argv:
         raise UsageError("no command to run", hint="kato upgrade task V --role ROLE -- CMD ARGS")
     carriers = [n.name for n in cluster.nodes if role in n.roles]
@@ -88,6 +90,8 @@ def task(
                 f"{version} is not staged on {target} for {role}",
                 hint=f"stage it first: `kato upgrade stage {version}`",
             )
+        if dry_run:
+            return Task("-", version, target, role, tuple(mask(argv)), 0.0, 0.0, -1, "")
         with operation(conns, cluster.core, list(command), lock_wait=lock_wait) as op:
             result, started, seconds = run_in_release(conns.get(target), version, role, argv)
             done = Task(

@@ -1,10 +1,12 @@
-"""The role-ordered walks of an upgrade: stop roles cluster-wide in reverse start order,
-activate a release on every node, run migrations, start roles cluster-wide in start order
-behind the health gate. Each step is journaled.
+"""The steps of an upgrade on one node (stop roles, activate a release, run a migration, start
+roles behind their health gate), each journaled, and the role-ordered walks an in-place upgrade
+and a rollback make of them: every router stops before any dea, and so on.
 
-These go role by role across the cluster (every router stops before any dea...), which is the
-order an in-place upgrade needs; walks that go node by node (the takeover's routers) use the
-rollout engine (kato/engine/rollout.py) instead.
+The walks go through the rollout engine (kato/engine/rollout.py): one engine rollout per step,
+its carriers all at once (the platform is down: nothing to keep serving), each node's *change*
+the step and its *verify* the role's health gate, so Ctrl-C, the journal and the per-node
+report behave as everywhere else; a step that fails on a node stops the walk there. The
+takeover, itself a rollout of one router at a time, runs the per-node steps directly.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from kato.config import Cluster
+from kato.engine.batches import Batching
 from kato.engine.health import wait_healthy
+from kato.engine.rollout import NodeChange, rollout
+from kato.engine.session import Session
 from kato.errors import KatoError, RemoteCommandFailed
 from kato.migrations import Migration
-from kato.operation import Operation
-from kato.progress import Progress
 from kato.roles import Role, in_start_order
-from kato.transport.fanout import NodeFailure, fan_out
-from kato.transport.pool import Connections
+from kato.transport.fanout import NodeFailure
 from kato.upgrade import tasks
 from kato.upgrade.nodes import run_agent
 
@@ -45,136 +48,135 @@ def cluster_roles(cluster: Cluster, definitions: dict[str, Role]) -> tuple[Role,
     return in_start_order(definitions[r] for r in names)
 
 
-def _each(
-    cluster: Cluster,
+# ---- one node -------------------------------------------------------------------------------
+
+
+def stop_on(s: Session, node: str, role: Role) -> int:
+    argv = ("systemctl", "stop", "--", *role.units)
+    started = time.monotonic()
+    s.transport(node).run(argv, timeout=120)
+    s.op.step(node, f"stop {role.name}", argv, "ok", time.monotonic() - started)
+    return 1
+
+
+def start_on(s: Session, node: str, role: Role) -> int:
+    argv = ("systemctl", "start", "--", *role.units)
+    started = time.monotonic()
+    s.transport(node).run(argv, timeout=120)
+    s.op.step(node, f"start {role.name}", argv, "ok", time.monotonic() - started)
+    return 1
+
+
+def activate_on(
+    s: Session, node: str, version: str, new: dict[str, Role], old: dict[str, Role]
+) -> int:
+    """Hooks, units, previous := current, current := version, on one node."""
+    roles = s.cluster.node(node).roles
+    plan = {
+        "roles": {r: list(new[r].units) for r in roles if r in new},
+        "old_units": [u for r in roles if r in old for u in old[r].units],
+    }
+    started = time.monotonic()
+    said = run_agent(s.transport(node), "activate", version, json.dumps(plan))
+    s.op.step(node, said.strip(), None, "ok", time.monotonic() - started)
+    return 1
+
+
+def migrate_on(s: Session, node: str, version: str, migration: Migration) -> int:
+    """One migration with the release's code on one node, recorded as a task."""
+    result, started, seconds = tasks.run_in_release(
+        s.transport(node), version, migration.role, migration.run
+    )
+    done = tasks.Task(
+        s.op.id,
+        version,
+        node,
+        migration.role,
+        migration.run,
+        round(started, 3),
+        round(seconds, 3),
+        result.status,
+        tasks.last_line(result),
+    )
+    tasks.record(s.transport(s.cluster.core), done)
+    outcome = "ok" if result.ok else f"exit {result.status}"
+    s.op.step(node, f"migration {migration.name}", migration.run, outcome, seconds)
+    if not result.ok:
+        raise RemoteCommandFailed(node, migration.run, result.status, result.stderr)
+    return 1
+
+
+# ---- the cluster, role by role, through the engine -----------------------------------------
+
+
+def _step(
+    s: Session,
     nodes: Sequence[str],
     work: Callable[[str], int],
     phase: str,
+    *,
+    gate: Role | None = None,
     tolerate: bool = False,
 ) -> dict[str, NodeFailure]:
-    done = fan_out(list(nodes), work, cluster.ssh.parallel)
-    if done.failed and not tolerate:
-        raise WalkFailed(phase, dict(done.failed))
-    return dict(done.failed)
+    """One step on `nodes`, all at once, as one engine rollout (verify: `gate`'s health)."""
+    changes = [
+        NodeChange(
+            node,
+            partial(work, node),
+            verify=None if gate is None else partial(wait_healthy, s.conns, node, [gate]),
+        )
+        for node in nodes
+    ]
+    report = rollout(s, changes, Batching(s.parallel, serial=max(1, len(changes))))
+    failed = dict(report.failed_nodes)
+    if failed and not tolerate:
+        raise WalkFailed(phase, failed)
+    return failed
 
 
 def stop(
-    cluster: Cluster,
-    conns: Connections,
-    op: Operation,
+    s: Session,
     roles: Sequence[Role],
-    progress: Progress,
     tolerate: bool = False,
     nodes: Sequence[str] | None = None,
 ) -> dict[str, NodeFailure]:
     """Stop `roles` in reverse start order on every node carrying them (or those of `nodes`)."""
     failed: dict[str, NodeFailure] = {}
     for role in reversed(in_start_order(roles)):
-        progress.step(f"stop {role.name}")
-
-        def one(node: str, role: Role = role) -> int:
-            argv = ("systemctl", "stop", "--", *role.units)
-            started = time.monotonic()
-            conns.get(node).run(argv, timeout=120)
-            op.step(node, f"stop {role.name}", argv, "ok", time.monotonic() - started)
-            return 1
-
-        targets = [n for n in carriers(cluster, role.name) if nodes is None or n in nodes]
-        failed |= _each(cluster, targets, one, f"stop {role.name}", tolerate)
+        s.progress.step(f"stop {role.name}")
+        targets = [n for n in carriers(s.cluster, role.name) if nodes is None or n in nodes]
+        work = partial(stop_on, s, role=role)
+        failed |= _step(s, targets, work, f"stop {role.name}", tolerate=tolerate)
     return failed
 
 
 def activate(
-    cluster: Cluster,
-    conns: Connections,
-    op: Operation,
+    s: Session,
     version: str,
     new: dict[str, Role],
     old: dict[str, Role],
-    progress: Progress,
     nodes: Sequence[str] | None = None,
 ) -> None:
-    """On every node (in parallel): hooks, units, previous := current, current := version."""
-    progress.step(f"activate {version}")
-
-    def one(node: str) -> int:
-        roles = cluster.node(node).roles
-        plan = {
-            "roles": {r: list(new[r].units) for r in roles if r in new},
-            "old_units": [u for r in roles if r in old for u in old[r].units],
-        }
-        started = time.monotonic()
-        said = run_agent(conns.get(node), "activate", version, json.dumps(plan))
-        op.step(node, said.strip(), None, "ok", time.monotonic() - started)
-        return 1
-
-    _each(cluster, nodes or [n.name for n in cluster.nodes], one, f"activate {version}")
+    """On every node (or those of `nodes`) at once: activate `version`."""
+    s.progress.step(f"activate {version}")
+    targets = list(nodes or [n.name for n in s.cluster.nodes])
+    work = partial(activate_on, s, version=version, new=new, old=old)
+    _step(s, targets, work, f"activate {version}")
 
 
-def migrate(
-    cluster: Cluster,
-    conns: Connections,
-    op: Operation,
-    version: str,
-    migrations: Sequence[Migration],
-    progress: Progress,
-) -> None:
+def migrate(s: Session, version: str, migrations: Sequence[Migration]) -> None:
     """Each migration on every node carrying its role, with the new release's code."""
     for migration in migrations:
-        progress.step(f"migrate: {migration.name}")
-
-        def one(node: str, migration: Migration = migration) -> int:
-            result, started, seconds = tasks.run_in_release(
-                conns.get(node), version, migration.role, migration.run
-            )
-            done = tasks.Task(
-                op.id,
-                version,
-                node,
-                migration.role,
-                migration.run,
-                round(started, 3),
-                round(seconds, 3),
-                result.status,
-                tasks.last_line(result),
-            )
-            tasks.record(conns.get(cluster.core), done)
-            op.step(
-                node,
-                f"migration {migration.name}",
-                migration.run,
-                "ok" if result.ok else f"exit {result.status}",
-                seconds,
-            )
-            if not result.ok:
-                raise RemoteCommandFailed(node, migration.run, result.status, result.stderr)
-            return 1
-
-        _each(cluster, carriers(cluster, migration.role), one, f"migration {migration.name}")
+        s.progress.step(f"migrate: {migration.name}")
+        work = partial(migrate_on, s, version=version, migration=migration)
+        _step(s, carriers(s.cluster, migration.role), work, f"migration {migration.name}")
 
 
-def start(
-    cluster: Cluster,
-    conns: Connections,
-    op: Operation,
-    roles: Sequence[Role],
-    progress: Progress,
-    nodes: Sequence[str] | None = None,
-    gate: bool = True,
-) -> None:
+def start(s: Session, roles: Sequence[Role], nodes: Sequence[str] | None = None) -> None:
     """Start `roles` in order; each must pass its health gate on every node before the next
-    (the one health wait of kato/engine/health.py; `gate=False` leaves it to the caller)."""
+    (the engine's verify: the one health wait of kato/engine/health.py)."""
     for role in in_start_order(roles):
-        progress.step(f"start {role.name} (health gate: {role.health.timeout:g}s)")
-        targets = [n for n in carriers(cluster, role.name) if nodes is None or n in nodes]
-
-        def one(node: str, role: Role = role) -> int:
-            argv = ("systemctl", "start", "--", *role.units)
-            started = time.monotonic()
-            conns.get(node).run(argv, timeout=120)
-            if gate:
-                wait_healthy(conns, node, [role])
-            op.step(node, f"start {role.name}", argv, "ok", time.monotonic() - started)
-            return 1
-
-        _each(cluster, targets, one, f"start {role.name}")
+        s.progress.step(f"start {role.name} (health gate: {role.health.timeout:g}s)")
+        targets = [n for n in carriers(s.cluster, role.name) if nodes is None or n in nodes]
+        work = partial(start_on, s, role=role)
+        _step(s, targets, work, f"start {role.name}", gate=role)

@@ -157,3 +157,129 @@ def test_a_router_crashed_mid_takeover_is_named_and_resume_finishes_once_it_is_b
     on(cluster, "upgrade", "rollback", "--yes")
     assert set(versions(cluster).values()) == {"1.0.0"}
     assert registry(cluster) == before
+
+
+def test_a_second_kato_is_refused_in_every_phase_of_an_upgrade_and_its_rollback(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.integration.upgrade_steps import (
+        IN_PLACE,
+        ROLLBACK,
+        Paused,
+        fingerprint,
+        refused_while_held,
+    )
+
+    before = registry(cluster)
+    argv = ("upgrade", "in-place", "1.2.0", "--backup-dir", str(tmp_path))
+    with Paused(cluster, tmp_path / "up", *argv) as upgrade:
+        upgrade.walk((*IN_PLACE, "done"), lambda: refused_while_held(cluster, " ".join(argv)))
+        code, out, err = upgrade.finish()
+    assert code == 0 and "upgraded 1.0.0 -> 1.2.0" in out, err
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    upgraded = fingerprint(cluster)
+    planned = on(cluster, "upgrade", "rollback", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "restore" in planned and "nothing was changed" in planned
+    assert fingerprint(cluster) == upgraded
+    with Paused(cluster, tmp_path / "back", "upgrade", "rollback", "--yes") as back:
+        back.walk(
+            (*ROLLBACK, "rolled back"),
+            lambda: refused_while_held(cluster, "upgrade rollback --yes"),
+        )
+        code, out, err = back.finish()
+    assert code == 0, err
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
+
+
+def test_every_upgrade_dry_run_changes_nothing_on_any_node(cluster: Cluster) -> None:
+    from tests.integration.upgrade_steps import fingerprint
+
+    before, journal = fingerprint(cluster), cluster.ssh("node1", "cat /var/log/kato/journal.jsonl")
+    for args in (
+        ("upgrade", "stage", "1.2.0", "--dry-run"),
+        ("upgrade", "in-place", "1.2.0", "--dry-run"),
+        ("upgrade", "in-place", "2.0.0", "--dry-run"),
+        ("upgrade", "prep", "1.2.0", "--stateless", "--dry-run"),
+        ("upgrade", "task", "1.0.0", "--role", "controller", "--dry-run", "--", "true"),
+        ("release", "prune", "--keep", "0", "--dry-run"),
+    ):
+        done = on(cluster, *args)
+        assert "nothing was changed" in done.stdout or "would" in done.stdout, (args, done.stdout)  # type: ignore[attr-defined]
+    # with nothing prepared or interrupted, these refuse, changing nothing either
+    for args, code in (
+        (("upgrade", "takeover", "1.2.0"), 2),
+        (("upgrade", "resume"), 2),
+        (("upgrade", "rollback"), 2),
+    ):
+        refused = on(cluster, *args, "--dry-run", check=False)
+        assert refused.returncode == code, (args, refused.stderr)  # type: ignore[attr-defined]
+    assert fingerprint(cluster) == before
+    assert cluster.ssh("node1", "cat /var/log/kato/journal.jsonl").stdout == journal.stdout
+
+
+def test_a_router_partitioned_mid_takeover_is_named_the_apps_keep_serving_and_resume_finishes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import kato
+    from tests.integration.test_upgrade_graceful import Load
+    from tests.integration.upgrade_steps import Paused
+
+    before = registry(cluster)
+    on(cluster, "upgrade", "prep", "1.2.0", "--backup-dir", str(tmp_path))
+    with Paused(cluster, tmp_path / "takeover", "upgrade", "takeover", "1.2.0") as taking:
+        taking.at("taking over")  # before the first router (node2); node3 comes second
+        kato("sandbox", "partition", "node3", "--name", cluster.name)
+        try:
+            taking.release()
+            code, _, stderr = taking.finish()
+            assert code == 1, stderr
+            assert "node3" in stderr and "could not be put back" in stderr
+            load = Load(cluster.address("node1"), 60, 30)
+            load.run()  # the apps keep serving through node2 meanwhile
+            assert load.failures == [], sorted(set(load.failures))[:5]
+            status = on(cluster, "upgrade", "status", check=False)
+            assert status.returncode == 3, status.stdout  # type: ignore[attr-defined]
+            shown = status.stdout  # type: ignore[attr-defined]
+            assert "interrupted in failed" in shown, shown
+            assert any(
+                line.split()[:1] == ["node3"] and "did not answer" in line
+                for line in shown.splitlines()
+            )
+            assert any(line.split()[:2] == ["node2", "1.0.0"] for line in shown.splitlines())
+        finally:
+            kato("sandbox", "heal", "node3", "--name", cluster.name)
+    wait_for(lambda: cluster.ssh("node3", "true").returncode == 0, "node3 to answer again")
+    on(cluster, "upgrade", "resume", "--lock-wait", "60s")
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
+
+
+def test_the_core_node_rebooted_mid_upgrade_then_resume_finishes_it_from_the_record(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """kato runs on the core node: a reboot there kills kato and empties /run (the lock)."""
+    from tests.integration.conftest import kato
+    from tests.integration.upgrade_steps import Paused
+
+    before = registry(cluster)
+    boot = cluster.boot_id("node1")
+    argv = ("upgrade", "in-place", "1.2.0", "--backup-dir", str(tmp_path))
+    with Paused(cluster, tmp_path / "up", *argv) as upgrade:
+        upgrade.at("migrating")
+        assert lock_holder(cluster) is not None
+        upgrade.kill()
+    kato("sandbox", "reboot", "node1", "--name", cluster.name)
+    assert cluster.boot_id("node1") != boot
+    assert lock_holder(cluster) is None  # /run is a tmpfs: the lock went with the reboot
+    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    assert "interrupted in migrating: `kato upgrade resume` continues it" in status
+    resumed = on(cluster, "upgrade", "resume", "--backup-dir", str(tmp_path))
+    assert "upgraded 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    assert registry(cluster)["format"] == 2
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before

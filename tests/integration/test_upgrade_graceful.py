@@ -93,3 +93,58 @@ def test_the_broken_release_is_rolled_back_gracefully(cluster: Cluster, tmp_path
     assert registry(cluster) == before
     shown = cluster.ssh("node1", "/usr/local/sbin/kato-lb show").stdout
     assert "node2 UP" in shown and "node3 UP" in shown
+
+
+DATA_SERVICES = ("kato-postgresql", "kato-redis", "kato-filesystem")
+PSQL = "cd / && runuser -u postgres -- psql -X -q -At -h /run/postgresql"
+DATA = (
+    f"{PSQL} -c 'SELECT datname FROM pg_database ORDER BY 1'; "
+    "cd / && runuser -u postgres -- pg_dumpall -h /run/postgresql "
+    "| sed '/restrict /d' | sha256sum; "
+    "redis-cli -h 127.0.0.1 --no-raw debug digest; "
+    "find /var/lib/kato/data/droplets -printf '%p %y %m %U:%G %s %T@\\n' | LC_ALL=C sort"
+)
+
+
+def data_services(cluster: Cluster) -> dict[str, str]:
+    """Each data service's main PID and start time, and a digest of what they hold."""
+    host = cluster.host("node1")
+    seen = {
+        unit: host.check_output(
+            f"systemctl show -p MainPID -p ExecMainStartTimestampMonotonic --value {unit}"
+        )
+        for unit in DATA_SERVICES
+    }
+    assert all(not v.startswith("0\n") for v in seen.values()), seen  # running
+    return {**seen, "data": host.check_output(DATA)}
+
+
+def test_stateless_leaves_the_data_services_alone_and_holds_the_lock_in_every_phase(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.integration.upgrade_steps import Paused, fingerprint, refused_while_held
+
+    cluster.ssh("node1", "redis-cli -h 127.0.0.1 set stateless kept >/dev/null")
+    before, data = registry(cluster), data_services(cluster)
+    argv = ("upgrade", "prep", "1.2.0", "--stateless", "--backup-dir", str(tmp_path))
+    with Paused(cluster, tmp_path / "prep", *argv) as prep:
+        held = " ".join(argv)
+        prep.walk(("staging", "stopping", "prepped"), lambda: refused_while_held(cluster, held))
+        code, out, err = prep.finish()
+    assert code == 0 and "next: kato upgrade takeover 1.2.0" in out, err
+    prepped = fingerprint(cluster)
+    dry = on(cluster, "upgrade", "takeover", "1.2.0", "--dry-run").stdout  # type: ignore[attr-defined]
+    assert "node2: drain" in dry and "nothing was changed" in dry
+    assert fingerprint(cluster) == prepped
+    phases = ("taking over", "activating", "migrating", "starting", "done")
+    with Paused(cluster, tmp_path / "takeover", "upgrade", "takeover", "1.2.0") as taking:
+        taking.walk(phases, lambda: refused_while_held(cluster, "upgrade takeover 1.2.0"))
+        code, out, err = taking.finish()
+    assert code == 0 and "took over 1.0.0 -> 1.2.0" in out, err
+    assert set(versions(cluster).values()) == {"1.2.0"}
+    assert data_services(cluster) == data  # same PIDs, same start times, same data
+    assert cluster.ssh("node1", "redis-cli -h 127.0.0.1 get stateless").stdout == "kept\n"
+    on(cluster, "upgrade", "rollback", "--yes")
+    assert set(versions(cluster).values()) == {"1.0.0"}
+    assert registry(cluster) == before
+    cluster.ssh("node1", "redis-cli -h 127.0.0.1 del stateless >/dev/null")

@@ -6,6 +6,7 @@ import pytest
 
 from kato.engine.session import session
 from kato.errors import LockHeld
+from kato.operation import operation
 from tests.fakes import FakeCluster
 
 
@@ -47,3 +48,28 @@ def test_a_dry_run_never_locks_and_a_held_lock_is_refused() -> None:
         session(fake.cluster, ["kato"], factory=fake.factory) as s,
     ):
         s.begin()
+
+
+def test_an_operation_inside_another_joins_it_and_the_lock_is_never_let_go() -> None:
+    """An upgrade's export or import inside the upgrade: one lock, one journal, no gap."""
+    fake = FakeCluster(["node1", "node2"])
+    with session(fake.cluster, ["kato", "upgrade"], factory=fake.factory) as s:
+        outer = s.begin()
+        held = fake.lock
+        with session(fake.cluster, ["kato", "export"], factory=fake.factory) as inner:
+            assert inner.begin() is outer and fake.lock is held
+            inner.op.step("node2", "export", None, "ok", 0.0)
+        assert fake.lock is held  # the inner end released nothing
+        with operation(s.conns, "node1", ["kato", "import"]) as joined:
+            assert joined is outer
+    assert [e["event"] for e in fake.journal] == ["begin", "step", "end"]
+    assert {e["operation"] for e in fake.journal} == {outer.id} and fake.lock is None
+
+
+def test_an_operation_after_another_ended_takes_the_lock_again() -> None:
+    fake = FakeCluster(["node1"])
+    with session(fake.cluster, ["kato", "a"], factory=fake.factory) as s:
+        first = s.begin()
+    with session(fake.cluster, ["kato", "b"], factory=fake.factory) as s:
+        assert s.begin().id != first.id
+    assert [e["event"] for e in fake.journal] == ["begin", "end", "begin", "end"]
