@@ -170,6 +170,13 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
             node["roles"].append("filesystem")
     three = work / "three.yaml"
     three.write_text(yaml.safe_dump(document))
+    # each node defines its roles from the release it runs: give node2 and node3 the role's
+    # definition there (as installing the role would), else they have no such data dir
+    release = "/var/lib/kato/releases/current/filesystem"
+    encoded = box.ssh(f"base64 -w0 {release}/role.yaml").strip()
+    for node in ("node2", "node3"):
+        script = f"mkdir -p {release} && echo {encoded} | base64 -d > {release}/role.yaml"
+        box.ssh(script, node=node)
     for node in ("node1", "node2", "node3"):
         box.ssh(FILL, DATA_DIR, str(size), node=node)
     alone, together, load = [], [], []

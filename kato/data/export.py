@@ -21,7 +21,7 @@ from kato.data.core_export import read_argv
 from kato.data.each_node import each_node
 from kato.data.limits import LimitExceeded, resolved
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
-from kato.data.selection import DataDir, data_dirs, located
+from kato.data.selection import DataDir, data_dirs, located, not_defined
 from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
@@ -120,6 +120,11 @@ def export(
         plan = tuple(PlannedRead(s, found[s].size) for s in sources)
         check_space(directory, sum(p.estimate for p in plan), compress, dry_run)
         result = ExportResult(None, shown, plan)
+        result.warnings.extend(
+            f"{pair.replace(' ', ': role ', 1)} is in the cluster file but its release there does "
+            "not define it (not installed?): it has no data in this archive"
+            for pair in not_defined(cluster, defined, only=only, exclude=exclude, nodes=nodes)
+        )
         if dry_run:
             return result
         core = cluster.core_node.name

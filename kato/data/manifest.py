@@ -161,5 +161,7 @@ def _member(raw: object, index: int, fmt: int) -> Member:
     entries = raw.get("entries") if fmt >= 2 else None
     if fmt >= 2 and (not isinstance(entries, int) or isinstance(entries, bool) or entries < 0):
         raise ManifestProblem(f"{where}: entries missing or not a whole number (format {fmt})")
+    if kind == "stream" and entries:
+        raise ManifestProblem(f"{where}: entries {entries} for a stream (a dump has none)")
     return Member(size=size, mode=mode, owner=owner, sha256=sha, type=kind, entries=entries,
                   **fields)  # fmt: skip

@@ -86,6 +86,28 @@ def data_dirs(
     return tuple(item[2] for item in found)
 
 
+def not_defined(
+    cluster: Cluster,
+    roles: Definitions,
+    *,
+    only: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    nodes: Sequence[str] = (),
+) -> list[str]:
+    """ "NODE ROLE" for each chosen role the cluster file gives a node whose release does not
+    define it (not installed there): data_dirs leaves those out, and the caller says so,
+    because a backup that lacks a role must never lack it silently."""
+    picked = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
+    return [
+        f"{node.name} {name}"
+        for node in picked
+        for name in node.roles
+        if role_of(roles, node.name, name) is None
+        and name not in exclude
+        and (not only or name in only)
+    ]
+
+
 def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
     """The same data dirs, each with the path it has on its node now (kato relocate)."""
     where = each_node((s.node for s in sources), lambda node: datadirs.locations(conns.get(node)))

@@ -266,6 +266,15 @@ def test_an_unknown_node_or_role_is_refused_naming_the_known_ones(
         assert path == "check" or known in done.output, done.output  # a plugin prints one line
 
 
+@pytest.mark.parametrize("verb", ["start", "stop", "restart"])
+def test_a_role_given_the_old_way_gets_the_same_parse_as_role(verb: str, tmp_path: Path) -> None:
+    cluster = _unreachable_cluster(tmp_path)
+    done = runner.invoke(app, ["--cluster", str(cluster), verb, "nosuch"])
+    assert done.exit_code == 2 and "--role: no node of cluster" in done.output, done.output
+    assert "'nosuch'" in done.output and "its roles: controller" in done.output, done.output
+    assert "Usage: kato " + verb + " [OPTIONS]\n" in runner.invoke(app, [verb, "--help"]).output
+
+
 def test_node_and_role_names_complete_from_the_cluster_file(tmp_path: Path) -> None:
     cluster = _unreachable_cluster(tmp_path)
 

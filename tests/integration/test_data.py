@@ -123,7 +123,7 @@ def test_verify_reads_the_manifest_and_every_member(cluster: Cluster, archive: P
     done = kato("data", "verify", str(archive), "--json")
     result = json.loads(done.stdout)
     manifest = result["manifest"]
-    assert manifest["format"] == 1 and manifest["cluster"] == cluster.name
+    assert manifest["format"] == 2 and manifest["cluster"] == cluster.name
     assert manifest["platform_version"] == "1.0.0"
     by_role = {m["role"]: m for m in manifest["members"]}
     assert by_role["filesystem"]["owner"] and by_role["filesystem"]["mode"].startswith("0")

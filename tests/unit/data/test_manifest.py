@@ -54,6 +54,9 @@ def test_format_1_still_reads_and_format_2_needs_each_member_s_entries() -> None
     assert b'"entries"' not in old.encode() and decode(old.encode()) == old
     with pytest.raises(ManifestProblem, match=r"members\[0\]: entries missing"):
         decode(Manifest(2, "prod", None, "0.1.0", CREATED, members).encode())
+    stream = next(m for m in MEMBERS if m.type == "stream")
+    with pytest.raises(ManifestProblem, match="entries 3 for a stream"):
+        decode(manifest_of([dataclasses.replace(stream, entries=3)]).encode())
 
 
 def test_member_names() -> None:
