@@ -5,7 +5,6 @@ Precedence: built-in defaults < the file < KATO_* environment variables < comman
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
@@ -16,16 +15,15 @@ from typing import Any
 
 from kato import yamldoc
 from kato.errors import UsageError
+from kato.problems import MAX_SECONDS, Problems, is_address, is_seconds
+from kato.ssh_settings import USER_NAME, SshSettings, parse_ssh
+
+__all__ = ["Cluster", "DataLimits", "LoadBalancer", "NodeConfig", "SshSettings", "load", "parse"]
 
 DEFAULT_PATH = Path("/etc/kato/cluster.yaml")
-NODE_FILE = "/etc/kato/node.yaml"  # on each node: its name and cluster (kato install writes it)
 # \Z, not $: `$` also matches before a final newline, so "node1\n" would pass.
 NODE_NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
 ROLE_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,62}\Z")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOSTNAME = re.compile(rf"\A(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?\Z")  # RFC 1123
-USER_NAME = re.compile(r"\A[a-z_][a-z0-9_-]{0,31}\Z")
-MAX_SECONDS = 7 * 86400.0  # a timeout longer than a week is a typo (and overflows select)
 TOP_KEYS = {
     "name",
     "core",
@@ -40,53 +38,9 @@ TOP_KEYS = {
 LB_KEYS = {"node", "drain", "undrain", "timeout"}
 DATA_KEYS = {"max_entries", "max_ratio"}
 OFFSITE_KEYS = {"rclone_config"}
-SSH_KEYS = {
-    "user",
-    "identity_file",
-    "known_hosts",
-    "connect_timeout",
-    "auth_timeout",
-    "command_timeout",
-    "idle_timeout",
-    "parallel",
-    "port",
-}
 NODE_KEYS = {"name", "address", "port", "roles"}
-# How kato logs in (OpenSSH's config, the agent, passphrases, sudo): see docs/ssh.md.
-SSH_ACCESS_KEYS = {
-    "config",
-    "agent",
-    "passphrase_file",
-    "passphrase_env",
-    "keepalive",
-    "sudo_password_file",
-    "sudo_password_env",
-}
-SSH_KEYS |= SSH_ACCESS_KEYS
 NODE_ACCESS_KEYS = {"user", "identity_file"}
 NODE_KEYS |= NODE_ACCESS_KEYS
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    user: str = "root"
-    identity_file: str | None = None
-    known_hosts: str = "/etc/kato/known_hosts"
-    port: int = 22
-    connect_timeout: float = 5.0
-    auth_timeout: float = 10.0
-    command_timeout: float = 600.0
-    idle_timeout: float = 20.0  # a node silent this long (no output, no keepalive answer)
-    parallel: int = 10
-    config: str | None = None  # an OpenSSH client config (HostName, Port, User, ProxyJump ...)
-    agent: bool = False
-    passphrase_file: str | None = None
-    passphrase_env: str | None = None
-    keepalive: float = 15.0
-    sudo_password_file: str | None = None
-    sudo_password_env: str | None = None
-    given: frozenset[str] = frozenset()  # the settings spelled out (they beat ssh.config)
 
 
 @dataclass(frozen=True)
@@ -186,7 +140,7 @@ def parse(raw: Any, path: str) -> Cluster:
         problems.raise_if_any()
     problems.unknown_keys(raw, TOP_KEYS, "")
     name = problems.string(raw, "name", "", pattern=NODE_NAME)
-    ssh = _parse_ssh_access(_parse_ssh(raw.get("ssh", {}), problems), raw.get("ssh"), problems)
+    ssh = parse_ssh(raw.get("ssh", {}), problems)
     nodes = _parse_node_access(_parse_nodes(raw.get("nodes"), ssh.port, problems), raw, problems)
     core = problems.string(raw, "core", "")
     if core and nodes and core not in {n.name for n in nodes}:
@@ -259,27 +213,6 @@ def _parse_offsite(raw: Any, problems: Problems) -> str | None:
     return config or None
 
 
-def _parse_ssh(raw: Any, problems: Problems) -> SshSettings:
-    if not isinstance(raw, dict):
-        problems.add("ssh", "must be a mapping")
-        return SshSettings()
-    problems.unknown_keys(raw, SSH_KEYS, "ssh")
-    defaults = SshSettings()
-    return SshSettings(
-        user=problems.string(raw, "user", "ssh", required=False, pattern=USER_NAME)
-        or defaults.user,
-        identity_file=problems.string(raw, "identity_file", "ssh", required=False) or None,
-        known_hosts=problems.string(raw, "known_hosts", "ssh", required=False)
-        or defaults.known_hosts,
-        port=problems.integer(raw, "port", "ssh", defaults.port, 1, 65535),
-        connect_timeout=problems.number(raw, "connect_timeout", "ssh", defaults.connect_timeout),
-        auth_timeout=problems.number(raw, "auth_timeout", "ssh", defaults.auth_timeout),
-        command_timeout=problems.number(raw, "command_timeout", "ssh", defaults.command_timeout),
-        idle_timeout=problems.number(raw, "idle_timeout", "ssh", defaults.idle_timeout),
-        parallel=problems.integer(raw, "parallel", "ssh", defaults.parallel, 1, 256),
-    )
-
-
 def _parse_nodes(raw: Any, default_port: int, problems: Problems) -> tuple[NodeConfig, ...]:
     if not isinstance(raw, list) or not raw:
         problems.add("nodes", "required: a list of nodes (name, address, roles)")
@@ -309,35 +242,6 @@ def _parse_nodes(raw: Any, default_port: int, problems: Problems) -> tuple[NodeC
     return tuple(nodes)
 
 
-def _parse_ssh_access(ssh: SshSettings, raw: Any, problems: Problems) -> SshSettings:
-    """The login settings of `ssh:` (docs/ssh.md): which file or variable holds a secret,
-    never the secret itself."""
-    if not isinstance(raw, dict):
-        return ssh
-    agent = raw.get("agent", False)
-    if not isinstance(agent, bool):
-        problems.add("ssh.agent", "must be true or false")
-        agent = False
-    for key in ("passphrase_env", "sudo_password_env"):
-        if isinstance(raw.get(key), str) and not ENV_NAME.match(raw[key]):
-            problems.add(f"ssh.{key}", "must name an environment variable (letters, digits, _)")
-    for secret in ("passphrase", "sudo_password"):
-        if raw.get(f"{secret}_file") is not None and raw.get(f"{secret}_env") is not None:
-            problems.add(f"ssh.{secret}_env", f"give {secret}_file or {secret}_env, not both")
-    return replace(
-        ssh,
-        config=problems.string(raw, "config", "ssh", required=False) or None,
-        agent=agent,
-        passphrase_file=problems.string(raw, "passphrase_file", "ssh", required=False) or None,
-        passphrase_env=problems.string(raw, "passphrase_env", "ssh", required=False) or None,
-        keepalive=problems.number(raw, "keepalive", "ssh", ssh.keepalive),
-        sudo_password_file=problems.string(raw, "sudo_password_file", "ssh", required=False)
-        or None,
-        sudo_password_env=problems.string(raw, "sudo_password_env", "ssh", required=False) or None,
-        given=frozenset(k for k in ("user", "identity_file", "port") if k in raw),
-    )
-
-
 def _parse_node_access(
     nodes: tuple[NodeConfig, ...], raw: Any, problems: Problems
 ) -> tuple[NodeConfig, ...]:
@@ -353,94 +257,6 @@ def _parse_node_access(
         given = frozenset(k for k in ("user", "identity_file", "port") if k in entry)
         found.append(replace(node, user=user or None, identity_file=identity or None, given=given))
     return tuple(found)
-
-
-def is_address(text: str) -> bool:
-    """An IPv4 or IPv6 address, or an RFC 1123 host name (whose last label is not all digits:
-    999.1.1.1 is a bad address, not a name)."""
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        pass
-    if not HOSTNAME.match(text):
-        return False
-    return not text.rstrip(".").rsplit(".", 1)[-1].isdigit()
-
-
-def is_seconds(value: object) -> bool:
-    """A finite number of seconds above 0 and at most MAX_SECONDS (not .nan, not .inf)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and 0 < value <= MAX_SECONDS
-
-
-class Problems:
-    """Collects validation problems as `path: key: what is wrong`."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.items: list[str] = []
-
-    def add(self, where: str, what: str) -> None:
-        self.items.append(f"{self.path}: {where + ': ' if where else ''}{what}")
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise UsageError(
-                f"the cluster file has {len(self.items)} problem(s):\n  " + "\n  ".join(self.items),
-                hint="fix them and check with `kato config validate`",
-            )
-
-    def unknown_keys(self, raw: dict[str, Any], allowed: set[str], where: str) -> None:
-        for key in sorted(set(raw) - allowed, key=str):
-            self.add(f"{where}.{key}" if where else str(key), "unknown key")
-
-    def string(
-        self,
-        raw: dict[str, Any],
-        key: str,
-        where: str,
-        required: bool = True,
-        pattern: re.Pattern[str] | None = None,
-    ) -> str:
-        at = f"{where}.{key}" if where else key
-        value = raw.get(key)
-        if value is None:
-            if required:
-                self.add(at, "required")
-            return ""
-        if not isinstance(value, str) or not value:
-            self.add(at, "must be a non-empty string")
-            return ""
-        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-            self.add(at, f"{value!r} contains a control character (a newline, a tab, ...)")
-            return ""
-        if pattern and not pattern.match(value):
-            self.add(
-                at,
-                f"{value!r} is not allowed (letters, digits and -; no spaces or shell characters)",
-            )
-            return ""
-        return value
-
-    def integer(
-        self, raw: dict[str, Any], key: str, where: str, default: int, low: int, high: int
-    ) -> int:
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.add(f"{where}.{key}", f"must be a whole number from {low} to {high}")
-            return default
-        return value
-
-    def number(self, raw: dict[str, Any], key: str, where: str, default: float) -> float:
-        value = raw.get(key, default)
-        if not is_seconds(value):
-            self.add(
-                f"{where}.{key}", f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}"
-            )
-            return default
-        return float(value)
 
 
 ENV_OVERRIDES = {

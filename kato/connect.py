@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 from kato import secrets, yamldoc
-from kato.config import NODE_FILE, Cluster, NodeConfig
+from kato.config import Cluster, NodeConfig
 from kato.errors import UsageError
+from kato.remote.layout import NODE_FILE
 from kato.transport.base import SshOptions, Transport
 from kato.transport.pool import Connections, Factory, ssh_factory
 

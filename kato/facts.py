@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from kato.config import NODE_FILE as NODE_FILE  # the node's identity, written by install
 from kato.errors import RemoteCommandFailed
 from kato.remote import layout
 from kato.remote.agent import AGENT
@@ -16,6 +15,7 @@ from kato.transport.base import CommandResult, Transport
 
 T = TypeVar("T")
 RELEASES = layout.RELEASES
+NODE_FILE = layout.NODE_FILE  # the node's identity, written by install
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class NodeFacts:
     patches: dict[str, Any] | None
     lock: dict[str, Any] | None
     datadirs: dict[str, Any] | None = None  # the data-dir record (kato.datadirs reads it)
+    definitions: dict[str, str] | None = None  # role -> role.yaml text of the current release
 
 
 def health_request(health: Health) -> dict[str, Any]:
@@ -161,12 +162,15 @@ def node_facts(
     patches: dict[str, list[str]] | None = None,
     lock: bool = False,
     datadirs: bool = False,
+    definitions: bool = False,
     timeout: float = 60.0,
 ) -> NodeFacts:
     """Everything asked about a node, in one round trip (the agent is shipped if missing)."""
     request = facts_request(
         roles, space=space, sizes=sizes, patches=patches, lock=lock, datadirs=datadirs
     )
+    if definitions:
+        request["definitions"] = True
     done = AGENT.call(transport, "node_facts.py", json.dumps(request), timeout=timeout)
     if not done.ok:
         raise RemoteCommandFailed(transport.node, done.argv[:2], done.status, done.stderr)
@@ -182,4 +186,5 @@ def node_facts(
         raw.get("patches"),
         raw.get("lock"),
         raw.get("datadirs"),
+        raw.get("definitions"),
     )

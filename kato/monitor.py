@@ -13,7 +13,6 @@ from kato.config import Cluster
 from kato.connect import connections, select_nodes
 from kato.errors import KatoError
 from kato.facts import Fact
-from kato.roles import load_roles
 from kato.status import ClusterStatus, NodeStatus
 from kato.transport.base import CommandResult
 from kato.transport.fanout import FanOut, NodeFailure, failure, fan_out
@@ -112,13 +111,12 @@ def last_backup(text: str) -> float | None:
 def snapshot(
     cluster: Cluster, names: list[str] | None = None, role_filter: list[str] | None = None
 ) -> Snapshot:
-    roles = load_roles(status.roles_directory())
     chosen = select_nodes(cluster, names, role_filter)
     with connections(cluster) as conns:
 
         def one(name: str) -> tuple[NodeStatus, NodeUse]:
             transport = conns.get(name)
-            node, _ = status.node_status(transport, cluster.node(name), roles)
+            node, _ = status.own_status(cluster, transport, name)
             fact = Fact(("python3", "-c", USAGE, *[d.path for d in node.data_dirs]), _parse_usage)
             return node, _usage(node, fact.gather(transport))
 

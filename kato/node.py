@@ -45,7 +45,7 @@ def trust(
             node.name,
             "the key was not confirmed",
             offered.fingerprint,
-            hint=f"check it out of band, then `kato node trust {node.name} "
+            hint=f"check it out of band, then `kato node trust --node {node.name} "
             f"--fingerprint {offered.fingerprint}`",
         )
     hostname = route(node.address, node.port, options)[-1].known_hosts_name  # ssh.config's

@@ -19,6 +19,7 @@ from kato.connect import select_nodes
 from kato.errors import KatoError, UsageError
 from kato.status import roles_directory
 from kato.transport import local
+from kato.transport.fanout import fan_out
 
 CHECK_TIMEOUT = 600.0
 
@@ -48,46 +49,58 @@ def parse_report(xml_text: str, node: str) -> list[Check]:
     return checks
 
 
-def check(cluster: Cluster, names: list[str] | None = None) -> list[Check]:
-    nodes = select_nodes(cluster, names)
+def check(
+    cluster: Cluster, names: list[str] | None = None, roles: list[str] | None = None
+) -> list[Check]:
+    """Every chosen node's checks, ssh.parallel (--parallel) nodes at once; a node whose checks
+    could not run is one failed check, not the end of the others."""
     directory = roles_directory()
-    results: list[Check] = []
-    with tempfile.TemporaryDirectory(prefix="kato-check-") as tmp:
-        for node in nodes:  # one node at a time: the checks are read-only but not cheap
-            files = [
-                str(directory / r / f"test_{r}.py")
-                for r in node.roles
-                if (directory / r / f"test_{r}.py").exists()
-            ]
-            if not files:
-                continue
-            report = Path(tmp) / f"{node.name}.xml"
-            done = local.run(
-                (
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    "-p",
-                    "kato.node_check_backend",
-                    "--rootdir",
-                    str(directory),
-                    f"--hosts=kato://{node.name}",
-                    f"--junitxml={report}",
-                    *files,
-                ),
-                timeout=CHECK_TIMEOUT,
-                check=False,
-                env={"KATO_CLUSTER": str(Path(cluster.path).absolute())},
-            )
-            if not report.exists():
-                raise KatoError(
-                    f"{node.name}: the checks did not run: "
-                    f"{(done.stderr or done.stdout).strip()[-300:]}"
-                )
-            results += parse_report(report.read_text(), node.name)
-    if not results:
+    chosen = {
+        n.name: [
+            str(directory / r / f"test_{r}.py")
+            for r in n.roles
+            if (directory / r / f"test_{r}.py").exists() and (not roles or r in roles)
+        ]
+        for n in select_nodes(cluster, names, roles)
+    }
+    chosen = {node: files for node, files in chosen.items() if files}
+    if not chosen:
         raise UsageError("no role checks to run on the chosen nodes")
+    with tempfile.TemporaryDirectory(prefix="kato-check-") as tmp:
+        done = fan_out(
+            list(chosen),
+            lambda node: _run_checks(cluster, directory, node, chosen[node], Path(tmp)),
+            cluster.ssh.parallel,
+        )
+    results = [c for node in chosen if node in done.succeeded for c in done.succeeded[node]]
+    results += [Check(f.node, "-", f.phase, False, f.message) for f in done.failed.values()]
     return results
+
+
+def _run_checks(
+    cluster: Cluster, directory: Path, node: str, files: list[str], tmp: Path
+) -> list[Check]:
+    report = tmp / f"{node}.xml"
+    done = local.run(
+        (
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "kato.node_check_backend",
+            "--rootdir",
+            str(directory),
+            f"--hosts=kato://{node}",
+            f"--junitxml={report}",
+            *files,
+        ),
+        timeout=CHECK_TIMEOUT,
+        check=False,
+        env={"KATO_CLUSTER": str(Path(cluster.path).absolute())},
+    )
+    if not report.exists():
+        raise KatoError(f"the checks did not run: {(done.stderr or done.stdout).strip()[-300:]}")
+    return parse_report(report.read_text(), node)

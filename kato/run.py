@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kato import role_definitions
 from kato.config import Cluster, NodeConfig
 from kato.connect import select_nodes
 from kato.engine.batches import Batching
@@ -15,8 +16,8 @@ from kato.engine.health import boot_id, wait_back
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.errors import NodeUnreachable, RemoteCommandFailed, UsageError
-from kato.roles import Role, in_start_order, load_roles
-from kato.status import roles_directory
+from kato.role_definitions import ClusterRoles
+from kato.roles import in_start_order
 from kato.transport.base import CommandResult
 from kato.transport.fanout import NodeFailure, fan_out
 
@@ -77,11 +78,11 @@ def run(
     plan = plan_run(select_nodes(cluster, names, roles), argv, serial, wait_healthy, wait_timeout)
     if dry_run:
         return RunOutcome(plan, {}, {}, (), dry_run=True)
-    known = load_roles(roles_directory()) if wait_healthy else {}
     with session(cluster, command, lock_wait=lock_wait) as s:
         s.begin()  # the lock before the first node runs anything
         if wait_healthy:
-            results, failed = _rolling(s, plan, known)
+            nodes = [n for batch in plan.batches for n in batch]
+            results, failed = _rolling(s, plan, role_definitions.of_nodes(cluster, s.conns, nodes))
         else:
             results, failed = _all(s, plan)
         s.op.settle(bool(results), bool(failed))
@@ -106,14 +107,15 @@ def _all(s: Session, plan: RunPlan) -> tuple[dict[str, CommandResult], dict[str,
 
 
 def _rolling(
-    s: Session, plan: RunPlan, known: dict[str, Role]
+    s: Session, plan: RunPlan, known: ClusterRoles
 ) -> tuple[dict[str, CommandResult], dict[str, NodeFailure]]:
     """Through the engine: each batch must come back healthy before the next; nothing to undo."""
     results: dict[str, CommandResult] = {}
 
     def change(node: str) -> NodeChange:
         boots: list[str] = []
-        roles = in_start_order(known[r] for r in s.cluster.node(node).roles if r in known)
+        own = known.of(node)  # the roles as the release the node runs defines them
+        roles = in_start_order(own[r] for r in s.cluster.node(node).roles if r in own)
 
         def run_it() -> int:
             boots.append(boot_id(s.transport(node)))

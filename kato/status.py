@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kato import datadirs, facts, lock, role_definitions
@@ -10,7 +10,7 @@ from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import ExitCode, outcome_exit
 from kato.role_definitions import roles_directory as roles_directory  # callers name it here
-from kato.roles import Role, in_start_order, load_roles
+from kato.roles import Role, in_start_order
 from kato.transport.base import Transport
 from kato.transport.fanout import FanOut, NodeFailure, fan_out
 from kato.transport.pool import Factory, ssh_factory
@@ -43,6 +43,7 @@ class NodeStatus:
     version: str | None
     roles: tuple[RoleStatus, ...]
     data_dirs: tuple[DataDir, ...] = field(default=())
+    definitions: str = ""  # where its role definitions come from (role_definitions.NodeRoles)
 
     @property
     def healthy(self) -> bool:
@@ -84,8 +85,21 @@ def node_status(
 ) -> tuple[NodeStatus, dict[str, Any] | None]:
     """The node's status from ONE agent call; on the core node, the lock record too."""
     known = in_start_order(roles[r] for r in node.roles if r in roles)
+    found = _facts(transport, known, core)
+    return _built(node, roles, found), found.lock
+
+
+def _facts(
+    transport: Transport, known: tuple[Role, ...], core: bool, definitions: bool = False
+) -> facts.NodeFacts:
     declared = [p for role in known for p in role.data_dirs.values()]
-    found = facts.node_facts(transport, known, space=declared, lock=core, datadirs=True)
+    return facts.node_facts(
+        transport, known, space=declared, lock=core, datadirs=True, definitions=definitions
+    )
+
+
+def _built(node: NodeConfig, roles: dict[str, Role], found: facts.NodeFacts) -> NodeStatus:
+    known = in_start_order(roles[r] for r in node.roles if r in roles)
     where = datadirs.from_document(node.name, found.datadirs) if found.datadirs else None
     wanted = [
         (role.name, name, path)
@@ -104,8 +118,26 @@ def node_status(
         )
         for role, name, path in wanted
     )
-    status = NodeStatus(node.name, node.address, found.version, tuple(statuses), dirs)
-    return status, found.lock
+    return NodeStatus(node.name, node.address, found.version, tuple(statuses), dirs)
+
+
+def own_status(
+    cluster: Cluster, transport: Transport, name: str
+) -> tuple[NodeStatus, dict[str, Any] | None]:
+    """The node's status by the role definitions of the release it runs (units, health checks
+    and data dirs may differ between releases). One agent call asks with kato's bundled
+    definitions and reads the node's; only a node whose release defines its roles otherwise
+    is asked again with its own."""
+    node, core = cluster.node(name), name == cluster.core
+    guess = role_definitions.bundled()
+    found = _facts(
+        transport, in_start_order(guess[r] for r in node.roles if r in guess), core, True
+    )
+    own = role_definitions.resolve(cluster, name, found.version, found.definitions or {})
+    roles = dict(own.roles)
+    if any(roles.get(r) != guess.get(r) for r in node.roles):
+        found = _facts(transport, in_start_order(roles[r] for r in node.roles if r in roles), core)
+    return replace(_built(node, roles, found), definitions=own.source), found.lock
 
 
 def status(
@@ -115,19 +147,11 @@ def status(
     factory: Factory = ssh_factory,
 ) -> ClusterStatus:
     """Every chosen node in parallel, one round trip each (the lock comes with the core's)."""
-    roles = load_roles(roles_directory())
     chosen = [n.name for n in select_nodes(cluster, names, role_filter)]
     with connections(cluster, factory) as conns:
 
         def one(name: str) -> tuple[NodeStatus, dict[str, Any] | None]:
-            core, node = name == cluster.core, cluster.node(name)
-            found = node_status(conns.get(name), node, roles, core=core)
-            # The release the node runs defines its roles: when it defines one otherwise than
-            # roles/ (a health check, a unit), the node is asked again with its release's.
-            own = role_definitions.for_version(cluster, found[0].version)
-            if any(own.get(r) != roles.get(r) for r in node.roles):
-                found = node_status(conns.get(name), node, own, core=core)
-            return found
+            return own_status(cluster, conns.get(name), name)
 
         everyone = chosen if cluster.core in chosen else [*chosen, cluster.core]  # for the lock
         found = fan_out(everyone, one, cluster.ssh.parallel)

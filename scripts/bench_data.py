@@ -134,7 +134,7 @@ def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figure
         base, mine = work / "baseline.tar.zst", work / "kato.tar.zst"
         seconds = box.pipeline(f"{ssh} 'tar -cf - -C {DATA_DIR} .' | zstd -1 -T0 -q > {base}")
         figures.base_export.append(data / seconds / 1e6)
-        seconds, rss = box.kato("data", "export", str(mine), "--only", "filesystem")
+        seconds, rss = box.kato("data", "export", str(mine), "--role", "filesystem")
         figures.kato_export.append(data / seconds / 1e6)
         figures.export_rss.append(rss)
         figures.kato_verify.append(box.kato("data", "verify", str(mine))[0])
@@ -168,7 +168,7 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
         for cluster, figures in ((box.cluster, alone), (str(three), together)):
             archive = work / "parallel.tar.zst"
             nodes = () if cluster == str(three) else ("--node", "node1")
-            figures.append(box.kato("data", "export", str(archive), "--only", "filesystem",
+            figures.append(box.kato("data", "export", str(archive), "--role", "filesystem",
                                     *nodes, cluster=cluster)[0])  # fmt: skip
             archive.unlink()
     med = statistics.median

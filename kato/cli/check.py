@@ -6,7 +6,7 @@ import typer
 
 from kato import output
 from kato.check import plugin_text
-from kato.cli.common import NODES, load_cluster
+from kato.cli.common import NODES, PARALLEL, ROLES, load_chosen
 from kato.errors import KatoError
 
 UNKNOWN = 3
@@ -14,6 +14,8 @@ UNKNOWN = 3
 
 def check(
     node: list[str] = NODES,
+    role: list[str] = ROLES,
+    parallel: int = PARALLEL,
     warn: str = typer.Option(
         None,
         "--warn",
@@ -37,10 +39,12 @@ def check(
         from kato import check as judge
         from kato import monitor
 
-        cluster = load_cluster()
+        cluster, pick = load_chosen(parallel, node, role)
         warn_at = judge.thresholds(warn, judge.WARN, "--warn")
         crit_at = judge.thresholds(crit, judge.CRIT, "--crit")
-        verdict = judge.judge(monitor.snapshot(cluster, node), warn_at, crit_at)
+        verdict = judge.judge(
+            monitor.snapshot(cluster, pick.node_list, pick.role_list), warn_at, crit_at
+        )
     except KatoError as exc:
         output.line(f"KATO UNKNOWN - {plugin_text(exc.message)}")
         raise typer.Exit(UNKNOWN) from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,10 +19,65 @@ if TYPE_CHECKING:
 cluster_flag: str | None = None
 
 JSON = typer.Option(False, "--json", help="Print a JSON document instead of a table.")
-NODES = typer.Option(None, "--node", help="Only this node (repeatable).")
-ROLES = typer.Option(None, "--role", help="Only nodes with this role (repeatable).")
+
+
+def _cluster_for_completion(ctx: typer.Context) -> config.Cluster | None:
+    """The cluster file the command line names (--cluster, else the default), or None."""
+    from kato import config
+
+    try:
+        return config.load(ctx.find_root().params.get("cluster"))
+    except Exception:  # completion must never fail the shell; it offers nothing instead
+        return None
+
+
+def _completed(known: list[str], incomplete: str) -> list[str]:
+    """The known names the last comma-separated word starts, each after the words before."""
+    before, comma, last = incomplete.rpartition(",")
+    return [f"{before}{comma}{name}" for name in known if name.startswith(last)]
+
+
+def _complete_nodes(ctx: typer.Context, incomplete: str) -> list[str]:
+    cluster = _cluster_for_completion(ctx)
+    return _completed([n.name for n in cluster.nodes] if cluster else [], incomplete)
+
+
+def _complete_roles(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _completed(known_roles(_cluster_for_completion(ctx)), incomplete)
+
+
+# How every command selects nodes and roles: these declarations, parsed by `chosen()`.
+# tests/cli/test_consistency.py fails on a command that selects them any other way.
+NODES = typer.Option(
+    None,
+    "--node",
+    "-n",
+    help="Only this node (repeatable, or comma-separated; default: every node).",
+    autocompletion=_complete_nodes,
+)
+ROLES = typer.Option(
+    None,
+    "--role",
+    "-r",
+    help="Only these roles (repeatable, or comma-separated; default: every role).",
+    autocompletion=_complete_roles,
+)
+EXCLUDE_ROLES = typer.Option(
+    None,
+    "--exclude",
+    "-x",
+    help="Leave these roles out (repeatable, or comma-separated).",
+    autocompletion=_complete_roles,
+)
+# The old name of --role, hidden: crontab lines that `data schedule add` wrote before, and a
+# `data import ssh://` from this kato or an older one, still say `--only`.
+OLD_ONLY = typer.Option(None, "--only", hidden=True, help="The old name of --role.")
 PARALLEL = typer.Option(
-    None, "--parallel", help="How many nodes at once (default: the cluster file's ssh.parallel)."
+    None,
+    "--parallel",
+    min=1,
+    max=256,
+    help="How many nodes at once, 1-256 (default: the cluster file's ssh.parallel).",
 )
 THIS_NODE = typer.Option(False, "--only-this-node", help="Only the node kato runs on.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the plan and change nothing.")
@@ -33,10 +90,77 @@ LOCK_WAIT = typer.Option(
 DURATION = re.compile(r"\A(\d+(?:\.\d+)?)(s|m|h)?\Z")
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """What --node, --role and --exclude chose; empty means every node or role."""
+
+    nodes: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def node_list(self) -> list[str] | None:
+        return list(self.nodes) or None
+
+    @property
+    def role_list(self) -> list[str] | None:
+        return list(self.roles) or None
+
+
+def known_roles(cluster: config.Cluster | None) -> list[str]:
+    """The roles the cluster file gives its nodes, sorted."""
+    return sorted({r for n in cluster.nodes for r in n.roles}) if cluster else []
+
+
+def names(values: Sequence[str] | None) -> tuple[str, ...]:
+    """`--node a,b --node c` → (a, b, c), each once, in order."""
+    split = (v.strip() for value in values or () for v in value.split(","))
+    return tuple(dict.fromkeys(v for v in split if v))
+
+
+def chosen(
+    cluster: config.Cluster,
+    nodes: Sequence[str] | None = None,
+    roles: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> Chosen:
+    """The one parse of --node/--role/--exclude: an unknown name is a usage error (exit 2)
+    that lists the known ones, raised before anything is done."""
+    picked = Chosen(names(nodes), names(roles), names(exclude))
+    node_names = [n.name for n in cluster.nodes]
+    unknown = [n for n in picked.nodes if n not in node_names]
+    if unknown:
+        raise UsageError(
+            f"cluster {cluster.name!r} has no node {', '.join(map(repr, unknown))}",
+            hint=f"its nodes: {', '.join(node_names)} (nothing was changed)",
+        )
+    role_names = known_roles(cluster)
+    for option, given in (("--role", picked.roles), ("--exclude", picked.excluded)):
+        unknown = [r for r in given if r not in role_names]
+        if unknown:
+            raise UsageError(
+                f"{option}: no node of cluster {cluster.name!r} has role "
+                f"{', '.join(map(repr, unknown))}",
+                hint=f"its roles: {', '.join(role_names)} (nothing was changed)",
+            )
+    return picked
+
+
 def load_cluster(parallel: int | None = None) -> config.Cluster:
     from kato import config  # commands import their domain when they run: --help stays fast
 
     return config.with_parallel(config.load(cluster_flag), parallel)
+
+
+def load_chosen(
+    parallel: int | None = None,
+    nodes: Sequence[str] | None = None,
+    roles: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> tuple[config.Cluster, Chosen]:
+    """The cluster file with --parallel applied, and what --node/--role/--exclude chose."""
+    cluster = load_cluster(parallel)
+    return cluster, chosen(cluster, nodes, roles, exclude)
 
 
 def seconds(text: str, option: str = "--lock-wait") -> float:

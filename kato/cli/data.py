@@ -10,11 +10,17 @@ import typer
 from kato import output
 from kato.cli.common import (
     DRY_RUN,
+    EXCLUDE_ROLES,
     JSON,
     LOCK_WAIT,
     NODES,
+    OLD_ONLY,
+    PARALLEL,
+    ROLES,
     THIS_NODE,
+    Chosen,
     invocation,
+    load_chosen,
     load_cluster,
 )
 from kato.cli.common import seconds as duration
@@ -27,23 +33,22 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Export, verify and import the cluster's data.")
 
-ONLY = typer.Option(None, "--only", help="Only these roles, e.g. postgresql,filesystem.")
-EXCLUDE = typer.Option(None, "--exclude", help="Leave these roles out, e.g. redis.")
 
-
-def chosen_nodes(cluster: Cluster, nodes: list[str] | None, this_node: bool) -> list[str]:
+def chosen_nodes(pick: Chosen, cluster: Cluster, this_node: bool) -> list[str]:
     from kato.connect import this_node as here
 
-    return [here(cluster).name] if this_node else list(nodes or [])
+    return [here(cluster).name] if this_node else list(pick.nodes)
 
 
 @app.command()
 def export(
     dest: str = typer.Argument(".", help="A file, a directory (a name is chosen), or - ."),
-    only: list[str] = ONLY,
-    exclude: list[str] = EXCLUDE,
+    role: list[str] = ROLES,
+    old_only: list[str] = OLD_ONLY,
+    exclude: list[str] = EXCLUDE_ROLES,
     node: list[str] = NODES,
     only_this_node: bool = THIS_NODE,
+    parallel: int = PARALLEL,
     compress: str = typer.Option("zstd", "--compress", help="zstd, gzip or none."),
     to: str = typer.Option(
         None, "--to", metavar="REMOTE:PATH", help="Then upload it there with rclone, checked."
@@ -67,13 +72,11 @@ def export(
                 "not writing an archive to a terminal",
                 hint="redirect standard output to a file or a pipe, or give DEST",
             )
-        from kato.data.selection import split_roles
-
-        cluster = load_cluster()
+        cluster, pick = load_chosen(parallel, node, [*(role or []), *(old_only or [])], exclude)
         options: dict[str, Any] = dict(
-            only=split_roles(only),
-            exclude=split_roles(exclude),
-            nodes=chosen_nodes(cluster, node, only_this_node),
+            only=list(pick.roles),
+            exclude=list(pick.excluded),
+            nodes=chosen_nodes(pick, cluster, only_this_node),
             compress=compress,
             lock_wait=duration(lock_wait),
             dry_run=dry_run,
@@ -178,9 +181,10 @@ def import_(
         help="An archive file, - for standard input, ssh://\\[user@]host\\[:port], or an "
         "off-site REMOTE:PATH/NAME.",
     ),
-    only: list[str] = ONLY,
+    role: list[str] = ROLES,
     node: list[str] = NODES,
     only_this_node: bool = THIS_NODE,
+    parallel: int = PARALLEL,
     spool: str = typer.Option(
         None, "--spool", help="Where a streamed archive is kept while verified (default: TMPDIR)."
     ),
@@ -196,14 +200,13 @@ def import_(
 
         from kato.data import import_ as importer
         from kato.data.limits import resolved
-        from kato.data.selection import split_roles
 
-        cluster = load_cluster()
+        cluster, pick = load_chosen(parallel, node, role)
         done = importer.import_archive(
             cluster,
             source,
-            only=split_roles(only),
-            nodes=chosen_nodes(cluster, node, only_this_node),
+            only=list(pick.roles),
+            nodes=chosen_nodes(pick, cluster, only_this_node),
             lock_wait=duration(lock_wait),
             dry_run=dry_run,
             command=invocation(),
@@ -230,6 +233,7 @@ def import_(
 @app.command()
 def cleanup(
     node: list[str] = NODES,
+    parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
@@ -238,9 +242,10 @@ def cleanup(
     with reported():
         from kato.data.cleanup import cleanup as clean
 
+        cluster, pick = load_chosen(parallel, node)
         done = clean(
-            load_cluster(),
-            nodes=node or [],
+            cluster,
+            nodes=list(pick.nodes),
             lock_wait=duration(lock_wait),
             dry_run=dry_run,
             command=invocation(),

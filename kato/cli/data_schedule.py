@@ -10,9 +10,15 @@ import typer
 from kato import output
 from kato.cli.common import (
     DRY_RUN,
+    EXCLUDE_ROLES,
     JSON,
     LOCK_WAIT,
+    OLD_ONLY,
+    PARALLEL,
+    ROLES,
+    Chosen,
     invocation,
+    load_chosen,
     load_cluster,
     running_kato,
     seconds,
@@ -21,6 +27,7 @@ from kato.cli.errors import reported
 from kato.errors import ExitCode
 
 if TYPE_CHECKING:
+    from kato.config import Cluster
     from kato.data.schedule import RunOptions
 
 schedule_app = typer.Typer(
@@ -32,8 +39,6 @@ DEST = typer.Option(..., "--dest", help="The directory on the core node the arch
 KEEP = typer.Option(
     None, "--keep", help="Keep the newest N archives that verify; delete older ones that verify."
 )
-ONLY = typer.Option(None, "--only", help="Only these roles (comma-separated or repeated).")
-EXCLUDE = typer.Option(None, "--exclude", help="Not these roles (comma-separated or repeated).")
 COMPRESS = typer.Option("zstd", "--compress", help="zstd, gzip or none.")
 METRICS = typer.Option(
     None, "--metrics", help="The node_exporter textfile the outcome is written to."
@@ -43,15 +48,10 @@ OFFSITE = typer.Option(
 )
 
 
-def _roles(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(r.strip() for v in values or [] for r in v.split(",") if r.strip())
-
-
 def _options(
     dest: str,
     keep: int | None,
-    only: list[str] | None,
-    exclude: list[str] | None,
+    pick: Chosen,
     compress: str,
     wait: str,
     metrics: str | None,
@@ -61,7 +61,7 @@ def _options(
     from kato.data.schedule import RunOptions
 
     return RunOptions(
-        dest, keep, _roles(only), _roles(exclude), compress, seconds(wait, option), metrics,
+        dest, keep, pick.roles, pick.excluded, compress, seconds(wait, option), metrics,
         offsite,
     )  # fmt: skip
 
@@ -71,8 +71,8 @@ def add(
     cron: str = typer.Option(..., "--cron", help="When, in cron's syntax, e.g. '0 3 * * *'."),
     dest: str = DEST,
     keep: int = KEEP,
-    only: list[str] = ONLY,
-    exclude: list[str] = EXCLUDE,
+    role: list[str] = ROLES,
+    exclude: list[str] = EXCLUDE_ROLES,
     compress: str = COMPRESS,
     run_lock_wait: str = typer.Option(
         "30m", "--run-lock-wait", help="How long each run waits for the cluster lock."
@@ -99,11 +99,10 @@ def add(
     with reported():
         from kato.data import schedule
 
+        cluster, pick = load_chosen(None, None, role, exclude)
         options = _options(
-            dest, keep, only, exclude, compress, run_lock_wait, metrics, "--run-lock-wait",
-            offsite,
-        )  # fmt: skip
-        cluster = load_cluster()
+            dest, keep, pick, compress, run_lock_wait, metrics, "--run-lock-wait", offsite
+        )
         change = schedule.add(
             cluster,
             cron,
@@ -173,9 +172,11 @@ def remove(
 def run_(
     dest: str = DEST,
     keep: int = KEEP,
-    only: list[str] = ONLY,
-    exclude: list[str] = EXCLUDE,
+    role: list[str] = ROLES,
+    exclude: list[str] = EXCLUDE_ROLES,
+    old_only: list[str] = OLD_ONLY,
     compress: str = COMPRESS,
+    parallel: int = PARALLEL,
     lock_wait: str = LOCK_WAIT,
     metrics: str = METRICS,
     dry_run: bool = DRY_RUN,
@@ -183,18 +184,18 @@ def run_(
     as_json: bool = JSON,
 ) -> None:
     """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
+    with reported():
+        cluster, pick = load_chosen(parallel, None, [*(role or []), *(old_only or [])], exclude)
     if dry_run:
-        _plan_run(dest, keep, only, exclude, compress, as_json)
+        _plan_run(cluster, dest, keep, pick, compress, as_json)
         return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     output.info(f"{stamp} kato data schedule run: export to {dest}")
     with reported(), output.progress() as progress:
         from kato.data import scheduled
 
-        options = _options(
-            dest, keep, only, exclude, compress, lock_wait, metrics, "--lock-wait", offsite
-        )
-        report = scheduled.run(load_cluster(), options, command=invocation(), progress=progress)
+        options = _options(dest, keep, pick, compress, lock_wait, metrics, "--lock-wait", offsite)
+        report = scheduled.run(cluster, options, command=invocation(), progress=progress)
         for problem in report.problems:
             output.warn(problem)
         error = scheduled.outcome_error(report)
@@ -218,18 +219,18 @@ def run_(
 
 
 def _plan_run(
+    cluster: Cluster,
     dest: str,
     keep: int | None,
-    only: list[str] | None,
-    exclude: list[str] | None,
+    pick: Chosen,
     compress: str,
     as_json: bool,
 ) -> None:
     with reported(), output.progress() as progress:
         from kato.data import scheduled
 
-        options = _options(dest, keep, only, exclude, compress, "0", None, "--lock-wait")
-        planned = scheduled.plan(load_cluster(), options, progress=progress)
+        options = _options(dest, keep, pick, compress, "0", None, "--lock-wait")
+        planned = scheduled.plan(cluster, options, progress=progress)
     if as_json:
         output.document(planned)
         return

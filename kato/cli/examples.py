@@ -6,7 +6,7 @@ from __future__ import annotations
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "status": (
         "kato status",
-        "kato status --node node2 --json",
+        "kato status --node node2 --verbose",
         "kato status --prometheus /var/lib/node_exporter/textfile_collector/kato.prom",
     ),
     "install": (
@@ -15,9 +15,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "kato install --node node3",
     ),
     "uninstall": ("kato uninstall --dry-run", "kato uninstall --node node3"),
-    "start": ("kato start", "kato start router --node node2", "kato start platform --dry-run"),
-    "stop": ("kato stop router --node node2", "kato stop --dry-run"),
-    "restart": ("kato restart controller", "kato restart --node node2 --json"),
+    "start": ("kato start", "kato start --role router --node node2", "kato start --dry-run"),
+    "stop": ("kato stop --role router --node node2", "kato stop --dry-run"),
+    "restart": (
+        "kato restart --role controller --verbose",
+        "kato restart --node node2 --parallel 1 --json",
+    ),
     "version": ("kato version", "kato version --json"),
     "check": (
         "kato check",
@@ -62,12 +65,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "config validate": ("kato config validate", "kato --cluster ./new.yaml config validate --json"),
     "node list": ("kato node list", "kato node list --json"),
     "node trust": (
-        "kato node trust node1 --fingerprint SHA256:8DnMcTVia71qyRcY9xtozx3qhjbyhGumsTGT1yw728Y",
-        "kato node trust --all --fingerprints fingerprints.txt",
+        "kato node trust -n node1 --fingerprint SHA256:8DnMcTVia71qyRcY9xtozx3qhjbyhGumsTGT1yw728Y",
+        "kato node trust --fingerprints fingerprints.txt",
         "kato node trust --all --from-known-hosts ~/.ssh/known_hosts --dry-run",
     ),
-    "node show": ("kato node show node1", "kato node show node2 --json"),
-    "node check": ("kato node check", "kato node check node2 --json"),
+    "node show": ("kato node show --node node1", "kato node show --role router --json"),
+    "node check": ("kato node check", "kato node check --node node2 --json"),
     "lock status": ("kato lock status", "kato lock status --json"),
     "lock break": ("kato lock break 1f2e3d4c", "kato lock break 1f2e3d4c --yes --json"),
     "patch status": ("kato patch status", "kato patch status --json"),
@@ -82,7 +85,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "data export": (
         "kato data export /srv/backups",
-        "kato data export - --only postgresql > db.tar.zst",
+        "kato data export - --role postgresql > db.tar.zst",
         "kato data export /srv/backups --dry-run",
     ),
     "data verify": (
@@ -91,7 +94,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "data import": (
         "kato data import /srv/backups/prod-20260101T030000Z.tar.zst --dry-run",
-        "kato data import - --only redis < redis.tar.zst",
+        "kato data import - --role redis < redis.tar.zst",
         "kato data import ssh://root@old-core.example.org",
     ),
     "data cleanup": ("kato data cleanup --dry-run", "kato data cleanup --node node1"),
@@ -101,7 +104,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "data schedule add": (
         "kato data schedule add --cron '0 3 * * *' --dest /srv/backups --keep 7",
-        "kato data schedule add --cron @hourly --dest /srv/db --only postgresql --dry-run",
+        "kato data schedule add --cron @hourly --dest /srv/db --role postgresql --dry-run",
     ),
     "data schedule list": ("kato data schedule list", "kato data schedule list --json"),
     "data schedule remove": (

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, load_cluster
+from kato.cli.common import DRY_RUN, JSON, NODES, PARALLEL, ROLES, load_chosen, load_cluster
 from kato.cli.errors import reported
 from kato.errors import UsageError
 
 if TYPE_CHECKING:
-    from kato.config import Cluster, NodeConfig
     from kato.node_trust import BulkTrust, NodeKey
     from kato.transport.ssh import OfferedKey
 
@@ -64,8 +63,11 @@ def _confirm_typed(keys: tuple[NodeKey, ...]) -> bool:
 
 @app.command()
 def trust(
-    nodes: list[str] = typer.Argument(None, help="The nodes whose host keys to record."),
-    every: bool = typer.Option(False, "--all", help="Every node of the cluster file."),
+    node: list[str] = NODES,
+    every: bool = typer.Option(
+        False, "--all", help="Every node of the cluster file (the default)."
+    ),
+    parallel: int = PARALLEL,
     fingerprint: list[str] = typer.Option(
         None,
         "--fingerprint",
@@ -93,8 +95,9 @@ def trust(
         from kato import node as single
         from kato import node_trust
 
-        cluster = load_cluster()
-        chosen = _chosen(cluster, nodes, every)
+        cluster, pick = load_chosen(parallel, node)
+        every = every or not pick.nodes
+        chosen = tuple(cluster.node(n) for n in pick.nodes) if pick.nodes else cluster.nodes
         expected = set(fingerprint or [])
         if fingerprints is not None:
             expected |= node_trust.fingerprints_in(_read(fingerprints))
@@ -110,15 +113,6 @@ def trust(
         else:
             result = node_trust.trust_all(cluster, chosen, expected, _confirm_typed, dry_run)
     _render_bulk(result, as_json)
-
-
-def _chosen(cluster: Cluster, nodes: list[str] | None, every: bool) -> tuple[NodeConfig, ...]:
-    if every == bool(nodes):
-        raise UsageError(
-            "name the nodes to trust, or give --all (not both)",
-            hint="kato node trust node1 node2, or kato node trust --all",
-        )
-    return cluster.nodes if every else tuple(cluster.node(n) for n in nodes or [])
 
 
 def _read(path: Path) -> str:
@@ -145,12 +139,19 @@ def _render_bulk(result: BulkTrust, as_json: bool) -> None:
 
 
 @app.command()
-def show(node: str = typer.Argument(..., help="The node to show."), as_json: bool = JSON) -> None:
-    """One node: address, roles, platform version, units and health, data dirs."""
+def show(
+    node: list[str] = NODES,
+    role: list[str] = ROLES,
+    parallel: int = PARALLEL,
+    as_json: bool = JSON,
+) -> None:
+    """Each chosen node in detail: address, roles, platform version, units and health, data
+    dirs."""
     with reported():
         from kato import status as cluster_status
 
-        result = cluster_status.status(load_cluster(), [node])
+        cluster, pick = load_chosen(parallel, node, role)
+        result = cluster_status.status(cluster, pick.node_list, pick.role_list)
     if as_json:
         output.document(result)
         raise typer.Exit(result.exit_code)
@@ -174,7 +175,9 @@ def show(node: str = typer.Argument(..., help="The node to show."), as_json: boo
 
 @app.command()
 def check(
-    node: list[str] = typer.Argument(None, help="Nodes to check (default: all)."),
+    node: list[str] = NODES,
+    role: list[str] = ROLES,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Run each role's read-only testinfra checks on the nodes carrying it (exit 1 if any
@@ -182,7 +185,8 @@ def check(
     with reported():
         from kato import node_check
 
-        checks = node_check.check(load_cluster(), node or None)
+        cluster, pick = load_chosen(parallel, node, role)
+        checks = node_check.check(cluster, pick.node_list, pick.role_list)
     if as_json:
         output.document(checks)
     else:

@@ -12,9 +12,11 @@ from kato.cli.common import (
     JSON,
     LOCK_WAIT,
     NODES,
+    PARALLEL,
     THIS_NODE,
     VERBOSE,
     invocation,
+    load_chosen,
     load_cluster,
     seconds,
 )
@@ -32,12 +34,12 @@ NO_RESTART = typer.Option(
 
 
 @app.command("status")
-def status(repo: str = REPO, as_json: bool = JSON) -> None:
+def status(repo: str = REPO, parallel: int = PARALLEL, as_json: bool = JSON) -> None:
     """The patches for the cluster's platform version and the nodes each is installed on."""
     with reported():
         from kato.patch import status as patch_status
 
-        report = patch_status.status(load_cluster(), repo)
+        report = patch_status.status(load_cluster(parallel), repo)
     if as_json:
         output.document(report)
     else:
@@ -59,6 +61,7 @@ def install(
     names: list[str] = typer.Argument(None, metavar="[NAME...]"),
     node: list[str] = NODES,
     only_this_node: bool = THIS_NODE,
+    parallel: int = PARALLEL,
     canary: str = typer.Option(
         None, "--canary", help="Patch this node first, healthy, then the rest."
     ),
@@ -73,9 +76,12 @@ def install(
     with reported():
         from kato.patch import install as installer
 
-        options = installer.Options(names, node, not no_restart, canary, only_this_node, repo)
+        cluster, pick = load_chosen(parallel, node)
+        options = installer.Options(
+            names, pick.node_list, not no_restart, canary, only_this_node, repo
+        )
         out = installer.install(
-            load_cluster(),
+            cluster,
             options,
             dry_run=dry_run,
             lock_wait=seconds(lock_wait),
@@ -88,6 +94,7 @@ def install(
 def revert(
     name: str = typer.Argument(..., metavar="NAME"),
     node: list[str] = NODES,
+    parallel: int = PARALLEL,
     no_restart: bool = NO_RESTART,
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
@@ -99,10 +106,11 @@ def revert(
     with reported():
         from kato.patch import revert as reverter
 
+        cluster, pick = load_chosen(parallel, node)
         out = reverter.revert(
-            load_cluster(),
+            cluster,
             name,
-            node,
+            pick.node_list,
             restart=not no_restart,
             repo=repo,
             dry_run=dry_run,

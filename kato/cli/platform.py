@@ -1,4 +1,4 @@
-"""`kato install`, `kato start|stop|restart [platform | ROLE...]`."""
+"""`kato install|uninstall`, `kato start|stop|restart [--role ROLE]...`."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from kato import output
 from kato.cli.common import (
     DRY_RUN,
     JSON,
     LOCK_WAIT,
     NODES,
     PARALLEL,
+    ROLES,
     VERBOSE,
     invocation,
-    load_cluster,
+    load_chosen,
 )
 from kato.cli.common import seconds as duration
 from kato.cli.errors import reported
@@ -47,10 +49,11 @@ def install(
     with reported():
         from kato.platform import install as installer
 
+        cluster, pick = load_chosen(parallel, node)
         out = installer.install(
-            load_cluster(parallel),
+            cluster,
             version,
-            node,
+            pick.node_list,
             dry_run=dry_run,
             lock_wait=duration(lock_wait),
             command=invocation(),
@@ -70,9 +73,10 @@ def uninstall(
     with reported():
         from kato.platform import install as installer
 
+        cluster, pick = load_chosen(parallel, node)
         out = installer.uninstall(
-            load_cluster(parallel),
-            node,
+            cluster,
+            pick.node_list,
             dry_run=dry_run,
             lock_wait=duration(lock_wait),
             command=invocation(),
@@ -82,7 +86,7 @@ def uninstall(
 
 def _control(action: str):  # type: ignore[no-untyped-def]
     def command(
-        roles: list[str] = typer.Argument(None, metavar="[platform | ROLE...]"),
+        role: list[str] = ROLES,
         node: list[str] = NODES,
         parallel: int = PARALLEL,
         dry_run: bool = DRY_RUN,
@@ -93,19 +97,23 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         with reported():
             from kato.platform import control
 
+            cluster, pick = load_chosen(parallel, node, role)
             out = control.control(
-                load_cluster(parallel),
+                cluster,
                 action,
-                roles or [],
-                node,
+                list(pick.roles),
+                pick.node_list,
                 dry_run=dry_run,
                 lock_wait=duration(lock_wait),
                 command=invocation(),
             )
+        if verbose and not as_json:
+            for line in out.definitions:
+                output.info(line)
         _report(out, as_json, verbose)
 
     command.__doc__ = (
-        f"{action.capitalize()} the platform's roles (all, or the named ones) in "
+        f"{action.capitalize()} the platform's roles (all, or those --role names) in "
         "role order"
         + (", waiting for each to be healthy." if action != "stop" else " (reverse order).")
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, PARALLEL, invocation, load_cluster, seconds
 from kato.cli.errors import reported
 from kato.cli.results import exit_for, failure_rows
 
@@ -14,13 +14,13 @@ REPO = typer.Option(None, "--repo", help="The release repository (default: the c
 
 
 @app.command("list")
-def list_(repo: str = REPO, as_json: bool = JSON) -> None:
+def list_(repo: str = REPO, parallel: int = PARALLEL, as_json: bool = JSON) -> None:
     """Every version of the repository with the sha256 of its manifest, and per node whether it
     is current, previous, installed, staged or absent. Exit 3 if some nodes did not answer."""
     with reported():
         from kato.upgrade import catalog
 
-        result = catalog.list_releases(load_cluster(), repo)
+        result = catalog.list_releases(load_cluster(parallel), repo)
     if as_json:
         output.document(result)
         raise typer.Exit(3 if result.unreachable else 0)
@@ -57,6 +57,7 @@ def list_(repo: str = REPO, as_json: bool = JSON) -> None:
 def show(
     version: str = typer.Argument(..., help="The release to describe."),
     repo: str = REPO,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """What VERSION changes compared with the release the cluster runs: role by role (artifact
@@ -64,7 +65,7 @@ def show(
     with reported():
         from kato.upgrade import catalog
 
-        result = catalog.show(load_cluster(), version, repo)
+        result = catalog.show(load_cluster(parallel), version, repo)
     if as_json:
         output.document(result)
         return
@@ -99,6 +100,7 @@ def prune(
     keep: int = typer.Option(2, "--keep", help="How many of the newest releases to keep."),
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Remove old releases from every node: the current and the previous one always stay
@@ -107,7 +109,7 @@ def prune(
         from kato.upgrade import prune as pruning
 
         result = pruning.prune(
-            load_cluster(),
+            load_cluster(parallel),
             keep,
             dry_run=dry_run,
             lock_wait=seconds(lock_wait),

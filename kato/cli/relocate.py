@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, NODES, invocation, load_cluster, seconds
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    NODES,
+    PARALLEL,
+    invocation,
+    load_chosen,
+    seconds,
+)
 from kato.cli.errors import reported
 
 if TYPE_CHECKING:
@@ -22,6 +31,7 @@ def relocate(
     ),
     new_location: str = typer.Argument(None, help="Where it goes, e.g. /mnt/ebs/droplets."),
     node: list[str] = NODES,
+    parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     no_quota: bool = typer.Option(
         False, "--no-quota", help="Move containers without per-app quotas."
@@ -37,7 +47,8 @@ def relocate(
         from kato.errors import UsageError
         from kato.relocate import cleanup, move, status
 
-        cluster = load_cluster()
+        cluster, pick = load_chosen(parallel, node)
+        node = list(pick.nodes)
         if what in ("status", "cleanup") and new_location is not None:
             raise UsageError(f"kato relocate {what} takes no NEW_LOCATION")
         if what == "status":

@@ -13,7 +13,7 @@ from kato.cli.common import (
     PARALLEL,
     ROLES,
     invocation,
-    load_cluster,
+    load_chosen,
     seconds,
 )
 from kato.cli.errors import reported
@@ -47,11 +47,12 @@ def run(
     with reported():
         from kato import run as runbook
 
+        cluster, pick = load_chosen(parallel, node, role)
         outcome = runbook.run(
-            load_cluster(parallel),
+            cluster,
             argv,
-            names=node,
-            roles=role,
+            names=pick.node_list,
+            roles=pick.role_list,
             serial=serial,
             wait_healthy=wait_healthy,
             wait_timeout=seconds(wait_timeout, "--wait-timeout"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from kato import __version__, output
-from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_cluster
+from kato.cli.common import JSON, NODES, PARALLEL, ROLES, load_chosen, load_cluster
 from kato.cli.errors import reported
 from kato.cli.results import exit_for, failure_rows
 
@@ -30,6 +30,9 @@ def status(
         "--prometheus",
         help="Also write node_exporter textfile metrics to this .prom file (atomically).",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also say where each node's role definitions come from."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Every node in parallel: roles, unit states, health, platform version, data dir space,
@@ -39,14 +42,14 @@ def status(
         from kato import status as cluster_status
         from kato.upgrade import catalog
 
-        cluster = load_cluster(parallel)
+        cluster, pick = load_chosen(parallel, node, role)
         if prometheus is None:
-            result = cluster_status.status(cluster, node, role)
+            result = cluster_status.status(cluster, pick.node_list, pick.role_list)
         else:
             from kato import monitor
             from kato import prometheus as textfile
 
-            snap = monitor.snapshot(cluster, node, role)
+            snap = monitor.snapshot(cluster, pick.node_list, pick.role_list)
             textfile.write(prometheus, textfile.render(snap))
             result = snap.status
         update, problem = catalog.update_for(cluster, [n.version for n in result.nodes])
@@ -55,6 +58,9 @@ def status(
         document["update"] = dataclasses.asdict(update) if update else None
         output.document(document)
         raise typer.Exit(result.exit_code)
+    if verbose:
+        for n in result.nodes:
+            output.info(f"{n.name}: role definitions from {n.definitions}")
     rows = []
     for n in result.nodes:
         for r in n.roles or ():
@@ -95,12 +101,12 @@ def status(
     raise typer.Exit(result.exit_code)
 
 
-def version(as_json: bool = JSON) -> None:
+def version(parallel: int = PARALLEL, as_json: bool = JSON) -> None:
     """kato's own version and the platform version on each node (warns when they differ)."""
     with reported():
         from kato import status as cluster_status
 
-        result = cluster_status.versions(load_cluster())
+        result = cluster_status.versions(load_cluster(parallel))
     versions = result.nodes
     if as_json:
         output.document(

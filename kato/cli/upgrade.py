@@ -9,7 +9,7 @@ import typer
 
 from kato import output
 from kato.cli import upgrade_graceful, upgrade_tasks
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, PARALLEL, invocation, load_cluster, seconds
 from kato.cli.errors import reported
 from kato.cli.results import exit_for
 from kato.cli.upgrade_common import (
@@ -39,6 +39,7 @@ def plan(
     ),
     allow_downgrade: bool = ALLOW_DOWNGRADE,
     repo: str = REPO,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """The preflight of an upgrade to VERSION, changing nothing: every node reachable and
@@ -52,7 +53,7 @@ def plan(
         if kind not in preflight.KINDS:
             raise UsageError(f"--kind {kind!r}", hint=f"one of {', '.join(preflight.KINDS)}")
         result = prepare.plan(
-            load_cluster(), version, kind=kind, allow_downgrade=allow_downgrade, repo=repo
+            load_cluster(parallel), version, kind=kind, allow_downgrade=allow_downgrade, repo=repo
         )
         if as_json:
             output.document(result)
@@ -67,6 +68,7 @@ def stage(
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Upload, verify and unpack VERSION on every node in parallel, touching nothing that
@@ -75,7 +77,7 @@ def stage(
         from kato.upgrade import stage as staging
 
         result = staging.stage(
-            load_cluster(),
+            load_cluster(parallel),
             version,
             repo=repo,
             dry_run=dry_run,
@@ -107,6 +109,7 @@ def in_place(
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Upgrade in place: preflight, stage, export what the migrations touch, stop the
@@ -116,7 +119,7 @@ def in_place(
         from kato.upgrade import inplace
 
         result = inplace.in_place(
-            load_cluster(),
+            load_cluster(parallel),
             version,
             repo=repo,
             backup_dir=backup_dir,
@@ -136,6 +139,7 @@ def rollback(
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Return every node to the release the last upgrade started from (reverse order). When a
@@ -143,7 +147,7 @@ def rollback(
     with reported():
         from kato.upgrade import rollback as rolling
 
-        cluster = load_cluster()
+        cluster = load_cluster(parallel)
         planned = rolling.rollback(cluster, dry_run=True, repo=repo)
         for step in planned.steps:
             output.line(f"  {step}")
@@ -171,13 +175,13 @@ def rollback(
 
 
 @app.command("status")
-def status(as_json: bool = JSON) -> None:
+def status(parallel: int = PARALLEL, as_json: bool = JSON) -> None:
     """The last upgrade (kind, from, to, phase, result, downtime, export) and where each node
     is; says how to go on when it was interrupted. Exit 3 if some nodes did not answer."""
     with reported():
         from kato.upgrade import status as upgrade_status
 
-        result = upgrade_status.upgrade_status(load_cluster())
+        result = upgrade_status.upgrade_status(load_cluster(parallel))
     if as_json:
         output.document(result)
         raise typer.Exit(3 if result.unreachable else 0)
@@ -206,6 +210,7 @@ def resume(
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Continue the interrupted upgrade (as running its command again does): an in-place
@@ -214,7 +219,7 @@ def resume(
         from kato.upgrade.resume import resume as resuming
 
         result = resuming(
-            load_cluster(),
+            load_cluster(parallel),
             repo=repo,
             backup_dir=backup_dir,
             dry_run=dry_run,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, PARALLEL, invocation, load_cluster, seconds
 from kato.cli.errors import reported
 from kato.cli.upgrade_common import BACKUP_DIR, NO_BACKUP, REPO, VERSION, finish
 
@@ -22,6 +22,7 @@ def prep(
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """First half of a graceful upgrade (within one major version): preflight, stage, export
@@ -31,7 +32,7 @@ def prep(
         from kato.upgrade import graceful
 
         result = graceful.prep(
-            load_cluster(),
+            load_cluster(parallel),
             version,
             stateless=stateless,
             repo=repo,
@@ -50,6 +51,7 @@ def takeover(
     repo: str = REPO,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
+    parallel: int = PARALLEL,
     as_json: bool = JSON,
 ) -> None:
     """Second half of a graceful upgrade: each router node in turn is drained from the load
@@ -59,7 +61,7 @@ def takeover(
         from kato.upgrade import takeover as taking
 
         result = taking.takeover(
-            load_cluster(),
+            load_cluster(parallel),
             version,
             repo=repo,
             dry_run=dry_run,

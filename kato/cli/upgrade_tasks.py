@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, invocation, load_cluster, seconds
+from kato.cli.common import (
+    DRY_RUN,
+    JSON,
+    LOCK_WAIT,
+    NODES,
+    ROLES,
+    invocation,
+    load_chosen,
+    load_cluster,
+    seconds,
+)
 from kato.cli.errors import reported
 from kato.cli.upgrade_common import VERSION
 
@@ -13,24 +23,32 @@ from kato.cli.upgrade_common import VERSION
 def task(
     version: str = VERSION,
     argv: list[str] = typer.Argument(..., metavar="-- CMD...", help="The command and its args."),
-    role: str = typer.Option(..., "--role", help="Run it where this role is, in its release dir."),
-    node: str = typer.Option(None, "--node", help="This node (default: the first with the role)."),
+    role: list[str] = ROLES,
+    node: list[str] = NODES,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
 ) -> None:
-    """Run a one-off task with VERSION's code (staged or running) on a node carrying ROLE, in
+    """Run a one-off task with VERSION's code (staged or running) on a node carrying one --role
+    (the first, or --node), in
     /var/lib/kato/releases/VERSION/ROLE, and record it (`kato upgrade tasks`). Exits with the
     task's status when it fails (1 if that is above 255), 7 when VERSION is not staged there."""
     with reported():
+        from kato.errors import UsageError
         from kato.upgrade import tasks as one_off
 
+        cluster, pick = load_chosen(None, node, role)
+        if len(pick.roles) != 1 or len(pick.nodes) > 1:
+            raise UsageError(
+                "a task runs in one place: give one --role, and at most one --node",
+                hint="e.g. kato upgrade task 1.2.0 --role controller -- ./bin/migrate",
+            )
         result = one_off.task(
-            load_cluster(),
+            cluster,
             version,
-            role,
+            pick.roles[0],
             argv,
-            node=node,
+            node=next(iter(pick.nodes), None),
             dry_run=dry_run,
             lock_wait=seconds(lock_wait),
             command=invocation(),

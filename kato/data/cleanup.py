@@ -7,13 +7,12 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import connections
 from kato.data.placement import PREVIOUS, STAGING
 from kato.data.selection import data_dirs
 from kato.operation import operation
-from kato.roles import load_roles
-from kato.status import roles_directory
 from kato.transport.fanout import NodeFailure, fan_out
 
 FIND = """
@@ -56,7 +55,7 @@ def cleanup(
     command: Sequence[str] = (),
 ) -> CleanupResult:
     """Find (and unless dry_run, remove) the previous data and staging dirs of imports."""
-    targets = data_dirs(cluster, load_roles(roles_directory()), nodes=nodes)
+    targets = data_dirs(cluster, role_definitions.everywhere(cluster, nodes), nodes=nodes)
     parents = {
         node: sorted({posixpath.dirname(t.path) for t in targets if t.node == node})
         for node in dict.fromkeys(t.node for t in targets)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from kato import __version__, facts
+from kato import __version__, facts, role_definitions
 from kato.config import Cluster
 from kato.connect import connections
 from kato.data import archive, core_export, node_export
@@ -24,8 +24,6 @@ from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
 from kato.progress import Progress, SilentProgress
-from kato.roles import load_roles
-from kato.status import roles_directory
 from kato.transport import local
 from kato.transport.pool import Connections
 
@@ -94,17 +92,17 @@ def export(
     """Export, verify, publish under the final name (or copy to `stdout` for dest '-')."""
     progress = progress or SilentProgress()
     _check_compression(compress)
-    sources = data_dirs(cluster, load_roles(roles_directory()), only=only, exclude=exclude,
-                        nodes=nodes)  # fmt: skip
+    defined = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
+    sources = data_dirs(cluster, defined, only=only, exclude=exclude, nodes=nodes)
     if not sources:
         raise UsageError(
             "nothing to export: none of the chosen nodes carries a role with data",
-            hint="check --node, --only and --exclude against `kato status`",
+            hint="check --node, --role and --exclude against `kato status`",
         )
     if len(sources) > MAX_MEMBERS:
         raise UsageError(
             f"{len(sources)} data dirs to export, more than one archive holds ({MAX_MEMBERS})",
-            hint="split the export with --node or --only",
+            hint="split the export with --node or --role",
         )
     created = datetime.now(UTC).replace(microsecond=0)
     final, directory = destination(dest, cluster.name, created, compress)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from kato import facts, journal
+from kato import facts, journal, role_definitions
 from kato.config import Cluster, DataLimits
 from kato.data import archive, limits, node_import, resume, switch
 from kato.data.manifest import Manifest
@@ -25,8 +25,6 @@ from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.remote import safe_write
-from kato.roles import load_roles
-from kato.status import roles_directory
 from kato.transport.pool import Connections
 
 JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
@@ -71,7 +69,7 @@ def import_archive(
     """Verify the whole archive within the limits (the cluster file's unless given), check
     each target's room, stage every member, then switch role by role."""
     progress = progress or SilentProgress()
-    roles = load_roles(roles_directory())
+    roles = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
     started = time.monotonic()
     with local_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress

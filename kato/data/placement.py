@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kato.config import Cluster
 from kato.data.manifest import Manifest, Member
 from kato.data.selection import DataDir, chosen_roles, data_dirs
 from kato.errors import PreflightRefused, UsageError
-from kato.roles import Role
+from kato.role_definitions import Definitions, known
 
 STAGING = ".kato-import-"
 PREVIOUS = ".kato-previous-"
@@ -47,7 +47,7 @@ class Placement:
 def place(
     manifest: Manifest,
     cluster: Cluster,
-    roles: Mapping[str, Role],
+    roles: Definitions,
     run: str,
     *,
     only: Sequence[str] = (),
@@ -55,7 +55,7 @@ def place(
 ) -> tuple[Placement, ...]:
     """Pair the members of each (role, data dir) with this cluster's nodes carrying the role,
     both in name order; refuse when the counts differ (unless --node picks the one target)."""
-    wanted = chosen_roles(roles, only, ())
+    wanted = chosen_roles(known(roles), only, ())
     targets = data_dirs(cluster, roles, only=only, nodes=nodes)
     placed = []
     for key in dict.fromkeys((m.role, m.data_dir) for m in manifest.members):
@@ -65,7 +65,7 @@ def place(
             raise PreflightRefused(
                 f"the archive holds {key[0]} {key[1]}, which this platform does not import "
                 f"(no role {key[0]} with that data dir in its export)",
-                hint="import the other roles with --only, e.g. --only " + ",".join(sorted(wanted)),
+                hint="import the other roles with --role, e.g. --role " + ",".join(sorted(wanted)),
             )
         members = sorted((m for m in manifest.members if (m.role, m.data_dir) == key),
                          key=lambda m: m.node)  # fmt: skip
@@ -80,7 +80,7 @@ def place(
                 raise PreflightRefused(
                     f"{member.name} is a {member.type}, but role {target.role} here exports "
                     f"{target.data_dir} as a {target.spec.kind}",
-                    hint="the archive comes from an incompatible platform; use --only to "
+                    hint="the archive comes from an incompatible platform; use --role to "
                     "leave this role out",
                 )
             placed.append(Placement(member, target, run))
@@ -99,7 +99,7 @@ def _check_counts(
     if not here:
         raise PreflightRefused(
             f"the archive holds {role} {data_dir}, but no node of {cluster.name} carries {role}",
-            hint=f"leave it out with --only (other roles), or give a node the {role} role",
+            hint=f"leave it out with --role (other roles), or give a node the {role} role",
         )
     if len(members) != len(here):
         raise PreflightRefused(
@@ -107,5 +107,5 @@ def _check_counts(
             f"({', '.join(m.node for m in members)}), {cluster.name} has {len(here)} "
             f"({', '.join(t.node for t in here)})",
             hint="import into one node at a time with --node (members then match by node "
-            "name), or leave the role out with --only",
+            "name), or leave the role out with --role",
         )

@@ -46,7 +46,7 @@ class RunOptions:
         if self.keep is not None:
             argv += ["--keep", str(self.keep)]
         if self.only:
-            argv += ["--only", ",".join(self.only)]
+            argv += ["--role", ",".join(self.only)]
         if self.exclude:
             argv += ["--exclude", ",".join(self.exclude)]
         argv += ["--compress", self.compress, "--lock-wait", f"{self.lock_wait:g}"]

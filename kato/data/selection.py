@@ -9,6 +9,7 @@ from kato import datadirs
 from kato.config import Cluster
 from kato.data.manifest import member_name
 from kato.errors import UsageError
+from kato.role_definitions import Definitions, known, role_of
 from kato.role_export import ExportSpec
 from kato.roles import Role
 from kato.transport.pool import Connections
@@ -36,9 +37,9 @@ class DataDir:
 def chosen_roles(
     roles: Mapping[str, Role], only: Sequence[str], exclude: Sequence[str]
 ) -> set[str]:
-    """The roles --only/--exclude leave (every role with data by default)."""
+    """The roles --role/--exclude leave (every role with data by default)."""
     with_data = {name for name, role in roles.items() if role.export}
-    for option, names in (("--only", only), ("--exclude", exclude)):
+    for option, names in (("--role", only), ("--exclude", exclude)):
         unknown = [n for n in names if n not in roles]
         if unknown:
             raise UsageError(
@@ -50,25 +51,26 @@ def chosen_roles(
 
 
 def split_roles(values: Sequence[str] | None) -> list[str]:
-    """--only a,b --only c → [a, b, c]."""
+    """--role a,b --role c → [a, b, c]."""
     return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
 
 
 def data_dirs(
     cluster: Cluster,
-    roles: Mapping[str, Role],
+    roles: Definitions,
     *,
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
     nodes: Sequence[str] = (),
 ) -> tuple[DataDir, ...]:
-    """Every exported data dir of the chosen roles on the chosen nodes, in role order."""
-    wanted = chosen_roles(roles, only, exclude)
+    """Every exported data dir of the chosen roles on the chosen nodes, in role order; each
+    node's as the release it runs defines them when `roles` is per node."""
+    wanted = chosen_roles(known(roles), only, exclude)
     picked = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
     found = []
     for node in picked:
         for name in node.roles:
-            role = roles.get(name)
+            role = role_of(roles, node.name, name)
             if role is None or name not in wanted:
                 continue
             for data_dir, spec in role.export.items():

@@ -95,7 +95,7 @@ def _fetch(
         options = type(options)(**{**options.__dict__, "user": remote.user})
     argv = ["kato", "data", "export", "-"]
     if only:
-        argv += ["--only", ",".join(only)]
+        argv += ["--only", ",".join(only)]  # the name every kato knows (--role is newer)
     p.step(f"exporting from {remote.shown} (its kato: {' '.join(argv)})")
     try:
         transport = ssh_factory(remote.host, remote.host, remote.port, options)

@@ -16,9 +16,10 @@ from kato.engine.health import wait_healthy
 from kato.engine.report import FAILED, UNDONE
 from kato.engine.rollout import OTHERS_FAILED, NodeChange, rollout
 from kato.engine.session import Session
-from kato.errors import KatoError, NodeUnreachable
+from kato.errors import KatoError, NodeUnreachable, UsageError
 from kato.operation import Operation
 from kato.progress import Progress
+from kato.role_definitions import Definitions, role_of
 from kato.roles import Role
 from kato.transport.pool import Connections
 
@@ -78,19 +79,25 @@ class _Group:
     switched: int = 0
 
 
-def groups(placements: Sequence[Placement], roles: Mapping[str, Role]) -> list[_Group]:
-    """(node, role) groups in the roles' start order: data services first."""
+def groups(placements: Sequence[Placement], roles: Definitions) -> list[_Group]:
+    """(node, role) groups in the roles' start order: data services first; each role as its
+    node's release defines it."""
     found: dict[tuple[str, str], _Group] = {}
     for p in placements:
         key = (p.target.node, p.target.role)
-        found.setdefault(key, _Group(key[0], roles[key[1]], [])).placements.append(p)
+        if key not in found:
+            role = role_of(roles, *key)
+            if role is None:
+                raise UsageError(f"{key[0]} does not define the role {key[1]}")
+            found[key] = _Group(key[0], role, [])
+        found[key].placements.append(p)
     return sorted(found.values(), key=lambda g: (g.role.order, g.role.name, g.node))
 
 
 def switch_all(
     s: Session,
     placements: Sequence[Placement],
-    roles: Mapping[str, Role],
+    roles: Definitions,
     left_stopped: Mapping[tuple[str, str], str] | None = None,
 ) -> None:
     """Through the engine, one (node, role) at a time in start order, all or nothing: a failure

@@ -1,11 +1,15 @@
 """The one rollout engine every change that walks nodes goes through.
 
 Each node's part is a NodeChange: *stage* (run on every node in parallel first; touches nothing
-live), *change*, *verify* (by default the health of the roles it restarts, each with its own
-timeout) and *undo*. The engine stages everywhere, then changes in batches (see batches.py),
+live), *apply* (optional: the part of the change that is not live until the change's restart,
+e.g. files laid beside what runs; made on every node in parallel after staging), *change*,
+*verify* (by default the health of the roles it restarts, each with its own timeout) and *undo*.
+The engine stages everywhere, applies everywhere, then changes in batches (see batches.py),
 stops after the first batch in which a node's change or verify failed, undoes that node, and
-reports every node: done, undone, failed (with its phase) or not reached. Ctrl-C lets the
-nodes in flight finish their change, undoes them, and raises Interrupted with the report.
+reports every node: done, undone, failed (with its phase) or not reached. A node applied but
+never changed is undone too (it is reported not reached, or failed when that undo fails); a
+failed apply undoes every node applied. Ctrl-C lets the nodes in flight finish, undoes them
+(and every node applied), and raises Interrupted with the report.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class NodeChange:
     verify: Callable[[], object] | None = None
     restarts: tuple[Role, ...] = ()  # roles the change restarts: batch size and health
     label: str = ""  # when a node has several changes (e.g. one per role): what this one is
+    apply: Callable[[], int] | None = None  # undone by `undo` too, which then restarts nothing
 
     @property
     def key(self) -> str:
@@ -70,11 +75,17 @@ def rollout(
     _raise_lost(staged.errors)
     results = {n: _failed(n, STAGE, exc) for n, exc in staged.errors.items()}
     interrupted, done_order = staged.interrupted, list[str]()
+    applied: dict[str, int] = {}
+    if not interrupted and not results:
+        interrupted = _apply(session, changes, batching.parallel, results, applied)
     for batch in batches:
         if interrupted or any(r.state != DONE for r in results.values()):
             break
         ran = in_parallel(
-            batch, lambda n: _change(session, by_node[n]), batching.parallel, session.progress
+            batch,
+            lambda n: _change(session, by_node[n], applied.get(n, 0)),
+            batching.parallel,
+            session.progress,
         )
         _raise_lost(ran.errors)
         results.update({n: _failed(n, CHANGE, exc) for n, exc in ran.errors.items()})
@@ -87,6 +98,8 @@ def rollout(
                 was = results.get(node, NodeResult(node, FAILED, CHANGE))
                 results[node] = _undo_shielded(session, by_node[node], was, "interrupted")
                 done_order = [n for n in done_order if n != node]
+    unchanged = [n for n in applied if n not in results]  # applied, never changed: put back
+    results.update(_undo_applied(session, [by_node[n] for n in unchanged], applied))
     if undo_all and any(r.state in (FAILED, UNDONE) for r in results.values()):
         for node in reversed(done_order):
             results[node] = _undo_shielded(session, by_node[node], results[node], OTHERS_FAILED)
@@ -110,6 +123,61 @@ def _raise_lost(errors: Mapping[str, BaseException]) -> None:
         raise lost[0]
 
 
+def _apply(
+    session: Session,
+    changes: Sequence[NodeChange],
+    parallel: int,
+    results: dict[str, NodeResult],
+    applied: dict[str, int],
+) -> bool:
+    """Apply on every node at once; a failure there undoes that node (the others applied are
+    put back after the batches, which then do not run). Whether Ctrl-C came."""
+    by_node = {c.key: c for c in changes if c.apply is not None}
+    ran = in_parallel(list(by_node), lambda n: by_node[n].apply(), parallel, session.progress)  # type: ignore[misc]
+    _raise_lost(ran.errors)
+    applied.update(ran.values)
+    applied.update({n: 0 for n in (*ran.cut, *ran.errors)})  # maybe half applied: undone too
+    for node, exc in ran.errors.items():
+        results[node] = _undo_failed_apply(session, by_node[node], exc)
+    return ran.interrupted
+
+
+def _undo_failed_apply(session: Session, change: NodeChange, exc: Exception) -> NodeResult:
+    why = failure(change.key, exc)
+    was = NodeResult(change.key, FAILED, CHANGE)
+    return shielded(
+        lambda: _undo(session, change, was, why.message, CHANGE, why.exit_code), session.progress
+    )
+
+
+def _undo_applied(
+    session: Session, changes: Sequence[NodeChange], applied: Mapping[str, int]
+) -> dict[str, NodeResult]:
+    """Undo, all at once and shielded from Ctrl-C, the nodes applied but never changed: each is
+    not reached when that worked, failed (never hidden) when it did not."""
+
+    def one(change: NodeChange) -> NodeResult:
+        was = NodeResult(change.key, NOT_REACHED, CHANGE, count=applied[change.key])
+        done = _undo(session, change, was, "", CHANGE, 0)
+        if done.state == UNDONE:
+            return NodeResult(change.key, NOT_REACHED, undo=APPLIED_UNDONE)
+        return done
+
+    if not changes:
+        return {}
+    by_node = {c.key: c for c in changes}
+    ran = shielded(
+        lambda: in_parallel(
+            list(by_node), lambda n: one(by_node[n]), len(by_node), session.progress
+        ),
+        session.progress,
+    )
+    return ran.values
+
+
+APPLIED_UNDONE = "applied, then put back: the rollout stopped before this node"
+
+
 def _stage(change: NodeChange) -> None:
     if change.stage is not None:
         change.stage()
@@ -125,10 +193,10 @@ def _undo_shielded(session: Session, change: NodeChange, was: NodeResult, why: s
     return shielded(lambda: _undo(session, change, was, why, CHANGE, 1), session.progress)
 
 
-def _change(session: Session, change: NodeChange) -> NodeResult:
-    phase, count = CHANGE, 0
+def _change(session: Session, change: NodeChange, applied: int = 0) -> NodeResult:
+    phase, count = CHANGE, applied
     try:
-        count = change.change()
+        count += change.change()
         phase = HEALTH
         _verify(session, change)
     except LockLost:

@@ -19,11 +19,10 @@ from kato.errors import KatoError, PreflightRefused, UsageError
 from kato.patch.nodes import STAGING, NodePatches, agent_step
 from kato.patch.repository import Fetched, Patch, fetch, load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
-from kato.patch.status import gather_states, repository
+from kato.patch.status import gather_states, node_definitions, repository
 from kato.plan import Step
 from kato.remote import safe_write
-from kato.roles import Role, in_start_order, load_roles
-from kato.status import roles_directory
+from kato.roles import Role, in_start_order
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,6 @@ def install(
     repo = repository(cluster, options.repo)
     index = load_index(repo)
     chosen = index.chosen(options.names)
-    roles = load_roles(roles_directory())
     nodes = chosen_nodes(cluster, options)
     if options.canary is not None:
         cluster.node(options.canary)
@@ -148,7 +146,9 @@ def install(
         tempfile.TemporaryDirectory(prefix="kato-patch-") as tmp,
         session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s,
     ):
+        roles, unasked = node_definitions(cluster, s.conns, nodes)
         states = gather_states(cluster, s.conns, nodes, roles)
+        states.failed.update(unasked)
         if states.failed and not states.succeeded:
             raise KatoError(
                 "no chosen node could say what it has applied: "
@@ -162,7 +162,11 @@ def install(
         for node in nodes:
             if node.name in states.succeeded:
                 work, lines = plan_node(
-                    node, states.succeeded[node.name], fetched, roles, options.restart
+                    node,
+                    states.succeeded[node.name],
+                    fetched,
+                    dict(roles.of(node.name)),
+                    options.restart,
                 )
                 works += [work] if work else []
                 notes += lines

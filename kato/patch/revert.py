@@ -10,10 +10,9 @@ from kato.errors import UsageError
 from kato.patch.nodes import NodePatches, agent_step
 from kato.patch.repository import load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
-from kato.patch.status import gather_states, repository
+from kato.patch.status import gather_states, node_definitions, repository
 from kato.repos import RepositoryUnreachable
-from kato.roles import Role, in_start_order, load_roles
-from kato.status import roles_directory
+from kato.roles import Role, in_start_order
 
 
 def plan_revert(
@@ -47,10 +46,11 @@ def revert(
     lock_wait: float = 0.0,
     command: list[str] | None = None,
 ) -> RolloutOutcome:
-    roles = load_roles(roles_directory())
     chosen = select_nodes(cluster, nodes)
     with session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s:
+        roles, unasked = node_definitions(cluster, s.conns, chosen)
         states = gather_states(cluster, s.conns, chosen, roles)
+        states.failed.update(unasked)
         on_nodes = {p for s in states.succeeded.values() for p in (*s.applied, *s.interrupted)}
         known = known_names(cluster, repo)
         if name not in on_nodes and name not in known:
@@ -62,7 +62,9 @@ def revert(
             w
             for n in chosen
             if n.name in states.succeeded
-            and (w := plan_revert(n, states.succeeded[n.name], name, roles, restart))
+            and (
+                w := plan_revert(n, states.succeeded[n.name], name, dict(roles.of(n.name)), restart)
+            )
         ]
         plan = plan_of(f"patch revert {name}", works)
         if dry_run or not works:

@@ -1,6 +1,7 @@
-"""A patch install or revert as the rollout engine's per-node changes: stage the artifacts,
-apply (or revert) and restart the affected roles, verify their health; undo reverts what was
-applied on that node and restarts them again. Used by `kato patch install` and `revert`."""
+"""A patch install or revert as the rollout engine's per-node changes: stage the artifacts, apply
+(or revert) on every node at once, then restart the affected roles node by node and verify their
+health; undo reverts what was applied on that node (restarting the roles again where they had
+been restarted). Used by `kato patch install` and `revert`."""
 
 from __future__ import annotations
 
@@ -54,24 +55,34 @@ def plan_of(title: str, works: Sequence[NodeWork]) -> Plan:
 
 
 def node_change(session: Session, work: NodeWork) -> NodeChange:
-    """The engine's view of one node's work: undo reverts the patches applied so far (and the
-    one that failed, which the agent may have half applied), then restarts the roles again."""
-    applied = [0]
+    """The engine's view of one node's work. When it can be undone, apply lays the patches on
+    every node at once (nothing restarted) and change only restarts the roles, rolling and
+    health-gated; a revert (nothing to undo it with) does both in its change. Undo reverts the
+    patches applied so far (and the one that failed, which the agent may have half applied),
+    and restarts the roles again only where they were restarted on the patched files."""
+    applied, restarted = [0], [False]
+    early = bool(work.change and work.undo)
 
-    def change() -> int:
+    def apply() -> int:
         AGENT.ensure(session.transport(work.node))  # the patch agent's steps run it
         for step in work.change:
             applied[0] += 1
             journaled(session, step)
+        return len(work.change)
+
+    def change() -> int:
+        count = 0 if early else apply()
+        restarted[0] = True
         for step, _ in work.restarts():
             journaled(session, step)
-        return len(work.change)
+        return count
 
     def undo() -> None:
         for step in reversed(work.undo[: applied[0]]):
             journaled(session, step)
-        for step, _ in work.restarts():
-            journaled(session, step)
+        if restarted[0]:
+            for step, _ in work.restarts():
+                journaled(session, step)
 
     def stage() -> None:
         for step in work.stage:
@@ -81,6 +92,7 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
         work.node,
         change,
         stage=stage if work.stage else None,
+        apply=apply if early else None,
         undo=undo if work.undo else None,
         restarts=work.roles,
     )
@@ -89,8 +101,8 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
 def roll(
     session: Session, works: Sequence[NodeWork], canary: str | None = None
 ) -> tuple[dict[str, int], dict[str, NodeFailure], tuple[str, ...]]:
-    """Through the engine: restarts one node at a time, without restarts wide (canary first).
-    Returns succeeded, failed and the nodes not reached."""
+    """Through the engine: applied everywhere at once, then restarts one node at a time (canary
+    first). Returns succeeded, failed and the nodes not reached (put back if applied)."""
     changes = [node_change(session, w) for w in works]
     report = rollout(session, changes, Batching(parallel=session.parallel, canary=canary))
     return report.done, report.failed_nodes, report.not_reached

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kato import role_definitions
 from kato.config import Cluster, NodeConfig
 from kato.connect import connections, select_nodes
 from kato.errors import UsageError
 from kato.patch import nodes as node_patches
 from kato.patch.nodes import NodePatches
 from kato.patch.repository import Patch, PatchIndex, load_index
-from kato.roles import Role, load_roles
-from kato.status import roles_directory
+from kato.role_definitions import ClusterRoles
 from kato.transport.fanout import FanOut, NodeFailure, fan_out
 from kato.transport.pool import Connections
 
@@ -114,20 +114,36 @@ def summarize(cluster: Cluster, index: PatchIndex, states: FanOut[NodePatches]) 
 
 
 def gather_states(
-    cluster: Cluster, conns: Connections, chosen: tuple[NodeConfig, ...], roles: dict[str, Role]
+    cluster: Cluster, conns: Connections, chosen: tuple[NodeConfig, ...], roles: ClusterRoles
 ) -> FanOut[NodePatches]:
+    """Each node's patch state, its units named as the release it runs defines them."""
     return fan_out(
-        [n.name for n in chosen],
-        lambda name: node_patches.gather(conns.get(name), cluster.node(name), roles),
+        [n.name for n in chosen if n.name in roles.nodes],
+        lambda name: node_patches.gather(conns.get(name), cluster.node(name), dict(roles.of(name))),
         cluster.ssh.parallel,
     )
 
 
+def node_definitions(
+    cluster: Cluster, conns: Connections, chosen: tuple[NodeConfig, ...]
+) -> tuple[ClusterRoles, dict[str, NodeFailure]]:
+    """The role definitions of the release each chosen node runs; a node that cannot be asked
+    is a failure of that node (as it would be when gathering its state)."""
+    done = fan_out(
+        [n.name for n in chosen],
+        lambda name: role_definitions.of_node(cluster, conns.get(name), name),
+        cluster.ssh.parallel,
+    )
+    return ClusterRoles(done.succeeded), dict(done.failed)
+
+
 def status(cluster: Cluster, repo: str | None = None) -> PatchReport:
     index = load_index(repository(cluster, repo))
-    roles = load_roles(roles_directory())
     with connections(cluster) as conns:
-        states = gather_states(cluster, conns, select_nodes(cluster), roles)
+        chosen = select_nodes(cluster)
+        roles, unasked = node_definitions(cluster, conns, chosen)
+        states = gather_states(cluster, conns, chosen, roles)
+        states.failed.update(unasked)
     return summarize(cluster, index, states)
 
 

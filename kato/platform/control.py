@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import select_nodes
 from kato.engine.batches import Batching
@@ -17,8 +18,8 @@ from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.errors import UsageError
 from kato.plan import Plan, PlanOutcome, Step, apply_step
-from kato.roles import Role, in_start_order, load_roles
-from kato.status import roles_directory
+from kato.role_definitions import ClusterRoles
+from kato.roles import Role, in_start_order
 from kato.transport.fanout import NodeFailure
 
 ACTIONS = ("start", "stop", "restart")
@@ -27,6 +28,7 @@ ACTIONS = ("start", "stop", "restart")
 @dataclass(frozen=True)
 class ControlOutcome(PlanOutcome):
     action: str = ""
+    definitions: tuple[str, ...] = ()  # per node: where its role definitions come from
 
 
 def chosen_roles(targets: list[str], roles: dict[str, Role]) -> list[Role]:
@@ -48,16 +50,31 @@ def in_action_order(action: str, roles: list[Role]) -> list[Role]:
     return list(reversed(roles)) if action == "stop" else roles
 
 
-def plan_control(cluster: Cluster, action: str, roles: list[Role], names: list[str] | None) -> Plan:
+def plan_control(
+    cluster: Cluster,
+    action: str,
+    roles: list[Role],
+    names: list[str] | None,
+    defined: ClusterRoles | None = None,
+) -> Plan:
+    """One step per node per role; each node's units are those its own release defines
+    (`defined`; the roles given when a node has no definitions of its own)."""
     ordered = in_action_order(action, roles)
     nodes = select_nodes(cluster, names)
     steps = [
-        Step(n.name, f"{action} {role.name}", ("systemctl", action, "--", *role.units))
+        Step(n.name, f"{action} {role.name}", ("systemctl", action, "--", *own.units))
         for role in ordered
         for n in nodes
         if role.name in n.roles
+        for own in [_own(defined, n.name, role)]
     ]
     return Plan(f"{action} {', '.join(r.name for r in ordered)}", tuple(steps))
+
+
+def _own(defined: ClusterRoles | None, node: str, role: Role) -> Role:
+    if defined is None or node not in defined.nodes:
+        return role
+    return defined.of(node).get(role.name, role)
 
 
 def control(
@@ -70,11 +87,13 @@ def control(
     lock_wait: float = 0.0,
     command: list[str] | None = None,
 ) -> ControlOutcome:
-    roles = load_roles(roles_directory())
-    chosen = chosen_roles(targets, roles)
-    plan = plan_control(cluster, action, chosen, names)
+    nodes = [n.name for n in select_nodes(cluster, names)]
+    defined = role_definitions.everywhere(cluster, nodes)
+    chosen = chosen_roles(targets, defined.known())
+    plan = plan_control(cluster, action, chosen, names, defined)
+    sources = tuple(defined.sources())
     if dry_run or plan.is_empty:
-        return ControlOutcome(plan, dry_run, action=action)
+        return ControlOutcome(plan, dry_run, action=action, definitions=sources)
     succeeded: dict[str, int] = {}
     failed: dict[str, NodeFailure] = {}
     with session(cluster, command or [], lock_wait=lock_wait) as s:
@@ -82,7 +101,7 @@ def control(
             steps = [st for st in plan.steps if st.description == f"{action} {role.name}"]
             report = rollout(
                 s,
-                [_change(s, action, role, step) for step in steps],
+                [_change(s, action, _own(defined, st.node, role), st) for st in steps],
                 Batching(parallel=cluster.ssh.parallel),
             )
             for node in report.done:
@@ -91,7 +110,7 @@ def control(
             if failed:
                 break  # the roles after it need it: they are not reached
         s.op.settle(bool(succeeded), bool(failed))
-    return ControlOutcome(plan, False, succeeded, failed, action=action)
+    return ControlOutcome(plan, False, succeeded, failed, action=action, definitions=sources)
 
 
 def _change(s: Session, action: str, role: Role, step: Step) -> NodeChange:

@@ -25,8 +25,8 @@ from kato.facts import NODE_FILE, RELEASES, Fact
 from kato.plan import Plan, PlanOutcome, Step
 from kato.platform.readable import itemized
 from kato.remote import layout, safe_write
-from kato.roles import Role, in_start_order, load_roles
-from kato.status import roles_directory
+from kato.role_definitions import Definitions, role_of
+from kato.roles import Role, in_start_order
 from kato.transport.base import CommandResult
 from kato.transport.fanout import FanOut, fan_out
 
@@ -277,15 +277,13 @@ def install(
     return InstallOutcome(plan, False, done, failed, version=version)
 
 
-def plan_uninstall(cluster: Cluster, nodes: tuple[NodeConfig, ...], roles: dict[str, Role]) -> Plan:
-    """Stop and remove the platform's units and releases; data dirs are kept."""
+def plan_uninstall(cluster: Cluster, nodes: tuple[NodeConfig, ...], roles: Definitions) -> Plan:
+    """Stop and remove the platform's units and releases; data dirs are kept. Each node's
+    units are those of the release it runs (`roles` per node)."""
     steps: list[Step] = []
     for node in nodes:
-        units = tuple(
-            u
-            for r in reversed(in_start_order(roles[n] for n in node.roles if n in roles))
-            for u in r.units
-        )
+        own = [r for n in node.roles if (r := role_of(roles, node.name, n)) is not None]
+        units = tuple(u for r in reversed(in_start_order(own)) for u in r.units)
         if units:
             steps += [
                 Step(
@@ -318,7 +316,9 @@ def uninstall(
     lock_wait: float = 0.0,
     command: list[str] | None = None,
 ) -> PlanOutcome:
-    plan = plan_uninstall(cluster, select_nodes(cluster, names), load_roles(roles_directory()))
+    chosen = select_nodes(cluster, names)
+    defined = role_definitions.everywhere(cluster, [n.name for n in chosen])
+    plan = plan_uninstall(cluster, chosen, defined)
     if dry_run:
         return PlanOutcome(plan, dry_run=True)
     with session(cluster, command or [], lock_wait=lock_wait) as s:

@@ -30,6 +30,7 @@ HERE = Path(__file__).parent
 PROGRAMS: Mapping[str, Path] = {
     "node_facts.py": HERE / "node_facts.py",
     "patch_agent.py": HERE.parent / "patch" / "agent.py",
+    "patch_records.py": HERE.parent / "patch" / "records.py",
     "datadirs.py": HERE / "datadirs.py",
     "treesum.py": HERE / "treesum.py",
     "quota.py": HERE / "quota.py",

@@ -13,14 +13,17 @@ on a node as `python3 - ROOT COMMAND ARGS...` with this file on stdin.
 
 The record is JSON, which is also YAML: {"format": 1, "data_dirs": {ROLE: {NAME: {"path":
 PATH, "declared": DECLARED}}}, "previous": {ROLE: {NAME: [OLD PATH...]}}, "moving": {ROLE:
-{NAME: {"dest": DEST, "phase": PHASE}}}}. A data dir at its
-declared path has no entry. Every file is written under a new name (O_EXCL|O_NOFOLLOW),
-fsynced and renamed over the old one; an existing symlink in its place is refused, never
-followed. ROOT prefixes every node path, so the program is tested on temporary directories.
+{NAME: {"dest": DEST, "phase": PHASE}}}}. A data dir at its declared path has no entry.
+Every file is written the one safe way (kato/remote/safe_write.py: its directory walked
+without following a link, a new file under an unpredictable name, fsynced, renamed over the old
+one); a symlink in its place or in its path is refused, never followed. ROOT prefixes every
+node path, so the program is tested on temporary directories.
 """
 
 from __future__ import annotations
 
+import errno
+import importlib
 import json
 import os
 import re
@@ -40,47 +43,48 @@ class Refused(Exception):
     """The command cannot go on; nothing was changed."""
 
 
+try:  # kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here
+    SAFE = importlib.import_module("safe_write")
+except ImportError:
+    SAFE = importlib.import_module("kato.remote.safe_write")
+
+
 def write_safely(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write `path` through a new file, fsync, rename; a symlink in its place is refused."""
-    if path.is_symlink():
-        raise Refused(f"{path} is a symlink; kato never writes through one (remove it)")
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return  # a re-run changes nothing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.kato-{os.getpid()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, mode)
+    """Write `path` the one safe way (kato/remote/safe_write.py); a re-run changes nothing."""
+    if read_text(path) == text:
+        return
+    SAFE.write_file(str(path), [text.encode()], mode, create_dirs=0o755)
+
+
+def read_text(path: Path) -> str | None:
+    """The text of file `path` (None when there is none); a symlink there is refused."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode, follow_symlinks=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Refused(f"{path} is a symbolic link; kato never reads through one") from None
         raise
-    fsync_dir(path.parent)
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        return handle.read()
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def remove_safely(path: Path) -> None:
+    """Remove the file (or link) `path`, its directory reached without following a link."""
+    dir_fd = SAFE.open_dir(str(path.parent))
     try:
-        os.fsync(fd)
+        os.unlink(path.name, dir_fd=dir_fd)
+        os.fsync(dir_fd)
     finally:
-        os.close(fd)
+        os.close(dir_fd)
 
 
 def read_record(root: Path) -> dict[str, Any]:
     path = root / RECORD
-    if path.is_symlink():
-        raise Refused(f"{path} is a symlink; kato never reads through one (remove it)")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    text = read_text(path)
+    if text is None:
         return {"format": FORMAT, "data_dirs": {}, "previous": {}, "moving": {}}
-    with os.fdopen(fd, encoding="utf-8") as handle:
-        text = handle.read()
     try:
         record = json.loads(text)
     except ValueError as exc:
@@ -182,8 +186,7 @@ def write_drop_ins(
         if moved:
             write_safely(target, drop_in_text(role, moved))
         elif target.is_symlink() or target.is_file():
-            target.unlink()
-            fsync_dir(target.parent)
+            remove_safely(target)
     if root == Path("/"):
         subprocess.run(["systemctl", "daemon-reload"], check=True)
 
@@ -285,7 +288,7 @@ def main(argv: list[str]) -> int:
         else:
             print(f"datadirs: unknown command or arguments: {command}", file=sys.stderr)
             return 2
-    except (Refused, OSError) as exc:
+    except (Refused, SAFE.Unsafe, OSError) as exc:
         print(f"datadirs: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result, sort_keys=True))

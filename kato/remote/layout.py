@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 KATO_ETC = "/etc/kato"
-NODE_FILE = f"{KATO_ETC}/node.yaml"  # node identity written by install (config.NODE_FILE too)
+NODE_FILE = f"{KATO_ETC}/node.yaml"  # node identity written by install
 UPSTREAMS = f"{KATO_ETC}/router-upstreams.conf"  # the routers' app hosts, written by install
 STATE = "/var/lib/kato"
 RELEASES = f"{STATE}/releases"  # <version>/<role>/, and current -> <version>

@@ -8,10 +8,12 @@ REQUEST_JSON (every key optional):
     space    [path...]   -> "space" {path: {"free", "size", "exists"}} (the nearest existing
                             parent's filesystem when the path does not exist)
     sizes    [path...]   -> "sizes" {path: bytes used by the tree, or null when missing}
-    patches  {role: [unit...]} -> "patches": the patch agent's state (patch_agent.py)
+    patches  {role: [unit...]} -> "patches": what is applied (patch_records.py)
     lock     true        -> "lock" {"record": the lock file or null, "now": the node's time}
     datadirs true        -> "datadirs": where data dirs live (datadirs.py's record, or
                             {"error": why}); "space" then covers every moved data dir too
+    definitions true     -> "definitions" {role: the text of current/<role>/role.yaml}: the
+                            role definitions of the release the node runs ({} without one)
 Always: "format", "boot_id", "version" (the current platform release, or null), "now".
 ROOT (default /) prefixes every path, so the unit tests run it on a temporary tree.
 """
@@ -143,6 +145,19 @@ def data_dirs(root: str) -> dict[str, Any]:
     return record
 
 
+def definitions(current: str) -> dict[str, str]:
+    """Each role's role.yaml as the node's current release carries it (a release's artifacts
+    hold their role's definition: docs/release-repository.md)."""
+    if not os.path.isdir(current):
+        return {}
+    found = {}
+    for role in sorted(os.listdir(current)):
+        text = read(os.path.join(current, role, "role.yaml"))
+        if text is not None:
+            found[role] = text
+    return found
+
+
 def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     root = root.rstrip("/") + "/"
     current = root + RELEASES + "/current"
@@ -152,6 +167,8 @@ def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
         "boot_id": (read(root + BOOT_ID) or "").strip(),
         "version": os.path.basename(os.readlink(current)) if os.path.islink(current) else None,
     }
+    if request.get("definitions"):
+        out["definitions"] = definitions(current)
     if request.get("roles"):
         out["units"], out["health"] = role_facts(request["roles"])
     paths = list(request.get("space") or [])
@@ -164,10 +181,10 @@ def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     if request.get("sizes"):
         out["sizes"] = {p: tree_size(root + p.lstrip("/")) for p in request["sizes"]}
     if request.get("patches") is not None:
-        import patch_agent  # type: ignore[import-not-found]  # shipped beside this program
+        import patch_records  # type: ignore[import-not-found]  # shipped beside this program
 
-        node = patch_agent.Node(Path(root))
-        out["patches"] = patch_agent.state(node, request["patches"])
+        node = patch_records.Node(Path(root))
+        out["patches"] = patch_records.state(node, request["patches"])
     if request.get("lock"):
         text = read(root + LOCK)
         try:

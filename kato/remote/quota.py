@@ -12,16 +12,23 @@
 
 Whether the kernel can do it is read from its configuration (/proc/config.gz, else
 /boot/config-RELEASE), so a refusal names the missing option; ROOT prefixes those paths, so
-the program is tested on temporary directories. Every refusal exits 3 with one line saying why.
+the program is tested on temporary directories. Every refusal exits 3 with one line saying why;
+a symbolic link (or a swap) where kato works in an app's directory exits 1, naming the path.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import gzip
+import importlib
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +37,9 @@ from typing import Any
 EXT4_OPTIONS = "usrjquota=aquota.user,grpjquota=aquota.group,jqfmt=vfsv0"
 XFS_OPTIONS = ("uquota", "usrquota", "quota", "uqnoenforce", "pquota", "prjquota", "pqnoenforce")
 UNIT = "etc/systemd/system/kato-quota@.service"
+SUBVOLUME_ROOT = 256  # the inode number of every btrfs subvolume's top directory
+SUBVOL_CREATE = 0x5000940E  # BTRFS_IOC_SUBVOL_CREATE: _IOW(0x94, 14, btrfs_ioctl_vol_args)
+OURS = re.compile(r"\A\..+\.kato-(subvol|old)-[0-9a-f]{12}\Z")  # our temporary names
 UNIT_TEXT = """\
 # written by kato relocate: journaled quotas on %f after every boot (docs/relocate.md)
 [Unit]
@@ -50,6 +60,12 @@ WantedBy=multi-user.target
 
 class Refused(Exception):
     """This filesystem cannot carry the quotas here; nothing was changed."""
+
+
+try:  # kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here
+    SAFE = importlib.import_module("safe_write")
+except ImportError:
+    SAFE = importlib.import_module("kato.remote.safe_write")
 
 
 def kernel_config(root: Path) -> dict[str, str] | None:
@@ -119,8 +135,8 @@ def _ext4_state(mount: str) -> str:
     return "on" if " is on" in done.stdout else "off"
 
 
-def run(*argv: str) -> str:
-    done = subprocess.run(list(argv), capture_output=True, text=True)
+def run(*argv: str, pass_fds: tuple[int, ...] = ()) -> str:
+    done = subprocess.run(list(argv), capture_output=True, text=True, pass_fds=pass_fds)
     if done.returncode != 0:
         last = done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}"
         raise Refused(f"{' '.join(argv[:3])}: {last.splitlines()[-1]}")
@@ -128,37 +144,141 @@ def run(*argv: str) -> str:
 
 
 def setup_btrfs(mount: str, directory: str, limit: int) -> dict[str, Any]:
-    """Quotas on (idempotent); with a DIRECTORY (not "-"), a limited subvolume per app in it."""
+    """Quotas on (idempotent); with a DIRECTORY (not "-"), a limited subvolume per app in it.
+
+    An app's directory sits in a directory its user can write, so it is never used by path:
+    DIRECTORY is opened once without following a link, each app from that fd, and everything
+    after (the copy into a subvolume, the swap, the limit) works from those fds."""
     if _btrfs_state(mount) != "on":
         run("btrfs", "quota", "enable", mount)
     apps: dict[str, int] = {}
     if directory == "-":
         return {"apps": apps}
-    for entry in sorted(os.listdir(directory)):
-        path = os.path.join(directory, entry)
-        if os.path.islink(path) or not os.path.isdir(path):
-            continue
-        if os.lstat(path).st_ino != 256:  # not a subvolume yet: make it one, same content
-            _into_subvolume(path)
-        run("btrfs", "qgroup", "limit", str(limit), path)
-        apps[entry] = limit
+    top = open_data_dir(directory)
+    try:
+        entries = [e for e in sorted(os.listdir(top)) if not OURS.match(e)]
+        for entry in entries:  # a link among the apps is refused before any app is changed
+            _refuse_link(top, f"{directory}/{entry}", entry)
+        for entry in entries:
+            if _limit_app(top, directory, entry, limit):
+                apps[entry] = limit
+    finally:
+        os.close(top)
     return {"apps": apps}
 
 
-def _into_subvolume(path: str) -> None:
-    """Replace directory path by a subvolume holding the same tree (a reflink copy)."""
-    staged = path + ".kato-subvol"
-    if os.path.lexists(staged):
-        run("btrfs", "subvolume", "delete", staged)
-    run("btrfs", "subvolume", "create", staged)
-    st = os.lstat(path)
-    os.chown(staged, st.st_uid, st.st_gid)
-    os.chmod(staged, st.st_mode & 0o7777)
-    run("cp", "-a", "--reflink=always", "--no-target-directory", path + "/.", staged)
-    aside = path + ".kato-old"
-    os.rename(path, aside)
-    os.rename(staged, path)
-    shutil.rmtree(aside)
+def open_data_dir(directory: str) -> int:
+    """DIRECTORY's fd: its parents walked from / without following links (root's, writable by
+    nobody else), then DIRECTORY itself (the role's, whoever owns it) opened O_NOFOLLOW."""
+    parent, name = os.path.split(directory.rstrip("/"))
+    parent_fd = SAFE.open_dir(parent or "/")
+    try:
+        return _open_child(parent_fd, name, directory)
+    finally:
+        os.close(parent_fd)
+
+
+def _open_child(dir_fd: int, name: str, shown: str) -> int:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(dir_fd, name):
+            raise SAFE.Unsafe(f"{shown} is a symbolic link: refusing to work through it") from None
+        raise Refused(f"{shown}: {exc.strerror}") from None
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _refuse_link(top: int, shown: str, name: str) -> os.stat_result:
+    info = os.stat(name, dir_fd=top, follow_symlinks=False)
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(name, dir_fd=top)
+        raise SAFE.Unsafe(f"{shown} is a symbolic link (to {target}): refusing to work through it")
+    return info
+
+
+def _limit_app(top: int, directory: str, name: str, limit: int) -> bool:
+    """App NAME (a directory under top) a subvolume limited to `limit` bytes; False when NAME
+    is a plain file (not an app). A symbolic link there is refused, naming it."""
+    shown = f"{directory}/{name}"
+    info = _refuse_link(top, shown, name)
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    app = _open_child(top, name, shown)
+    try:
+        if not is_subvolume(os.fstat(app)):
+            subvolume = _into_subvolume(top, name, app, shown)
+            os.close(app)
+            app = subvolume
+        run("btrfs", "qgroup", "limit", str(limit), fd_path(app), pass_fds=(app,))
+    finally:
+        os.close(app)
+    return True
+
+
+def is_subvolume(info: os.stat_result) -> bool:
+    return info.st_ino == SUBVOLUME_ROOT
+
+
+def fd_path(fd: int) -> str:
+    """A path naming the open fd itself (passed to the child), never re-resolved by name."""
+    return f"/proc/self/fd/{fd}"
+
+
+def create_subvolume(dir_fd: int, name: str) -> None:
+    """A new, empty subvolume NAME in the directory dir_fd (BTRFS_IOC_SUBVOL_CREATE)."""
+    args = bytearray(struct.pack("q4088s", 0, name.encode()))  # mutable: no 1 KiB cap
+    fcntl.ioctl(dir_fd, SUBVOL_CREATE, args, True)
+
+
+def _into_subvolume(top: int, name: str, app: int, shown: str) -> int:
+    """Replace app NAME (open as `app`) by a subvolume holding the same tree (a reflink copy),
+    by name only inside top, checking the name still holds the directory opened before; the
+    new subvolume's fd."""
+    tag = secrets.token_hex(6)
+    staged, aside = f".{name}.kato-subvol-{tag}", f".{name}.kato-old-{tag}"
+    create_subvolume(top, staged)
+    try:
+        new = _open_child(top, staged, f"{shown} (staged)")
+        made, was = os.fstat(new), os.fstat(app)
+        if made.st_uid != 0 or not is_subvolume(made):  # replaced since kato made it
+            os.close(new)
+            raise SAFE.Unsafe(f"{shown}: the subvolume kato made beside it was replaced; refusing")
+        os.fchown(new, was.st_uid, was.st_gid)
+        os.fchmod(new, stat.S_IMODE(was.st_mode))
+        run("cp", "-a", "--reflink=always", "--no-target-directory", fd_path(app) + "/.",
+            fd_path(new) + "/.", pass_fds=(app, new))  # fmt: skip
+    except BaseException:
+        shutil.rmtree(staged, dir_fd=top, ignore_errors=True)
+        raise
+    try:
+        _swap(top, name, staged, aside, was, shown)
+    except BaseException:
+        os.close(new)
+        shutil.rmtree(staged, dir_fd=top, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, dir_fd=top)  # fd-based: never follows a link the app made inside
+    return new
+
+
+def _swap(top: int, name: str, staged: str, aside: str, was: os.stat_result, shown: str) -> None:
+    """NAME aside, then the staged subvolume in its place; when what was moved aside is not the
+    directory copied (it was swapped meanwhile), it goes back and nothing is replaced."""
+    os.rename(name, aside, src_dir_fd=top, dst_dir_fd=top)
+    moved = os.stat(aside, dir_fd=top, follow_symlinks=False)
+    if (moved.st_dev, moved.st_ino) != (was.st_dev, was.st_ino):
+        os.rename(aside, name, src_dir_fd=top, dst_dir_fd=top)
+        raise SAFE.Unsafe(f"{shown} was replaced while kato copied it: refusing to work through it")
+    try:
+        os.rename(staged, name, src_dir_fd=top, dst_dir_fd=top)
+    except OSError:
+        os.rename(aside, name, src_dir_fd=top, dst_dir_fd=top)
+        raise SAFE.Unsafe(f"{shown} appeared again while kato copied it: refusing") from None
 
 
 def setup_ext4(root: Path, mount: str) -> dict[str, Any]:
@@ -168,7 +288,7 @@ def setup_ext4(root: Path, mount: str) -> dict[str, Any]:
     run("mount", "-o", f"remount,{EXT4_OPTIONS}", mount)
     run("quotacheck", "-vgumb", mount)
     run("quotaon", "-v", "-ug", mount)
-    (root / UNIT).write_text(UNIT_TEXT, encoding="utf-8")
+    SAFE.write_file(str(root / UNIT), [UNIT_TEXT.encode()], 0o644)
     unit = run("systemd-escape", "--path", "--template=kato-quota@.service", mount).strip()
     run("systemctl", "daemon-reload")
     run("systemctl", "enable", unit)
@@ -189,7 +309,7 @@ def setup_xfs(root: Path, mount: str) -> dict[str, Any]:
             if not any(o in options for o in XFS_OPTIONS):
                 fields[3] = ",".join([*options, "uquota"])
                 lines[index] = "\t".join(fields)
-                write_safely(fstab, "\n".join(lines) + "\n")
+                SAFE.write_file(str(fstab), [("\n".join(lines) + "\n").encode()], 0o644)
             raise Refused(
                 f"/etc/fstab now mounts {mount} with uquota, which xfs takes only at mount "
                 f"time: unmount and mount {mount} again (or reboot), then run kato relocate again"
@@ -198,18 +318,6 @@ def setup_xfs(root: Path, mount: str) -> dict[str, Any]:
         f"{mount} has no /etc/fstab line, so kato cannot give it the uquota option xfs needs "
         "at mount time: mount it with -o uquota (and add that to how it is mounted at boot)"
     )
-
-
-def write_safely(path: Path, text: str) -> None:
-    if path.is_symlink():
-        raise Refused(f"{path} is a symlink; kato never writes through one")
-    tmp = path.with_name(f".{path.name}.kato-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> int:
@@ -226,6 +334,9 @@ def main(argv: list[str]) -> int:
         else:
             print(f"quota: unknown command or arguments: {command}", file=sys.stderr)
             return 2
+    except SAFE.Unsafe as exc:  # a link or a swap where kato works: not a quota problem
+        print(f"quota: refused: {exc}", file=sys.stderr)
+        return 1
     except (Refused, OSError) as exc:
         print(f"quota: {exc}", file=sys.stderr)
         return 3

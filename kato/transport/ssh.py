@@ -77,10 +77,10 @@ def load_host_keys(path: Path, node: str) -> paramiko.HostKeys:
             node,
             problem,
             None,
-            hint=f"record the node's key with `kato node trust {node}` (it creates the file)"
+            hint=f"record the node's key with `kato node trust --node {node}` (it creates the file)"
             if missing
             else "make it a regular file owned by root with mode 0600 or 0644, and record "
-            f"keys with `kato node trust {node}`",
+            f"keys with `kato node trust --node {node}`",
         )
     try:
         return paramiko.HostKeys(str(path))
@@ -208,6 +208,9 @@ class SshTransport:
 
         started = time.monotonic()
         channel = self._open(argv, raw)
+        # the node confirmed the channel: a sign of life, so a connection left idle longer than
+        # the idle timeout (between two steps of a rollout) is not taken for a silent node
+        self._liveness.heard()
         stderr = bytearray()
         try:
             try:
@@ -475,7 +478,7 @@ def _refuse_unknown(
             trust = (
                 f"add the line `{hostname} {key.get_name()} {key.get_base64()}` to {known_hosts}"
                 if jump
-                else f"`kato node trust {node} --fingerprint {fingerprint(key)}`"
+                else f"`kato node trust --node {node} --fingerprint {fingerprint(key)}`"
             )
             raise HostKeyRefused(
                 node,
@@ -581,7 +584,7 @@ def _explain(
         again = (
             f"replace the line of {hop.known_hosts_name} in {options.known_hosts}"
             if jump
-            else f"`kato node trust {who} --fingerprint {fingerprint(exc.key)}`"
+            else f"`kato node trust --node {who} --fingerprint {fingerprint(exc.key)}`"
         )
         return HostKeyRefused(
             who,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import yaml
 from testinfra.host import Host
 
 UNIT = "kato-controller.service"
@@ -39,12 +40,21 @@ def test_version_is_the_current_release(host: Host) -> None:
     assert json.loads(get(host, f"{BASE}/version"))["version"] == version
 
 
+def test_the_health_check_of_the_running_release_passes(host: Host) -> None:
+    """The release's own definition (1.2.0 asks /healthz/registry: the table answers)."""
+    definition = yaml.safe_load(host.file(f"{RELEASE}/role.yaml").content_string)
+    assert get(host, definition["health"]["http"]) == "ok\n"
+
+
 def test_app_registry_is_readable_in_the_release_format(host: Host) -> None:
     declared = host.file(f"{RELEASE}/REGISTRY_FORMAT")
-    wanted = int(declared.content_string.strip()) if declared.exists else 1
+    in_postgresql = host.file(f"{RELEASE}/REGISTRY_STORE").exists  # 1.2.0 on: format 2
+    wanted = 2 if in_postgresql else int(declared.content_string.strip()) if declared.exists else 1
     registry = json.loads(get(host, f"{BASE}/apps"))
     assert registry["format"] == wanted
     assert isinstance(registry["apps"], dict)
+    if in_postgresql:
+        assert not host.file(f"{DATA}/state.json").exists  # moved by the migration
 
 
 def test_data_dir_belongs_to_kato_and_is_private(host: Host) -> None:

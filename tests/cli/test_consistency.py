@@ -16,6 +16,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from kato.cli import common
 from kato.cli.app import app
 from kato.cli.examples import EXAMPLES
 
@@ -131,3 +132,136 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
     listener.close()
     assert proc.returncode == 130, err
     assert "interrupted" in err
+
+
+# -- roles and nodes are chosen one way; --parallel wherever nodes are walked ---------------
+
+SELECTING = {"--node", "--nodes", "--role", "--roles", "--only", "--exclude", "-n", "-r", "-x"}
+SELECTING_NAMES = {"node", "nodes", "role", "roles", "only", "exclude", "old_only"}
+# The sandbox's commands name its machines (containers), not the cluster file's nodes.
+NOT_CLUSTER_NODES = ("sandbox ",)
+# Crontab lines and `data import ssh://` (kato/data/source.py) of older katos say --only: a
+# hidden alias with the same parse (common.OLD_ONLY).
+OLD_NAMES = {("data schedule run", "old_only"), ("data export", "old_only")}
+# Commands that touch the cluster's nodes without choosing them still take --parallel.
+WALKS_EVERY_NODE = ("version", "patch status", "release list", "release show", "release prune",
+                    "upgrade plan", "upgrade stage", "upgrade in-place", "upgrade rollback",
+                    "upgrade status", "upgrade resume", "upgrade prep", "upgrade takeover",
+                    "data schedule run")  # fmt: skip
+
+
+# A one-off task runs on one node: it walks none.
+ONE_NODE = ("upgrade task",)
+
+
+def declared(option: Any) -> Any:
+    """The click parameter typer makes of a shared declaration in kato/cli/common.py."""
+    holder = typer.Typer()
+
+    @holder.command()
+    def probe(value: list[str] = option) -> None:
+        """A throwaway command holding one declaration."""
+
+    return typer.main.get_command(holder).params[0]
+
+
+def shape(param: Any) -> tuple[Any, ...]:
+    """What a user sees of an option: names, help, range and whether it completes."""
+    return (tuple(param.opts), tuple(param.secondary_opts), param.help, param.min, param.max,
+            param._custom_shell_complete is not None)  # fmt: skip
+
+
+SHARED = {shape(declared(o)) for o in (common.NODES, common.ROLES, common.EXCLUDE_ROLES)}
+
+
+def selecting(path: str) -> list[Any]:
+    return [
+        p
+        for p in commands()[path].params
+        if SELECTING & {*p.opts, *p.secondary_opts} or p.name in SELECTING_NAMES
+    ]
+
+
+CLUSTER_COMMANDS = [p for p in ALL if not p.startswith(NOT_CLUSTER_NODES)]
+
+
+@pytest.mark.parametrize("path", CLUSTER_COMMANDS)
+def test_nodes_and_roles_are_chosen_only_by_the_shared_options(path: str) -> None:
+    for param in selecting(path):
+        if (path, param.name) in OLD_NAMES:
+            assert param.hidden and param.opts == ["--only"]
+            continue
+        assert param.param_type_name == "option", f"{path}: {param.name} is positional"
+        assert shape(param) in SHARED, f"{path}: {param.opts} is not common.NODES/ROLES/EXCLUDE"
+        assert param.multiple, f"{path}: {param.opts} takes one value"
+
+
+@pytest.mark.parametrize("path", CLUSTER_COMMANDS)
+def test_every_command_that_walks_nodes_takes_the_same_parallel(path: str) -> None:
+    chooses_nodes = any("--node" in p.opts for p in selecting(path))
+    if path in ONE_NODE or not (chooses_nodes or path in WALKS_EVERY_NODE):
+        return
+    (parallel,) = [p for p in commands()[path].params if "--parallel" in p.opts]
+    assert shape(parallel) == shape(declared(common.PARALLEL)), path
+
+
+def test_walking_list_names_real_commands() -> None:
+    assert set(WALKS_EVERY_NODE) <= set(ALL)
+
+
+def _unreachable_cluster(tmp_path: Path) -> Path:
+    """Nodes at an address nothing answers on: a command that got past choosing would fail
+    with exit 5 (unreachable), not 2."""
+    path = tmp_path / "cluster.yaml"
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    path.write_text(
+        f"name: c\ncore: node1\nssh: {{known_hosts: {known}, connect_timeout: 1}}\nnodes:\n"
+        "- {name: node1, address: 127.0.0.1, port: 9, roles: [router, postgresql, redis]}\n"
+        "- {name: node2, address: 127.0.0.1, port: 9, roles: [controller, filesystem]}\n"
+        "- {name: node3, address: 127.0.0.1, port: 9, roles: [dea]}\n"
+    )
+    return path
+
+
+def _with(path: str, *extra: str) -> list[str]:
+    """The command's first example with extra options right after the command's name."""
+    argv = shlex.split(EXAMPLES[path][0])[1:]
+    if argv[0] == "--cluster":
+        argv = argv[2:]
+    words = len(path.split())
+    return [*argv[:words], *extra, *argv[words:]]
+
+
+@pytest.mark.parametrize("path", [p for p in CLUSTER_COMMANDS if selecting(p)])
+def test_an_unknown_node_or_role_is_refused_naming_the_known_ones(
+    path: str, tmp_path: Path
+) -> None:
+    cluster = _unreachable_cluster(tmp_path)
+    options = {o for p in selecting(path) for o in p.opts}
+    cases = [("--node", "nosuch", "its nodes: node1, node2, node3")] if "--node" in options else []
+    if "--role" in options:
+        roles = "controller, dea, filesystem, postgresql, redis, router"
+        cases.append(("--role", "nosuch", f"its roles: {roles}"))
+    for option, value, known in cases:
+        done = runner.invoke(app, ["--cluster", str(cluster), *_with(path, option, value)])
+        assert done.exit_code == (3 if path == "check" else 2), (option, done.output)  # Nagios
+        assert "'nosuch'" in done.output, done.output
+        assert path == "check" or known in done.output, done.output  # a plugin prints one line
+
+
+def test_node_and_role_names_complete_from_the_cluster_file(tmp_path: Path) -> None:
+    cluster = _unreachable_cluster(tmp_path)
+
+    def complete(*words: str) -> list[str]:
+        env = {**os.environ, "_KATO_COMPLETE": "complete_bash", "KATO_CLUSTER": str(cluster),
+               "COMP_WORDS": " ".join(("kato", *words)), "COMP_CWORD": str(len(words))}  # fmt: skip
+        kato = str(Path(sys.executable).with_name("kato"))  # the prog name completion answers to
+        done = subprocess.run((kato,), env=env, capture_output=True, text=True, timeout=60)
+        return done.stdout.split()
+
+    assert complete("status", "--node", "") == ["node1", "node2", "node3"]
+    assert complete("stop", "--role", "po") == ["postgresql"]
+    assert complete("data", "export", "--exclude", "r") == ["redis", "router"]
+    assert complete("node", "check", "--node", "node1,node") == [
+        "node1,node1", "node1,node2", "node1,node3"]  # fmt: skip

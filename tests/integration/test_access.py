@@ -174,7 +174,7 @@ def test_a_wrong_sudo_password_is_named_and_changes_nothing(admin: Box, tmp_path
     document["ssh"]["sudo_password_file"] = str(wrong)
     config = tmp_path / "cluster.yaml"
     config.write_text(yaml.safe_dump(document))
-    done = kato("--cluster", str(config), "stop", "router", check=False)
+    done = kato("--cluster", str(config), "stop", "--role", "router", check=False)
     assert done.returncode == 5, done.stdout + done.stderr
     assert "sudo failed: sudo as admin did not accept the password" in done.stderr
     assert admin.ssh("node2", "systemctl is-active kato-router").stdout.strip() == "active"

@@ -28,7 +28,7 @@ def forget_the_agent(cluster: Cluster) -> None:
 def test_shipped_once_per_node_per_run_then_cached(cluster: Cluster) -> None:
     forget_the_agent(cluster)
     # a rolling restart asks every router node about its health several times over
-    _, shipped = on(cluster, "restart", "router")
+    _, shipped = on(cluster, "restart", "--role", "router")
     assert sorted(n for n, _ in shipped) == ["node2", "node3"]
     digest = shipped[0][1]
     assert cluster.host("node2").file(f"/var/lib/kato/agent/{digest}/node_facts.py").is_file

@@ -68,13 +68,13 @@ def test_a_healthy_cluster_is_ok_with_perfdata(backed_up: Cluster, tmp_path: Pat
 
 
 def test_a_stopped_role_is_critical(backed_up: Cluster, tmp_path: Path) -> None:
-    assert on(backed_up, "stop", "dea", "--node", "node3").returncode == 0
+    assert on(backed_up, "stop", "--role", "dea", "--node", "node3").returncode == 0
     try:
         done = on(backed_up, "check", *CALM)
         textfile = tmp_path / "kato.prom"
         on(backed_up, "status", "--prometheus", str(textfile))
     finally:
-        assert on(backed_up, "start", "dea", "--node", "node3").returncode == 0
+        assert on(backed_up, "start", "--role", "dea", "--node", "node3").returncode == 0
     assert done.returncode == 2, done.stdout + done.stderr
     first, *rest = done.stdout.splitlines()
     assert first.startswith("KATO CRITICAL - node3 dea failing: not running | ")

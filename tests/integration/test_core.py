@@ -49,7 +49,7 @@ def test_an_unknown_host_key_is_refused_before_any_command(
     assert done.returncode == 5, done.stderr
     assert "node1: host key refused" in done.stderr
     assert fingerprint_of(cluster, "node1") in done.stderr
-    assert "kato node trust node1" in done.stderr
+    assert "kato node trust --node node1" in done.stderr
     assert sentinel_absent(cluster)
 
 
@@ -78,10 +78,10 @@ def test_node_trust_records_a_key_only_when_the_fingerprint_matches(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     path = cluster_copy(cluster, tmp_path, known_hosts="")
-    wrong = run_on(path, "node", "trust", "node2", "--fingerprint", "SHA256:" + "A" * 43)
+    wrong = run_on(path, "node", "trust", "-n", "node2", "--fingerprint", "SHA256:" + "A" * 43)
     assert wrong.returncode == 5, wrong.stderr
     assert (tmp_path / "known_hosts").read_text() == ""
-    unconfirmed = run_on(path, "node", "trust", "node2")  # no TTY: nobody can confirm
+    unconfirmed = run_on(path, "node", "trust", "-n", "node2")  # no TTY: nobody can confirm
     assert unconfirmed.returncode == 5
     assert fingerprint_of(cluster, "node2") in unconfirmed.stderr
     right = run_on(

@@ -160,7 +160,7 @@ def test_export_to_stdout_and_import_from_stdin(
     config = str(cluster.home / "cluster.yaml")
     streamed = tmp_path / "streamed.tar.zst"
     with streamed.open("wb") as sink:
-        subprocess.run((*KATO, "--cluster", config, "data", "export", "-", "--only", "redis"),
+        subprocess.run((*KATO, "--cluster", config, "data", "export", "-", "--role", "redis"),
                        stdout=sink, check=True, timeout=300)  # fmt: skip
     kato("data", "verify", str(streamed))
     shell(cluster, "node1", "redis-cli -h 127.0.0.1 set greeting changed >/dev/null")
@@ -175,7 +175,7 @@ def test_export_to_stdout_and_import_from_stdin(
 
 
 def test_only_and_exclude_choose_the_roles(cluster: Cluster, tmp_path: Path) -> None:
-    on(cluster, "data", "export", str(tmp_path / "a.tar"), "--only", "postgresql,filesystem",
+    on(cluster, "data", "export", str(tmp_path / "a.tar"), "--role", "postgresql,filesystem",
        "--compress", "none")  # fmt: skip
     on(cluster, "data", "export", str(tmp_path / "b.tar.gz"), "--exclude", "redis",
        "--compress", "gzip")  # fmt: skip
@@ -187,7 +187,7 @@ def test_only_and_exclude_choose_the_roles(cluster: Cluster, tmp_path: Path) -> 
     assert {m["role"] for m in names["b.tar.gz"]["members"]} == {
         "postgresql", "controller", "filesystem"
     }  # fmt: skip
-    bad = on(cluster, "data", "export", str(tmp_path), "--only", "nosuchrole", check=False)
+    bad = on(cluster, "data", "export", str(tmp_path), "--role", "nosuchrole", check=False)
     assert bad.returncode == 2 and "nosuchrole" in bad.stderr
 
 

@@ -162,7 +162,7 @@ def export_in_background(cluster: Cluster, dest: Path, **env: str) -> subprocess
     return subprocess.Popen(
         ("timeout", "-s", "ABRT", "150", KATO[0], "-X", "faulthandler", *KATO[1:],
          "--cluster", str(cluster.home / "cluster.yaml"), "data", "export", str(dest),
-         "--only", "filesystem", "--compress", "none"),
+         "--role", "filesystem", "--compress", "none"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **env},
     )  # fmt: skip
@@ -237,12 +237,12 @@ def test_a_full_destination_fails_cleanly_and_keeps_older_archives(
     try:
         older = small_fs / "older.tar.zst"
         older.write_bytes(b"older")
-        done = on(cluster, "data", "export", str(small_fs), "--only", "filesystem", check=False)
+        done = on(cluster, "data", "export", str(small_fs), "--role", "filesystem", check=False)
         assert done.returncode == 1 and "No space left" in done.stderr, done.stderr
         assert sorted(p.name for p in small_fs.iterdir()) == ["older.tar.zst"]
         assert older.read_bytes() == b"older"
         shell(cluster, "node1", "head -c 300M /dev/zero >> /var/lib/kato/data/droplets/mid.bin")
-        refused = on(cluster, "data", "export", str(small_fs), "--only", "filesystem",
+        refused = on(cluster, "data", "export", str(small_fs), "--role", "filesystem",
                      "--compress", "none", check=False)  # fmt: skip
         assert refused.returncode == 7 and "not enough space" in refused.stderr
     finally:

@@ -178,7 +178,7 @@ def test_free_inodes_are_checked_with_a_reserve(
 ) -> None:
     archive = build(cluster, tmp_path / "files.tar.zst", empty_files(5000))
     before = shell(cluster, "node1", "df -i /mnt/tiny | tail -1; ls -a /mnt/tiny")
-    done = on(cluster, "data", "import", str(archive), "--only", "filesystem", check=False,
+    done = on(cluster, "data", "import", str(archive), "--role", "filesystem", check=False,
               env={"KATO_ROLES": str(tiny_droplets)})  # fmt: skip
     assert done.returncode == 7, done.stderr
     assert "node1: /mnt/tiny has" in done.stderr and "free inodes" in done.stderr

@@ -73,7 +73,7 @@ def test_an_export_sent_off_site_is_checked_listed_read_back_and_imported_from(
     cluster: Cluster, remote: Remote, tmp_path: Path
 ) -> None:
     cluster.ssh("node1", f"{GREETING.replace('get', 'set')} 'from off-site'")
-    done = remote.kato("data", "export", str(tmp_path), "--only", "redis", "--to",
+    done = remote.kato("data", "export", str(tmp_path), "--role", "redis", "--to",
                        f"away:{STORE}")  # fmt: skip
     (archive,) = tmp_path.iterdir()
     assert f"uploaded to away:{STORE}/{archive.name}" in done.stderr + done.stdout
@@ -96,7 +96,7 @@ def test_an_export_sent_off_site_is_checked_listed_read_back_and_imported_from(
     assert verified["backups"][0]["verified"] is True
 
     cluster.ssh("node1", f"{GREETING.replace('get', 'set')} 'changed since'")
-    remote.kato("data", "import", f"away:{STORE}/{archive.name}", "--only", "redis")
+    remote.kato("data", "import", f"away:{STORE}/{archive.name}", "--role", "redis")
     assert cluster.ssh("node1", GREETING).stdout.strip() == "from off-site"
     remote.kato("data", "cleanup")
 
@@ -104,7 +104,7 @@ def test_an_export_sent_off_site_is_checked_listed_read_back_and_imported_from(
 def test_a_corrupted_off_site_copy_is_found_by_backups_verify(
     remote: Remote, tmp_path: Path
 ) -> None:
-    remote.kato("data", "export", str(tmp_path), "--only", "redis", "--to", f"away:{STORE}")
+    remote.kato("data", "export", str(tmp_path), "--role", "redis", "--to", f"away:{STORE}")
     (archive,) = tmp_path.iterdir()
     remote.ssh(f"printf X | dd of={STORE}/{archive.name} bs=1 seek=263300 conv=notrunc")
     checked = remote.kato("data", "backups", f"away:{STORE}", "--verify", "--json", check=False)
@@ -121,7 +121,7 @@ def test_an_unreachable_remote_fails_the_scheduled_run_and_keeps_the_local_archi
     kato("sandbox", "partition", "node1", "--name", remote.name)
     try:
         done = remote.kato("data", "schedule", "run", "--dest", str(tmp_path / "local"),
-                           "--only", "redis", "--offsite", f"away:{STORE}", "--metrics",
+                           "--role", "redis", "--offsite", f"away:{STORE}", "--metrics",
                            str(metric), check=False)  # fmt: skip
     finally:
         kato("sandbox", "heal", "node1", "--name", remote.name)
@@ -140,7 +140,7 @@ def test_a_full_remote_fails_the_upload_with_rclone_s_reason_and_leaves_no_parti
          "--at", "/srv/small")  # fmt: skip
     cluster.ssh("node1", "head -c 40000000 /dev/urandom > /var/lib/kato/data/droplets/big.bin")
     try:
-        done = remote.kato("data", "export", str(tmp_path), "--only", "filesystem", "--to",
+        done = remote.kato("data", "export", str(tmp_path), "--role", "filesystem", "--to",
                            "away:/srv/small", check=False)  # fmt: skip
         assert done.returncode == 1, done.stderr
         assert "rclone copyto failed" in done.stderr and "the archive stays at" in done.stderr
@@ -159,7 +159,7 @@ def test_retention_off_site_keeps_the_newest_copies_and_other_clusters_archives(
     for run in range(3):
         if run:
             time.sleep(1.1)  # archive names are stamped to the second
-        remote.kato("data", "schedule", "run", "--dest", str(tmp_path), "--only", "redis",
+        remote.kato("data", "schedule", "run", "--dest", str(tmp_path), "--role", "redis",
                     "--keep", "2", "--offsite", f"away:{STORE}", "--metrics",
                     str(tmp_path / "m.prom"))  # fmt: skip
     local = sorted(p.name for p in tmp_path.glob("*.tar.zst"))

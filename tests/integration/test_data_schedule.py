@@ -64,11 +64,11 @@ def test_kato_runs_on_the_core_node(cluster: Cluster) -> None:
 
 def test_the_crontab_entry_is_right_and_only_it_is_removed(cluster: Cluster, crontab: str) -> None:
     dry = on(cluster, "data", "schedule", "add", "--cron", "0 3 * * *", "--dest", "/srv/b k",
-             "--keep", "2", "--only", "postgresql", "--dry-run")  # fmt: skip
+             "--keep", "2", "--role", "postgresql", "--dry-run")  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     assert cluster.ssh("node1", "crontab -l").stdout == crontab
     added = on(cluster, "data", "schedule", "add", "--cron", "0 3 * * *", "--dest", "/srv/b k",
-               "--keep", "2", "--only", "postgresql", "--json")  # fmt: skip
+               "--keep", "2", "--role", "postgresql", "--json")  # fmt: skip
     assert added.returncode == 0, added.stderr
     change = json.loads(added.stdout)
     entry = change["entry"]["id"]
@@ -144,7 +144,7 @@ def _wait_no_run(cluster: Cluster, timeout: float = 120) -> None:
 
 def _run(cluster: Cluster, dest: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return on(cluster, "data", "schedule", "run", "--dest", str(dest),
-              "--metrics", str(dest / "m.prom"), "--only", "redis", *args)  # fmt: skip
+              "--metrics", str(dest / "m.prom"), "--role", "redis", *args)  # fmt: skip
 
 
 def _corrupt_copy(source: Path, name: str) -> Path:

@@ -54,7 +54,7 @@ def test_three_nodes_export_at_once_into_one_archive_that_holds_each_node_s_file
     cluster_file, sums = three_filesystems
     out = tmp_path / "out"
     out.mkdir()
-    kato("--cluster", str(cluster_file), "data", "export", str(out), "--only", "filesystem")
+    kato("--cluster", str(cluster_file), "data", "export", str(out), "--role", "filesystem")
     (archive,) = out.iterdir()
     verified = json.loads(kato("data", "verify", str(archive), "--json").stdout)
     names = [m["name"] for m in verified["manifest"]["members"]]

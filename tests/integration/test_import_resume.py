@@ -32,7 +32,7 @@ def bulk_archive(cluster: Cluster, tmp_path: Path) -> Iterator[Path]:
         FROM generate_series(1, 1500000) g; ALTER TABLE rows ADD PRIMARY KEY (id)" """,
     )
     archive = tmp_path / "bulk.tar.zst"
-    on(cluster, "data", "export", str(archive), "--only", "postgresql")
+    on(cluster, "data", "export", str(archive), "--role", "postgresql")
     yield archive
     cluster.ssh("node1", f'{PSQL} -c "DROP DATABASE IF EXISTS bulk"')
     on(cluster, "data", "cleanup", check=False)

@@ -6,6 +6,7 @@ changes nothing at all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,7 +152,7 @@ def test_a_schedule_run_never_writes_its_metric_through_a_link(
     metric.parent.mkdir(mode=0o755)
     metric.symlink_to(victim)
     done = on(cluster, "data", "schedule", "run", "--dest", str(tmp_path / "archives"),
-              "--only", "redis", "--metrics", str(metric))  # fmt: skip
+              "--role", "redis", "--metrics", str(metric))  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert f"{metric} is a symbolic link" in done.stdout + done.stderr
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
@@ -161,11 +162,11 @@ def test_a_schedule_run_never_writes_its_metric_through_a_link(
 def test_import_refuses_a_data_dir_that_is_a_link(cluster: Cluster, tmp_path: Path) -> None:
     droplets = "/var/lib/kato/data/droplets"
     archive = tmp_path / "droplets.tar"
-    on(cluster, "data", "export", str(archive), "--only", "filesystem", "--compress", "none")
+    on(cluster, "data", "export", str(archive), "--role", "filesystem", "--compress", "none")
     sh(cluster, "node1", f"mkdir -p /root/kato-canary-dir && echo keep > /root/kato-canary-dir/f"
        f" && mv {droplets} {droplets}.saved && ln -s /root/kato-canary-dir {droplets}")  # fmt: skip
     try:
-        done = on(cluster, "data", "import", str(archive), "--only", "filesystem")
+        done = on(cluster, "data", "import", str(archive), "--role", "filesystem")
         assert done.returncode == 1, done.stderr
         assert f"{droplets} is a symbolic link" in done.stderr
         assert sh(cluster, "node1", "ls -A /root/kato-canary-dir; cat /root/kato-canary-dir/f") \
@@ -182,7 +183,35 @@ def test_export_never_writes_through_a_link_at_its_destination(
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     (tmp_path / "out.tar").symlink_to(victim)
-    done = on(cluster, "data", "export", str(tmp_path / "out.tar"), "--only", "redis")
+    done = on(cluster, "data", "export", str(tmp_path / "out.tar"), "--role", "redis")
     assert done.returncode == 2, done.stderr
     assert f"{tmp_path / 'out.tar'} exists: export never overwrites" in done.stderr
     assert victim.read_text() == "precious\n"
+
+
+def test_relocate_refuses_a_link_planted_at_an_app_directory(cluster: Cluster) -> None:
+    """An app's user can write the containers dir: a link there to a directory root must not
+    touch is refused when its app would become a limited subvolume, naming the link."""
+    containers, dest = "/var/lib/kato/data/containers", "/mnt/kq/k"
+    kato("sandbox", "disk", "node2", "--name", cluster.name, "--fs", "btrfs", "--size", "512M",
+         "--at", "/mnt/kq")  # fmt: skip
+    sh(cluster, "node2", f"mkdir -p {CANARY}-dir && echo keep > {CANARY}-dir/f && "
+       f"mkdir -p {containers}/app-ok && ln -s {CANARY}-dir {containers}/app-x")  # fmt: skip
+    try:
+        done = on(cluster, "relocate", "containers", dest, "--node", "node2",
+                  "--app-limit", "10M")  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"{dest}/dea/app-x is a symbolic link (to {CANARY}-dir)" in done.stderr, done.stderr
+        assert sh(cluster, "node2", f"ls -A {CANARY}-dir; cat {CANARY}-dir/f") == "f\nkeep\n"
+        assert sh(cluster, "node2", f"stat -c %i {CANARY}-dir").strip() != "256"
+        assert sh(cluster, "node2", f"stat -c %i {dest}/dea/app-ok").strip() != "256"
+        status = json.loads(on(cluster, "relocate", "status", "--json").stdout)
+        assert {d["path"] for d in status["dirs"] if d["name"] == "containers"} == {containers}
+    finally:
+        sh(
+            cluster,
+            "node2",
+            f"rm -rf {CANARY}-dir {containers}/app-x {containers}/app-ok && "
+            "python3 /var/lib/kato/agent/*/datadirs.py / moving dea containers - - >/dev/null",
+        )
+        kato("sandbox", "disk", "node2", "--name", cluster.name, "--at", "/mnt/kq", "--remove")

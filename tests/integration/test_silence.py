@@ -36,7 +36,7 @@ def test_a_node_frozen_mid_export_is_named_and_the_run_ends_cleanly(
     dest = tmp_path / "archives"
     dest.mkdir()
     proc = subprocess.Popen(
-        (*KATO, "--cluster", str(config), "data", "export", str(dest), "--only", "filesystem",
+        (*KATO, "--cluster", str(config), "data", "export", str(dest), "--role", "filesystem",
          "--compress", "none"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "KATO_IDLE_TIMEOUT": "5"},

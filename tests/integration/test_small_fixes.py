@@ -32,7 +32,7 @@ def test_a_missing_known_hosts_hints_at_trust(cluster: Cluster, tmp_path: Path) 
     done = kato("--cluster", str(path), "lock", "status", check=False)
     assert done.returncode == 5, done.stderr
     assert "there is no known_hosts file at" in done.stderr
-    assert "hint: record the node's key with `kato node trust node1`" in done.stderr
+    assert "hint: record the node's key with `kato node trust --node node1`" in done.stderr
 
 
 def test_status_says_host_key_refused_not_unreachable(cluster: Cluster, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_an_export_that_waited_for_the_lock_is_stamped_when_it_read(
     try:
         _wait_for_lock(config)
         asked = time.time()
-        kato("--cluster", str(config), "data", "export", str(tmp_path), "--only", "redis",
+        kato("--cluster", str(config), "data", "export", str(tmp_path), "--role", "redis",
              "--lock-wait", "60s")  # fmt: skip
     finally:
         holder.wait(timeout=60)

@@ -93,7 +93,7 @@ def test_a_role_no_node_carries_is_refused(roles: dict[str, Role]) -> None:
     assert error.message == (
         "the archive holds filesystem droplets, but no node of stage carries filesystem"
     )
-    assert error.hint and "--only" in error.hint
+    assert error.hint and "--role" in error.hint
 
 
 def test_different_counts_are_refused(roles: dict[str, Role]) -> None:
@@ -126,7 +126,7 @@ def test_only_leaves_the_other_roles_out(roles: dict[str, Role]) -> None:
 
 
 def test_only_names_a_known_role(roles: dict[str, Role]) -> None:
-    with pytest.raises(UsageError, match="--only names unknown role 'mysql'"):
+    with pytest.raises(UsageError, match="--role names unknown role 'mysql'"):
         place(ONE_NODE, cluster({"a": list(DATA_ROLES)}), roles, RUN, only=["mysql"])
 
 

@@ -45,7 +45,7 @@ def test_the_line_runs_kato_on_the_core_node_with_lock_wait_log_and_tag() -> Non
     ]  # fmt: skip
     assert argv[argv.index("--dest") + 1] == "/srv/backups"
     assert argv[argv.index("--keep") + 1] == "7"
-    assert argv[argv.index("--only") + 1] == "postgresql,redis"
+    assert argv[argv.index("--role") + 1] == "postgresql,redis"
     assert argv[argv.index("--lock-wait") + 1] == "600"
     assert argv[-3:] == [">>", f"/var/log/kato/export-{entry}.log", "2>&1"]
 

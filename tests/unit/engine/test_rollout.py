@@ -204,3 +204,91 @@ def test_all_or_nothing_undoes_every_node_newest_first(fake: FakeCluster) -> Non
     assert undone == ["node3", "node2", "node1"]
     assert [r.state for r in report.nodes][:3] == [UNDONE, UNDONE, UNDONE]
     assert report.exit_code == 3
+
+
+def laying(s: Session, node: str) -> NodeChange:
+    """Lay /marker on every node first (apply), then restart WEB node by node (change); undo
+    removes the marker and restarts WEB again only where it was restarted."""
+    restarted: list[str] = []
+
+    def restart() -> None:
+        s.transport(node).run(("systemctl", "restart", "--", *WEB.units))
+
+    def change() -> int:
+        restarted.append(node)
+        restart()
+        return 0
+
+    def undo() -> None:
+        s.transport(node).run(("rm", "-f", "/marker"))
+        if restarted:
+            restart()
+
+    return NodeChange(
+        node,
+        change,
+        apply=lambda: int(bool(s.transport(node).run(("touch", "/marker")))),
+        undo=undo,
+        restarts=(WEB,),
+    )
+
+
+def restarts_of(fake: FakeCluster, node: str) -> int:
+    return sum(1 for argv in fake.ran(node) if argv[:2] == ("systemctl", "restart"))
+
+
+def test_apply_lays_on_every_node_before_the_first_restart(fake: FakeCluster) -> None:
+    order: list[str] = []
+    fake.answers.append(lambda n, argv, _: order.append(f"{n.name} {argv[0]}") or None)
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        report = rollout(s, [laying(s, n) for n in NODES], Batching())
+    assert report.done == {n: 1 for n in NODES} and report.exit_code == 0
+    touches = [i for i, line in enumerate(order) if line.endswith(" touch")]
+    restarts = [i for i, line in enumerate(order) if line.endswith(" systemctl")]
+    assert len(touches) == 5 and len(restarts) == 5 and max(touches) < min(restarts)
+
+
+def test_a_failed_restart_puts_back_the_nodes_applied_but_not_yet_restarted(
+    fake: FakeCluster,
+) -> None:
+    fake.nodes["node2"].sick_while = "/marker"
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        report = rollout(s, [laying(s, n) for n in NODES], Batching())
+    assert [r.state for r in report.nodes] == [DONE, UNDONE, NOT_REACHED, NOT_REACHED, NOT_REACHED]
+    assert "/marker" in fake.nodes["node1"].files
+    assert all("/marker" not in fake.nodes[n].files for n in NODES[1:])
+    assert [restarts_of(fake, n) for n in NODES] == [1, 2, 0, 0, 0]  # the rest never restarted
+    assert all("put back" in r.undo for r in report.nodes[2:])
+    assert report.exit_code == 3 and report.not_reached == ("node3", "node4", "node5")
+
+
+def test_a_failed_apply_puts_back_every_node_and_restarts_none(fake: FakeCluster) -> None:
+    fake.answers.append(
+        lambda n, argv, _: (
+            (1, "", "disk full") if n.name == "node3" and argv[0] == "touch" else None
+        )
+    )
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        report = rollout(s, [laying(s, n) for n in NODES], Batching())
+    node3 = report.nodes[2]
+    assert node3.state == UNDONE and node3.phase == "change" and "disk full" in node3.message
+    assert report.of(NOT_REACHED) == ("node1", "node2", "node4", "node5")
+    assert not any("/marker" in n.files for n in fake.nodes.values())
+    assert all(restarts_of(fake, n) == 0 for n in NODES)
+    assert report.exit_code == 3
+
+
+def test_putting_back_an_applied_node_that_fails_is_reported_never_hidden(
+    fake: FakeCluster,
+) -> None:
+    fake.nodes["node1"].sick_while = "/marker"
+    fake.answers.append(
+        lambda n, argv, _: (1, "", "read-only") if n.name == "node4" and argv[0] == "rm" else None
+    )
+    with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
+        report = rollout(s, [laying(s, n) for n in NODES], Batching())
+    assert report.nodes[0].state == UNDONE
+    node4 = report.nodes[3]
+    assert node4.state == FAILED and "undoing it failed too" in node4.undo
+    assert "read-only" in node4.undo
+    assert report.of(NOT_REACHED) == ("node2", "node3", "node5")

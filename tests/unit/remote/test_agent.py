@@ -37,8 +37,8 @@ def test_the_digest_follows_the_content(tmp_path: Path) -> None:
     one.write_text("print(2)\n")
     assert NodeAgent({"one.py": one}).digest != first.digest
     assert set(PROGRAMS) == {
-        "node_facts.py", "patch_agent.py", "safe_write.py", "datadirs.py", "treesum.py", "quota.py",
-        "upgrade_agent.py",
+        "node_facts.py", "patch_agent.py", "patch_records.py", "safe_write.py", "datadirs.py",
+        "treesum.py", "quota.py", "upgrade_agent.py",
     }  # fmt: skip
 
 

@@ -86,8 +86,23 @@ def test_a_planted_symlink_is_refused_never_followed(tmp_path: Path, planted: st
     link.symlink_to(victim)
     done = agent(tmp_path, "record", "redis", "services", DECLARED, "/mnt/ebs/redis", UNITS)
     assert done.returncode == 1
-    assert "symlink" in done.stderr
+    assert f"{link} is a symbolic link" in done.stderr
     assert victim.read_text() == "untouched\n"
+
+
+def test_a_link_planted_at_a_drop_in_directory_is_refused_never_followed(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    directory = drop_in(tmp_path).parent
+    directory.parent.mkdir(parents=True)
+    directory.symlink_to(elsewhere)
+    done = agent(tmp_path, "record", "redis", "services", DECLARED, "/mnt/ebs/redis", UNITS)
+    assert done.returncode == 1
+    assert f"{directory} is a symbolic link" in done.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not (tmp_path / "var/lib/kato/datadirs.yaml").exists()
 
 
 @pytest.mark.parametrize("path", ["relative", "/mnt/../etc", "/mnt/with space", "/mnt/a:b"])

@@ -121,6 +121,20 @@ def test_no_version_without_a_current_release(bundle: Path, root: Path) -> None:
     assert facts(bundle, root, {})["version"] is None
 
 
+def test_the_role_definitions_are_those_of_the_current_release(bundle: Path, root: Path) -> None:
+    releases = root / "var/lib/kato/releases"
+    (releases / "1.0.0/router/role.yaml").write_text("name: router  # 1.0.0\n")
+    (releases / "1.0.0/dea").mkdir()  # a role dir without role.yaml: none for it
+    (releases / "1.1.0/router").mkdir(parents=True)
+    (releases / "1.1.0/router/role.yaml").write_text("name: router  # 1.1.0\n")
+    assert facts(bundle, root, {"definitions": True})["definitions"] == {
+        "router": "name: router  # 1.0.0\n"
+    }
+    assert "definitions" not in facts(bundle, root, {})
+    (releases / "current").unlink()
+    assert facts(bundle, root, {"definitions": True})["definitions"] == {}
+
+
 def test_the_patch_state_comes_from_the_patch_agent_beside_it(bundle: Path, root: Path) -> None:
     (root / "var/lib/kato/patches/half").mkdir(parents=True)
     found = facts(bundle, root, {"patches": {}})

@@ -4,8 +4,10 @@
 Its state (the app registry and a count of updates) is one JSON file in its data dir, replaced
 atomically on every change (temp file, fsync, rename, fsync of the dir): a crash or a power cut
 leaves the old state or the new one, never half of one. The release's REGISTRY_FORMAT file says
-which format of that file it keeps (1 when absent; from 1.2.0 on, 2: every app has `created`);
-a file of another format is refused, never rewritten: the release's migration converts it.
+which format of that file it keeps (1 when absent; 2: every app has `created`); a file of
+another format is refused, never rewritten: the release's migration converts it. A release
+whose REGISTRY_STORE file says `postgresql` (1.2.0 on) keeps the registry in PostgreSQL instead
+(bin/registry_pg.py, shipped with it) and answers /healthz/registry only while that table does.
 Standard library only: it runs on the node's python3.
 """
 
@@ -31,6 +33,7 @@ PLATFORM = "kato-reference"
 ROLE = "controller"
 STATE_FILE = "state.json"
 STATE_FORMAT = 1
+MOVED_FILE = "registry-moved-to-postgresql.json"  # left by 1.2.0's migration
 MAX_BODY = 64 * 1024
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 log = logging.getLogger(ROLE)
@@ -49,6 +52,11 @@ class Registry:
         try:
             state: dict[str, Any] = json.loads(self.path.read_text())
         except FileNotFoundError:
+            if (self.path.parent / MOVED_FILE).exists():  # never start empty beside it
+                raise SystemExit(
+                    f"{self.path.parent}: the registry was moved to PostgreSQL by a newer "
+                    "release's migration; restore the pre-upgrade export (kato upgrade rollback)"
+                ) from None
             return {"format": self.format, "updates": 0, "apps": {}}
         if state.get("format") != self.format:
             raise SystemExit(
@@ -56,6 +64,10 @@ class Registry:
                 f"{self.format} (a newer release's data, or a migration that has not run)"
             )
         return state
+
+    def problem(self) -> str | None:
+        """Why the registry cannot serve: never, once its file was read."""
+        return None
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -96,14 +108,27 @@ def write_atomically(path: Path, text: str) -> None:
 class Handler(BaseHTTPRequestHandler):
     server_version = "kato-controller"
 
-    def __init__(self, *args: Any, registry: Registry, version: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, registry: Any, version: str, **kwargs: Any) -> None:
         self.registry = registry
         self.version = version
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
+        try:
+            self.answer_get()
+        except Exception as exc:  # the registry's store failed: say so, keep serving
+            log.error("GET %s: %s", self.path, exc)
+            self.reply_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+
+    def answer_get(self) -> None:
         if self.path == "/healthz":
             self.reply(HTTPStatus.OK, "ok\n")
+        elif self.path == "/healthz/registry":
+            problem = self.registry.problem()
+            if problem is None:
+                self.reply(HTTPStatus.OK, "ok\n")
+            else:
+                self.reply_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": problem})
         elif self.path == "/version":
             self.reply_json(HTTPStatus.OK, {"platform": PLATFORM, "version": self.version})
         elif self.path == "/apps":
@@ -119,7 +144,12 @@ class Handler(BaseHTTPRequestHandler):
         if problem:
             self.reply_json(HTTPStatus.BAD_REQUEST, {"error": problem})
             return
-        app = self.registry.register(request["name"], request.get("instances", 1))
+        try:
+            app = self.registry.register(request["name"], request.get("instances", 1))
+        except Exception as exc:  # nothing was registered: the store refused
+            log.error("POST /apps: %s", exc)
+            self.reply_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+            return
         log.info("registered app %s (%d instances)", app["name"], app["instances"])
         self.reply_json(HTTPStatus.CREATED, app)
 
@@ -180,6 +210,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8181, help="0 picks a free port")
     parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/kato/data/controller"))
     parser.add_argument("--version-file", type=Path, default=release_dir / "VERSION")
+    parser.add_argument("--audit-dir", type=Path, help="append every registration here")
     return parser.parse_args(argv)
 
 
@@ -192,7 +223,13 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"the data dir {args.data_dir} does not exist (the install hook makes it)")
     version = read_version(args.version_file)
     state_format = read_registry_format(args.version_file.with_name("REGISTRY_FORMAT"))
-    registry = Registry(args.data_dir, state_format)
+    store = args.version_file.with_name("REGISTRY_STORE")
+    if store.exists() and store.read_text().strip() == "postgresql":
+        from registry_pg import PgRegistry  # shipped beside this program from 1.2.0 on
+
+        registry: Any = PgRegistry(args.data_dir, args.audit_dir)
+    else:
+        registry = Registry(args.data_dir, state_format)
     handler = partial(Handler, registry=registry, version=version)
     server = ThreadingHTTPServer((args.bind, args.port), handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
