@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from tests.integration.conftest import KATO, Cluster
 from tests.integration.test_platform import node_state, on
 from tests.integration.test_upgrade import register, registry, versions
+from tests.integration.upgrade_steps import wait_for
 
 pytestmark = pytest.mark.integration
 STATE = "/var/lib/kato/upgrade/state.json"
@@ -27,15 +27,6 @@ def lock_holder(cluster: Cluster) -> dict[str, object] | None:
     done = on(cluster, "lock", "status", "--json")
     record: dict[str, object] | None = json.loads(done.stdout)["record"]  # type: ignore[attr-defined]
     return record
-
-
-def wait_for(condition: object, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def phase(cluster: Cluster) -> str | None:
