@@ -110,13 +110,21 @@ class HostKeyRefused(KatoError):
         self.fingerprint = fingerprint
 
 
+def shown_command(argv: tuple[str, ...]) -> str:
+    """A command as a message shows it: a program kato sends inline (`python3 -c SCRIPT`) is
+    shown by its size, not its text, so the message stays one readable line."""
+    return " ".join(
+        f"<{a.count(chr(10)) + 1}-line script>" if "\n" in a or len(a) > 200 else a for a in argv
+    )
+
+
 class RemoteCommandFailed(KatoError):
     """A command on a node exited non-zero."""
 
     def __init__(self, node: str, argv: tuple[str, ...], status: int, stderr: str) -> None:
         detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
         # the cause first (what the node said), the command after
-        super().__init__(f"{node}: {detail} (exit {status} of `{' '.join(argv)}`)")
+        super().__init__(f"{node}: {detail} (exit {status} of `{shown_command(argv)}`)")
         self.node = node
         self.argv = argv
         self.status = status

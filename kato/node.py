@@ -10,7 +10,7 @@ from pathlib import Path
 from kato.config import Cluster
 from kato.connect import ssh_options
 from kato.errors import HostKeyRefused
-from kato.transport.ssh import OfferedKey, offered_host_key
+from kato.transport.ssh_connect import OfferedKey, offered_host_key
 from kato.transport.ssh_route import route
 
 

@@ -16,7 +16,7 @@ from kato.connect import ssh_options
 from kato.errors import ExitCode, HostKeyRefused, UsageError
 from kato.node import record_keys
 from kato.transport.fanout import NodeFailure, fan_out
-from kato.transport.ssh import offered_host_key
+from kato.transport.ssh_connect import offered_host_key
 from kato.transport.ssh_route import keys_from_known_hosts, route
 
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
@@ -57,6 +57,7 @@ def fingerprint_of(key_base64: str) -> str:
 
 
 def known_hosts_name(cluster: Cluster, node: NodeConfig) -> str:
+    """The node's name in known_hosts: its HostName (and port) once ssh.config is read."""
     return route(node.address, node.port, ssh_options(cluster, node))[-1].known_hosts_name
 
 
@@ -117,24 +118,33 @@ def from_known_hosts(
         text = path.read_text()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    names = {n.name: known_hosts_name(cluster, n) for n in nodes}
+    names = _hosts_on_the_way(cluster, nodes)
     found = keys_from_known_hosts(text, sorted(set(names.values())))
     keys: list[NodeKey] = []
     failed: list[NodeFailure] = []
-    for node in nodes:
-        pairs = found[names[node.name]]
+    for who, name in names.items():
+        pairs = found[name]
         if not pairs:
             failed.append(
                 NodeFailure(
-                    node.name,
-                    "host key",
-                    f"{path} has no key for {names[node.name]}",
-                    int(ExitCode.UNREACHABLE),
+                    who, "host key", f"{path} has no key for {name}", int(ExitCode.UNREACHABLE)
                 )
             )
         for key_type, key in pairs:
-            keys.append(NodeKey(node.name, names[node.name], key_type, key, fingerprint_of(key)))
+            keys.append(NodeKey(who, name, key_type, key, fingerprint_of(key)))
     return _recorded(cluster, tuple(keys), tuple(failed), dry_run)
+
+
+def _hosts_on_the_way(cluster: Cluster, nodes: Sequence[NodeConfig]) -> dict[str, str]:
+    """Each node's known_hosts name, and before it each jump host's on the way (once):
+    kato checks a jump host's key as it checks a node's."""
+    names: dict[str, str] = {}
+    for node in nodes:
+        *jumps, last = route(node.address, node.port, ssh_options(cluster, node))
+        for hop in jumps:
+            names.setdefault(f"{hop.name} (jump host)", hop.known_hosts_name)
+        names[node.name] = last.known_hosts_name
+    return names
 
 
 def _recorded(

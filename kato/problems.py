@@ -94,8 +94,13 @@ class Problems:
             return default
         return value
 
-    def number(self, raw: dict[str, Any], key: str, where: str, default: float) -> float:
+    def number(
+        self, raw: dict[str, Any], key: str, where: str, default: float, off: bool = False
+    ) -> float:
+        """Seconds above 0; with `off`, 0 too (the thing switched off)."""
         value = raw.get(key, default)
+        if off and value == 0 and not isinstance(value, bool):
+            return 0.0
         if not is_seconds(value):
             self.add(
                 f"{where}.{key}", f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}"

@@ -3,7 +3,7 @@
 Every release carries its roles' definitions (role.yaml inside each artifact and in its
 release.yaml), so a new version may change a unit, a health check or a data dir. The one
 resolver for every command that acts on roles (status, start/stop/restart, data export and
-import, patch, node check, monitoring) is `of_node`/`of_nodes`: the definitions installed with
+import, patch, run, uninstall, monitoring) is `of_node`/`of_nodes`: the definitions installed with
 the node's current release, else those of that version in the cluster's release repository,
 else — only for a node or release that carries none — the definitions kato itself bundles,
 and `NodeRoles.source` says which (shown with --verbose). An upgrade reads both sides from the

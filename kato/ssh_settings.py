@@ -104,7 +104,7 @@ def _parse_ssh_access(ssh: SshSettings, raw: Any, problems: Problems) -> SshSett
         agent=agent,
         passphrase_file=problems.string(raw, "passphrase_file", "ssh", required=False) or None,
         passphrase_env=problems.string(raw, "passphrase_env", "ssh", required=False) or None,
-        keepalive=problems.number(raw, "keepalive", "ssh", ssh.keepalive),
+        keepalive=problems.number(raw, "keepalive", "ssh", ssh.keepalive, off=True),
         sudo_password_file=problems.string(raw, "sudo_password_file", "ssh", required=False)
         or None,
         sudo_password_env=problems.string(raw, "sudo_password_env", "ssh", required=False) or None,

@@ -17,7 +17,8 @@ Then, with --parallel SIZE, the same data dir on all three nodes (a copy of the 
 gives node2 and node3 the filesystem role's data dir too), SIZE on each: `kato data export
 --only filesystem` of node1 alone, then of the three nodes at once, --runs times.
 
-Prints medians; MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
+Prints medians, with the 1-minute load average seen at the start of the runs (the machine may
+be shared); MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
 Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its children).
 """
 
@@ -39,6 +40,9 @@ import yaml
 
 NAME = os.environ.get("KATO_TEST_PREFIX", "k") + "b1"
 KATO = (sys.executable, "-m", "kato")
+# kato as installed: its modules compiled once (.pyc), not again at every run as a checkout
+# with PYTHONDONTWRITEBYTECODE set would (0.3-0.5 s per command on this machine kind).
+KATO_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 DATA_DIR = "/var/lib/kato/data/droplets"
 RESTORE_DIR = f"{DATA_DIR}/.bench-restore"
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
@@ -64,6 +68,7 @@ class Figures:
     base_import: list[float] = field(default_factory=list)
     kato_import: list[float] = field(default_factory=list)
     import_rss: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average at each run
     base_bytes: int = 0
     kato_bytes: int = 0
 
@@ -98,7 +103,10 @@ class Sandbox:
         with tempfile.TemporaryFile() as out:
             started = time.monotonic()
             process = subprocess.Popen(
-                (*KATO, "--cluster", cluster or self.cluster, *args), stdout=out, stderr=out
+                (*KATO, "--cluster", cluster or self.cluster, *args),
+                stdout=out,
+                stderr=out,
+                env=KATO_ENV,
             )
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.monotonic() - started
@@ -131,6 +139,7 @@ def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figure
     figures = Figures()
     ssh = f"ssh -F {box.ssh_config} node1"
     for _ in range(runs):
+        figures.load.append(os.getloadavg()[0])
         base, mine = work / "baseline.tar.zst", work / "kato.tar.zst"
         seconds = box.pipeline(f"{ssh} 'tar -cf - -C {DATA_DIR} .' | zstd -1 -T0 -q > {base}")
         figures.base_export.append(data / seconds / 1e6)
@@ -161,10 +170,18 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
             node["roles"].append("filesystem")
     three = work / "three.yaml"
     three.write_text(yaml.safe_dump(document))
+    # each node defines its roles from the release it runs: give node2 and node3 the role's
+    # definition there (as installing the role would), else they have no such data dir
+    release = "/var/lib/kato/releases/current/filesystem"
+    encoded = box.ssh(f"base64 -w0 {release}/role.yaml").strip()
+    for node in ("node2", "node3"):
+        script = f"mkdir -p {release} && echo {encoded} | base64 -d > {release}/role.yaml"
+        box.ssh(script, node=node)
     for node in ("node1", "node2", "node3"):
         box.ssh(FILL, DATA_DIR, str(size), node=node)
-    alone, together = [], []
+    alone, together, load = [], [], []
     for _ in range(runs):
+        load.append(os.getloadavg()[0])
         for cluster, figures in ((box.cluster, alone), (str(three), together)):
             archive = work / "parallel.tar.zst"
             nodes = () if cluster == str(three) else ("--node", "node1")
@@ -174,7 +191,8 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
     med = statistics.median
     print(
         f"parallel export, {size / 1e6:.0f} MB on each node: node1 alone {med(alone):.2f} s, "
-        f"node1+node2+node3 at once {med(together):.2f} s: {med(together) / med(alone):.2f}x"
+        f"node1+node2+node3 at once {med(together):.2f} s: {med(together) / med(alone):.2f}x "
+        f"(load average {min(load):.1f}-{max(load):.1f})"
     )
     for node in ("node2", "node3"):
         box.ssh('rm -rf "$1"', DATA_DIR, node=node)
@@ -184,7 +202,7 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     med = statistics.median
     header = (
         "size", "base exp MB/s", "kato exp MB/s", "ratio", "verify s", "exp RSS MiB",
-        "base imp MB/s", "kato imp MB/s", "ratio", "imp RSS MiB",
+        "base imp MB/s", "kato imp MB/s", "ratio", "imp RSS MiB", "load",
     )  # fmt: skip
     lines = []
     for data, f in rows:
@@ -200,6 +218,7 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
                 f"{med(f.kato_import):.0f}",
                 f"{med(f.kato_import) / med(f.base_import):.2f}x",
                 f"{med(f.import_rss):.0f}",
+                f"{min(f.load):.1f}-{max(f.load):.1f}",
             )
         )
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
@@ -236,6 +255,8 @@ def main() -> int:
         capture_output=True,
         text=True,
     )
+    package = Path(__file__).resolve().parents[1] / "kato"
+    subprocess.run((sys.executable, "-m", "compileall", "-q", str(package)), check=True)
     work = Path(tempfile.mkdtemp(prefix="kbdata-", dir=args.work))
     try:
         box = Sandbox(json.loads(up.stdout))

@@ -52,6 +52,7 @@ NODES = typer.Option(
     None,
     "--node",
     "-n",
+    metavar="NODE",
     help="Only this node (repeatable, or comma-separated; default: every node).",
     autocompletion=_complete_nodes,
 )
@@ -59,6 +60,7 @@ ROLES = typer.Option(
     None,
     "--role",
     "-r",
+    metavar="ROLE",
     help="Only these roles (repeatable, or comma-separated; default: every role).",
     autocompletion=_complete_roles,
 )
@@ -66,6 +68,7 @@ EXCLUDE_ROLES = typer.Option(
     None,
     "--exclude",
     "-x",
+    metavar="ROLE",
     help="Leave these roles out (repeatable, or comma-separated).",
     autocompletion=_complete_roles,
 )
@@ -75,6 +78,7 @@ OLD_ONLY = typer.Option(None, "--only", hidden=True, help="The old name of --rol
 PARALLEL = typer.Option(
     None,
     "--parallel",
+    metavar="N",
     min=1,
     max=256,
     help="How many nodes at once, 1-256 (default: the cluster file's ssh.parallel).",

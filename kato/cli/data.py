@@ -48,10 +48,15 @@ def export(
     exclude: list[str] = EXCLUDE_ROLES,
     node: list[str] = NODES,
     only_this_node: bool = THIS_NODE,
-    parallel: int = PARALLEL,
     compress: str = typer.Option("zstd", "--compress", help="zstd, gzip or none."),
     to: str = typer.Option(
         None, "--to", metavar="REMOTE:PATH", help="Then upload it there with rclone, checked."
+    ),
+    max_entries: int = typer.Option(
+        None,
+        "--max-entries",
+        help="Refuse (exit 7, nothing published) when the trees hold more files, dirs and "
+        "links (default: data.max_entries of the cluster file, else 500000).",
     ),
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
@@ -72,7 +77,7 @@ def export(
                 "not writing an archive to a terminal",
                 hint="redirect standard output to a file or a pipe, or give DEST",
             )
-        cluster, pick = load_chosen(parallel, node, [*(role or []), *(old_only or [])], exclude)
+        cluster, pick = load_chosen(None, node, [*(role or []), *(old_only or [])], exclude)
         options: dict[str, Any] = dict(
             only=list(pick.roles),
             exclude=list(pick.excluded),
@@ -83,6 +88,7 @@ def export(
             command=invocation(),
             progress=progress,
             stdout=sys.stdout.buffer,
+            max_entries=max_entries,
         )
         if to is None:
             done = exporter.export(cluster, dest, **options)
@@ -184,7 +190,6 @@ def import_(
     role: list[str] = ROLES,
     node: list[str] = NODES,
     only_this_node: bool = THIS_NODE,
-    parallel: int = PARALLEL,
     spool: str = typer.Option(
         None, "--spool", help="Where a streamed archive is kept while verified (default: TMPDIR)."
     ),
@@ -201,7 +206,7 @@ def import_(
         from kato.data import import_ as importer
         from kato.data.limits import resolved
 
-        cluster, pick = load_chosen(parallel, node, role)
+        cluster, pick = load_chosen(None, node, role)
         done = importer.import_archive(
             cluster,
             source,

@@ -14,7 +14,6 @@ from kato.cli.common import (
     JSON,
     LOCK_WAIT,
     OLD_ONLY,
-    PARALLEL,
     ROLES,
     Chosen,
     invocation,
@@ -176,7 +175,6 @@ def run_(
     exclude: list[str] = EXCLUDE_ROLES,
     old_only: list[str] = OLD_ONLY,
     compress: str = COMPRESS,
-    parallel: int = PARALLEL,
     lock_wait: str = LOCK_WAIT,
     metrics: str = METRICS,
     dry_run: bool = DRY_RUN,
@@ -185,7 +183,7 @@ def run_(
 ) -> None:
     """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
     with reported():
-        cluster, pick = load_chosen(parallel, None, [*(role or []), *(old_only or [])], exclude)
+        cluster, pick = load_chosen(None, None, [*(role or []), *(old_only or [])], exclude)
     if dry_run:
         _plan_run(cluster, dest, keep, pick, compress, as_json)
         return

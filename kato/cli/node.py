@@ -15,7 +15,7 @@ from kato.errors import UsageError
 
 if TYPE_CHECKING:
     from kato.node_trust import BulkTrust, NodeKey
-    from kato.transport.ssh import OfferedKey
+    from kato.transport.ssh_connect import OfferedKey
 
 app = typer.Typer(help="The cluster's nodes.", no_args_is_help=True)
 
@@ -96,7 +96,12 @@ def trust(
         from kato import node_trust
 
         cluster, pick = load_chosen(parallel, node)
-        every = every or not pick.nodes
+        if every and pick.nodes:
+            raise UsageError(
+                "--all and --node choose differently: give one",
+                hint="kato node trust --node node1, or kato node trust --all",
+            )
+        every = not pick.nodes
         chosen = tuple(cluster.node(n) for n in pick.nodes) if pick.nodes else cluster.nodes
         expected = set(fingerprint or [])
         if fingerprints is not None:

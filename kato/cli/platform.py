@@ -84,8 +84,22 @@ def uninstall(
     _report(out, as_json, verbose)
 
 
+# `kato restart router`, as runbooks written for older katos (and Stackato's kato) say it: words
+# after the options are roles, given the same parse as --role, and left out of --help so that
+# --role stays the one documented way.
+OLD_ROLES = {"allow_extra_args": True}
+
+
+def _old_roles(context: typer.Context) -> list[str]:
+    stray = [word for word in context.args if word.startswith("-")]
+    if stray:
+        raise typer.BadParameter(f"no such option: {stray[0]}", param_hint="options")
+    return list(context.args)
+
+
 def _control(action: str):  # type: ignore[no-untyped-def]
     def command(
+        context: typer.Context,
         role: list[str] = ROLES,
         node: list[str] = NODES,
         parallel: int = PARALLEL,
@@ -97,7 +111,8 @@ def _control(action: str):  # type: ignore[no-untyped-def]
         with reported():
             from kato.platform import control
 
-            cluster, pick = load_chosen(parallel, node, role)
+            roles = [*(role or []), *_old_roles(context)]
+            cluster, pick = load_chosen(parallel, node, roles)
             out = control.control(
                 cluster,
                 action,

@@ -8,18 +8,20 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato import __version__, facts, role_definitions
-from kato.config import Cluster
+from kato.config import Cluster, DataLimits
 from kato.connect import connections
-from kato.data import archive, core_export, node_export
+from kato.data import archive, core_export, limits, node_export
 from kato.data.core_export import read_argv
+from kato.data.each_node import each_node
+from kato.data.limits import LimitExceeded, resolved
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
-from kato.data.selection import DataDir, data_dirs, located
+from kato.data.selection import DataDir, data_dirs, located, not_defined
 from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
@@ -88,9 +90,13 @@ def export(
     command: Sequence[str] = (),
     progress: Progress | None = None,
     stdout: BinaryIO | None = None,
+    max_entries: int | None = None,
 ) -> ExportResult:
-    """Export, verify, publish under the final name (or copy to `stdout` for dest '-')."""
+    """Export, verify, publish under the final name (or copy to `stdout` for dest '-').
+    The trees may hold at most `max_entries` entries in all (else the cluster file's
+    data.max_entries): what an import accepts without raising its limit."""
     progress = progress or SilentProgress()
+    within = replace(resolved(cluster.data, max_entries, None), max_ratio=float("inf"))
     _check_compression(compress)
     defined = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
     sources = data_dirs(cluster, defined, only=only, exclude=exclude, nodes=nodes)
@@ -114,6 +120,11 @@ def export(
         plan = tuple(PlannedRead(s, found[s].size) for s in sources)
         check_space(directory, sum(p.estimate for p in plan), compress, dry_run)
         result = ExportResult(None, shown, plan)
+        result.warnings.extend(
+            f"{pair.replace(' ', ': role ', 1)} is in the cluster file but its release there does "
+            "not define it (not installed?): it has no data in this archive"
+            for pair in not_defined(cluster, defined, only=only, exclude=exclude, nodes=nodes)
+        )
         if dry_run:
             return result
         core = cluster.core_node.name
@@ -126,16 +137,18 @@ def export(
             temp = _temporary(directory, final, cluster.name)
             started = time.monotonic()
             try:
-                meta = Manifest(FORMAT, cluster.name, version, __version__,
-                                created.isoformat(), ())  # fmt: skip
+                # format 2 lists each tree's entries, counted by the read-back of node
+                # export; gzip and none (read back whole at the end) stay format 1
+                fmt = FORMAT if compress == "zstd" else 1
+                meta = Manifest(fmt, cluster.name, version, __version__, created.isoformat(), ())
                 if compress == "zstd":
                     manifest = _from_nodes(conns, op, temp, meta, sources, found, progress,
-                                           result)  # fmt: skip
+                                           result, within)  # fmt: skip
                 else:
                     manifest = _write(conns, op, temp, meta, sources, found, compress,
                                       progress, result)  # fmt: skip
                     progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
-                    _verify_own(temp)
+                    _verify_own(temp, within)
                 result.bytes, result.manifest = temp.stat().st_size, manifest
                 _publish(temp, final, stdout)
             finally:
@@ -179,14 +192,17 @@ def destination(
 
 def gather(conns: Connections, sources: Sequence[DataDir]) -> dict[DataDir, DirFacts]:
     """Each data dir's mode, owner and size on its node; a missing one is refused."""
-    found: dict[DataDir, DirFacts] = {}
-    for node in dict.fromkeys(s.node for s in sources):
-        mine = [s for s in sources if s.node == node]
-        result = conns.get(node).run(
-            ("python3", "-c", DIR_FACTS, *(s.path for s in mine)), timeout=600
+
+    def ask(node: str) -> Any:
+        paths = [s.path for s in sources if s.node == node]
+        return json.loads(
+            conns.get(node).run(("python3", "-c", DIR_FACTS, *paths), timeout=600).stdout
         )
-        answer = json.loads(result.stdout)
-        for source in mine:
+
+    found: dict[DataDir, DirFacts] = {}
+    answers = each_node((s.node for s in sources), ask)
+    for node, answer in answers.items():
+        for source in (s for s in sources if s.node == node):
             got = answer.get(source.path)
             if not got or not got["dir"]:
                 raise PreflightRefused(
@@ -244,12 +260,13 @@ def _from_nodes(
     found: dict[DataDir, DirFacts],
     progress: Progress,
     result: ExportResult,
+    within: DataLimits,
 ) -> Manifest:
     """The nodes read, hash and compress; kato assembles and reads back (node_export)."""
     facts = {s: (found[s].mode, found[s].owner) for s in sources}
     try:
         return node_export.write(conns, op, temp, meta, sources, facts, progress,
-                                 result.warnings)  # fmt: skip
+                                 result.warnings, within)  # fmt: skip
     except archive.ArchiveWriteFailed as exc:
         raise _write_failed(temp, exc) from None
     except ArchiveInvalid as exc:
@@ -272,9 +289,11 @@ def _not_verified(exc: ArchiveInvalid) -> KatoError:
     )
 
 
-def _verify_own(temp: Path) -> None:
+def _verify_own(temp: Path, within: DataLimits) -> None:
     try:
-        verify_archive(temp)
+        verify_archive(temp, within=within)
+    except LimitExceeded:
+        raise limits.export_too_many_entries(str(temp), within) from None
     except ArchiveInvalid as exc:
         raise _not_verified(exc) from None
 

@@ -76,14 +76,20 @@ def _frame(fd: int, offset: int, size: int) -> Frame:
 def member_regions(fd: int, sizes: Mapping[str, int]) -> dict[str, tuple[int, int]]:
     """{member name: (start, end)} of the compressed bytes holding each member's data and
     padding (the last one's run to the end of the file, end-of-archive frames included),
-    for the members named in `sizes` whose headers are one-block raw frames of their own."""
+    for the members named in `sizes` whose headers are one-block raw frames of their own.
+    Every byte after the first frame (the manifest's) lies in a header or a region: a member
+    named twice, or frames between the manifest and the first header, are a FrameProblem."""
     found: dict[str, tuple[int, int]] = {}
     current: str | None = None
     start = 0
-    for frame in frames(fd):
+    for index, frame in enumerate(frames(fd)):
         name = _header(fd, frame, sizes) if frame.raw == BLOCK else None
         if name is None:
+            if current is None and index > 0:
+                raise FrameProblem(f"a frame before the first member's header at {frame.offset}")
             continue
+        if name in found or name == current:
+            raise FrameProblem(f"{name} appears twice")
         if current is not None:
             found[current] = (start, frame.offset)
         current, start = name, frame.end

@@ -10,16 +10,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato import facts, journal, role_definitions
 from kato.config import Cluster, DataLimits
 from kato.data import archive, limits, node_import, resume, switch
+from kato.data.each_node import each_node
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.selection import located
 from kato.data.source import local_archive
-from kato.data.verify import HashingReader, verify_archive
+from kato.data.verify import HashingReader, read_manifest, verify_archive
 from kato.engine.session import session
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
@@ -66,19 +67,18 @@ def import_archive(
     spool: Path | None = None,
     within: DataLimits | None = None,
 ) -> ImportResult:
-    """Verify the whole archive within the limits (the cluster file's unless given), check
-    each target's room, stage every member, then switch role by role."""
+    """Check the archive within the limits (the cluster file's unless given), check each
+    target's room, stage every member, then switch role by role. A format-2 archive is
+    checked from its manifest first and each member verified while it stages; a format-1
+    archive is verified whole first."""
     progress = progress or SilentProgress()
     roles = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
     started = time.monotonic()
     with local_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
     ) as path:
-        progress.step(f"verifying {source}")
-        verified = verify_archive(
-            path, progress=progress, within=within or cluster.data, name=source
-        )
-        manifest = verified.manifest
+        checked = preflight(path, source, within or cluster.data, progress)
+        manifest = checked.manifest
         run = uuid.uuid4().hex[:12]
         placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
         result = ImportResult(source, run, placements, dry_run)
@@ -86,11 +86,11 @@ def import_archive(
             placements = relocated(s.conns, placements)
             result = ImportResult(source, run, placements, dry_run)
             _compare_versions(s.conns, cluster, manifest, result)
-            _check_room(s.conns, placements, verified.tree_entries)
+            _check_room(s.conns, placements, checked.entries)
             if dry_run:
                 return result
             try:
-                _stage(s.conns, s.begin(), path, manifest, placements, progress)
+                _stage(s.conns, s.begin(), path, checked, placements, progress)
                 left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
                 switch.switch_all(s, placements, roles, left)
             finally:
@@ -99,6 +99,38 @@ def import_archive(
     result.bytes = sum(p.member.size for p in placements)
     result.seconds = time.monotonic() - started
     return result
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What import knows of an archive before staging: its manifest, each tree's entries,
+    where each member's compressed bytes lie (None: decompressed here), and whether its
+    members still need their check while they stage (format 2) or were verified whole."""
+
+    manifest: Manifest
+    entries: dict[str, int]
+    regions: dict[str, tuple[int, int]] | None
+    shown: str
+    check_while_staging: bool
+
+
+def preflight(path: Path, source: str, within: DataLimits, progress: Progress) -> Preflight:
+    """Format 2 laid out as kato writes it: the limits from the manifest alone (the data is
+    checked as it stages). Otherwise (format 1, or another layout) the whole archive is
+    verified first, as before."""
+    progress.step(f"reading the manifest of {source}")
+    manifest = read_manifest(path, source)
+    if manifest.format >= 2:
+        limits.check_expansion(manifest, str(path), within, source)
+        limits.check_entries(manifest, within, source)
+        where = node_import.regions(path, manifest)
+        if where is not None:
+            entries = {m.name: m.entries or 0 for m in manifest.members}
+            return Preflight(manifest, entries, where, source, True)
+    progress.step(f"verifying {source}")
+    verified = verify_archive(path, progress=progress, within=within, name=source)
+    where = node_import.regions(path, verified.manifest)
+    return Preflight(verified.manifest, verified.tree_entries, where, source, False)
 
 
 def relocated(conns: Connections, placements: Sequence[Placement]) -> tuple[Placement, ...]:
@@ -147,9 +179,14 @@ def _check_room(
     """Each target filesystem must hold the staged copy (twice that for a dump: the staged
     file and the loaded data) and its entries, with a reserve; the previous data is renamed,
     not copied."""
-    for node in dict.fromkeys(p.target.node for p in placements):
+
+    def free_on(node: str) -> dict[str, Any]:
+        parents = [p.parent for p in placements if p.target.node == node]
+        return facts.free_space(parents).gather(conns.get(node))
+
+    free_by_node = each_node((p.target.node for p in placements), free_on)
+    for node, free in free_by_node.items():
         mine = [p for p in placements if p.target.node == node]
-        free = facts.free_space([p.parent for p in mine]).gather(conns.get(node))
         need: dict[str, tuple[int, int]] = {}
         for p in mine:
             size, inodes = need.get(p.parent, (0, 1))  # 1: the staging dir
@@ -166,15 +203,15 @@ def _stage(
     conns: Connections,
     op: Operation,
     path: Path,
-    manifest: Manifest,
+    checked: Preflight,
     placements: Sequence[Placement],
     progress: Progress,
 ) -> None:
     """Copy each member into its private staging dir on the target node's data filesystem:
     compressed when the archive allows (node_import), else decompressed here."""
-    where = node_import.regions(path, manifest)
-    if where is not None:
-        node_import.stage(conns, op, path, placements, where, progress)
+    if checked.regions is not None:
+        shown = checked.shown if checked.check_while_staging else None
+        node_import.stage(conns, op, path, placements, checked.regions, progress, shown)
         return
     by_name = {p.member.name: p for p in placements}
     with archive.reading(str(path)) as stream:

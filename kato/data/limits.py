@@ -58,12 +58,35 @@ def check_expansion(
         )
 
 
+def check_entries(manifest: Manifest, limits: DataLimits, shown: str) -> None:
+    """A format-2 manifest's entries against the limit, before any data is read (a manifest
+    that lies is caught as each tree passes: kato data verify counts them)."""
+    listed = [m for m in manifest.members if m.entries is not None]
+    total = 0
+    for member in listed:
+        total += member.entries or 0
+        if total > limits.max_entries:
+            raise too_many_entries(shown, member.name, limits)
+
+
 def too_many_entries(path: str, member: str, limits: DataLimits) -> LimitExceeded:
     return LimitExceeded(
         path,
         f"{member}: more than {limits.max_entries} files, dirs and links in the archive's trees",
         "--max-entries N",
         "max_entries",
+    )
+
+
+def export_too_many_entries(where: str, limits: DataLimits) -> PreflightRefused:
+    """An export's trees hold more entries than an import would accept: refused while it
+    reads them (an archive nobody could import without raising the limit is not published)."""
+    return PreflightRefused(
+        f"{where}: more than {limits.max_entries} files, dirs and links in this export's data "
+        "dirs (data.max_entries)",
+        hint="nothing was published; if that many are expected, raise the limit with "
+        "--max-entries N (or data.max_entries in the cluster file), or leave that data dir "
+        "out with --role/--exclude/--node",
     )
 
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: each member's entries (files, dirs and links of a tree) are listed
+FORMATS = (1, 2)  # what this kato reads
 NAME = "MANIFEST.json"
 # The manifest's fixed size in the archive: the space export reserves before any data and
 # fills in at the end (the sizes and checksums are known only then). ~300 bytes per member.
@@ -39,6 +40,9 @@ class Member:
     mode: str  # the data dir's own mode, octal ("0700")
     owner: str  # the data dir's numeric owner, "uid:gid"
     sha256: str
+    # format 2: a tree's files, dirs and links (0 for a dump), so an import checks its limits
+    # and the targets' inodes from the manifest and verifies each member while it stages it
+    entries: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Manifest:
         if len(self.members) > MAX_MEMBERS:
             raise ManifestProblem(f"{len(self.members)} members, more than {MAX_MEMBERS}")
         document = asdict(self)
+        if self.format < 2:
+            for member in document["members"]:
+                del member["entries"]
         document["checksum"] = _checksum(document)
         text = json.dumps(document, indent=1, sort_keys=True).encode()
         if len(text) > SLOT:
@@ -96,7 +103,7 @@ def decode(data: bytes) -> Manifest:
             f"format {fmt} is newer than this kato understands (format {FORMAT}): "
             "upgrade kato on this machine to read it"
         )
-    if fmt < 1:
+    if fmt not in FORMATS:
         raise ManifestProblem(f"format: {fmt} is not a known format")
     for key in ("cluster", "kato_version", "created"):
         _text(raw, key, "manifest")
@@ -108,7 +115,7 @@ def decode(data: bytes) -> Manifest:
         raise ManifestProblem("members: missing or not a list")
     if len(members) > MAX_MEMBERS:
         raise ManifestProblem(f"members: {len(members)} is more than the limit {MAX_MEMBERS}")
-    parsed = tuple(_member(m, i) for i, m in enumerate(members))
+    parsed = tuple(_member(m, i, fmt) for i, m in enumerate(members))
     names = [m.name for m in parsed]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -125,7 +132,7 @@ def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _member(raw: object, index: int) -> Member:
+def _member(raw: object, index: int, fmt: int) -> Member:
     where = f"members[{index}]"
     if not isinstance(raw, dict):
         raise ManifestProblem(f"{where}: not an object")
@@ -151,4 +158,10 @@ def _member(raw: object, index: int) -> Member:
         raise ManifestProblem(f"{where}: owner {owner!r} is not numeric 'uid:gid'")
     if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
         raise ManifestProblem(f"{where}: sha256 missing or not 64 hex digits")
-    return Member(size=size, mode=mode, owner=owner, sha256=sha, type=kind, **fields)
+    entries = raw.get("entries") if fmt >= 2 else None
+    if fmt >= 2 and (not isinstance(entries, int) or isinstance(entries, bool) or entries < 0):
+        raise ManifestProblem(f"{where}: entries missing or not a whole number (format {fmt})")
+    if kind == "stream" and entries:
+        raise ManifestProblem(f"{where}: entries {entries} for a stream (a dump has none)")
+    return Member(size=size, mode=mode, owner=owner, sha256=sha, type=kind, entries=entries,
+                  **fields)  # fmt: skip

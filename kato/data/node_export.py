@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from kato.data import stream
+from kato.config import DataLimits
+from kato.data import limits, stream
 from kato.data.archive import BLOCK, ArchiveWriter, raw_frame, tar_header
 from kato.data.assemble import Aborted, Assembly
+from kato.data.each_node import each_node
 from kato.data.manifest import NAME, SLOT, Manifest, Member
-from kato.data.readback import ReadBack, check_frames
+from kato.data.readback import Job, ReadBack, check_frames
 from kato.data.selection import DataDir
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
@@ -51,11 +54,13 @@ def write(
     facts: dict[DataDir, tuple[str, str]],
     progress: Progress,
     warnings: list[str],
+    within: DataLimits = limits.UNLIMITED,
 ) -> Manifest:
     """Fill `temp` with the archive of `sources` (facts: each one's mode and owner), read it
-    back, and return its manifest. Nothing is left behind but `temp` itself."""
-    for node in dict.fromkeys(s.node for s in sources):
-        conns.get(node)  # an unreachable node fails here, before anything streams
+    back, and return its manifest. Nothing is left behind but `temp` itself. `within`: the
+    entry limit across the trees, applied as they stream."""
+    # an unreachable node fails here, before anything streams
+    each_node((s.node for s in sources), lambda node: stream.ready(conns.get(node)))
     assembly = Assembly(len(sources), temp.with_name(temp.name + ".spool"))
     results: list[CommandResult | None] = [None] * len(sources)
     threads = [
@@ -70,7 +75,9 @@ def write(
     for thread in threads:
         thread.start()
     try:
-        return _assemble(op, temp, meta, sources, facts, progress, warnings, assembly, results)
+        readback = ReadBack(temp, str(temp), within, assembly.abort)
+        return _assemble(op, temp, meta, sources, facts, progress, warnings, assembly, results,
+                         readback)  # fmt: skip
     except BaseException:
         assembly.abort()
         raise
@@ -100,7 +107,6 @@ def _node(
                 results[index] = conns.get(node).stream_out(
                     stream.argv(*program_args(source)),
                     assembly.sink(index),  # type: ignore[arg-type]
-                    stdin=stream.source(),
                 )
         except BaseException as exc:  # noqa: BLE001 (the assembling thread raises it)
             error = failed = exc
@@ -118,19 +124,21 @@ def _assemble(
     warnings: list[str],
     assembly: Assembly,
     results: list[CommandResult | None],
+    readback: ReadBack,
 ) -> Manifest:
     mtime = int(datetime.fromisoformat(meta.created).timestamp())
     frames: list[tuple[int, bytes]] = []
-    members: list[Member] = []
+    members: list[tuple[Member, Job]] = []
     with temp.open("r+b", buffering=0) as file:
         writer = ArchiveWriter(file, "zstd", mtime)
-        readback = ReadBack(temp, str(temp))
         try:
             for index, source in enumerate(sources):
                 progress.step(f"{source.node}: {source.role} {source.data_dir} ({source.path})")
                 hole = writer.reserve_header()
-                job = readback.begin(source.member, source.spec.kind, file.tell())
+                job = readback.begin(source.member, source.spec.kind, file.tell(), source.shown)
                 error = assembly.take(index, writer, lambda end: readback.extend(job, end))  # noqa: B023
+                if readback.failure is not None:  # it stopped the nodes: its reason first
+                    raise readback.failure
                 if error is not None:
                     raise error if not isinstance(error, Aborted) else KatoError("stopped")
                 size, sha256 = _judge(source, results[index], warnings)
@@ -149,35 +157,25 @@ def _assemble(
                     bytes=size,
                 )
                 mode, owner = facts[source]
-                members.append(
-                    Member(
-                        source.member,
-                        source.node,
-                        source.role,
-                        source.data_dir,
-                        source.path,
-                        source.spec.kind,
-                        size,
-                        mode,
-                        owner,
-                        sha256,
-                    )
-                )
+                member = Member(source.member, source.node, source.role, source.data_dir,
+                                source.path, source.spec.kind, size, mode, owner,
+                                sha256)  # fmt: skip
+                members.append((member, job))
             progress.step("reading the archive back")
+            readback.finish()  # every member checked: each tree's entries are known
             manifest = Manifest(
                 meta.format,
                 meta.cluster,
                 meta.platform_version,
                 meta.kato_version,
                 meta.created,
-                tuple(members),
+                tuple(replace(m, entries=job.entries) for m, job in members),
             )
             frames.append((file.tell(), raw_frame(bytes(2 * BLOCK), "zstd")))
             writer.finish(manifest, raw_end=True)
             body = tar_header(NAME, SLOT, mtime) + manifest.encode()
             frames.append((0, raw_frame(body, "zstd")))
             size_on_disk = file.seek(0, 2)
-            readback.finish()
         finally:
             readback.stop()
     check_frames(temp, frames, size_on_disk, str(temp))

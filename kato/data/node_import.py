@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kato.data import frames, stream
+from kato.data.each_node import each_node
 from kato.data.manifest import Manifest
+from kato.data.member_check import MemberCheck
 from kato.data.placement import Placement
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
@@ -41,25 +43,21 @@ def regions(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]] | None
 
 
 class _Region:
-    """stdin for the node's program: the program, then the member's bytes from the archive."""
+    """stdin for the node's program: the member's bytes as they lie in the archive, passed to
+    the member's check here as they go (format 2)."""
 
-    def __init__(self, fd: int, start: int, end: int, stop: threading.Event) -> None:
-        self.head, self.fd, self.position, self.end, self.stop = (
-            stream.source(),
-            fd,
-            start,
-            end,
-            stop,
-        )
+    def __init__(
+        self, fd: int, start: int, end: int, stop: threading.Event, check: MemberCheck | None
+    ) -> None:
+        self.fd, self.position, self.end, self.stop, self.check = fd, start, end, stop, check
 
     def read(self, size: int = -1) -> bytes:
-        if self.stop.is_set():
+        if self.stop.is_set() or (self.check is not None and self.check.failed.is_set()):
             raise Stopped
-        if self.head:
-            data, self.head = self.head, b""
-            return data
         data = os.pread(self.fd, min(CHUNK, self.end - self.position), self.position)
         self.position += len(data)
+        if self.check is not None and data:
+            self.check.feed(data)
         return data
 
 
@@ -70,11 +68,14 @@ def stage(
     placements: Sequence[Placement],
     where: dict[str, tuple[int, int]],
     progress: Progress,
+    shown: str | None = None,
 ) -> None:
-    """Stage every placement, the nodes in parallel; the first failure is raised."""
+    """Stage every placement, the nodes in parallel; the first failure is raised. `shown`
+    (the archive's name): check each member here while it streams (a format-2 archive not
+    verified beforehand), as MemberCheck does."""
     nodes = list(dict.fromkeys(p.target.node for p in placements))
-    for node in nodes:
-        conns.get(node)  # an unreachable node fails here, before anything is sent
+    # an unreachable node fails here, before anything is sent
+    each_node(nodes, lambda node: stream.ready(conns.get(node)))
     stop, failures = threading.Event(), []
     staged: dict[str, _Step] = {}
     fd = os.open(path, os.O_RDONLY)
@@ -84,7 +85,7 @@ def stage(
             for p in placements:
                 if p.target.node == node:
                     staged[p.member.name] = _stage_one(conns, fd, p, where[p.member.name],
-                                                       stop, progress)  # fmt: skip
+                                                       stop, progress, shown)  # fmt: skip
         except Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 (raised below, in the calling thread)
@@ -121,12 +122,27 @@ def _stage_one(
     region: tuple[int, int],
     stop: threading.Event,
     progress: Progress,
+    shown: str | None,
 ) -> _Step:
     """Stage one member; returns its journal step (description, argv, result, seconds)."""
     node, member = p.target.node, p.member
     progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
     args = ("import", member.type, p.staging_dir, p.staged, str(member.size), member.sha256)
-    done = conns.get(node).stream_in(stream.argv(*args), _Region(fd, *region, stop))  # type: ignore[arg-type]
+    check = MemberCheck(member, shown) if shown is not None else None
+    try:
+        done = conns.get(node).stream_in(stream.argv(*args), _Region(fd, *region, stop, check))  # type: ignore[arg-type]
+    except Stopped:
+        if check is not None and check.failed.is_set():
+            check.finish()  # raises what is wrong with the member
+        if check is not None:
+            check.stop()
+        raise
+    except BaseException:
+        if check is not None:
+            check.stop()
+        raise
+    if check is not None:
+        check.finish()  # its problem first: it says what is wrong with the archive
     if done.status < 0:
         raise NodeUnreachable(node, "transfer", "the connection closed while staging")
     answer = stream.answer(done)

@@ -2,7 +2,9 @@
 archive file as it grows (zstd decompresses it, hashlib hashes it, both in C), a tree is
 checked for safety as `kato data verify` does, and the result must match what the node
 reported. Then the frames kato wrote itself (manifest, headers, end) are read back after the
-fsync. Only an archive whose every byte was read back this way is published."""
+fsync. Only an archive whose every byte was read back this way is published. The trees' entries
+are counted across the archive against the import limit (data.max_entries): a data dir of
+millions of files is refused while it streams, not hours later."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from kato.config import DataLimits
+from kato.data import limits
 from kato.data.archive import BLOCK
 from kato.data.verify import ArchiveInvalid, check_tree
 from kato.transport import local
@@ -31,10 +36,12 @@ class Job:
     name: str
     kind: str
     start: int
+    shown: str  # the data dir, as errors name it
     committed: int = 0
     end: int | None = None
     size: int = 0
     sha256: str = ""
+    entries: int = 0  # a tree's files, dirs and links, once checked
     checked: threading.Event = field(default_factory=threading.Event)
 
 
@@ -80,18 +87,27 @@ class _Checked:
 class ReadBack:
     """Checks the members of the archive at `path` one after the other in a thread."""
 
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path, self.shown = path, shown
+    def __init__(
+        self,
+        path: Path,
+        shown: str,
+        within: DataLimits = limits.UNLIMITED,
+        failed: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`within`: the entry limit across the trees; `failed()` is called at the first
+        problem found (from the read-back thread), so the export can stop at once."""
+        self.path, self.shown, self.within, self.failed = path, shown, within, failed
         self.fd = os.open(path, os.O_RDONLY)
         self.cond = threading.Condition()
         self.jobs: list[Job] = []
+        self.entries = 0  # in the trees checked so far
         self.failure: BaseException | None = None
         self.stopped = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="kato-readback")
         self.thread.start()
 
-    def begin(self, name: str, kind: str, start: int) -> Job:
-        job = Job(name, kind, start, start)
+    def begin(self, name: str, kind: str, start: int, shown: str = "") -> Job:
+        job = Job(name, kind, start, shown or name, start)
         with self.cond:
             self.jobs.append(job)
             self.cond.notify_all()
@@ -142,7 +158,12 @@ class ReadBack:
                 job.checked.set()
                 index += 1
         except BaseException as exc:  # noqa: BLE001 (handed to the thread that waits)
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
             self.failure = exc
+            self.failed()
 
     def _check(self, job: Job) -> None:
         with tempfile.TemporaryFile() as errors:
@@ -192,7 +213,16 @@ class ReadBack:
     def _consume(self, job: Job, reader: _Checked, problems: list[BaseException]) -> None:
         try:
             if job.kind == "tree":
-                check_tree(reader, job.name, self.shown)  # type: ignore[arg-type]
+                job.entries = check_tree(
+                    reader,  # type: ignore[arg-type]
+                    job.name,
+                    self.shown,
+                    self.within,
+                    self.entries,
+                )
+                self.entries += job.entries
+        except limits.LimitExceeded:
+            self._fail(limits.export_too_many_entries(job.shown, self.within))
         except BaseException as exc:  # noqa: BLE001 (raised by _check once zstd is done)
             problems.append(exc)
         finally:

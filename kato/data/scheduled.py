@@ -121,7 +121,8 @@ def _offsite(
         raise
     kept = None
     if options.keep is not None:
-        kept = shipping.keep_newest(cluster, at, options.keep, progress)
+        kept = shipping.keep_newest(cluster, at, options.keep, progress,
+                                    uploaded=archive.name, spool=archive.parent)  # fmt: skip
     return uploaded.remote, kept
 
 

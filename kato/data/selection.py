@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from kato import datadirs
 from kato.config import Cluster
+from kato.data.each_node import each_node
 from kato.data.manifest import member_name
 from kato.errors import UsageError
 from kato.role_definitions import Definitions, known, role_of
@@ -85,9 +86,29 @@ def data_dirs(
     return tuple(item[2] for item in found)
 
 
+def not_defined(
+    cluster: Cluster,
+    roles: Definitions,
+    *,
+    only: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    nodes: Sequence[str] = (),
+) -> list[str]:
+    """ "NODE ROLE" for each chosen role the cluster file gives a node whose release does not
+    define it (not installed there): data_dirs leaves those out, and the caller says so,
+    because a backup that lacks a role must never lack it silently."""
+    picked = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
+    return [
+        f"{node.name} {name}"
+        for node in picked
+        for name in node.roles
+        if role_of(roles, node.name, name) is None
+        and name not in exclude
+        and (not only or name in only)
+    ]
+
+
 def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
     """The same data dirs, each with the path it has on its node now (kato relocate)."""
-    where = {
-        node: datadirs.locations(conns.get(node)) for node in dict.fromkeys(s.node for s in sources)
-    }
+    where = each_node((s.node for s in sources), lambda node: datadirs.locations(conns.get(node)))
     return tuple(replace(s, path=where[s.node].path(s.role, s.data_dir, s.path)) for s in sources)

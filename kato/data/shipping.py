@@ -3,6 +3,7 @@ shipped off-site (offsite.upload), and retention off-site that never deletes the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,17 +63,32 @@ def ship(
 
 
 def keep_newest(
-    cluster: Cluster, at: offsite.Location, keep: int, progress: Progress | None = None
+    cluster: Cluster,
+    at: offsite.Location,
+    keep: int,
+    progress: Progress | None = None,
+    *,
+    uploaded: str | None = None,
+    spool: Path | None = None,
+    verifier: Callable[[str], str | None] | None = None,
 ) -> RetentionResult:
-    """Delete this cluster's older archives at `at` beyond the newest `keep`. Every archive
-    under its final name off-site was checked when it was uploaded (offsite.upload), and the
-    newest is never deleted (keep >= 1); other clusters' archives are never touched."""
+    """Delete this cluster's older archives at `at` beyond the newest `keep` that verify.
+    Newest first, each copy is read back and verified (`uploaded`, checked by its upload a
+    moment ago, is not read again) until `keep` verify: a corrupted copy is never counted, never
+    deleted here, and reported. Copies older than those `keep` are deleted unread (they are not
+    needed, whatever their state). So the newest verified copy is never deleted, nothing is
+    deleted when none verifies, and other clusters' archives are never touched."""
     progress = progress or SilentProgress()
-    found = [
-        Candidate(name, created, True)
-        for name, _, (owner, created) in offsite.listing(cluster, at)
-        if owner == cluster.name
-    ]
+    check = verifier or (lambda name: _read_back(cluster, at, name, spool, progress))
+    found, verified = [], 0
+    for name, _, (owner, created) in offsite.listing(cluster, at):
+        if owner != cluster.name:
+            continue
+        problem = None
+        if verified < keep and name != uploaded:
+            problem = check(name)
+        found.append(Candidate(name, created, problem is None, problem))
+        verified += problem is None
     plan = plan_retention(found, keep)
     deleted, errors = [], []
     for name in plan.delete:
@@ -82,4 +98,20 @@ def keep_newest(
             deleted.append(name)
         except KatoError as exc:
             errors.append(f"{at.join(name)}: {exc.message}")
+    for bad in plan.invalid:
+        progress.warn(f"{at.join(bad.name)} does not verify ({bad.problem}): kept, not counted")
     return RetentionResult(plan, tuple(deleted), tuple(errors))
+
+
+def _read_back(
+    cluster: Cluster, at: offsite.Location, name: str, spool: Path | None, progress: Progress
+) -> str | None:
+    """None when the off-site copy, downloaded whole, verifies; else what is wrong with it."""
+    from kato.data.backups import verify_problem
+
+    progress.step(f"reading back {at.join(name)} (retention counts only verified copies)")
+    try:
+        with offsite.fetched(cluster, at.join(name), spool) as path:
+            return verify_problem(path)
+    except KatoError as exc:
+        return f"archive: reading it back failed: {exc.message}"

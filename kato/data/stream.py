@@ -1,27 +1,16 @@
-"""How kato runs the node's data program (kato/remote/node_data.py) and reads its answer."""
+"""How kato runs the node's data program (kato/remote/node_data.py, part of the node agent)
+and reads its answer."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
 
-from kato.remote import program
-from kato.transport.base import CommandResult
+from kato.remote.agent import AGENT
+from kato.transport.base import CommandResult, Transport
 
 RESULT = "KATO-RESULT "
-# The node's python3 reads the program (its first LENGTH bytes on stdin, with os.read so
-# nothing more is taken) and runs it; the rest of stdin is left to the program's children.
-LOADER = """import os, sys
-n, b = int(sys.argv[1]), b""
-while len(b) < n:
-    c = os.read(0, n - len(b))
-    if not c:
-        sys.exit("kato: the data program arrived cut short")
-    b += c
-sys.argv = ["kato-data-stream", *sys.argv[2:]]
-exec(compile(b, "kato-data-stream", "exec"), {"__name__": "__main__"})
-"""
+PROGRAM = "node_data.py"
 
 
 @dataclass(frozen=True)
@@ -34,14 +23,15 @@ class NodeAnswer:
     error: str
 
 
-@cache
-def source() -> bytes:
-    return program("node_data.py")
+def ready(transport: Transport) -> None:
+    """The node has the agent (shipped at most once per node per run, cached by content
+    hash): a data stream cannot be replayed, so it is made sure of before one starts."""
+    AGENT.ensure(transport)
 
 
 def argv(*args: str) -> tuple[str, ...]:
-    """The command running the data program with `args`; its stdin must start with source()."""
-    return ("python3", "-c", LOADER, str(len(source())), *args)
+    """The command running the data program with `args` (on a node that is ready())."""
+    return AGENT.argv(PROGRAM, *args)
 
 
 def shown(*args: str) -> tuple[str, ...]:

@@ -25,7 +25,9 @@ from kato.transport.pool import Connections
 
 LOAD_TIMEOUT = 24 * 3600.0  # a big database can take hours to load; the role is stopped anyway
 # path staged previous kind mode owner [load argv...]: the previous data dir is renamed, never
-# copied; `.absent` records that there was none, so a rollback knows what to remove.
+# copied; `.absent` records that there was none, so a rollback knows what to remove. A tree
+# brings its own mode and owner (its "." entry); a dump's new data dir gets the mode and owner
+# the export recorded, not the previous dir's.
 SWITCH = """
 set -eu
 path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
@@ -37,8 +39,6 @@ fi
 mkdir -p "${previous%/*}"
 chmod 0700 "${previous%/*}"
 if [ -e "$path" ]; then
-    mode=$(stat -c %a "$path")
-    owner=$(stat -c %u:%g "$path")
     mv "$path" "$previous"
 else
     : >"$previous.absent"

@@ -73,6 +73,7 @@ def verify_archive(
             tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
             manifest = _manifest(tar, shown)
             limits.check_expansion(manifest, real, within, shown)
+            limits.check_entries(manifest, within, shown)
             current = "archive"
             seen: set[str] = set()
             total = entries = 0
@@ -96,6 +97,25 @@ def verify_archive(
     if missing:
         raise ArchiveInvalid(shown, missing[0], "listed in the manifest but missing")
     return VerifyResult(shown, manifest, len(seen), total, entries, trees)
+
+
+def read_manifest(path: Path | str, name: str | None = None) -> Manifest:
+    """The archive's manifest alone (its first member), checked as verify_archive does."""
+    shown = name or str(path)
+    if not Path(path).is_file():
+        raise ArchiveInvalid(shown, "archive", "no such file")
+    found: Manifest | None = None
+    try:
+        with archive.reading(str(path)) as raw:
+            tar = tarfile.open(fileobj=raw, mode="r|")  # noqa: SIM115
+            found = _manifest(tar, shown)
+    except local.FilterFailed as exc:
+        if found is None:  # else: the decompressor, stopped early, said so (SIGPIPE)
+            raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
+    assert found is not None
+    return found
 
 
 def _manifest(tar: tarfile.TarFile, path: str) -> Manifest:
@@ -160,7 +180,7 @@ def _check_member(
     reader = HashingReader(source)
     entries = 0
     if member.type == "tree":
-        entries = check_tree(reader, member.name, path, within, before)  # type: ignore[arg-type]
+        entries = check_tree(reader, member.name, path, within, before, member.entries)  # type: ignore[arg-type]
     elif visit is not None:
         visit(member, reader)  # type: ignore[arg-type]
     reader.drain()
@@ -177,9 +197,11 @@ def check_tree(
     path: str,
     within: DataLimits = limits.UNLIMITED,
     before: int = 0,
+    listed: int | None = None,
 ) -> int:
     """A data dir's tar is safe to extract: plain names inside it, no devices, no links out,
-    and, with the `before` entries of the trees ahead of it, no more than `within` allows."""
+    and, with the `before` entries of the trees ahead of it, no more than `within` allows;
+    exactly `listed` entries when the manifest lists them (format 2)."""
     seen = Seen()
     count = 0
     # tarfile's default buffer: each read keeps the rest of its buffer by copying it, so a
@@ -187,11 +209,15 @@ def check_tree(
     with tarfile.open(fileobj=stream, mode="r|") as inner:
         for entry in archive.members(inner):
             count += 1
+            if listed is not None and count > listed:
+                raise _not_as_listed(path, member, f"more than the {listed}")
             if before + count > within.max_entries:
                 raise limits.too_many_entries(path, member, within)
             problem = entry_problem(entry, seen)
             if problem:
                 raise ArchiveInvalid(path, f"{member}: {entry.name}", problem)
+    if listed is not None and count != listed:
+        raise _not_as_listed(path, member, f"{count}, not the {listed}")
     escaping = link_escaping(seen.links)
     if escaping:
         raise ArchiveInvalid(
@@ -201,6 +227,12 @@ def check_tree(
             "(through the tree's other symlinks)",
         )
     return count
+
+
+def _not_as_listed(path: str, member: str, found: str) -> ArchiveInvalid:
+    return ArchiveInvalid(
+        path, member, f"holds {found} files, dirs and links its manifest lists: tampered"
+    )
 
 
 class _Recording:

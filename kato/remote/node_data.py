@@ -11,8 +11,8 @@ only, python3 on the node) that does the heavy work where the data is.
 
 Both end with one line on stderr, `KATO-RESULT {json}`: the member's size and sha256 as the
 node saw them, the exit status of the tar/dump or zstd/tar that did the work and the last
-line of its error output. kato runs it as `python3 -c LOADER LENGTH ARGS...` with this file's
-LENGTH bytes first on stdin (what follows on stdin is the data).
+line of its error output. It is part of the node agent (kato/remote/agent.py: shipped once per
+node per run, cached by content hash), so stdin carries only the data.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,29 @@ class Tail:
         return (telling or lines or [""])[-1]
 
 
+class Hasher:
+    """sha256 in a thread of its own (hashlib releases the GIL): the member's bytes are hashed
+    while the next chunk is read and the last one written, not between them."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(8)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.chunks.get()) is not None:
+            self.sha.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self.chunks.put(chunk)
+
+    def hexdigest(self) -> str:
+        self.chunks.put(None)
+        self.thread.join()
+        return self.sha.hexdigest()
+
+
 def widen(pipe: IO[bytes]) -> None:
     """A 1 MiB pipe buffer (Linux allows that much unprivileged): fewer wake-ups per MB."""
     with contextlib.suppress(OSError):
@@ -86,7 +110,7 @@ def export(kind: str, args: list[str]) -> int:
     widen(source.stdout)
     widen(packer.stdin)
     said, packer_said = Tail(source.stderr), Tail(packer.stderr)
-    sha, size, broken = hashlib.sha256(), 0, False
+    sha, size, broken = Hasher(), 0, False
     try:
         while chunk := source.stdout.read(CHUNK):
             sha.update(chunk)
@@ -122,7 +146,7 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str) -> i
     assert unpacker.stdout and unpacker.stderr
     widen(unpacker.stdout)
     unpacker_said = Tail(unpacker.stderr)
-    sha, seen, problem = hashlib.sha256(), 0, ""
+    sha, seen, problem = Hasher(), 0, ""
     try:
         while chunk := unpacker.stdout.read(CHUNK):
             data = chunk[: max(0, size - seen)]

@@ -54,7 +54,7 @@ def provision(sandbox: Sandbox, progress: Progress, version: str = PLATFORM_VERS
             "installing the platform failed on "
             + ", ".join(f"{f.node} ({f.message})" for f in done.failed.values())
         )
-    progress.step("kato start platform")
+    progress.step("kato start")
     started = control.control(cluster, "start", [], None, command=command)
     if started.failed:
         raise KatoError(

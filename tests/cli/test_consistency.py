@@ -39,6 +39,8 @@ def commands() -> dict[str, Any]:
 
 
 ALL = sorted(commands())
+# The sandbox's commands work on its machines (containers), not on the cluster file's nodes.
+CLUSTER_COMMANDS = [p for p in ALL if not p.startswith("sandbox ")]
 
 
 def options_of(path: str) -> set[str]:
@@ -69,19 +71,32 @@ def test_examples_name_only_commands_that_exist() -> None:
     assert set(EXAMPLES) == set(ALL)
 
 
-PRINTING = ("config validate", "node trust", "lock break", "data schedule remove", "check")
-CHANGING = ("node trust", "lock break", "data schedule run", "data schedule add",
-            "data schedule remove", "install", "start", "patch install", "data import")  # fmt: skip
+# Commands without a JSON document, and why. Every other command prints one with --json.
+NO_JSON = {
+    "check": "a Nagios/Icinga plugin: its one status line and exit code are the interface",
+    **{f"sandbox {verb}": "a sandbox verb prints one progress line on stderr, no result"
+       for verb in ("down", "disk", "crash", "start", "stop", "freeze", "thaw", "partition",
+                    "heal", "reboot")},
+}  # fmt: skip
+# Commands that change nothing (no --dry-run needed).
+READ_ONLY = {"status", "version", "check", "history", "config show", "config validate",
+             "node list", "node show", "node check", "lock status", "patch status",
+             "data verify", "data backups", "data schedule list", "release list",
+             "release show", "upgrade plan", "upgrade status", "upgrade tasks"}  # fmt: skip
 
 
-@pytest.mark.parametrize("path", [p for p in PRINTING if p != "check"])
-def test_printing_commands_have_json(path: str) -> None:
-    assert "--json" in options_of(path)
+def test_the_exception_lists_name_real_commands() -> None:
+    assert set(NO_JSON) | READ_ONLY <= set(ALL)
 
 
-@pytest.mark.parametrize("path", CHANGING)
-def test_changing_commands_have_dry_run(path: str) -> None:
-    assert "--dry-run" in options_of(path)
+@pytest.mark.parametrize("path", ALL)
+def test_every_printing_command_has_json(path: str) -> None:
+    assert ("--json" in options_of(path)) != (path in NO_JSON), path
+
+
+@pytest.mark.parametrize("path", CLUSTER_COMMANDS)  # the sandbox's verbs change test machines
+def test_every_changing_command_has_dry_run(path: str) -> None:
+    assert ("--dry-run" in options_of(path)) != (path in READ_ONLY), path
 
 
 def test_lock_break_has_yes_and_completion_is_on() -> None:
@@ -138,8 +153,6 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
 
 SELECTING = {"--node", "--nodes", "--role", "--roles", "--only", "--exclude", "-n", "-r", "-x"}
 SELECTING_NAMES = {"node", "nodes", "role", "roles", "only", "exclude", "old_only"}
-# The sandbox's commands name its machines (containers), not the cluster file's nodes.
-NOT_CLUSTER_NODES = ("sandbox ",)
 # Crontab lines and `data import ssh://` (kato/data/source.py) of older katos say --only: a
 # hidden alias with the same parse (common.OLD_ONLY).
 OLD_NAMES = {("data schedule run", "old_only"), ("data export", "old_only")}
@@ -148,6 +161,9 @@ WALKS_EVERY_NODE = ("version", "patch status", "release list", "release show", "
                     "upgrade plan", "upgrade stage", "upgrade in-place", "upgrade rollback",
                     "upgrade status", "upgrade resume", "upgrade prep", "upgrade takeover",
                     "data schedule run")  # fmt: skip
+# Commands that walk nodes but cannot bound it yet: no --parallel rather than one ignored.
+# kato/data/node_export.py and node_import.py stream every chosen node at once (issue 14's code).
+PARALLEL_NOT_YET = {"data export", "data import", "data schedule run"}
 
 
 # A one-off task runs on one node: it walks none.
@@ -182,9 +198,6 @@ def selecting(path: str) -> list[Any]:
     ]
 
 
-CLUSTER_COMMANDS = [p for p in ALL if not p.startswith(NOT_CLUSTER_NODES)]
-
-
 @pytest.mark.parametrize("path", CLUSTER_COMMANDS)
 def test_nodes_and_roles_are_chosen_only_by_the_shared_options(path: str) -> None:
     for param in selecting(path):
@@ -201,12 +214,15 @@ def test_every_command_that_walks_nodes_takes_the_same_parallel(path: str) -> No
     chooses_nodes = any("--node" in p.opts for p in selecting(path))
     if path in ONE_NODE or not (chooses_nodes or path in WALKS_EVERY_NODE):
         return
+    if path in PARALLEL_NOT_YET:
+        assert "--parallel" not in options_of(path), f"{path}: --parallel would be ignored"
+        return
     (parallel,) = [p for p in commands()[path].params if "--parallel" in p.opts]
     assert shape(parallel) == shape(declared(common.PARALLEL)), path
 
 
 def test_walking_list_names_real_commands() -> None:
-    assert set(WALKS_EVERY_NODE) <= set(ALL)
+    assert set(WALKS_EVERY_NODE) | PARALLEL_NOT_YET <= set(ALL)
 
 
 def _unreachable_cluster(tmp_path: Path) -> Path:
@@ -250,6 +266,15 @@ def test_an_unknown_node_or_role_is_refused_naming_the_known_ones(
         assert path == "check" or known in done.output, done.output  # a plugin prints one line
 
 
+@pytest.mark.parametrize("verb", ["start", "stop", "restart"])
+def test_a_role_given_the_old_way_gets_the_same_parse_as_role(verb: str, tmp_path: Path) -> None:
+    cluster = _unreachable_cluster(tmp_path)
+    done = runner.invoke(app, ["--cluster", str(cluster), verb, "nosuch"])
+    assert done.exit_code == 2 and "--role: no node of cluster" in done.output, done.output
+    assert "'nosuch'" in done.output and "its roles: controller" in done.output, done.output
+    assert "Usage: kato " + verb + " [OPTIONS]\n" in runner.invoke(app, [verb, "--help"]).output
+
+
 def test_node_and_role_names_complete_from_the_cluster_file(tmp_path: Path) -> None:
     cluster = _unreachable_cluster(tmp_path)
 
@@ -265,3 +290,12 @@ def test_node_and_role_names_complete_from_the_cluster_file(tmp_path: Path) -> N
     assert complete("data", "export", "--exclude", "r") == ["redis", "router"]
     assert complete("node", "check", "--node", "node1,node") == [
         "node1,node1", "node1,node2", "node1,node3"]  # fmt: skip
+
+
+def test_a_yaml_error_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("name: c\ncore: a\nnodes:\n  - {name: a, address: 10.0.0.1, roles: [router]\n")
+    done = runner.invoke(app, ["--cluster", str(path), "status"])
+    assert done.exit_code == 2
+    assert f"{path}: not valid YAML: line 5, column 1" in done.output, done.output
+    assert "kato config validate" in done.output  # the next step

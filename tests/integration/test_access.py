@@ -1,6 +1,7 @@
 """Real clusters' ways in on real nodes: nodes reached only through a bastion (ProxyJump in an
-OpenSSH config, the bastion's key checked too), and kato logging in as a sudo user whose
-password reaches sudo on stdin only (never in `ps`, the journal or the output)."""
+OpenSSH config, the bastion's key checked too), kato logging in as a sudo user whose
+password reaches sudo on stdin only (never in `ps`, the journal or the output), and a
+newcomer's path of docs/install.md with the built wheel, outside the checkout."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ import pytest
 import yaml
 
 from tests.integration.conftest import kato, missing_requirement, sandbox_name
+
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +59,8 @@ def _sandbox(word: str, *options: str) -> Iterator[Box]:
 
 @pytest.fixture(scope="module")
 def bastion() -> Iterator[Box]:
-    yield from _sandbox("bast", "--bastion", "--bare")
+    """A real cluster's shape: the nodes only behind a jump host, kato's login a sudo user."""
+    yield from _sandbox("bast", "--bastion", "--user", "admin")
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +181,7 @@ def test_a_wrong_sudo_password_is_named_and_changes_nothing(admin: Box, tmp_path
     config.write_text(yaml.safe_dump(document))
     done = kato("--cluster", str(config), "stop", "--role", "router", check=False)
     assert done.returncode == 5, done.stdout + done.stderr
-    assert "sudo failed: sudo as admin did not accept the password" in done.stderr
+    assert "sudo as admin did not accept the password" in done.stderr, done.stderr
     assert admin.ssh("node2", "systemctl is-active kato-router").stdout.strip() == "active"
 
 
@@ -254,3 +259,71 @@ def test_the_agent_is_used_only_when_asked(admin: Box, tmp_path: Path) -> None:
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+def _newcomer(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def test_a_newcomer_follows_install_md_with_the_wheel_through_the_bastion(
+    bastion: Box, tmp_path: Path
+) -> None:
+    """docs/install.md as written: build the wheel, install it in a fresh venv outside the
+    checkout, write a cluster file whose logins come from an OpenSSH config alone (User admin,
+    ProxyJump), take the host keys (the jump host's too) from an OpenSSH known_hosts, then
+    `kato status`, `kato check`, `kato data export`."""
+    assert not tmp_path.is_relative_to(CHECKOUT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KATO_", "PYTHON"))}
+    _newcomer([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w",
+               str(tmp_path / "dist"), str(CHECKOUT)], tmp_path, env)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("kato-*.whl")
+    _newcomer([sys.executable, "-m", "venv", str(tmp_path / "opt")], tmp_path, env)
+    _newcomer([str(tmp_path / "opt/bin/pip"), "install", "--quiet", str(wheel)], tmp_path, env)
+    sandbox = yaml.safe_load((bastion.home / "cluster.yaml").read_text())
+    where = {n["name"]: n["address"] for n in sandbox["nodes"]}
+    where["bastion"] = bastion.ssh("bastion", "hostname -I").stdout.split()[0]
+    key = bastion.home / "id_ed25519"
+    ssh_config = tmp_path / "ssh_config"  # as in ~/.ssh/config: kato's cluster file names no user
+    ssh_config.write_text(f"Host bastion\n  HostName {where['bastion']}\n  User root\n"
+                          f"  IdentityFile {key}\n" + "".join(
+        f"Host {n}\n  HostName {where[n]}\n  User admin\n  IdentityFile {key}\n"
+        "  ProxyJump bastion\n" for n in ("node1", "node2")))  # fmt: skip
+    (tmp_path / "sudo_password").write_text((bastion.home / "sudo_password").read_text())
+    (tmp_path / "sudo_password").chmod(0o600)
+    cluster_file = tmp_path / "cluster.yaml"
+    cluster_file.write_text(yaml.safe_dump({
+        "name": sandbox["name"], "core": "node1",
+        "ssh": {"config": str(ssh_config), "known_hosts": str(tmp_path / "known_hosts"),
+                "sudo_password_file": str(tmp_path / "sudo_password")},
+        "nodes": [{"name": n["name"], "address": n["name"], "roles": n["roles"]}
+                  for n in sandbox["nodes"]],
+    }))  # fmt: skip
+    kato_ = str(tmp_path / "opt/bin/kato")
+    env["KATO_CLUSTER"] = str(cluster_file)
+
+    def step(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run((kato_, *args), cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert done.returncode in ok, f"kato {' '.join(args)}: {done.stdout}\n{done.stderr}"
+        return done
+
+    step("config", "validate")
+    refused = step("node", "trust", "--node", "node1", "--fingerprint", "SHA256:" + "A" * 43,
+                   ok=(5,))  # fmt: skip
+    assert "(jump host bastion)" in refused.stderr and "--from-known-hosts" in refused.stderr
+    trusted = json.loads(step("node", "trust", "--from-known-hosts",
+                              str(bastion.home / "known_hosts"), "--json").stdout)  # fmt: skip
+    assert {k["node"] for k in trusted["keys"]} == {"bastion (jump host)", "node1", "node2"}
+    status = json.loads(step("status", "--json").stdout)
+    assert {r["health"] for n in status["nodes"] for r in n["roles"]} == {"ok"}, status
+    plugin = step("check", ok=(0, 1, 2))  # a loaded test machine may warn on load
+    assert plugin.stdout.startswith("KATO ") and "'nodes_up'=2" in plugin.stdout, plugin.stdout
+    assert "lock could not be read" not in plugin.stdout  # the lock is read through sudo
+    step("data", "export", str(tmp_path))
+    (archive,) = tmp_path.glob("*.tar.zst")
+    step("data", "verify", str(archive))
+    log = bastion.ssh("node1", "journalctl --no-pager -t sudo | tail -n 100").stdout
+    assert "admin : PWD=/home/admin ; USER=root" in log  # User admin from the config, sudo

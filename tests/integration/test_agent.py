@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,17 @@ def test_a_broken_bundle_on_a_node_is_shipped_again(cluster: Cluster) -> None:
     cluster.ssh("node2", "rm -f /var/lib/kato/agent/*/node_facts.py")
     out, shipped = on(cluster, "status", "--json")
     assert [n for n, _ in shipped] == ["node2"] and '"health": "ok"' in out
+
+
+def test_data_export_runs_the_data_program_from_the_cached_agent(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    forget_the_agent(cluster)
+    _, shipped = on(cluster, "data", "export", str(tmp_path / "a.tar.zst"), "--role", "redis")
+    # once per node (export reads every node's role definitions through the agent), and the
+    # data program streams from that same bundle: nothing is sent again before the stream
+    assert sorted(n for n, _ in shipped) == list(NODES)
+    digest = shipped[0][1]
+    assert cluster.host("node1").file(f"/var/lib/kato/agent/{digest}/node_data.py").is_file
+    _, again = on(cluster, "data", "export", str(tmp_path / "b.tar.zst"), "--role", "redis")
+    assert again == []  # cached on the node

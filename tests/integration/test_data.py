@@ -123,7 +123,7 @@ def test_verify_reads_the_manifest_and_every_member(cluster: Cluster, archive: P
     done = kato("data", "verify", str(archive), "--json")
     result = json.loads(done.stdout)
     manifest = result["manifest"]
-    assert manifest["format"] == 1 and manifest["cluster"] == cluster.name
+    assert manifest["format"] == 2 and manifest["cluster"] == cluster.name
     assert manifest["platform_version"] == "1.0.0"
     by_role = {m["role"]: m for m in manifest["members"]}
     assert by_role["filesystem"]["owner"] and by_role["filesystem"]["mode"].startswith("0")
@@ -208,3 +208,51 @@ def test_an_existing_destination_file_is_never_overwritten(
     done = on(cluster, "data", "export", str(target), check=False)
     assert done.returncode == 2 and "never overwrites" in done.stderr
     assert target.read_bytes() == b"precious"
+
+
+MODES = f"""
+set -e
+mkdir -p {DROPLETS}/modes/shared {DROPLETS}/modes/open
+chown 1001:1002 {DROPLETS}/modes {DROPLETS}/modes/shared
+chmod 2750 {DROPLETS}/modes
+chmod 2775 {DROPLETS}/modes/shared
+chmod 0755 {DROPLETS}/modes/open
+printf secret > {DROPLETS}/modes/shared/key
+chown 1001:1002 {DROPLETS}/modes/shared/key
+chmod 0600 {DROPLETS}/modes/shared/key
+chmod 2750 {DROPLETS}
+"""
+# Modes and owners the import must put back, changed on every level.
+MESS = f"""
+set -e
+chown -R 0:0 {DROPLETS}/modes
+chmod -R 0777 {DROPLETS}/modes
+chmod 0755 {DROPLETS} /var/lib/kato/data/services/redis
+"""
+LIST_MODES = (
+    f"cd {DROPLETS} && find . -printf '%p %m %U:%G\\n' | LC_ALL=C sort; "
+    "stat -c '%n %a %U' /var/lib/kato/data/services/redis; ls -A /var/lib/kato/data/services/redis"
+)
+
+
+def test_modes_and_owners_round_trip_and_redis_keeps_no_stale_snapshot(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    droplets = shell(cluster, "node1", f"stat -c '%a %u:%g' {DROPLETS}").split()
+    shell(cluster, "node1", MODES)
+    try:
+        exported = shell(cluster, "node1", LIST_MODES)
+        assert "./modes/shared 2775 1001:1002" in exported and exported.startswith(". 2750 ")
+        on(cluster, "data", "export", str(tmp_path), "--role", "filesystem,redis")
+        (path,) = tmp_path.iterdir()
+        shell(cluster, "node1", MESS)
+        assert shell(cluster, "node1", LIST_MODES) != exported
+        on(cluster, "data", "import", str(path), "--role", "filesystem,redis")
+        imported = shell(cluster, "node1", LIST_MODES)
+        # what Redis loads is the append-only file the load wrote: no dump.rdb beside it
+        assert imported.split("\n")[-2:] == ["appendonlydir", ""]
+        assert imported == exported.replace("\ndump.rdb\n", "\n")
+    finally:
+        shell(cluster, "node1", f"rm -rf {DROPLETS}/modes; chown {droplets[1]} {DROPLETS}; "
+                                f"chmod {droplets[0]} {DROPLETS}")  # fmt: skip
+        on(cluster, "data", "cleanup")

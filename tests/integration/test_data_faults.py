@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from kato.data import archive as archive_
+from kato.data import node_import
 from kato.data.manifest import Manifest, decode
+from kato.data.verify import read_manifest
 from tests.integration.conftest import KATO, Cluster, kato
 from tests.integration.test_data import UNCHANGED, on, shell
 
@@ -247,3 +249,55 @@ def test_a_full_destination_fails_cleanly_and_keeps_older_archives(
         assert refused.returncode == 7 and "not enough space" in refused.stderr
     finally:
         shell(cluster, "node1", "rm -f /var/lib/kato/data/droplets/mid.bin")
+
+
+def with_manifest(path: Path, source: Path, manifest: Manifest) -> Path:
+    """`source` (a zstd archive export wrote) with its manifest frame replaced by `manifest`'s
+    (the frame keeps its length: the manifest fills a fixed slot)."""
+    from datetime import datetime
+
+    from kato.data.manifest import NAME, SLOT
+
+    mtime = int(datetime.fromisoformat(manifest.created).timestamp())
+    frame = archive_.raw_frame(archive_.tar_header(NAME, SLOT, mtime) + manifest.encode(), "zstd")
+    raw = bytearray(source.read_bytes())
+    assert raw[: len(frame)] != frame
+    raw[: len(frame)] = frame
+    return _put(path, bytes(raw))
+
+
+def test_a_format_2_archive_tampered_or_lying_is_refused_before_any_node_changes(
+    cluster: Cluster, good: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "good.tar.zst"
+    on(cluster, "data", "export", str(source), "--role", "filesystem,redis")
+    manifest = read_manifest(source)
+    assert manifest.format == 2
+    tree = next(m for m in manifest.members if m.name == DROPLETS)
+    assert tree.entries is not None and tree.entries >= 3  # ., keep, keep/file
+    cases = []
+    for lie in (1, tree.entries - 1, tree.entries + 1):
+        members = tuple(replace(m, entries=lie) if m is tree else m for m in manifest.members)
+        lying = with_manifest(tmp_path / f"lie{lie}.tar.zst", source,
+                              replace(manifest, members=members))  # fmt: skip
+        cases.append((f"lists {lie} entries", lying, "tampered"))
+    regions = node_import.regions(source, manifest)
+    assert regions is not None
+    start, end = regions[DROPLETS]
+    raw = bytearray(source.read_bytes())
+    raw[(start + end) // 2] ^= 0xFF  # inside the tree's compressed bytes
+    cases.append(("flipped byte", _put(tmp_path / "flipped.tar.zst", bytes(raw)), "corrupt"))
+    before = shell(cluster, "node1", UNCHANGED)
+    for what, path, needle in cases:
+        imported = on(cluster, "data", "import", str(path), check=False)
+        # refused by the check here (exit 6) or by the node's own (1: zstd's checksum, sha256)
+        assert imported.returncode in (1, 6), (what, imported.stderr)
+        refusal = "cannot be trusted" if imported.returncode == 6 else "corrupted"
+        assert needle in imported.stderr or refusal in imported.stderr, (what, imported.stderr)
+        assert "switching" not in imported.stderr, (what, imported.stderr)
+        verified = kato("data", "verify", str(path), check=False)
+        assert verified.returncode == 6, (what, verified.stderr)
+    assert shell(cluster, "node1", UNCHANGED) == before
+    assert "kato-import" not in shell(
+        cluster, "node1", "ls -a /var/lib/kato/data /var/lib/kato/data/services"
+    )

@@ -4,7 +4,6 @@ purpose), and each target's free space and inodes are checked, all before a byte
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tarfile
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kato.data import archive as archive_
-from kato.data.manifest import FORMAT, Manifest, Member
+from kato.data.manifest import Manifest, Member
 from tests.integration.conftest import Cluster, kato
 from tests.integration.test_data import UNCHANGED, on, shell
 
@@ -87,7 +86,8 @@ def build(cluster: Cluster, path: Path, tree: Iterator[bytes]) -> Path:
             hashing[0].size, mode, owner, hashing[0].sha.hexdigest(),
         )  # fmt: skip
         writer.finish(
-            Manifest(FORMAT, cluster.name, "1.0.0", "test", "2026-01-01T00:00:00Z", (member,))
+            # format 1: no entries in the manifest, so they are counted as they pass
+            Manifest(1, cluster.name, "1.0.0", "test", "2026-01-01T00:00:00Z", (member,))
         )
     return path
 
@@ -161,26 +161,45 @@ def test_limits_are_raised_only_on_purpose(cluster: Cluster, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def tiny_droplets(cluster: Cluster, tmp_path: Path) -> Iterator[Path]:
-    """kato's roles with the droplets dir on a small ext4 disk of node1 (about 4000 inodes)."""
+def tiny_droplets(cluster: Cluster) -> Iterator[None]:
+    """node1's release defines the droplets dir on a small ext4 disk (about 4000 inodes)."""
     kato("sandbox", "disk", "node1", "--fs", "ext4", "--size", "16M", "--at", "/mnt/tiny",
          "--name", cluster.name)  # fmt: skip
-    roles = tmp_path / "roles"
-    shutil.copytree(Path(__file__).parents[2] / "roles", roles)
-    role = roles / "filesystem" / "role.yaml"
-    role.write_text(role.read_text().replace("/var/lib/kato/data/droplets", "/mnt/tiny/droplets"))
-    yield roles
+    role = "/var/lib/kato/releases/current/filesystem/role.yaml"
+    moved = f"sed -i 's|/var/lib/kato/data/droplets|/mnt/tiny/droplets|' {role}"
+    shell(cluster, "node1", f"cp -p {role} {role}.kato-test && {moved}")
+    yield
+    shell(cluster, "node1", f"mv {role}.kato-test {role}")
     kato("sandbox", "disk", "node1", "--at", "/mnt/tiny", "--remove", "--name", cluster.name)
 
 
 def test_free_inodes_are_checked_with_a_reserve(
-    cluster: Cluster, tiny_droplets: Path, tmp_path: Path
+    cluster: Cluster, tiny_droplets: None, tmp_path: Path
 ) -> None:
     archive = build(cluster, tmp_path / "files.tar.zst", empty_files(5000))
     before = shell(cluster, "node1", "df -i /mnt/tiny | tail -1; ls -a /mnt/tiny")
-    done = on(cluster, "data", "import", str(archive), "--role", "filesystem", check=False,
-              env={"KATO_ROLES": str(tiny_droplets)})  # fmt: skip
+    done = on(cluster, "data", "import", str(archive), "--role", "filesystem", check=False)
     assert done.returncode == 7, done.stderr
     assert "node1: /mnt/tiny has" in done.stderr and "free inodes" in done.stderr
     assert "creates 5002 files, dirs and links" in done.stderr
     assert shell(cluster, "node1", "df -i /mnt/tiny | tail -1; ls -a /mnt/tiny") == before
+
+
+def test_an_export_of_too_many_entries_is_refused_while_it_streams(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    many = "/var/lib/kato/data/droplets/many"
+    shell(cluster, "node1", f"mkdir {many} && cd {many} && seq 1 3000 | xargs touch")
+    try:
+        done = on(cluster, "data", "export", str(tmp_path), "--role", "filesystem",
+                  "--max-entries", "1000", check=False)  # fmt: skip
+        assert done.returncode == 7, done.stderr
+        assert "node1 filesystem droplets: more than 1000 files, dirs and links" in done.stderr
+        assert "--max-entries N" in done.stderr and "nothing was published" in done.stderr
+        assert list(tmp_path.iterdir()) == []  # no archive, no partial or spool file
+        on(cluster, "data", "export", str(tmp_path), "--role", "filesystem",
+           "--max-entries", "4000")  # fmt: skip
+        (archive,) = tmp_path.iterdir()
+        assert archive.name.endswith(".tar.zst")
+    finally:
+        shell(cluster, "node1", f"rm -rf {many}")

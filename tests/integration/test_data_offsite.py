@@ -165,3 +165,28 @@ def test_retention_off_site_keeps_the_newest_copies_and_other_clusters_archives(
     local = sorted(p.name for p in tmp_path.glob("*.tar.zst"))
     assert len(local) == 2
     assert remote_files(remote) == sorted([*local, "other-20200101T000000Z.tar.zst"])
+
+
+def test_retention_off_site_never_counts_a_corrupted_copy_and_keeps_it_until_outgrown(
+    remote: Remote, tmp_path: Path
+) -> None:
+    remote.ssh(f"rm -f {STORE}/*")
+
+    def scheduled_run() -> subprocess.CompletedProcess[str]:
+        time.sleep(1.1)  # archive names are stamped to the second
+        return remote.kato("data", "schedule", "run", "--dest", str(tmp_path), "--role",
+                           "redis", "--keep", "2", "--offsite", f"away:{STORE}")  # fmt: skip
+
+    scheduled_run()
+    scheduled_run()
+    older, newer = remote_files(remote)
+    remote.ssh(f"printf X | dd of={STORE}/{newer} bs=1 seek=263300 conv=notrunc")
+    done = scheduled_run()
+    # the corrupted copy does not count: the older good one is kept with the new one
+    assert f"{newer} does not verify" in done.stderr
+    (third,) = set(remote_files(remote)) - {older, newer}
+    assert remote_files(remote) == sorted([older, newer, third])
+    scheduled_run()
+    # two newer copies verify: both older ones go, the corrupted one included
+    assert older not in remote_files(remote) and newer not in remote_files(remote)
+    assert third in remote_files(remote) and len(remote_files(remote)) == 2

@@ -76,7 +76,7 @@ def test_the_crontab_entry_is_right_and_only_it_is_removed(cluster: Cluster, cro
     assert line == dry.stdout
     assert line == (
         "0 3 * * * /usr/local/bin/kato --cluster /etc/kato/cluster.yaml data schedule run"
-        " --dest '/srv/b k' --keep 2 --only postgresql --compress zstd --lock-wait 1800"
+        " --dest '/srv/b k' --keep 2 --role postgresql --compress zstd --lock-wait 1800"
         f" --metrics {METRICS}/kato_data_export_{entry}.prom"
         f" >> /var/log/kato/export-{entry}.log 2>&1 # kato-data-export:{entry}\n"
     )

@@ -16,6 +16,7 @@ from tests.integration.conftest import Cluster, kato
 
 pytestmark = pytest.mark.integration
 DROPLETS = "/var/lib/kato/data/droplets"
+RELEASE = "/var/lib/kato/releases/current"
 FILL = """
 set -e
 mkdir -p {d}/speed
@@ -35,6 +36,13 @@ def three_filesystems(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Path, 
             node["roles"].append("filesystem")
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(document))
+    # each node defines its roles from the release it runs: node2 and node3 get the role's
+    # definition there (as installing the role would), else they have no such data dir
+    encoded = cluster.ssh("node1", f"base64 -w0 {RELEASE}/filesystem/role.yaml").stdout.strip()
+    for node in ("node2", "node3"):
+        done = cluster.ssh(node, f"mkdir -p {RELEASE}/filesystem && echo {encoded} | "
+                                 f"base64 -d > {RELEASE}/filesystem/role.yaml")  # fmt: skip
+        assert done.returncode == 0, done.stderr
     sums = {}
     for node, size in (("node1", 12_000_000), ("node2", 8_000_000), ("node3", 4_000_000)):
         done = cluster.ssh(node, FILL.format(d=DROPLETS, n=size // 2), timeout=120)
@@ -46,6 +54,8 @@ def three_filesystems(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Path, 
         for node in ("node1", "node2", "node3"):
             extra = "" if node == "node1" else f"; rmdir {DROPLETS} 2>/dev/null || true"
             cluster.ssh(node, f"rm -rf {DROPLETS}/speed{extra}")
+            if node != "node1":
+                cluster.ssh(node, f"rm -rf {RELEASE}/filesystem")
 
 
 def test_three_nodes_export_at_once_into_one_archive_that_holds_each_node_s_files(

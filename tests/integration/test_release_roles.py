@@ -119,6 +119,7 @@ def check_a_mixed_cluster(cluster: Cluster) -> None:
     }
     done = on(cluster, "restart", "--role", "router", "--verbose")
     assert "node2: role definitions from release 1.1.0 on the node" in done.stderr  # type: ignore[attr-defined]
+    on(cluster, "install", "--version", "1.2.0", "--node", "node2")  # 1.1.0 not kept as previous
 
 
 def test_each_node_follows_its_release_and_1_2_0_keeps_the_registry_in_postgresql(

@@ -132,6 +132,19 @@ def test_login_settings_name_where_secrets_are_and_nodes_may_log_in_their_own_wa
     assert (b.user, b.given) == (None, frozenset())
 
 
+@pytest.mark.parametrize(("given", "taken"), [(0, 0.0), (1, 1.0), (-1, None), (True, None)])
+def test_keepalive_zero_switches_it_off_and_below_is_refused(
+    given: object, taken: float | None
+) -> None:
+    raw = {"name": "p", "core": "a", "ssh": {"keepalive": given},
+           "nodes": [{"name": "a", "address": "10.0.0.1", "roles": ["router"]}]}  # fmt: skip
+    if taken is None:
+        with pytest.raises(UsageError, match="ssh.keepalive"):
+            config.parse(raw, "c.yaml")
+    else:
+        assert config.parse(raw, "c.yaml").ssh.keepalive == taken
+
+
 def test_bad_login_settings_are_each_named() -> None:
     with pytest.raises(UsageError) as caught:
         config.parse(

@@ -55,3 +55,11 @@ def test_the_pool_never_runs_more_than_the_limit() -> None:
 
     fan_out([str(i) for i in range(12)], work, limit=3)
     assert peak[0] == 3
+
+
+def test_an_inline_program_is_shown_by_its_size_not_its_text() -> None:
+    from kato.errors import RemoteCommandFailed
+
+    script = "import os\n" * 40
+    failed = RemoteCommandFailed("node1", ("python3", "-c", script, "/run/kato/lock"), 1, "no\n")
+    assert failed.message == "node1: no (exit 1 of `python3 -c <41-line script> /run/kato/lock`)"

@@ -11,7 +11,7 @@ import pytest
 
 from kato import role_definitions
 from kato.config import Cluster, parse
-from kato.data.selection import data_dirs
+from kato.data.selection import data_dirs, not_defined
 from kato.platform.control import plan_control
 from kato.platform.install import plan_uninstall
 from kato.release import load_release
@@ -130,6 +130,8 @@ def test_a_node_whose_release_lacks_a_role_plans_nothing_for_it(
         "n1 controller audit",
         "n1 controller controller",
     ]
+    assert not_defined(cluster(), defined, only=["controller"]) == ["n2 controller"]
+    assert not_defined(cluster(), defined, exclude=["controller"]) == []  # router: defined
 
 
 def test_a_node_that_cannot_say_what_it_runs_stops_the_command_with_exit_5() -> None:

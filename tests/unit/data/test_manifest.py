@@ -45,7 +45,18 @@ def many(count: int, path: str = "/var/lib/kato/data/services/redis") -> tuple[M
 
 
 def test_the_name_and_format() -> None:
-    assert (NAME, FORMAT) == ("MANIFEST.json", 1)
+    assert (NAME, FORMAT) == ("MANIFEST.json", 2)
+
+
+def test_format_1_still_reads_and_format_2_needs_each_member_s_entries() -> None:
+    members = tuple(dataclasses.replace(m, entries=None) for m in MEMBERS)
+    old = Manifest(1, "prod", None, "0.1.0", CREATED, members)
+    assert b'"entries"' not in old.encode() and decode(old.encode()) == old
+    with pytest.raises(ManifestProblem, match=r"members\[0\]: entries missing"):
+        decode(Manifest(2, "prod", None, "0.1.0", CREATED, members).encode())
+    stream = next(m for m in MEMBERS if m.type == "stream")
+    with pytest.raises(ManifestProblem, match="entries 3 for a stream"):
+        decode(manifest_of([dataclasses.replace(stream, entries=3)]).encode())
 
 
 def test_member_names() -> None:
@@ -128,7 +139,7 @@ DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value", "problem"),
     [
-        ("format", 2, "format 2 is newer than this kato understands (format 1): upgrade kato"),
+        ("format", 3, "format 3 is newer than this kato understands (format 2): upgrade kato"),
         ("format", 0, "format: 0 is not a known format"),
         ("format", "1", "format: missing or not a number"),
         ("format", True, "format: missing or not a number"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -15,19 +14,22 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from kato.config import DataLimits
 from kato.data import node_export
+from kato.data.limits import UNLIMITED
 from kato.data.manifest import FORMAT, Manifest
 from kato.data.selection import DataDir
 from kato.data.verify import ArchiveInvalid, verify_archive
-from kato.errors import KatoError, NodeUnreachable
+from kato.errors import KatoError, NodeUnreachable, PreflightRefused
 from kato.progress import SilentProgress
 from kato.role_export import ExportSpec
 from kato.transport.base import CommandResult
+from tests.unit.data.local_agent import AgentThere, here
 
 CREATED = "2023-11-14T22:13:20+00:00"
 
 
-class LocalNode:
+class LocalNode(AgentThere):
     """A node whose commands run on this machine; `slow` seconds before each stream's end,
     `corrupt` flips one byte of what it sends, `lost` drops the connection mid-stream."""
 
@@ -39,7 +41,7 @@ class LocalNode:
     def stream_out(self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None,
                    stdin: bytes | None = None) -> CommandResult:  # fmt: skip
         time.sleep(self.hang)  # a node that sends nothing for that long
-        proc = subprocess.Popen((sys.executable, *argv[1:]), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(here(argv), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         assert proc.stdin and proc.stdout and proc.stderr
         proc.stdin.write(stdin or b"")
@@ -83,14 +85,19 @@ def tree(root: Path, seed: int, size: int) -> Path:
     return root
 
 
-def export(tmp_path: Path, sources: list[DataDir], nodes: dict[str, LocalNode]) -> Path:
+def export(
+    tmp_path: Path,
+    sources: list[DataDir],
+    nodes: dict[str, LocalNode],
+    within: DataLimits = UNLIMITED,
+) -> Path:
     temp = tmp_path / ".partial"
     temp.touch()
     meta = Manifest(FORMAT, "prod", "1.0.0", "0.1.0", CREATED, ())
     facts = {s: ("0750", "0:0") for s in sources}
     warnings: list[str] = []
     manifest = node_export.write(Nodes(nodes), Steps(), temp, meta, sources, facts,  # type: ignore[arg-type]
-                                 SilentProgress(), warnings)  # fmt: skip
+                                 SilentProgress(), warnings, within)  # fmt: skip
     assert [m.name for m in manifest.members] == [s.member for s in sources]
     return temp
 
@@ -129,6 +136,19 @@ def test_nodes_exporting_at_once_make_one_archive_that_verifies(tmp_path: Path, 
     dump = subprocess.run(("tar", "-xOf", str(path), "data/node1/postgresql/services.dump"),
                           capture_output=True, check=True).stdout  # fmt: skip
     assert dump == subprocess.run(("seq", "1", "20000"), capture_output=True).stdout
+
+
+def test_the_trees_entries_are_limited_across_the_archive(tmp_path: Path) -> None:
+    nodes = {n: LocalNode(n) for n in ("node1", "node2", "node3")}
+    sources = sources_of(tmp_path)  # three trees of 4 entries each (., sub, sub/random.bin, log)
+    export(tmp_path, sources, nodes, DataLimits(max_entries=12))
+    (tmp_path / ".partial").unlink()
+    with pytest.raises(PreflightRefused) as caught:
+        export(tmp_path, sources, nodes, DataLimits(max_entries=11))
+    assert caught.value.exit_code == 7
+    assert "node3 filesystem droplets: more than 11 files" in caught.value.message
+    assert "--max-entries N" in caught.value.hint and "data.max_entries" in caught.value.hint
+    assert list(tmp_path.glob(".partial.spool*")) == []
 
 
 def test_a_member_corrupted_on_its_way_is_caught_by_the_read_back(tmp_path: Path) -> None:

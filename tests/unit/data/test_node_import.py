@@ -4,8 +4,8 @@ entry is refused and leaves nothing staged."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,11 +15,13 @@ import pytest
 from kato.data import node_import
 from kato.data.placement import Placement
 from kato.data.selection import DataDir
+from kato.data.verify import ArchiveInvalid, read_manifest, verify_archive
 from kato.errors import KatoError
 from kato.progress import SilentProgress
 from kato.role_export import ExportSpec
 from kato.transport.base import CommandResult
 from tests.unit.data.build import Content, random_bytes, rich_tree, write_archive
+from tests.unit.data.local_agent import AgentThere, here
 
 CONTENTS = (
     Content("node1", "postgresql", "services", "stream", b"SELECT 1;\n" * 5000),
@@ -28,13 +30,13 @@ CONTENTS = (
 )
 
 
-class LocalNode:
+class LocalNode(AgentThere):
     def __init__(self, node: str) -> None:
         self.node = node
 
     def stream_in(self, argv: Sequence[str], source: BinaryIO, *,
                   idle_timeout: float | None = None) -> CommandResult:  # fmt: skip
-        proc = subprocess.Popen((sys.executable, *argv[1:]), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(here(argv), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         assert proc.stdin and proc.stderr
         while chunk := source.read(1 << 20):
@@ -116,17 +118,56 @@ def test_an_archive_not_laid_out_by_kato_has_no_regions(tmp_path: Path) -> None:
     assert node_import.regions(archive, write_manifest(archive)) is None
 
 
-def test_a_member_that_is_not_what_the_manifest_says_is_refused_by_its_sha256(
+def test_a_format_2_archive_is_checked_here_while_its_members_stage(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar.zst"
+    placed, staged = placements(tmp_path, archive)
+    manifest = read_manifest(archive)
+    assert manifest.format == 2 and manifest.members[1].entries > 5
+    where = node_import.regions(archive, manifest)
+    assert where is not None
+    node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress(), "a.tar.zst")  # type: ignore[arg-type]
+    assert staged[CONTENTS[2].name].read_bytes() == CONTENTS[2].data
+
+
+def test_a_format_2_manifest_that_lies_about_a_tree_s_entries_is_refused(
     tmp_path: Path,
 ) -> None:
     archive = tmp_path / "a.tar.zst"
+    placed, _ = placements(tmp_path, archive)
+    manifest = read_manifest(archive)
+    tree = manifest.members[1]
+    lying = dataclasses.replace(tree, entries=(tree.entries or 0) - 1)
+    members = (manifest.members[0], lying, manifest.members[2])
+    write_archive(archive, "zstd", CONTENTS, dataclasses.replace(manifest, members=members))
+    manifest = read_manifest(archive)
+    where = node_import.regions(archive, manifest)
+    assert where is not None
+    placed = [dataclasses.replace(p, member=m) for p, m in zip(placed, members, strict=True)]
+    with pytest.raises(ArchiveInvalid) as caught:
+        node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress(), "a.tar.zst")  # type: ignore[arg-type]
+    assert caught.value.member == tree.name and "tampered" in caught.value.problem
+    with pytest.raises(ArchiveInvalid, match="tampered"):
+        verify_archive(archive)  # kato data verify says the same
+
+
+@pytest.mark.parametrize(
+    ("shown", "refusal"),
+    [
+        (None, "does not match the archive .sha256."),  # the node's check
+        ("a.tar.zst", "sha256 does not match the manifest"),  # format 2: the check here
+    ],
+)
+def test_a_member_that_is_not_what_the_manifest_says_is_refused_by_its_sha256(
+    tmp_path: Path, shown: str | None, refusal: str
+) -> None:
+    archive = tmp_path / "a.tar.zst"
     placed, staged = placements(tmp_path, archive)
-    manifest = write_manifest(archive)
+    manifest = read_manifest(archive)
     other = Content("node2", "redis", "services", "stream", random_bytes(300_000, seed=4))
     write_archive(archive, "zstd", (*CONTENTS[:2], other), manifest)  # the old manifest
     where = node_import.regions(archive, manifest)
     assert where is not None
-    with pytest.raises(KatoError, match="does not match the archive .sha256.") as caught:
-        node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress())  # type: ignore[arg-type]
-    assert "node2" in caught.value.message
+    with pytest.raises(KatoError, match=refusal) as caught:
+        node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress(), shown)  # type: ignore[arg-type]
+    assert "node2" in caught.value.message or CONTENTS[2].name in caught.value.message
     assert not staged[CONTENTS[2].name].exists()

@@ -102,3 +102,55 @@ def test_the_schedule_carries_offsite_on_its_line_and_checks_it() -> None:
     validate_options(options, {"redis"})
     with pytest.raises(UsageError, match="--offsite '/srv/x' is not REMOTE:PATH"):
         validate_options(RunOptions("/srv/backups", offsite="/srv/x"), {"redis"})
+
+
+def names(*stamps: str, cluster: str = "prod") -> list[str]:
+    return [f"{cluster}-2026112{s}T030000Z.tar.zst" for s in stamps]
+
+
+@pytest.fixture
+def remote(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """An off-site location holding the files listed (rclone deletefile removes from it)."""
+    from kato.data.archive import parse_archive_name
+
+    held: list[str] = []
+
+    def listing(cluster: object, at: object) -> list[tuple[str, int, object]]:
+        found = [(n, 1, parse_archive_name(n)) for n in held]
+        return sorted(found, key=lambda f: (f[2][1], f[0]), reverse=True)  # type: ignore[index]
+
+    def rclone(cluster: object, verb: str, target: str, **_: object) -> str:
+        assert verb == "deletefile"
+        held.remove(target.rsplit("/", 1)[-1])
+        return ""
+
+    monkeypatch.setattr(offsite, "listing", listing)
+    monkeypatch.setattr(offsite, "rclone", rclone)
+    return held
+
+
+def test_off_site_retention_counts_only_copies_that_verify(remote: list[str]) -> None:
+    cluster = parse(CLUSTER, "c.yaml")
+    at = offsite.Location("away", "/srv")
+    a, b, c, d = names("1", "2", "3", "4")
+    remote.extend([a, b, c, d, *names("0", cluster="other")])
+    read: list[str] = []
+
+    def verifier(name: str) -> str | None:
+        read.append(name)
+        return "data/x: sha256 does not match the manifest: corrupt" if name == c else None
+
+    kept = shipping.keep_newest(cluster, at, 2, uploaded=d, verifier=verifier)
+    # d was checked by its upload, c is corrupt (kept, not counted), b verifies: a goes unread
+    assert read == [c, b] and kept.deleted == (a,)
+    assert [x.name for x in kept.plan.invalid] == [c] and kept.plan.keep == (d, b)
+    assert sorted(remote) == sorted([b, c, d, *names("0", cluster="other")])
+
+
+def test_off_site_retention_deletes_nothing_when_no_copy_verifies(remote: list[str]) -> None:
+    cluster = parse(CLUSTER, "c.yaml")
+    remote.extend(names("1", "2", "3"))
+    kept = shipping.keep_newest(
+        cluster, offsite.Location("away", "/srv"), 1, verifier=lambda name: "corrupt"
+    )
+    assert kept.deleted == () and len(kept.plan.invalid) == 3 and len(remote) == 3

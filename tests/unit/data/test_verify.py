@@ -311,8 +311,8 @@ def test_a_changed_size(tmp_path: Path, compress: str, delta: int) -> None:
 
 def test_a_newer_format(tmp_path: Path, compress: str) -> None:
     path = tmp_path / "bad"
-    write_archive(path, compress, GOOD, manifest_of([c.member() for c in GOOD], fmt=2))
-    assert_refused(path, NAME, "format 2 is newer than this kato understands", "upgrade kato")
+    write_archive(path, compress, GOOD, manifest_of([c.member() for c in GOOD], fmt=3))
+    assert_refused(path, NAME, "format 3 is newer than this kato understands", "upgrade kato")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""Import's check of one member of a format-2 archive while it streams to its node: the same
+compressed bytes the node gets are decompressed here (zstd, in C) and checked as `kato data
+verify` does (sha256 and size, a tree's safety and exactly the entries its manifest lists,
+zeros after it). The node checks the sha256 too; nothing is switched unless every member's
+check passed here and there."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+import threading
+from typing import IO
+
+from kato.data.manifest import Member
+from kato.data.verify import ArchiveInvalid, check_tree
+from kato.transport import local
+
+CHUNK = 1 << 20
+UNZSTD = ("zstd", "-d", "-q", "-c")
+
+
+class _Bounded:
+    """The member's bytes (its first `size` decompressed bytes), hashed as they are read."""
+
+    def __init__(self, source: IO[bytes], size: int) -> None:
+        self.source, self.left, self.sha = source, size, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.left if size < 0 else min(size, self.left)
+        data = self.source.read(min(want, CHUNK)) if want else b""
+        self.left -= len(data)
+        self.sha.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+class MemberCheck:
+    """Feed it the member's compressed bytes (`feed`), then `finish()`: raises ArchiveInvalid
+    naming what is wrong. `failed` is set as soon as a problem is known, so the caller can
+    stop the transfer early."""
+
+    def __init__(self, member: Member, shown: str) -> None:
+        self.member, self.shown = member, shown
+        self.problem: ArchiveInvalid | None = None
+        self.failed = threading.Event()
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or stop)
+        self._proc = local.filter_through(UNZSTD, self._errors)
+        self._thread = threading.Thread(target=self._consume, daemon=True)
+        self._thread.start()
+
+    def feed(self, data: bytes) -> None:
+        if self.failed.is_set():
+            return
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+        except BrokenPipeError:
+            self._fail("corrupt: zstd stopped reading it")
+
+    def finish(self) -> None:
+        """Wait for the check of everything fed; raise its problem, if any."""
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        self._thread.join()
+        status = self._proc.wait()
+        if status != 0 and self.problem is None:
+            self._errors.seek(0)
+            said = self._errors.read().decode(errors="replace").strip().splitlines()
+            self._fail(f"corrupt: zstd: {said[-1] if said else status}")
+        self._errors.close()
+        if self.problem is not None:
+            raise self.problem
+
+    def stop(self) -> None:
+        """Stop early (another member failed): no problem of this one is reported."""
+        self.failed.set()
+        self._proc.kill()
+        self._thread.join()
+        self._proc.wait()
+        self._errors.close()
+
+    def _fail(self, problem: str | ArchiveInvalid) -> None:
+        if self.problem is None:
+            self.problem = (
+                problem
+                if isinstance(problem, ArchiveInvalid)
+                else ArchiveInvalid(self.shown, self.member.name, problem)
+            )
+        self.failed.set()
+
+    def _consume(self) -> None:
+        assert self._proc.stdout is not None
+        out, member = self._proc.stdout, self.member
+        reader = _Bounded(out, member.size)
+        try:
+            if member.type == "tree":
+                check_tree(reader, member.name, self.shown, listed=member.entries)  # type: ignore[arg-type]
+            reader.drain()
+            if reader.left:
+                self._fail(f"ends after {member.size - reader.left} of {member.size} bytes")
+            elif reader.sha.hexdigest() != member.sha256:
+                self._fail("sha256 does not match the manifest: corrupt")
+            while chunk := out.read(CHUNK):  # padding, the archive's end: zeros only
+                if chunk.strip(b"\0"):
+                    self._fail("data after the member's end")
+                    break
+        except ArchiveInvalid as exc:
+            self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 (tarfile's errors on a corrupt tree)
+            self._fail(f"truncated or corrupt: {exc}")
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                while out.read(CHUNK):  # let zstd finish (or fail) on what is left
+                    pass

@@ -1,0 +1,108 @@
+"""One command's channel: reading stdout and stderr to the end under the command's timeout
+and the node's liveness, and telling our own side's failures (a sink, a source) from the node's."""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kato.errors import NodeUnreachable
+from kato.transport.base import command_line
+
+if TYPE_CHECKING:
+    import paramiko
+
+STDERR_KEEP = 1 << 20  # a chatty command's error output is kept up to this, then dropped
+CHUNK = 1 << 20  # 1 MiB reads: measured 200 MB/s against 140 MB/s with 32 KiB
+
+
+class Silent(Exception):
+    """The node was silent for the idle timeout (turned into NodeUnreachable by _exchange)."""
+
+
+class LocalFailure(Exception):
+    """An error of this machine's side of a stream (the sink or source), carried through the
+    transport's own error handling unchanged."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+R = TypeVar("R")
+
+
+def local(function: Callable[..., R]) -> Callable[..., R]:
+    def guarded(*args: Any) -> R:
+        try:
+            return function(*args)
+        except Exception as exc:
+            raise LocalFailure(exc) from exc
+
+    return guarded
+
+
+def drain(
+    channel: paramiko.Channel,
+    node: str,
+    argv: Sequence[str],
+    on_stdout: Callable[[bytes], object],
+    stderr: bytearray,
+    timeout: float,
+    idle: bool,
+    heard: Callable[[], None],
+    check_heard: Callable[[paramiko.Channel], None],
+) -> int:
+    """Read stdout and stderr until the command exits; `timeout` bounds the whole command,
+    or (idle) the time without any output. `heard` is told of every output; `check_heard`
+    raises Silent when the node has been silent too long."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            while channel.recv_ready():
+                on_stdout(channel.recv(CHUNK))
+                heard()
+                deadline = time.monotonic() + timeout if idle else deadline
+            while channel.recv_stderr_ready():
+                stderr.extend(channel.recv_stderr(CHUNK)[: max(0, STDERR_KEEP - len(stderr))])
+                heard()
+                deadline = time.monotonic() + timeout if idle else deadline
+            # The exit status is a request outside the flow control, so it can overtake
+            # output still waiting for window space: only EOF says the output is complete.
+            if (
+                (channel.eof_received or channel.closed)
+                and channel.exit_status_ready()
+                and not channel.recv_ready()
+                and not channel.recv_stderr_ready()
+            ):
+                return _exit_status(channel, node, argv)
+            check_heard(channel)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NodeUnreachable(
+                    node,
+                    "command",
+                    f"`{command_line(argv)}` gave no "
+                    f"{'output' if idle else 'result'} within {timeout:g}s",
+                )
+            select.select([channel], [], [], min(remaining, 1.0))
+    finally:
+        channel.close()
+
+
+def _exit_status(channel: paramiko.Channel, node: str, argv: Sequence[str]) -> int:
+    """The command's exit status; paramiko's -1 on a connection that died (a firewall dropped
+    it, the node went away) is no status of the command but a lost connection."""
+    status = channel.recv_exit_status()
+    transport = channel.get_transport()
+    if status == -1 and (transport is None or not transport.is_active()):
+        raise NodeUnreachable(
+            node,
+            "transfer",
+            f"the connection was lost while `{command_line(argv)}` ran",
+            hint="a firewall or NAT may drop idle connections: ssh.keepalive (seconds) sends "
+            "a keepalive that often (docs/ssh.md)",
+        )
+    return status

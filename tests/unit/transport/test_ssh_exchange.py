@@ -1,0 +1,61 @@
+"""A command's channel: a connection that died is not the command's exit status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kato.errors import NodeUnreachable
+from kato.transport.ssh_exchange import drain
+
+
+class Transport:
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
+
+
+class Channel:
+    """A channel whose command ended with `status`, its connection alive or not."""
+
+    def __init__(self, status: int, active: bool) -> None:
+        self.status, self.transport = status, Transport(active)
+        self.eof_received, self.closed = True, False
+
+    def recv_ready(self) -> bool:
+        return False
+
+    recv_stderr_ready = recv_ready
+
+    def exit_status_ready(self) -> bool:
+        return True
+
+    def recv_exit_status(self) -> int:
+        return self.status
+
+    def get_transport(self) -> Transport:
+        return self.transport
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def drained(channel: Any) -> int:
+    return drain(channel, "node3", ("sleep", "30"), print, bytearray(), 60, False,
+                 lambda: None, lambda _: None)  # fmt: skip
+
+
+def test_a_dead_connection_is_a_lost_node_not_exit_minus_one() -> None:
+    with pytest.raises(NodeUnreachable) as lost:
+        drained(Channel(-1, active=False))
+    assert lost.value.phase == "transfer"
+    assert "the connection was lost while `sleep 30` ran" in lost.value.detail
+    assert "ssh.keepalive" in (lost.value.hint or "")
+
+
+def test_a_status_on_a_live_connection_is_the_commands() -> None:
+    assert drained(Channel(-1, active=True)) == -1  # e.g. killed by a signal
+    assert drained(Channel(3, active=False)) == 3
