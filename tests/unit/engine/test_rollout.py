@@ -203,7 +203,7 @@ def test_all_or_nothing_undoes_every_node_newest_first(fake: FakeCluster) -> Non
         report = rollout(s, changes, Batching(), undo_all=True)
     assert undone == ["node3", "node2", "node1"]
     assert [r.state for r in report.nodes][:3] == [UNDONE, UNDONE, UNDONE]
-    assert [r.shown for r in report.nodes] == [
+    assert [r.shown for r in report.nodes][:3] == [
         "undone (another node failed)", "undone (another node failed)", "undone (failed in health)"
     ]  # fmt: skip
     assert report.exit_code == 3
