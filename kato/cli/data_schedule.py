@@ -14,6 +14,7 @@ from kato.cli.common import (
     JSON,
     LOCK_WAIT,
     OLD_ONLY,
+    PARALLEL,
     ROLES,
     Chosen,
     invocation,
@@ -177,13 +178,14 @@ def run_(
     compress: str = COMPRESS,
     lock_wait: str = LOCK_WAIT,
     metrics: str = METRICS,
+    parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     offsite: str = OFFSITE,
     as_json: bool = JSON,
 ) -> None:
     """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
     with reported():
-        cluster, pick = load_chosen(None, None, [*(role or []), *(old_only or [])], exclude)
+        cluster, pick = load_chosen(parallel, None, [*(role or []), *(old_only or [])], exclude)
     if dry_run:
         _plan_run(cluster, dest, keep, pick, compress, as_json)
         return

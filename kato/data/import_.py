@@ -184,7 +184,7 @@ def _check_room(
         parents = [p.parent for p in placements if p.target.node == node]
         return facts.free_space(parents).gather(conns.get(node))
 
-    free_by_node = each_node((p.target.node for p in placements), free_on)
+    free_by_node = each_node((p.target.node for p in placements), free_on, conns.parallel)
     for node, free in free_by_node.items():
         mine = [p for p in placements if p.target.node == node]
         need: dict[str, tuple[int, int]] = {}
