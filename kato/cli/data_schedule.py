@@ -57,12 +57,13 @@ def _options(
     metrics: str | None,
     option: str,
     offsite: str | None = None,
+    parallel: int | None = None,
 ) -> RunOptions:
     from kato.data.schedule import RunOptions
 
     return RunOptions(
         dest, keep, pick.roles, pick.excluded, compress, seconds(wait, option), metrics,
-        offsite,
+        offsite, parallel,
     )  # fmt: skip
 
 
@@ -91,6 +92,7 @@ def add(
         "else /etc/kato/cluster.yaml).",
     ),
     offsite: str = OFFSITE,
+    parallel: int = PARALLEL,  # written into the crontab line: each run's --parallel
     lock_wait: str = LOCK_WAIT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the crontab line; write nothing."),
     as_json: bool = JSON,
@@ -101,8 +103,9 @@ def add(
 
         cluster, pick = load_chosen(None, None, role, exclude)
         options = _options(
-            dest, keep, pick, compress, run_lock_wait, metrics, "--run-lock-wait", offsite
-        )
+            dest, keep, pick, compress, run_lock_wait, metrics, "--run-lock-wait", offsite,
+            parallel,
+        )  # fmt: skip
         change = schedule.add(
             cluster,
             cron,
@@ -194,7 +197,9 @@ def run_(
     with reported(), output.progress() as progress:
         from kato.data import scheduled
 
-        options = _options(dest, keep, pick, compress, lock_wait, metrics, "--lock-wait", offsite)
+        options = _options(
+            dest, keep, pick, compress, lock_wait, metrics, "--lock-wait", offsite, parallel
+        )
         report = scheduled.run(cluster, options, command=invocation(), progress=progress)
         for problem in report.problems:
             output.warn(problem)

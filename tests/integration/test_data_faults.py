@@ -289,6 +289,10 @@ def test_a_format_2_archive_tampered_or_lying_is_refused_before_any_node_changes
     cases.append(("flipped byte", _put(tmp_path / "flipped.tar.zst", bytes(raw)), "corrupt"))
     before = shell(cluster, "node1", UNCHANGED)
     for what, path, needle in cases:
+        # a dry run verifies the whole archive here, as `kato data verify` does
+        dry = on(cluster, "data", "import", str(path), "--dry-run", check=False)
+        assert dry.returncode == 6 and DROPLETS in dry.stderr, (what, dry.stderr)
+        assert shell(cluster, "node1", UNCHANGED) == before, what
         imported = on(cluster, "data", "import", str(path), check=False)
         # refused by the check here (exit 6) or by the node's own (1: zstd's checksum, sha256)
         assert imported.returncode in (1, 6), (what, imported.stderr)
