@@ -28,6 +28,7 @@ from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 LOCK_PATH = layout.LOCK
+FENCE_REUSE = 0.5  # seconds a fence check answers the commands asking after it began
 FORMAT = 1
 DEFAULT_TTL = float(os.environ.get("KATO_LOCK_TTL", "60"))  # seconds without a heartbeat
 PATIENCE = 120.0  # how long a held lock waits for a rebooting core node before giving up
@@ -153,6 +154,8 @@ class ClusterLock:
         self._thread: threading.Thread | None = None
         self.lost = False
         self.broken: dict[str, Any] | None = None  # who broke this lock, and when
+        self._fencing = threading.Lock()
+        self._fenced_at = -1.0  # when the last check that found the lock ours began
 
     @property
     def id(self) -> str:
@@ -193,9 +196,24 @@ class ClusterLock:
 
     def fence(self) -> None:
         """Before a command on a node: LockLost if this lock was broken or taken (the break
-        is then marked seen, so another operation may take the lock)."""
-        if self.lost:
-            raise LockLost(self.id, self.broken, "another operation took it")
+        is then marked seen, so another operation may take the lock).
+
+        Checks run one at a time, and a check that began at most FENCE_REUSE before this call
+        asked answers it too: N nodes' workers asking at once cost one or two checks on the core
+        node, not N sessions at once on its connection (sshd allows 10), and a node's next
+        command right after its last costs none. A break is then seen at most FENCE_REUSE
+        later; nobody else may take the lock before it is seen, so no two operations overlap."""
+        asked = time.monotonic()
+        with self._fencing:
+            if self.lost:
+                raise LockLost(self.id, self.broken, "another operation took it")
+            if self._fenced_at >= asked - FENCE_REUSE:
+                return
+            started = time.monotonic()
+            self._fence_now()
+            self._fenced_at = started
+
+    def _fence_now(self) -> None:
         answer = self.conns.call(self.core, lambda t: _call(t, "fence", {"id": self.id}))
         if answer["result"] == "ok":
             return

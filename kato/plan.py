@@ -84,7 +84,7 @@ class PlanOutcome:
         return int(outcome_exit(len(self.succeeded), failures, len(self.not_started)))
 
 
-class _Prefixed:
+class Prefixed:
     """Reads `prefix`, then `rest`."""
 
     def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
@@ -102,7 +102,7 @@ def apply_step(conns: Connections, op: Operation, step: Step) -> None:
     transport = conns.get(step.node)
     if step.upload:
         with Path(step.upload).open("rb") as source:
-            feed = _Prefixed(step.prelude, source) if step.prelude else source
+            feed = Prefixed(step.prelude, source) if step.prelude else source
             result = transport.stream_in(step.argv, feed)  # type: ignore[arg-type]
         if not result.ok:
             raise RemoteCommandFailed(step.node, step.argv, result.status, result.stderr)

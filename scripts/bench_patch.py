@@ -28,7 +28,8 @@ def kato(*args: str) -> None:
         (*KATO, "--cluster", str(HOME / "cluster.yaml"), *args), capture_output=True, text=True
     )
     if done.returncode != 0:
-        raise SystemExit(f"kato {' '.join(args)} exited {done.returncode}: {done.stderr}")
+        said = f"{done.stdout}{done.stderr}"
+        raise SystemExit(f"kato {' '.join(args)} exited {done.returncode}: {said}")
 
 
 def median_time(action: Callable[[], object], undo: Callable[[], object], runs: int) -> float:

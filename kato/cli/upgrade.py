@@ -19,6 +19,7 @@ from kato.cli.upgrade_common import (
     REPO,
     VERSION,
     finish,
+    options,
     show_plan,
 )
 
@@ -118,18 +119,11 @@ def in_place(
     with reported(), output.progress() as progress:
         from kato.upgrade import inplace
 
-        result = inplace.in_place(
-            load_cluster(parallel),
-            version,
-            repo=repo,
-            backup_dir=backup_dir,
-            no_backup=no_backup,
-            allow_downgrade=allow_downgrade,
-            dry_run=dry_run,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-            progress=progress,
+        how = options(
+            progress, repo, lock_wait, dry_run=dry_run, backup_dir=backup_dir, no_backup=no_backup
         )
+        cluster = load_cluster(parallel)
+        result = inplace.in_place(cluster, version, how, allow_downgrade=allow_downgrade)
     finish(result, as_json)
 
 
@@ -218,15 +212,8 @@ def resume(
     with reported(), output.progress() as progress:
         from kato.upgrade.resume import resume as resuming
 
-        result = resuming(
-            load_cluster(parallel),
-            repo=repo,
-            backup_dir=backup_dir,
-            dry_run=dry_run,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-            progress=progress,
-        )
+        how = options(progress, repo, lock_wait, dry_run=dry_run, backup_dir=backup_dir)
+        result = resuming(load_cluster(parallel), how)
     finish(result, as_json)
 
 

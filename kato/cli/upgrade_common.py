@@ -9,7 +9,9 @@ import typer
 from kato import output
 
 if TYPE_CHECKING:
+    from kato.progress import Progress
     from kato.upgrade.inplace import UpgradeOutcome
+    from kato.upgrade.options import Options
     from kato.upgrade.preflight import Preflight
 
 VERSION = typer.Argument(..., help="The release to go to (see `kato release list`).")
@@ -29,6 +31,30 @@ NO_BACKUP = typer.Option(
     "--no-backup",
     help="Do not export the data the migrations touch (rollback cannot restore it).",
 )
+
+
+def options(
+    progress: Progress,
+    repo: str | None,
+    lock_wait: str,
+    *,
+    dry_run: bool = False,
+    backup_dir: str | None = None,
+    no_backup: bool = False,
+) -> Options:
+    """The parsed options every upgrade command hands its domain function as one value."""
+    from kato.cli.common import invocation, seconds
+    from kato.upgrade.options import DEFAULT_BACKUP_DIR, Options
+
+    return Options(
+        repo,
+        backup_dir or DEFAULT_BACKUP_DIR,
+        no_backup,
+        dry_run,
+        seconds(lock_wait),
+        tuple(invocation()),
+        progress,
+    )
 
 
 def show_plan(result: Preflight) -> None:

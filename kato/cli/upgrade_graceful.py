@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, PARALLEL, invocation, load_cluster, seconds
+from kato.cli.common import DRY_RUN, JSON, LOCK_WAIT, PARALLEL, load_cluster
 from kato.cli.errors import reported
-from kato.cli.upgrade_common import BACKUP_DIR, NO_BACKUP, REPO, VERSION, finish
+from kato.cli.upgrade_common import BACKUP_DIR, NO_BACKUP, REPO, VERSION, finish, options
 
 
 def prep(
@@ -31,18 +31,10 @@ def prep(
     with reported(), output.progress() as progress:
         from kato.upgrade import graceful
 
-        result = graceful.prep(
-            load_cluster(parallel),
-            version,
-            stateless=stateless,
-            repo=repo,
-            backup_dir=backup_dir,
-            no_backup=no_backup,
-            dry_run=dry_run,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-            progress=progress,
+        how = options(
+            progress, repo, lock_wait, dry_run=dry_run, backup_dir=backup_dir, no_backup=no_backup
         )
+        result = graceful.prep(load_cluster(parallel), version, how, stateless=stateless)
     finish(result, as_json)
 
 
@@ -60,13 +52,6 @@ def takeover(
     with reported(), output.progress() as progress:
         from kato.upgrade import takeover as taking
 
-        result = taking.takeover(
-            load_cluster(parallel),
-            version,
-            repo=repo,
-            dry_run=dry_run,
-            lock_wait=seconds(lock_wait),
-            command=invocation(),
-            progress=progress,
-        )
+        how = options(progress, repo, lock_wait, dry_run=dry_run)
+        result = taking.takeover(load_cluster(parallel), version, how)
     finish(result, as_json)

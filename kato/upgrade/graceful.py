@@ -11,25 +11,22 @@ migrations, and the stopped roles started in role order. A failed gate rolls bac
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster, LoadBalancer
-from kato.engine.session import session
 from kato.errors import PreflightRefused
 from kato.operation import Operation
-from kato.progress import Progress, SilentProgress
 from kato.roles import Role
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, prepare, state, walk
 from kato.upgrade.inplace import (
-    DEFAULT_BACKUP_DIR,
     UpgradeOutcome,
     new_record,
     preflight,
     stage_and_back_up,
 )
+from kato.upgrade.options import Options
 
 PREP = ("staging", "staged", "exported", "stopping", "prepped")
 
@@ -68,25 +65,15 @@ def hook(cluster: Cluster, conns: Connections, op: Operation, which: str, router
 
 
 def prep(
-    cluster: Cluster,
-    version: str,
-    *,
-    stateless: bool = False,
-    repo: str | None = None,
-    backup_dir: str = DEFAULT_BACKUP_DIR,
-    no_backup: bool = False,
-    dry_run: bool = False,
-    lock_wait: float = 0.0,
-    command: Sequence[str] = (),
-    progress: Progress | None = None,
+    cluster: Cluster, version: str, how: Options, *, stateless: bool = False
 ) -> UpgradeOutcome:
-    progress = progress or SilentProgress()
+    """`kato upgrade prep VERSION`; see the module docstring."""
     balancer(cluster)
-    location = catalog.repository(cluster, repo)
+    location = catalog.repository(cluster, how.repo)
     target = releases.load_release(location, version)
     with (
         prepare.verified(cluster, location, target) as ok,
-        session(cluster, command, lock_wait=lock_wait, progress=progress) as s,
+        how.session(cluster) as s,
     ):
         conns, core = s.conns, s.transport(cluster.core)
         previous = state.read(core)
@@ -106,8 +93,8 @@ def prep(
                 hint="`kato upgrade resume` or `kato upgrade rollback`",
             )
         plan = preflight(cluster, conns, location, target, ok, "graceful", False, resuming)
-        out = UpgradeOutcome(version, "prep", dry_run, plan, plan.running, resumed=resuming)
-        if plan.nothing_to_do or dry_run:
+        out = UpgradeOutcome(version, "prep", how.dry_run, plan, plan.running, resumed=resuming)
+        if plan.nothing_to_do or how.dry_run:
             out.result = "nothing to do" if plan.nothing_to_do else "planned"
             return out
         if previous is not None and resuming:
@@ -116,7 +103,7 @@ def prep(
             rec = new_record(plan, "graceful", stateless=stateless)
         out.source = rec.source
         s.begin()  # one lock from staging to prepped, the export included
-        rec = stage_and_back_up(s, rec, ok, plan, location, backup_dir, no_backup, out)
+        rec = stage_and_back_up(s, rec, ok, plan, location, how, out)
         old = role_definitions.of_release(releases.load_release(location, rec.source))
         state.write(core, rec := rec.moved("stopping"))
         walk.stop(s, stopped_by_prep(old, rec.stateless))

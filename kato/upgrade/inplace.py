@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,18 +18,17 @@ from kato import release as releases
 from kato import role_definitions
 from kato.config import Cluster
 from kato.data.export import export
-from kato.engine.session import Session, session
+from kato.engine.session import Session
 from kato.errors import ExitCode, Interrupted, KatoError, PreflightRefused
 from kato.migrations import pending
-from kato.progress import Progress, SilentProgress
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, prepare, state, walk
+from kato.upgrade.options import Options
 from kato.upgrade.preflight import Preflight, judge
 from kato.upgrade.rollback import roll_back
 from kato.upgrade.stage import stage_all
 from kato.upgrade.state import UpgradeState
 
-DEFAULT_BACKUP_DIR = "/var/lib/kato/upgrade-backups"
 RESUMABLE = ("one version", "healthy", "direction")  # expected half-way through an upgrade
 
 
@@ -105,8 +103,7 @@ def stage_and_back_up(
     ok: prepare.Verified,
     plan: Preflight,
     location: str,
-    backup_dir: str,
-    no_backup: bool,
+    how: Options,
     out: UpgradeOutcome,
 ) -> UpgradeState:
     """Stage the target everywhere (nothing live changes), then the verified export of what
@@ -120,12 +117,12 @@ def stage_and_back_up(
         raise walk.WalkFailed("stage (nothing live was changed)", staged.failed)
     state.write(core, rec := rec.moved("staged"))
     roles = sorted({m.role for m in plan.migrations})
-    if no_backup and roles:
+    if how.no_backup and roles:
         out.notes.append(f"--no-backup: {', '.join(roles)} NOT exported before migrating")
     elif roles and rec.backup is None:
-        Path(backup_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        Path(how.backup_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         s.progress.step(f"exporting {', '.join(roles)} before the upgrade")
-        done = export(cluster, backup_dir, only=roles, command=s.command, progress=s.progress)
+        done = export(cluster, how.backup_dir, only=roles, command=s.command, progress=s.progress)
         state.write(core, rec := rec.moved("exported", backup=done.path, backup_roles=tuple(roles)))
     out.backup = rec.backup
     return rec
@@ -154,25 +151,15 @@ def change(s: Session, rec: UpgradeState, location: str) -> UpgradeState:
 
 
 def in_place(
-    cluster: Cluster,
-    version: str,
-    *,
-    repo: str | None = None,
-    backup_dir: str = DEFAULT_BACKUP_DIR,
-    no_backup: bool = False,
-    allow_downgrade: bool = False,
-    dry_run: bool = False,
-    lock_wait: float = 0.0,
-    command: Sequence[str] = (),
-    progress: Progress | None = None,
+    cluster: Cluster, version: str, how: Options, *, allow_downgrade: bool = False
 ) -> UpgradeOutcome:
-    progress = progress or SilentProgress()
-    location = catalog.repository(cluster, repo)
+    """`kato upgrade in-place VERSION`; see the module docstring."""
+    location = catalog.repository(cluster, how.repo)
     target = releases.load_release(location, version)
     begun = time.monotonic()
     with (
         prepare.verified(cluster, location, target) as ok,
-        session(cluster, command, lock_wait=lock_wait, progress=progress) as s,
+        how.session(cluster) as s,
     ):
         conns, core = s.conns, s.transport(cluster.core)
         previous = state.read(core)
@@ -180,16 +167,16 @@ def in_place(
         plan = preflight(
             cluster, conns, location, target, ok, "in-place", allow_downgrade, resuming
         )
-        out = UpgradeOutcome(version, "in-place", dry_run, plan, plan.running, resumed=resuming)
+        out = UpgradeOutcome(version, "in-place", how.dry_run, plan, plan.running, resumed=resuming)
         if plan.nothing_to_do:
             out.result = "nothing to do"
             return out
-        if dry_run:
+        if how.dry_run:
             return out
         rec = previous if previous is not None and resuming else new_record(plan, "in-place")
         out.source = rec.source
         s.begin()  # one lock from the first change to the end, any rollback included
-        rec = stage_and_back_up(s, rec, ok, plan, location, backup_dir, no_backup, out)
+        rec = stage_and_back_up(s, rec, ok, plan, location, how, out)
         try:
             rec = change(s, rec, location)
         except Interrupted:
@@ -197,7 +184,7 @@ def in_place(
         except KatoError as exc:
             out.failure = exc.message
             rec = state.failed(core, rec, exc.message)
-            progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
+            how.progress.warn(f"{exc.message}: rolling every node back to {rec.source}")
             rec = roll_back(s, rec, location)
         out.result, out.downtime = str(rec.result), rec.downtime
     out.seconds = time.monotonic() - begun

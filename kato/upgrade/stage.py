@@ -13,6 +13,8 @@ from kato.config import Cluster
 from kato.connect import connections
 from kato.errors import RemoteCommandFailed
 from kato.operation import Operation, operation
+from kato.plan import Prefixed
+from kato.remote import safe_write
 from kato.transport.fanout import NodeFailure, fan_out
 from kato.transport.pool import Connections
 from kato.upgrade import catalog, prepare
@@ -85,9 +87,10 @@ def stage_node(
         started = time.monotonic()
         artifact = release.artifact(role)
         remote = f"{STAGING}/{role}-{release.version}.tar.gz"
-        argv = ("sh", "-c", 'install -d -m 0700 "$1" && cat > "$2"', "sh", STAGING, remote)
+        argv = safe_write.argv(remote, 0o600)  # never through a link planted in staging
         with files[role].open("rb") as source:
-            sent = transport.stream_in(argv, source)
+            feed = Prefixed(safe_write.prelude(), source)
+            sent = transport.stream_in(argv, feed)  # type: ignore[arg-type]
         if not sent.ok:
             raise RemoteCommandFailed(plan.node, argv, sent.status, sent.stderr)
         said = run_agent(

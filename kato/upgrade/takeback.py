@@ -19,11 +19,11 @@ from kato.upgrade.takeover_walk import Takeover
 def recover(s: Session, rec: UpgradeState, location: str) -> UpgradeState:
     """Back to rec.source gracefully; failing that, in place (every router undrained after).
     Both run inside the takeover's operation: the lock is held throughout."""
-    try:
-        return roll_back_gracefully(s, rec, location)
+    try:  # fresh connections, joining the takeover's operation: the failure may have cut some
+        with session(s.cluster, s.command, progress=s.progress) as fresh:
+            return roll_back_gracefully(fresh, rec, location)
     except KatoError as exc:
         s.progress.warn(f"{exc.message}: rolling back in place instead")
-    # fresh connections (the failure may have cut some), joining the takeover's operation
     with session(s.cluster, s.command, progress=s.progress) as fresh:
         rec = state.read(fresh.transport(s.cluster.core)) or rec
         rec = roll_back(fresh, rec, location)
@@ -48,7 +48,8 @@ def roll_back_gracefully(s: Session, rec: UpgradeState, location: str) -> Upgrad
     back = [walker.change_for(n, back=True) for n in walker.nodes]
     report = rollout(s, back, Batching(s.parallel, serial=1))
     if report.failed_nodes:
-        raise KatoError(report.summary("moving the routers back"), hint=report.hint())
+        why = "; ".join(f.message for f in report.failed_nodes.values())
+        raise KatoError(f"{report.summary('moving the routers back')} ({why})", hint=report.hint())
     walker.save("rolling back: restoring", taken_over=())
     rec = walker.rec
     if rec.migrated and rec.backup is not None:

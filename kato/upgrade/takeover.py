@@ -8,45 +8,35 @@ roles prep stopped started in role order. A failure there rolls every node back 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from kato import release as releases
 from kato.config import Cluster
 from kato.engine.report import FAILED
-from kato.engine.session import Session, session
+from kato.engine.session import Session
 from kato.errors import Interrupted, KatoError, PreflightRefused, UsageError
-from kato.progress import Progress, SilentProgress
 from kato.upgrade import catalog, state, takeback
 from kato.upgrade import nodes as node_releases
 from kato.upgrade.graceful import PREP, balancer
 from kato.upgrade.inplace import UpgradeOutcome
+from kato.upgrade.options import Options
 from kato.upgrade.state import UpgradeState
 from kato.upgrade.takeover_walk import Takeover
 from kato.versions import is_orderable, parse
 
 
-def takeover(
-    cluster: Cluster,
-    version: str,
-    *,
-    repo: str | None = None,
-    dry_run: bool = False,
-    lock_wait: float = 0.0,
-    command: Sequence[str] = (),
-    progress: Progress | None = None,
-) -> UpgradeOutcome:
-    progress = progress or SilentProgress()
+def takeover(cluster: Cluster, version: str, how: Options) -> UpgradeOutcome:
+    """`kato upgrade takeover VERSION`; see the module docstring."""
     balancer(cluster)
-    location = catalog.repository(cluster, repo)
+    location = catalog.repository(cluster, how.repo)
     begun = time.monotonic()
-    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+    with how.session(cluster) as s:
         core = s.transport(cluster.core)
         refuse_major_jump(s, version, location)
         rec = prepared(state.read(core), version)
-        out = UpgradeOutcome(version, "takeover", dry_run, None, rec.source)
+        out = UpgradeOutcome(version, "takeover", how.dry_run, None, rec.source)
         out.backup = rec.backup
         walker = Takeover(s, rec, location)
-        if dry_run:
+        if how.dry_run:
             out.steps = walker.sequence()
             return out
         s.begin()  # one lock from the first router to the end, any rollback included
@@ -58,7 +48,7 @@ def takeover(
             out.failure = exc.message
             rec = state.failed(core, walker.rec, exc.message)
         if rec.unfinished and out.failure:
-            progress.warn(
+            how.progress.warn(
                 f"{out.failure}: moving every node back to {rec.source}, routers one by one"
             )
             rec = takeback.recover(s, rec, location)

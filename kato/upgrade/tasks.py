@@ -16,12 +16,12 @@ from kato.connect import connections
 from kato.errors import PreflightRefused, UsageError
 from kato.journal import mask
 from kato.operation import operation
+from kato.remote import safe_write
 from kato.transport.base import CommandResult, Transport
 from kato.upgrade import nodes as node_releases
 from kato.upgrade.nodes import RELEASES
 
 LOG = "/var/lib/kato/upgrade/tasks.jsonl"
-APPEND = 'mkdir -p -m 0750 "${1%/*}" && cat >> "$1"'
 IN_RELEASE = 'cd "$1" && shift && exec "$@"'
 TASK_TIMEOUT = 3600.0
 
@@ -46,7 +46,8 @@ def last_line(result: CommandResult) -> str:
 
 
 def record(core: Transport, task: Task) -> None:
-    core.run(("sh", "-c", APPEND, "sh", LOG), stdin=(json.dumps(asdict(task)) + "\n").encode())
+    line = (json.dumps(asdict(task)) + "\n").encode()  # never through a planted link
+    core.run(safe_write.append_argv(LOG), stdin=safe_write.prelude() + line)
 
 
 def run_in_release(

@@ -52,18 +52,19 @@ def cluster_roles(cluster: Cluster, definitions: dict[str, Role]) -> tuple[Role,
 
 
 def stop_on(s: Session, node: str, role: Role) -> int:
-    argv = ("systemctl", "stop", "--", *role.units)
-    started = time.monotonic()
-    s.transport(node).run(argv, timeout=120)
-    s.op.step(node, f"stop {role.name}", argv, "ok", time.monotonic() - started)
-    return 1
+    return _systemctl(s, node, "stop", role)
 
 
 def start_on(s: Session, node: str, role: Role) -> int:
-    argv = ("systemctl", "start", "--", *role.units)
+    """Start the role's units (its health gate is the caller's verify)."""
+    return _systemctl(s, node, "start", role)
+
+
+def _systemctl(s: Session, node: str, verb: str, role: Role) -> int:
+    argv = ("systemctl", verb, "--", *role.units)
     started = time.monotonic()
     s.transport(node).run(argv, timeout=120)
-    s.op.step(node, f"start {role.name}", argv, "ok", time.monotonic() - started)
+    s.op.step(node, f"{verb} {role.name}", argv, "ok", time.monotonic() - started)
     return 1
 
 

@@ -215,3 +215,19 @@ def test_relocate_refuses_a_link_planted_at_an_app_directory(cluster: Cluster) -
             "python3 /var/lib/kato/agent/*/datadirs.py / moving dea containers - - >/dev/null",
         )
         kato("sandbox", "disk", "node2", "--name", cluster.name, "--at", "/mnt/kq", "--remove")
+
+
+def test_upgrade_stage_refuses_a_link_at_the_uploaded_artifact(
+    cluster: Cluster, canary: dict[str, str]
+) -> None:
+    staged = "/var/lib/kato/staging/router-1.1.0.tar.gz"
+    plant(cluster, "node2", staged)
+    try:
+        done = on(cluster, "upgrade", "stage", "1.1.0")
+        assert done.returncode != 0, done.stdout
+        assert f"{staged} is a symbolic link" in done.stdout + done.stderr
+        assert sh(cluster, "node2", f"readlink {staged}").strip() == CANARY
+        assert cluster.ssh("node2", "test -e /var/lib/kato/releases/1.1.0/router").returncode != 0
+    finally:  # the other nodes may have staged 1.1.0: the shared cluster stays on 1.0.0 alone
+        for node in (str(n["name"]) for n in cluster.nodes):
+            sh(cluster, node, f"rm -rf /var/lib/kato/releases/1.1.0 {staged}")

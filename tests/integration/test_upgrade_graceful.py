@@ -88,7 +88,7 @@ def test_the_broken_release_is_rolled_back_gracefully(cluster: Cluster, tmp_path
         done = run(cluster, "upgrade", "takeover", "1.2.1-broken")
     assert done.returncode == 3, done.stderr  # type: ignore[attr-defined]
     assert "rolled back to 1.0.0 and is healthy" in done.stderr  # type: ignore[attr-defined]
-    assert load.failures == [], sorted(set(load.failures))[:5]
+    assert load.failures == [], (sorted(set(load.failures))[:5], done.stderr)  # type: ignore[attr-defined]
     assert set(versions(cluster).values()) == {"1.0.0"}
     assert registry(cluster) == before
     shown = cluster.ssh("node1", "/usr/local/sbin/kato-lb show").stdout

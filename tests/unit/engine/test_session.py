@@ -73,3 +73,53 @@ def test_an_operation_after_another_ended_takes_the_lock_again() -> None:
     with session(fake.cluster, ["kato", "b"], factory=fake.factory) as s:
         assert s.begin().id != first.id
     assert [e["event"] for e in fake.journal] == ["begin", "end", "begin", "end"]
+
+
+def test_nodes_asking_at_once_share_their_lock_checks_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten workers each fence before a command: the core node sees the checks one at a time
+    (never ten sessions at once on its connection) and fewer than one per worker, while a
+    worker asking after the reuse window gets a check of its own."""
+    import threading
+    import time
+
+    from kato import lock
+
+    nodes = [f"node{i}" for i in range(1, 11)]
+    fake = FakeCluster(nodes)
+    flying, most, checks = [0], [0], [0]
+    guard = threading.Lock()
+
+    def slow_fence(node: object, argv: tuple[str, ...], stdin: object) -> None:
+        if "fence" in argv:
+            with guard:
+                flying[0] += 1
+                checks[0] += 1
+                most[0] = max(most[0], flying[0])
+            time.sleep(0.05)  # a check on a loaded core node
+            with guard:
+                flying[0] -= 1
+        return None
+
+    fake.answers.append(slow_fence)
+    with session(fake.cluster, ["kato", "change"], factory=fake.factory) as s:
+        s.begin()
+        start = threading.Barrier(len(nodes))
+
+        def command(node: str) -> None:
+            start.wait()
+            s.transport(node).run(("true",))
+
+        workers = [threading.Thread(target=command, args=(n,)) for n in nodes]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert most[0] == 1 and 1 <= checks[0] <= 2
+        before = checks[0]
+        s.transport("node1").run(("true",))  # within the reuse window: no check
+        assert checks[0] == before
+        monkeypatch.setattr(lock, "FENCE_REUSE", 0.0)
+        s.transport("node1").run(("true",))  # asked after every check began: checked again
+        assert checks[0] == before + 1
