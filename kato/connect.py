@@ -45,7 +45,10 @@ def connections(cluster: Cluster, factory: Factory = ssh_factory) -> Connections
         return factory(node, address, port, options[node])
 
     return Connections(
-        {n.name: (n.address, n.port) for n in cluster.nodes}, ssh_options(cluster), per_node
+        {n.name: (n.address, n.port) for n in cluster.nodes},
+        ssh_options(cluster),
+        per_node,
+        cluster.ssh.parallel,
     )
 
 

@@ -58,6 +58,7 @@ def export(
         help="Refuse (exit 7, nothing published) when the trees hold more files, dirs and "
         "links (default: data.max_entries of the cluster file, else 500000).",
     ),
+    parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
@@ -77,7 +78,7 @@ def export(
                 "not writing an archive to a terminal",
                 hint="redirect standard output to a file or a pipe, or give DEST",
             )
-        cluster, pick = load_chosen(None, node, [*(role or []), *(old_only or [])], exclude)
+        cluster, pick = load_chosen(parallel, node, [*(role or []), *(old_only or [])], exclude)
         options: dict[str, Any] = dict(
             only=list(pick.roles),
             exclude=list(pick.excluded),
@@ -195,6 +196,7 @@ def import_(
     ),
     max_entries: int = MAX_ENTRIES,
     max_ratio: float = MAX_RATIO,
+    parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     lock_wait: str = LOCK_WAIT,
     as_json: bool = JSON,
@@ -206,7 +208,7 @@ def import_(
         from kato.data import import_ as importer
         from kato.data.limits import resolved
 
-        cluster, pick = load_chosen(None, node, role)
+        cluster, pick = load_chosen(parallel, node, role)
         done = importer.import_archive(
             cluster,
             source,

@@ -14,6 +14,7 @@ from kato.cli.common import (
     JSON,
     LOCK_WAIT,
     OLD_ONLY,
+    PARALLEL,
     ROLES,
     Chosen,
     invocation,
@@ -56,12 +57,13 @@ def _options(
     metrics: str | None,
     option: str,
     offsite: str | None = None,
+    parallel: int | None = None,
 ) -> RunOptions:
     from kato.data.schedule import RunOptions
 
     return RunOptions(
         dest, keep, pick.roles, pick.excluded, compress, seconds(wait, option), metrics,
-        offsite,
+        offsite, parallel,
     )  # fmt: skip
 
 
@@ -90,6 +92,7 @@ def add(
         "else /etc/kato/cluster.yaml).",
     ),
     offsite: str = OFFSITE,
+    parallel: int = PARALLEL,  # written into the crontab line: each run's --parallel
     lock_wait: str = LOCK_WAIT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the crontab line; write nothing."),
     as_json: bool = JSON,
@@ -100,8 +103,9 @@ def add(
 
         cluster, pick = load_chosen(None, None, role, exclude)
         options = _options(
-            dest, keep, pick, compress, run_lock_wait, metrics, "--run-lock-wait", offsite
-        )
+            dest, keep, pick, compress, run_lock_wait, metrics, "--run-lock-wait", offsite,
+            parallel,
+        )  # fmt: skip
         change = schedule.add(
             cluster,
             cron,
@@ -177,13 +181,14 @@ def run_(
     compress: str = COMPRESS,
     lock_wait: str = LOCK_WAIT,
     metrics: str = METRICS,
+    parallel: int = PARALLEL,
     dry_run: bool = DRY_RUN,
     offsite: str = OFFSITE,
     as_json: bool = JSON,
 ) -> None:
     """One scheduled run (what cron calls): export into --dest, verify, retention, metric."""
     with reported():
-        cluster, pick = load_chosen(None, None, [*(role or []), *(old_only or [])], exclude)
+        cluster, pick = load_chosen(parallel, None, [*(role or []), *(old_only or [])], exclude)
     if dry_run:
         _plan_run(cluster, dest, keep, pick, compress, as_json)
         return
@@ -192,7 +197,9 @@ def run_(
     with reported(), output.progress() as progress:
         from kato.data import scheduled
 
-        options = _options(dest, keep, pick, compress, lock_wait, metrics, "--lock-wait", offsite)
+        options = _options(
+            dest, keep, pick, compress, lock_wait, metrics, "--lock-wait", offsite, parallel
+        )
         report = scheduled.run(cluster, options, command=invocation(), progress=progress)
         for problem in report.problems:
             output.warn(problem)

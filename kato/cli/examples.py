@@ -114,6 +114,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "data schedule run": (
         "kato data schedule run --dest /srv/backups --keep 7",
         "kato data schedule run --dest /srv/backups --dry-run",
+        "kato data schedule run --dest /srv/backups --parallel 2",
     ),
     "sandbox up": (
         "kato sandbox up --nodes 3",

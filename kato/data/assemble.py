@@ -1,7 +1,8 @@
-"""Export's assembly of node-compressed members into one archive file. Every node streams its
-members at the same time; the member next in line goes straight into the archive, the others
-wait in spool files beside it (0600, removed at the end) until their turn, copied in as they
-grow. Memory stays constant: a direct member passes through a short queue of chunks."""
+"""Export's assembly of node-compressed members into one archive file. The nodes stream their
+members at the same time (at most --parallel of them); the member next in line goes straight
+into the archive, the others wait in spool files beside it (0600, removed at the end) until
+their turn, copied in as they grow. Memory stays constant: a direct member passes through a
+short queue of chunks."""
 
 from __future__ import annotations
 

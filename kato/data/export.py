@@ -200,7 +200,7 @@ def gather(conns: Connections, sources: Sequence[DataDir]) -> dict[DataDir, DirF
         )
 
     found: dict[DataDir, DirFacts] = {}
-    answers = each_node((s.node for s in sources), ask)
+    answers = each_node((s.node for s in sources), ask, conns.parallel)
     for node, answer in answers.items():
         for source in (s for s in sources if s.node == node):
             got = answer.get(source.path)

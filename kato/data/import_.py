@@ -70,14 +70,15 @@ def import_archive(
     """Check the archive within the limits (the cluster file's unless given), check each
     target's room, stage every member, then switch role by role. A format-2 archive is
     checked from its manifest first and each member verified while it stages; a format-1
-    archive is verified whole first."""
+    archive, and any archive in a dry run, is verified whole first."""
     progress = progress or SilentProgress()
     roles = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
     started = time.monotonic()
     with local_archive(
         cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
     ) as path:
-        checked = preflight(path, source, within or cluster.data, progress)
+        # a dry run verifies every byte: it answers "would this import succeed?"
+        checked = preflight(path, source, within or cluster.data, progress, whole=dry_run)
         manifest = checked.manifest
         run = uuid.uuid4().hex[:12]
         placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
@@ -114,13 +115,16 @@ class Preflight:
     check_while_staging: bool
 
 
-def preflight(path: Path, source: str, within: DataLimits, progress: Progress) -> Preflight:
+def preflight(
+    path: Path, source: str, within: DataLimits, progress: Progress, whole: bool = False
+) -> Preflight:
     """Format 2 laid out as kato writes it: the limits from the manifest alone (the data is
-    checked as it stages). Otherwise (format 1, or another layout) the whole archive is
-    verified first, as before."""
+    checked as it stages). Otherwise (format 1, or another layout), or `whole` (a dry run,
+    which stages nothing to check it on), the whole archive is verified first, as
+    `kato data verify` does."""
     progress.step(f"reading the manifest of {source}")
     manifest = read_manifest(path, source)
-    if manifest.format >= 2:
+    if manifest.format >= 2 and not whole:
         limits.check_expansion(manifest, str(path), within, source)
         limits.check_entries(manifest, within, source)
         where = node_import.regions(path, manifest)
@@ -184,7 +188,7 @@ def _check_room(
         parents = [p.parent for p in placements if p.target.node == node]
         return facts.free_space(parents).gather(conns.get(node))
 
-    free_by_node = each_node((p.target.node for p in placements), free_on)
+    free_by_node = each_node((p.target.node for p in placements), free_on, conns.parallel)
     for node, free in free_by_node.items():
         mine = [p for p in placements if p.target.node == node]
         need: dict[str, tuple[int, int]] = {}

@@ -1,11 +1,11 @@
 """Export with the heavy work on the nodes (`--compress zstd`): every node runs kato's data
-program, which reads each of its data dirs, hashes it and compresses it there, all nodes at
-once; kato writes the compressed bytes into the archive as they come, fills in the tar
-headers and the manifest, and reads every byte back before the archive may be published."""
+program, which reads each of its data dirs, hashes it and compresses it there, at most
+--parallel nodes at once (default: the cluster file's ssh.parallel); kato writes the
+compressed bytes into the archive as they come, fills in the tar headers and the manifest,
+and reads every byte back before the archive may be published."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -15,7 +15,7 @@ from kato.config import DataLimits
 from kato.data import limits, stream
 from kato.data.archive import BLOCK, ArchiveWriter, raw_frame, tar_header
 from kato.data.assemble import Aborted, Assembly
-from kato.data.each_node import each_node
+from kato.data.each_node import each_node, workers
 from kato.data.manifest import NAME, SLOT, Manifest, Member
 from kato.data.readback import Job, ReadBack, check_frames
 from kato.data.selection import DataDir
@@ -60,18 +60,15 @@ def write(
     back, and return its manifest. Nothing is left behind but `temp` itself. `within`: the
     entry limit across the trees, applied as they stream."""
     # an unreachable node fails here, before anything streams
-    each_node((s.node for s in sources), lambda node: stream.ready(conns.get(node)))
+    each_node((s.node for s in sources), lambda node: stream.ready(conns.get(node)), conns.parallel)
     assembly = Assembly(len(sources), temp.with_name(temp.name + ".spool"))
     results: list[CommandResult | None] = [None] * len(sources)
-    threads = [
-        threading.Thread(
-            target=_node,
-            args=(conns, node, sources, assembly, results),
-            name=f"kato-export-{node}",
-            daemon=True,
-        )
-        for node in dict.fromkeys(s.node for s in sources)
-    ]
+    threads = workers(
+        (s.node for s in sources),
+        lambda node: _node(conns, node, sources, assembly, results),
+        conns.parallel,
+        "kato-export",
+    )
     for thread in threads:
         thread.start()
     try:
@@ -96,8 +93,9 @@ def _node(
     assembly: Assembly,
     results: list[CommandResult | None],
 ) -> None:
-    """One node's members, one after the other, each into its slot."""
-    failed: BaseException | None = None
+    """One node's members, one after the other, each into its slot (none read once the
+    export stopped: this node waited for its turn under --parallel)."""
+    failed: BaseException | None = Aborted() if assembly.aborted else None
     for index, source in enumerate(sources):
         if source.node != node:
             continue

@@ -1,6 +1,6 @@
 """Import's staging at the nodes' speed: each member goes to its node still compressed (its
 frames as they lie in the archive), where kato's data program decompresses it, checks its
-sha256 and writes the staging dir in one pass. The nodes are staged in parallel; a member
+sha256 and writes the staging dir in one pass. The nodes are staged --parallel at once; a member
 that does not match its manifest entry fails the import before anything is switched."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kato.data import frames, stream
-from kato.data.each_node import each_node
+from kato.data.each_node import each_node, workers
 from kato.data.manifest import Manifest
 from kato.data.member_check import MemberCheck
 from kato.data.placement import Placement
@@ -70,12 +70,12 @@ def stage(
     progress: Progress,
     shown: str | None = None,
 ) -> None:
-    """Stage every placement, the nodes in parallel; the first failure is raised. `shown`
+    """Stage every placement, conns.parallel nodes at once; the first failure is raised. `shown`
     (the archive's name): check each member here while it streams (a format-2 archive not
     verified beforehand), as MemberCheck does."""
     nodes = list(dict.fromkeys(p.target.node for p in placements))
     # an unreachable node fails here, before anything is sent
-    each_node(nodes, lambda node: stream.ready(conns.get(node)))
+    each_node(nodes, lambda node: stream.ready(conns.get(node)), conns.parallel)
     stop, failures = threading.Event(), []
     staged: dict[str, _Step] = {}
     fd = os.open(path, os.O_RDONLY)
@@ -83,6 +83,8 @@ def stage(
     def one_node(node: str) -> None:
         try:
             for p in placements:
+                if stop.is_set():  # another node failed while this one waited its turn
+                    return
                 if p.target.node == node:
                     staged[p.member.name] = _stage_one(conns, fd, p, where[p.member.name],
                                                        stop, progress, shown)  # fmt: skip
@@ -92,7 +94,7 @@ def stage(
             failures.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=one_node, args=(n,), daemon=True) for n in nodes]
+    threads = workers(nodes, one_node, conns.parallel, "kato-stage")
     try:
         for thread in threads:
             thread.start()

@@ -40,6 +40,7 @@ class RunOptions:
     lock_wait: float = DEFAULT_LOCK_WAIT
     metrics: str | None = None
     offsite: str | None = None  # REMOTE:PATH the verified archive is uploaded to
+    parallel: int | None = None  # --parallel of each run (None: the cluster file's, then)
 
     def argv(self) -> list[str]:
         argv = ["--dest", self.dest]
@@ -54,6 +55,8 @@ class RunOptions:
             argv += ["--metrics", self.metrics]
         if self.offsite:
             argv += ["--offsite", self.offsite]
+        if self.parallel is not None:
+            argv += ["--parallel", str(self.parallel)]
         return argv
 
 

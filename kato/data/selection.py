@@ -110,5 +110,7 @@ def not_defined(
 
 def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
     """The same data dirs, each with the path it has on its node now (kato relocate)."""
-    where = each_node((s.node for s in sources), lambda node: datadirs.locations(conns.get(node)))
+    where = each_node(
+        (s.node for s in sources), lambda node: datadirs.locations(conns.get(node)), conns.parallel
+    )
     return tuple(replace(s, path=where[s.node].path(s.role, s.data_dir, s.path)) for s in sources)

@@ -29,8 +29,12 @@ class Connections:
         addresses: Mapping[str, tuple[str, int]],
         options: SshOptions,
         factory: Factory = ssh_factory,
+        parallel: int = 10,
     ) -> None:
         self._addresses = dict(addresses)
+        # How many nodes a command talks to at once (--parallel, else ssh.parallel): the data
+        # commands' per-node streams and questions honour it.
+        self.parallel = parallel
         self._options = options
         self._factory = factory
         self._open: dict[str, Transport] = {}

@@ -161,9 +161,6 @@ WALKS_EVERY_NODE = ("version", "patch status", "release list", "release show", "
                     "upgrade plan", "upgrade stage", "upgrade in-place", "upgrade rollback",
                     "upgrade status", "upgrade resume", "upgrade prep", "upgrade takeover",
                     "data schedule run")  # fmt: skip
-# Commands that walk nodes but cannot bound it yet: no --parallel rather than one ignored.
-# kato/data/node_export.py and node_import.py stream every chosen node at once (issue 14's code).
-PARALLEL_NOT_YET = {"data export", "data import", "data schedule run"}
 
 
 # A one-off task runs on one node: it walks none.
@@ -214,15 +211,12 @@ def test_every_command_that_walks_nodes_takes_the_same_parallel(path: str) -> No
     chooses_nodes = any("--node" in p.opts for p in selecting(path))
     if path in ONE_NODE or not (chooses_nodes or path in WALKS_EVERY_NODE):
         return
-    if path in PARALLEL_NOT_YET:
-        assert "--parallel" not in options_of(path), f"{path}: --parallel would be ignored"
-        return
     (parallel,) = [p for p in commands()[path].params if "--parallel" in p.opts]
     assert shape(parallel) == shape(declared(common.PARALLEL)), path
 
 
 def test_walking_list_names_real_commands() -> None:
-    assert set(WALKS_EVERY_NODE) | PARALLEL_NOT_YET <= set(ALL)
+    assert set(WALKS_EVERY_NODE) <= set(ALL)
 
 
 def _unreachable_cluster(tmp_path: Path) -> Path:

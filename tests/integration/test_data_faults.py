@@ -120,6 +120,11 @@ def bad_archives(good: Path, directory: Path) -> Iterator[tuple[str, Path, str]]
         yield what, write(directory / f"{name}.tar", manifest, parts), needle
 
 
+def error_of(stderr: str) -> str:
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    return line
+
+
 def _put(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -288,6 +293,15 @@ def test_a_format_2_archive_tampered_or_lying_is_refused_before_any_node_changes
     raw[(start + end) // 2] ^= 0xFF  # inside the tree's compressed bytes
     cases.append(("flipped byte", _put(tmp_path / "flipped.tar.zst", bytes(raw)), "corrupt"))
     before = shell(cluster, "node1", UNCHANGED)
+    for what, path, _ in cases:
+        # a dry run verifies the whole archive here, as `kato data verify` does, and says so
+        dry = on(cluster, "data", "import", str(path), "--dry-run", check=False)
+        verified = kato("data", "verify", str(path), check=False)
+        assert dry.returncode == verified.returncode == 6, (what, dry.stderr)
+        assert error_of(dry.stderr) == error_of(verified.stderr), (what, dry.stderr)
+        if what.startswith("lists"):
+            assert DROPLETS in error_of(dry.stderr), (what, dry.stderr)
+    assert shell(cluster, "node1", UNCHANGED) == before  # the dry runs sent and changed nothing
     for what, path, needle in cases:
         imported = on(cluster, "data", "import", str(path), check=False)
         # refused by the check here (exit 6) or by the node's own (1: zstd's checksum, sha256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,3 +27,34 @@ class AgentThere:
     def run(self, argv: Sequence[str], **_: object) -> CommandResult:
         assert argv[0] == "ls", argv
         return CommandResult(self.node, tuple(argv), 0, "", "", 0.0)
+
+
+class Concurrency:
+    """Counts the nodes' streams in flight (`with concurrency:` around each). Each stream
+    waits at its start, up to `patience` seconds, until `limit` are in flight or every one has
+    begun, then up to `grace` seconds more for one too many: a bound that lets too many
+    through is seen (`over`) rather than missed because the work was quick. A right bound
+    passes whatever the timing; the waits only end early."""
+
+    def __init__(self, limit: int, total: int, patience: float = 10.0, grace: float = 0.1) -> None:
+        self.limit, self.total, self.patience, self.grace = limit, total, patience, grace
+        self.cond = threading.Condition()
+        self.active = self.entered = self.peak = 0
+        self.over = False
+
+    def __enter__(self) -> None:
+        with self.cond:
+            self.active += 1
+            self.entered += 1
+            self.peak = max(self.peak, self.active)
+            self.over = self.over or self.active > self.limit
+            self.cond.notify_all()
+            self.cond.wait_for(
+                lambda: self.active >= self.limit or self.entered >= self.total, self.patience
+            )
+            self.cond.wait_for(lambda: self.active > self.limit, self.grace)
+
+    def __exit__(self, *_: object) -> None:
+        with self.cond:
+            self.active -= 1
+            self.cond.notify_all()

@@ -4,6 +4,7 @@ assembled into one archive that `kato data verify` accepts, or refused."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -24,7 +25,7 @@ from kato.errors import KatoError, NodeUnreachable, PreflightRefused
 from kato.progress import SilentProgress
 from kato.role_export import ExportSpec
 from kato.transport.base import CommandResult
-from tests.unit.data.local_agent import AgentThere, here
+from tests.unit.data.local_agent import AgentThere, Concurrency, here
 
 CREATED = "2023-11-14T22:13:20+00:00"
 
@@ -34,12 +35,19 @@ class LocalNode(AgentThere):
     `corrupt` flips one byte of what it sends, `lost` drops the connection mid-stream."""
 
     def __init__(self, node: str, slow: float = 0.0, corrupt: bool = False,
-                 lost: bool = False, hang: float = 0.0) -> None:  # fmt: skip
+                 lost: bool = False, hang: float = 0.0,
+                 concurrency: Concurrency | None = None) -> None:  # fmt: skip
         self.node, self.slow, self.corrupt, self.lost = node, slow, corrupt, lost
-        self.hang = hang
+        self.hang, self.concurrency = hang, concurrency
 
     def stream_out(self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None,
                    stdin: bytes | None = None) -> CommandResult:  # fmt: skip
+        with self.concurrency or contextlib.nullcontext():
+            return self._stream_out(argv, sink, stdin)
+
+    def _stream_out(
+        self, argv: Sequence[str], sink: BinaryIO, stdin: bytes | None
+    ) -> CommandResult:
         time.sleep(self.hang)  # a node that sends nothing for that long
         proc = subprocess.Popen(here(argv), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -61,8 +69,8 @@ class LocalNode(AgentThere):
 
 
 class Nodes:
-    def __init__(self, nodes: dict[str, LocalNode]) -> None:
-        self.nodes = nodes
+    def __init__(self, nodes: dict[str, LocalNode], parallel: int = 10) -> None:
+        self.nodes, self.parallel = nodes, parallel
 
     def get(self, node: str) -> LocalNode:
         return self.nodes[node]
@@ -90,13 +98,14 @@ def export(
     sources: list[DataDir],
     nodes: dict[str, LocalNode],
     within: DataLimits = UNLIMITED,
+    parallel: int = 10,
 ) -> Path:
     temp = tmp_path / ".partial"
     temp.touch()
     meta = Manifest(FORMAT, "prod", "1.0.0", "0.1.0", CREATED, ())
     facts = {s: ("0750", "0:0") for s in sources}
     warnings: list[str] = []
-    manifest = node_export.write(Nodes(nodes), Steps(), temp, meta, sources, facts,  # type: ignore[arg-type]
+    manifest = node_export.write(Nodes(nodes, parallel), Steps(), temp, meta, sources, facts,  # type: ignore[arg-type]
                                  SilentProgress(), warnings, within)  # fmt: skip
     assert [m.name for m in manifest.members] == [s.member for s in sources]
     return temp
@@ -136,6 +145,16 @@ def test_nodes_exporting_at_once_make_one_archive_that_verifies(tmp_path: Path, 
     dump = subprocess.run(("tar", "-xOf", str(path), "data/node1/postgresql/services.dump"),
                           capture_output=True, check=True).stdout  # fmt: skip
     assert dump == subprocess.run(("seq", "1", "20000"), capture_output=True).stdout
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_at_most_parallel_nodes_stream_at_once(tmp_path: Path, parallel: int) -> None:
+    concurrency = Concurrency(parallel, total=4)  # node1 streams two members, one at a time
+    nodes = {n: LocalNode(n, concurrency=concurrency) for n in ("node1", "node2", "node3")}
+    path = export(tmp_path, sources_of(tmp_path), nodes, parallel=parallel)
+    assert not concurrency.over and concurrency.peak == parallel
+    assert verify_archive(path).members == 4
+    assert list(tmp_path.glob(".partial.spool*")) == []
 
 
 def test_the_trees_entries_are_limited_across_the_archive(tmp_path: Path) -> None:

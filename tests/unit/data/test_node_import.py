@@ -4,6 +4,7 @@ entry is refused and leaves nothing staged."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from kato.progress import SilentProgress
 from kato.role_export import ExportSpec
 from kato.transport.base import CommandResult
 from tests.unit.data.build import Content, random_bytes, rich_tree, write_archive
-from tests.unit.data.local_agent import AgentThere, here
+from tests.unit.data.local_agent import AgentThere, Concurrency, here
 
 CONTENTS = (
     Content("node1", "postgresql", "services", "stream", b"SELECT 1;\n" * 5000),
@@ -31,11 +32,15 @@ CONTENTS = (
 
 
 class LocalNode(AgentThere):
-    def __init__(self, node: str) -> None:
-        self.node = node
+    def __init__(self, node: str, concurrency: Concurrency | None = None) -> None:
+        self.node, self.concurrency = node, concurrency
 
     def stream_in(self, argv: Sequence[str], source: BinaryIO, *,
                   idle_timeout: float | None = None) -> CommandResult:  # fmt: skip
+        with self.concurrency or contextlib.nullcontext():
+            return self._stream_in(argv, source)
+
+    def _stream_in(self, argv: Sequence[str], source: BinaryIO) -> CommandResult:
         proc = subprocess.Popen(here(argv), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         assert proc.stdin and proc.stderr
@@ -47,8 +52,11 @@ class LocalNode(AgentThere):
 
 
 class Nodes:
+    def __init__(self, parallel: int = 10, concurrency: Concurrency | None = None) -> None:
+        self.parallel, self.concurrency = parallel, concurrency
+
     def get(self, node: str) -> LocalNode:
-        return LocalNode(node)
+        return LocalNode(node, self.concurrency)
 
 
 class Steps:
@@ -85,6 +93,19 @@ def test_every_member_is_staged_from_its_compressed_bytes(tmp_path: Path) -> Non
     tree = staged[CONTENTS[1].name]
     assert (tree / "sub" / "deeper" / "state.db").read_bytes() == random_bytes(70_000, seed=8)
     assert len(steps.steps) == 3
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_at_most_parallel_nodes_stage_at_once(tmp_path: Path, parallel: int) -> None:
+    archive = tmp_path / "a.tar.zst"
+    placed, staged = placements(tmp_path, archive)
+    where = node_import.regions(archive, write_manifest(archive))
+    assert where is not None
+    concurrency = Concurrency(parallel, total=3)  # node1 stages two members, one at a time
+    node_import.stage(Nodes(parallel, concurrency), Steps(), archive, placed, where,  # type: ignore[arg-type]
+                      SilentProgress())  # fmt: skip
+    assert not concurrency.over and concurrency.peak == parallel
+    assert staged[CONTENTS[2].name].read_bytes() == CONTENTS[2].data
 
 
 def write_manifest(archive: Path) -> Any:

@@ -50,6 +50,15 @@ def test_the_line_runs_kato_on_the_core_node_with_lock_wait_log_and_tag() -> Non
     assert argv[-3:] == [">>", f"/var/log/kato/export-{entry}.log", "2>&1"]
 
 
+def test_parallel_given_at_add_is_passed_to_each_run_and_absent_otherwise() -> None:
+    plain, line = line_for()
+    assert "--parallel" not in line  # the lines (and ids) of schedules without it stay as they were
+    bounded, line = line_for(parallel=3)
+    argv = shlex.split(line[len("0 3 * * * ") : line.index(" # ")])
+    assert argv[argv.index("--parallel") + 1] == "3"
+    assert bounded != plain
+
+
 def test_a_path_with_spaces_and_quotes_stays_one_argument() -> None:
     _, line = line_for(dest="/srv/my backups/it's")
     command = line[len("0 3 * * * ") : line.index(" # ")]
