@@ -20,7 +20,7 @@ from kato.errors import NodeUnreachable, RemoteCommandFailed
 from kato.transport.base import CommandResult, SshOptions, command_line
 from kato.transport.liveness import Liveness
 from kato.transport.ssh_connect import close_all, login, through_jumps
-from kato.transport.ssh_exchange import CHUNK, LocalFailure, Silent, drain, local
+from kato.transport.ssh_exchange import CHUNK, LocalFailure, Silent, drain, local, settle
 from kato.transport.ssh_hostkeys import load_host_keys
 from kato.transport.ssh_route import route
 from kato.transport.ssh_sudo import WITH_PASSWORD, choose_sudo
@@ -119,6 +119,9 @@ class SshTransport:
                 raise NodeUnreachable(
                     self.node, "command", "the node stopped reading its input"
                 ) from None
+            except LocalFailure:
+                settle(channel)  # the command ends before the caller cleans up after it
+                raise
             channel.shutdown_write()
             status = drain(
                 channel,

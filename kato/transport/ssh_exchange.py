@@ -106,3 +106,27 @@ def _exit_status(channel: paramiko.Channel, node: str, argv: Sequence[str]) -> i
             "a keepalive that often (docs/ssh.md)",
         )
     return status
+
+
+def settle(channel: paramiko.Channel, seconds: float = 30.0) -> None:
+    """Our input failed mid-stream (the source raised): end the command's input and wait, for at
+    most `seconds`, until it exits, then close the channel. A caller that then cleans up after
+    the command (an import removing its staging dir) no longer races a program still writing
+    what it had received. Its output is read and dropped meanwhile, so it cannot block on it."""
+    import paramiko
+
+    deadline = time.monotonic() + seconds
+    try:
+        channel.shutdown_write()
+        while not channel.exit_status_ready() and time.monotonic() < deadline:
+            ready = channel.recv_ready() or channel.recv_stderr_ready()
+            if channel.recv_ready():
+                channel.recv(CHUNK)
+            if channel.recv_stderr_ready():
+                channel.recv_stderr(CHUNK)
+            if not ready:
+                time.sleep(0.05)
+    except (OSError, EOFError, paramiko.SSHException):  # the connection went: nothing to wait for
+        pass
+    finally:
+        channel.close()

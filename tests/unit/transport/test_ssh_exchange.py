@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kato.errors import NodeUnreachable
-from kato.transport.ssh_exchange import drain
+from kato.transport.ssh_exchange import drain, settle
 
 
 class Transport:
@@ -59,3 +59,38 @@ def test_a_dead_connection_is_a_lost_node_not_exit_minus_one() -> None:
 def test_a_status_on_a_live_connection_is_the_commands() -> None:
     assert drained(Channel(-1, active=True)) == -1  # e.g. killed by a signal
     assert drained(Channel(3, active=False)) == 3
+
+
+class Busy(Channel):
+    """A command that still writes output for a while after its input ends."""
+
+    def __init__(self, chunks: int) -> None:
+        super().__init__(0, active=True)
+        self.chunks, self.input_ended, self.read = chunks, False, 0
+
+    def shutdown_write(self) -> None:
+        self.input_ended = True
+
+    def recv_ready(self) -> bool:
+        return self.chunks > 0
+
+    def recv(self, size: int) -> bytes:
+        self.chunks -= 1
+        self.read += 1
+        return b"x"
+
+    def exit_status_ready(self) -> bool:
+        return self.input_ended and self.chunks == 0
+
+
+def test_a_failed_input_ends_the_command_and_waits_for_it_before_closing() -> None:
+    channel = Busy(chunks=5)
+    settle(channel, seconds=10)  # type: ignore[arg-type]
+    assert channel.input_ended and channel.read == 5 and channel.closed
+
+
+def test_waiting_for_a_command_that_never_exits_is_bounded() -> None:
+    channel = Busy(chunks=0)
+    channel.exit_status_ready = lambda: False  # type: ignore[method-assign]
+    settle(channel, seconds=0.2)  # type: ignore[arg-type]
+    assert channel.closed
