@@ -271,15 +271,26 @@ def with_manifest(path: Path, source: Path, manifest: Manifest) -> Path:
     return _put(path, bytes(raw))
 
 
+@pytest.fixture
+def noisy_droplets(cluster: Cluster, good: Path) -> Iterator[None]:
+    """256 KiB of random bytes in the droplets dir (removed after): most of the tree's
+    compressed bytes are then its data, so a byte flipped mid-member damages the data, and the
+    refusal comes while the node's tar is still writing the staging dir (it must be gone after)."""
+    noise = "/var/lib/kato/data/droplets/noise.bin"
+    shell(cluster, "node1", f"head -c 262144 /dev/urandom > {noise}")
+    yield
+    shell(cluster, "node1", f"rm -f {noise}")
+
+
 def test_a_format_2_archive_tampered_or_lying_is_refused_before_any_node_changes(
-    cluster: Cluster, good: Path, tmp_path: Path
+    cluster: Cluster, noisy_droplets: None, tmp_path: Path
 ) -> None:
     source = tmp_path / "good.tar.zst"
     on(cluster, "data", "export", str(source), "--role", "filesystem,redis")
     manifest = read_manifest(source)
     assert manifest.format == 2
     tree = next(m for m in manifest.members if m.name == DROPLETS)
-    assert tree.entries is not None and tree.entries >= 3  # ., keep, keep/file
+    assert tree.entries is not None and tree.entries >= 4  # ., keep, keep/file, noise.bin
     cases = []
     for lie in (1, tree.entries - 1, tree.entries + 1):
         members = tuple(replace(m, entries=lie) if m is tree else m for m in manifest.members)
