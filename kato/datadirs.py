@@ -91,6 +91,13 @@ def locations(transport: Transport) -> Locations:
     return parse(transport.node, done.stdout)
 
 
+def hook_env(where: Locations, role: Role) -> dict[str, str]:
+    """`KATO_DATA_<NAME>` → where each of `role`'s data dirs lives now: the environment an
+    install hook gets (by `kato install` and by an upgrade's activation), so a hook writes
+    into a relocated data dir, not the empty one at its declared path."""
+    return {f"KATO_DATA_{n.upper().replace('-', '_')}": p for n, p in where.of(role).items()}
+
+
 def located(transport: Transport, role: Role) -> dict[str, str]:
     """Every data dir of `role` on this node → where it lives now."""
     return locations(transport).of(role)
