@@ -19,6 +19,8 @@ from kato.roles import Role
 from kato.transport.base import CommandResult, Transport
 
 RECORD = layout.DATADIRS
+# `kato node check` hands the role checks each node's data dirs (JSON: role -> name -> path)
+CHECK_ENV = "KATO_CHECK_DATA_DIRS"
 
 
 def call(transport: Transport, command: str, *args: str, timeout: float = 60) -> CommandResult:

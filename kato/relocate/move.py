@@ -75,11 +75,11 @@ def relocate(
 ) -> RelocateResult:
     """Preflight everywhere first; then node by node through the engine."""
     progress = progress or SilentProgress()
+    check_name(name, *role_definitions.without_nodes(cluster))  # before any node is asked
     check_location(location)
     progress.step("reading each node's role definitions (those of the release it runs)")
     picked = [cluster.node(n).name for n in options.nodes] or [n.name for n in cluster.nodes]
-    defined = role_definitions.everywhere(cluster, picked)
-    check_name(name, defined.known())
+    defined = role_definitions.everywhere(cluster, picked)  # `targets` names a node lacking it
     started = time.monotonic()
     with session(cluster, options.command, lock_wait=options.lock_wait,
                  dry_run=options.dry_run, progress=progress) as s:  # fmt: skip

@@ -37,12 +37,13 @@ class Target:
         return self.current == self.dest
 
 
-def data_dir_names(roles: Mapping[str, Role]) -> list[str]:
-    return sorted({name for role in roles.values() for name in role.data_dirs})
+def data_dir_names(*defined: Mapping[str, Role]) -> list[str]:
+    return sorted({name for roles in defined for role in roles.values() for name in role.data_dirs})
 
 
-def check_name(name: str, roles: Mapping[str, Role]) -> None:
-    names = data_dir_names(roles)
+def check_name(name: str, *defined: Mapping[str, Role]) -> None:
+    """`name` is a data dir some role of some of the `defined` sets declares."""
+    names = data_dir_names(*defined)
     if name not in names:
         raise UsageError(
             f"{name!r} is not a data dir any role declares",

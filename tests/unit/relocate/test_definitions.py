@@ -70,3 +70,16 @@ def test_cleanup_empties_the_declared_path_the_nodes_release_declares(mixed: Clu
     bundled = old_copies("n1", where, role_definitions.bundled(), [])
     assert [(c.path, c.emptied_only) for c in bundled] == [(AUDIT, False)]  # what it was before
     assert skipped == []
+
+
+def test_a_name_no_release_of_the_repository_declares_is_refused_before_asking_nodes(
+    release_repo: Path,
+) -> None:
+    """The name check before any node is contacted reads the repository's releases too."""
+    offline = role_definitions.without_nodes(cluster(release_repo))
+    check_name("audit", *offline)
+    with pytest.raises(UsageError) as caught:
+        check_name("audits", *offline)
+    assert "audit, containers, controller, droplets, services" in (caught.value.hint or "")
+    with pytest.raises(UsageError):  # no repository: kato's bundled definitions only
+        check_name("audit", *role_definitions.without_nodes(cluster()))
