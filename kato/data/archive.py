@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import IO, BinaryIO, Protocol
 
 from kato.data import manifest as manifest_
+from kato.data.gzip_members import GzipMembers
 from kato.errors import ToolMissing
 from kato.transport import local
 
@@ -288,10 +289,7 @@ def reading(path: str) -> Iterator[IO[bytes]]:
         if kind == "none":
             yield file
         elif kind == "gzip":
-            import gzip
-
-            with gzip.GzipFile(fileobj=file) as stream:
-                yield stream  # type: ignore[misc]
+            yield GzipMembers(file)  # type: ignore[misc]
         else:
             with local.filter_from(("zstd", "-d", "-q", "-c"), file.fileno()) as stream:
                 yield stream

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import tarfile
 import zlib
@@ -14,6 +13,7 @@ from typing import IO
 from kato.config import DataLimits
 from kato.data import archive, limits
 from kato.data import manifest as manifest_
+from kato.data.gzip_members import GzipMembers
 from kato.data.manifest import Manifest, ManifestProblem, Member
 from kato.data.tree_safety import Seen, entry_problem, link_escaping
 from kato.errors import ExitCode, KatoError
@@ -66,20 +66,22 @@ def verify_archive(
     real, shown, progress = str(path), name or str(path), progress or SilentProgress()
     if not Path(real).is_file():
         raise ArchiveInvalid(shown, "archive", "no such file")
-    current = manifest_.NAME  # the first thing read, where an early truncation shows
+    blame = _Blame()
     try:
         with archive.reading(real) as raw:
-            stream = _Recording(raw)
+            blame.stream, stream = raw, _Recording(raw)
             tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
             manifest = _manifest(tar, shown)
+            blame.data(manifest_.NAME, 0, tar.offset)  # its header too: nothing precedes it
+            blame.current = "archive"
             limits.check_expansion(manifest, real, within, shown)
             limits.check_entries(manifest, within, shown)
-            current = "archive"
             seen: set[str] = set()
             total = entries = 0
             trees: dict[str, int] = {}
             for info in archive.members(tar):
-                current = info.name
+                blame.data(info.name, info.offset_data, tar.offset)
+                blame.current = info.name
                 member = _listed(manifest, info, seen, shown)
                 progress.detail(f"{member.name} ({member.size} bytes)")
                 counted = _check_member(tar, info, member, shown, visit, within, entries)
@@ -87,12 +89,12 @@ def verify_archive(
                     trees[member.name] = counted
                 entries += counted
                 total += member.size
-                current = "archive"
+                blame.current = "archive"
             _trailing(stream, tar.offset, shown)
     except ArchiveInvalid:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, local.FilterFailed) as exc:
-        raise ArchiveInvalid(shown, current, f"truncated or corrupt: {exc}") from None
+    except (tarfile.TarError, EOFError, zlib.error, local.FilterFailed) as exc:
+        raise ArchiveInvalid(shown, blame.member(), f"truncated or corrupt: {exc}") from None
     missing = [m.name for m in manifest.members if m.name not in seen]
     if missing:
         raise ArchiveInvalid(shown, missing[0], "listed in the manifest but missing")
@@ -112,7 +114,7 @@ def read_manifest(path: Path | str, name: str | None = None) -> Manifest:
     except local.FilterFailed as exc:
         if found is None:  # else: the decompressor, stopped early, said so (SIGPIPE)
             raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise ArchiveInvalid(shown, manifest_.NAME, f"truncated or corrupt: {exc}") from None
     assert found is not None
     return found
@@ -233,6 +235,29 @@ def _not_as_listed(path: str, member: str, found: str) -> ArchiveInvalid:
     return ArchiveInvalid(
         path, member, f"holds {found} files, dirs and links its manifest lists: tampered"
     )
+
+
+class _Blame:
+    """Which member a decompressor's error belongs to. tarfile reads ahead, so the member it was
+    reading when the error surfaced (`current`) is only a guess. A gzip archive's reader says
+    where in the tar stream the bad gzip member lies: the member whose data and padding hold
+    that offset is blamed; a tar header or the end-of-archive blocks, the archive as a whole
+    (a header is not a member yet)."""
+
+    def __init__(self) -> None:
+        self.current = manifest_.NAME  # the first thing read, where an early truncation shows
+        self.stream: IO[bytes] | None = None
+        self._regions: list[tuple[int, int, str]] = []  # [start, end) in the tar stream
+
+    def data(self, name: str, start: int, end: int) -> None:
+        """A member was read from its header: its data and padding lie at [start, end)."""
+        self._regions.append((start, end, name))
+
+    def member(self) -> str:
+        at = self.stream.failed_at if isinstance(self.stream, GzipMembers) else None
+        if at is None or not self._regions:
+            return self.current
+        return next((name for start, end, name in self._regions if start <= at < end), "archive")
 
 
 class _Recording:

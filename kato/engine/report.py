@@ -27,10 +27,13 @@ class NodeResult:
 
     @property
     def shown(self) -> str:
-        """`done`, `undone (failed in health)`, `failed in change`, `not reached`."""
+        """`done`, `undone (failed in health)`, `undone (another node failed)`, `failed in
+        change`, `not reached`."""
         if self.state == UNDONE:
-            return f"undone (failed in {self.phase})"
-        return f"failed in {self.phase}" if self.state == FAILED else self.state
+            return f"undone (failed in {self.phase})" if self.phase else f"undone ({self.message})"
+        if self.state == FAILED:  # no phase: undoing a node that had not failed failed
+            return f"failed in {self.phase or 'undo'}"
+        return self.state
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class RolloutReport:
     def failed_nodes(self) -> dict[str, NodeFailure]:
         """Undone and failed nodes, as the per-node failures every outcome carries."""
         return {
-            r.node: NodeFailure(r.node, r.phase or "", r.detail, r.exit_code)
+            r.node: NodeFailure(r.node, r.phase or "undo", r.detail, r.exit_code)
             for r in self.nodes
             if r.state in (UNDONE, FAILED)
         }

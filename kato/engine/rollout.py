@@ -112,7 +112,7 @@ def rollout(
     return report
 
 
-OTHERS_FAILED = "undone because another node failed"
+OTHERS_FAILED = "another node failed"
 
 
 def _raise_lost(errors: Mapping[str, BaseException]) -> None:
@@ -189,8 +189,9 @@ def _failed(node: str, phase: str, exc: BaseException) -> NodeResult:
 
 
 def _undo_shielded(session: Session, change: NodeChange, was: NodeResult, why: str) -> NodeResult:
-    """Undo a node that had changed (Ctrl-C, or all or nothing): a second Ctrl-C cannot cut it."""
-    return shielded(lambda: _undo(session, change, was, why, CHANGE, 1), session.progress)
+    """Undo a node that had changed (Ctrl-C, or all or nothing): a second Ctrl-C cannot cut it.
+    Nothing failed on it, so it has no phase: it is shown `undone (WHY)`."""
+    return shielded(lambda: _undo(session, change, was, why, None, 1), session.progress)
 
 
 def _change(session: Session, change: NodeChange, applied: int = 0) -> NodeResult:
@@ -216,7 +217,7 @@ def _verify(session: Session, change: NodeChange) -> None:
 
 
 def _undo(
-    session: Session, change: NodeChange, was: NodeResult, why: str, phase: str, code: int
+    session: Session, change: NodeChange, was: NodeResult, why: str, phase: str | None, code: int
 ) -> NodeResult:
     """Undo the node; the result says what failed and whether undoing it worked (never hidden)."""
     if change.undo is None:

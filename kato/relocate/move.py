@@ -14,7 +14,7 @@ from kato.config import Cluster
 from kato.datadirs import Locations, locations
 from kato.engine.batches import Batching
 from kato.engine.health import wait_healthy
-from kato.engine.report import DONE, FAILED, STAGE, RolloutReport
+from kato.engine.report import FAILED, STAGE, UNDONE, RolloutReport
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.progress import Progress, SilentProgress
@@ -46,7 +46,7 @@ class RelocateResult:
         """The way forward after a failure, from where it happened."""
         if self.report is None or not self.report.failed_nodes:
             return None
-        failed = [r for r in self.report.nodes if r.state != DONE and r.phase]
+        failed = [r for r in self.report.nodes if r.state in (FAILED, UNDONE)]
         if any(r.state == FAILED and r.phase != STAGE for r in failed):
             return ("putting the old location back failed: see `kato relocate status` and "
                     "docs/relocate.md (Recovering by hand)")  # fmt: skip

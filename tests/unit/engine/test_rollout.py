@@ -181,7 +181,7 @@ def test_ctrl_c_mid_batch_undoes_the_node_in_flight(fake: FakeCluster) -> None:
     ):
         rollout(s, [interrupting(s, n) for n in NODES], Batching())
     assert started.is_set()
-    assert "node1 done, node2 undone (failed in change)" in caught.value.message
+    assert "node1 done, node2 undone (interrupted)" in caught.value.message
     assert "node3 not reached" in caught.value.message
     assert "/marker" in fake.nodes["node1"].files and "/marker" not in fake.nodes["node2"].files
     assert fake.journal[-1]["result"] == "interrupted" and fake.lock is None
@@ -203,6 +203,9 @@ def test_all_or_nothing_undoes_every_node_newest_first(fake: FakeCluster) -> Non
         report = rollout(s, changes, Batching(), undo_all=True)
     assert undone == ["node3", "node2", "node1"]
     assert [r.state for r in report.nodes][:3] == [UNDONE, UNDONE, UNDONE]
+    assert [r.shown for r in report.nodes][:3] == [
+        "undone (another node failed)", "undone (another node failed)", "undone (failed in health)"
+    ]  # fmt: skip
     assert report.exit_code == 3
 
 
