@@ -19,6 +19,8 @@ from kato.roles import Role
 from kato.transport.base import CommandResult, Transport
 
 RECORD = layout.DATADIRS
+# `kato node check` hands the role checks each node's data dirs (JSON: role -> name -> path)
+CHECK_ENV = "KATO_CHECK_DATA_DIRS"
 
 
 def call(transport: Transport, command: str, *args: str, timeout: float = 60) -> CommandResult:
@@ -89,6 +91,13 @@ def locations(transport: Transport) -> Locations:
     if not done.ok:
         raise RecordUnreadable(transport.node, done.error_line)
     return parse(transport.node, done.stdout)
+
+
+def hook_env(where: Locations, role: Role) -> dict[str, str]:
+    """`KATO_DATA_<NAME>` → where each of `role`'s data dirs lives now: the environment an
+    install hook gets (by `kato install` and by an upgrade's activation), so a hook writes
+    into a relocated data dir, not the empty one at its declared path."""
+    return {f"KATO_DATA_{n.upper().replace('-', '_')}": p for n, p in where.of(role).items()}
 
 
 def located(transport: Transport, role: Role) -> dict[str, str]:

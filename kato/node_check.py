@@ -8,15 +8,19 @@ pytest's JUnit XML report.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
+from kato import datadirs, role_definitions
 from kato.config import Cluster
-from kato.connect import select_nodes
+from kato.connect import connections, select_nodes
+from kato.datadirs import Locations
 from kato.errors import KatoError, UsageError
+from kato.role_definitions import NodeRoles
 from kato.status import roles_directory
 from kato.transport import local
 from kato.transport.fanout import fan_out
@@ -53,32 +57,61 @@ def check(
     cluster: Cluster, names: list[str] | None = None, roles: list[str] | None = None
 ) -> list[Check]:
     """Every chosen node's checks, ssh.parallel (--parallel) nodes at once; a node whose checks
-    could not run is one failed check, not the end of the others."""
+    could not run is one failed check, not the end of the others. Each node is checked as the
+    release it runs defines its roles: a role that release does not define is a failed check,
+    and the checks get the node's data dirs (its release's, where they live now)."""
     directory = roles_directory()
     chosen = {
-        n.name: [
-            str(directory / r / f"test_{r}.py")
-            for r in n.roles
-            if (directory / r / f"test_{r}.py").exists() and (not roles or r in roles)
-        ]
+        n.name: [r for r in n.roles if _checks(directory, r) and (not roles or r in roles)]
         for n in select_nodes(cluster, names, roles)
     }
-    chosen = {node: files for node, files in chosen.items() if files}
+    chosen = {node: carried for node, carried in chosen.items() if carried}
     if not chosen:
         raise UsageError("no role checks to run on the chosen nodes")
-    with tempfile.TemporaryDirectory(prefix="kato-check-") as tmp:
-        done = fan_out(
-            list(chosen),
-            lambda node: _run_checks(cluster, directory, node, chosen[node], Path(tmp)),
-            cluster.ssh.parallel,
-        )
+    with tempfile.TemporaryDirectory(prefix="kato-check-") as tmp, connections(cluster) as conns:
+
+        def on(node: str) -> list[Check]:
+            t = conns.get(node)
+            mine = role_definitions.of_node(cluster, t, node)
+            plan = plan_node(directory, mine, datadirs.locations(t), chosen[node])
+            ran = _run_checks(cluster, directory, node, plan, Path(tmp)) if plan.files else []
+            return plan.undefined + ran
+
+        done = fan_out(list(chosen), on, cluster.ssh.parallel)
     results = [c for node in chosen if node in done.succeeded for c in done.succeeded[node]]
     results += [Check(f.node, "-", f.phase, False, f.message) for f in done.failed.values()]
     return results
 
 
+@dataclass(frozen=True)
+class NodePlan:
+    """One node's checks: the test files to run, the data dirs they see, and a failed check
+    for each role the node carries that its release does not define."""
+
+    files: list[str]
+    data_dirs: dict[str, dict[str, str]]  # role -> name -> where it lives now
+    undefined: list[Check]
+
+
+def plan_node(directory: Path, mine: NodeRoles, where: Locations, carried: list[str]) -> NodePlan:
+    """Pure: which of the node's role checks run, with its release's data dirs."""
+    defined = [r for r in carried if r in mine.roles]
+    undefined = [
+        Check(mine.node, r, "defined_by_its_release", False, f"{mine.source} defines no {r} role")
+        for r in carried
+        if r not in mine.roles
+    ]
+    data = {r: where.of(mine.roles[r]) for r in defined}
+    return NodePlan([str(_checks(directory, r)) for r in defined], data, undefined)
+
+
+def _checks(directory: Path, role: str) -> Path | None:
+    found = directory / role / f"test_{role}.py"
+    return found if found.exists() else None
+
+
 def _run_checks(
-    cluster: Cluster, directory: Path, node: str, files: list[str], tmp: Path
+    cluster: Cluster, directory: Path, node: str, plan: NodePlan, tmp: Path
 ) -> list[Check]:
     report = tmp / f"{node}.xml"
     done = local.run(
@@ -95,11 +128,14 @@ def _run_checks(
             str(directory),
             f"--hosts=kato://{node}",
             f"--junitxml={report}",
-            *files,
+            *plan.files,
         ),
         timeout=CHECK_TIMEOUT,
         check=False,
-        env={"KATO_CLUSTER": str(Path(cluster.path).absolute())},
+        env={
+            "KATO_CLUSTER": str(Path(cluster.path).absolute()),
+            datadirs.CHECK_ENV: json.dumps(plan.data_dirs),  # the checks' `data_dirs` fixture
+        },
     )
     if not report.exists():
         raise KatoError(f"the checks did not run: {(done.stderr or done.stdout).strip()[-300:]}")

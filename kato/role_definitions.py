@@ -82,6 +82,19 @@ def for_version(cluster: Cluster, version: str | None) -> dict[str, Role]:
     return _from_repository(cluster, version) or bundled()
 
 
+def without_nodes(cluster: Cluster) -> list[dict[str, Role]]:
+    """Every set of definitions kato can read without asking a node: its bundled ones and
+    each version's in the cluster's release repository. A name given on the command line
+    that none of them knows is refused before any node is contacted."""
+    versions: tuple[str, ...] = ()
+    if cluster.releases:
+        try:
+            versions = releases.load_index(cluster.releases).version_names
+        except KatoError:  # no readable repository: the nodes' own definitions decide
+            versions = ()
+    return [bundled(), *(_from_repository(cluster, v) for v in versions)]
+
+
 def of_release(release: releases.Release) -> dict[str, Role]:
     """A loaded release's definitions (the bundled ones for a release without them)."""
     return dict(release.definitions) or bundled()

@@ -113,7 +113,7 @@ def hook_env(node: str, role: Role, have: Installed) -> tuple[str, ...]:
     """`env KATO_DATA_<NAME>=PATH...`: where the role's data dirs live now (kato relocate)."""
     record = have.files.get(datadirs.RECORD)
     where = datadirs.parse(node, record) if record else datadirs.Locations()
-    pairs = [f"KATO_DATA_{n.upper().replace('-', '_')}={p}" for n, p in where.of(role).items()]
+    pairs = [f"{k}={v}" for k, v in datadirs.hook_env(where, role).items()]
     return ("env", *pairs) if pairs else ()
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import connections
 from kato.datadirs import Locations, locations
@@ -15,8 +16,7 @@ from kato.operation import operation
 from kato.relocate.facts import run_program
 from kato.relocate.steps import RelocationFailed
 from kato.relocate.targets import is_within
-from kato.roles import Role, load_roles
-from kato.status import roles_directory
+from kato.roles import Role
 
 # Empty a directory without following anything: find never follows symlinks (-P), stays on
 # its filesystem (-xdev) and deletes depth first.
@@ -68,13 +68,14 @@ def cleanup(
     lock_wait: float = 0.0,
     command: list[str] | None = None,
 ) -> CleanupResult:
-    roles = load_roles(roles_directory())
     result = CleanupResult(dry_run=dry_run)
     chosen = nodes or [n.name for n in cluster.nodes]
     with connections(cluster) as conns:
+        defined = role_definitions.of_nodes(cluster, conns, chosen)  # each node: its release's
         found: dict[str, list[OldCopy]] = {}
         for node in chosen:
-            found[node] = old_copies(node, locations(conns.get(node)), roles, result.skipped)
+            where = locations(conns.get(node))
+            found[node] = old_copies(node, where, defined.of(node), result.skipped)
             result.copies.extend(found[node])
         if dry_run or not result.copies:
             return result

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kato import role_definitions
 from kato.config import Cluster
 from kato.datadirs import Locations, locations
 from kato.engine.batches import Batching
@@ -21,9 +22,7 @@ from kato.relocate import quotas, steps
 from kato.relocate.facts import NodeFacts, gather
 from kato.relocate.preflight import QUOTA_DIRS, check
 from kato.relocate.steps import NodeRun
-from kato.relocate.targets import Target, check_location, check_name, targets
-from kato.roles import load_roles
-from kato.status import roles_directory
+from kato.relocate.targets import Target, check_location, check_name, holders, targets
 
 
 @dataclass
@@ -76,18 +75,18 @@ def relocate(
 ) -> RelocateResult:
     """Preflight everywhere first; then node by node through the engine."""
     progress = progress or SilentProgress()
-    roles = load_roles(roles_directory())
-    check_name(name, roles)
+    check_name(name, *role_definitions.without_nodes(cluster))  # before any node is asked
     check_location(location)
+    progress.step("reading each node's role definitions (those of the release it runs)")
+    picked = [cluster.node(n).name for n in options.nodes] or [n.name for n in cluster.nodes]
+    defined = role_definitions.everywhere(cluster, picked)  # `targets` names a node lacking it
     started = time.monotonic()
     with session(cluster, options.command, lock_wait=options.lock_wait,
                  dry_run=options.dry_run, progress=progress) as s:  # fmt: skip
-        picked = [cluster.node(n) for n in options.nodes] if options.nodes else cluster.nodes
-        chosen = [n.name for n in picked
-                  if any(name in roles[r].data_dirs for r in n.roles if r in roles)]  # fmt: skip
+        chosen = holders(cluster, defined, name, options.nodes)
         progress.step("reading where the data dirs live")
         where: dict[str, Locations] = {n: locations(s.transport(n)) for n in chosen}
-        found = targets(cluster, roles, name, location, where, options.nodes)
+        found = targets(cluster, defined, name, location, where, options.nodes)
         result = RelocateResult(name, location, found, options.dry_run)
         _preflight(s, result, where, options)
         if options.dry_run:

@@ -10,21 +10,28 @@ from kato.errors import PreflightRefused
 from kato.operation import Operation
 from kato.progress import Progress
 from kato.relocate.facts import PathInfo, ProgramFailed, run_program
-from kato.relocate.steps import NodeRun
+from kato.relocate.steps import NodeRun, RelocationFailed
+from kato.remote import quota
 from kato.transport.base import Transport
 
-REFUSED = 3  # the quota program's exit status when the filesystem cannot carry the quotas
 
-
-def _quota(t: Transport, op: Operation, what: str, *args: str) -> dict[str, object]:
+def _quota(
+    t: Transport, op: Operation, what: str, *args: str, moving: bool = False
+) -> dict[str, object]:
+    """Run the quota program. Before any data moves, its refusal (exit 3) is a preflight
+    refusal: nothing was moved. Once the move is under way (`moving`), any failure is a failed
+    step, never "nothing was moved": the rollout puts the old location back and says so."""
     started = time.monotonic()
     try:
         answer = run_program(t, "quota", *args, timeout=3600)
     except ProgramFailed as exc:
         op.step(t.node, what, None, f"exit {exc.status}", time.monotonic() - started)
-        if exc.status == REFUSED:
+        said = exc.line.removeprefix("quota: ")
+        if moving:
+            raise RelocationFailed(f"{what} failed: {said}") from exc
+        if exc.status == quota.REFUSED:
             raise PreflightRefused(
-                f"{t.node}: quotas cannot be set up: {exc.line.removeprefix('quota: ')}",
+                f"{t.node}: quotas cannot be set up: {said}",
                 hint="nothing was moved; give --no-quota to move the data without quotas",
             ) from exc
         raise
@@ -53,4 +60,4 @@ def limit_apps(t: Transport, op: Operation, where: PathInfo, run: NodeRun, limit
         return
     for target in run.targets:
         _quota(t, op, f"limit each app under {target.dest} to {limit} bytes", "setup-btrfs",
-               where.mount, target.dest, str(limit))  # fmt: skip
+               where.mount, target.dest, str(limit), moving=True)  # fmt: skip

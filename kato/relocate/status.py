@@ -3,16 +3,17 @@ size, the free space there, the quota state, the old copies kept and any move un
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import connections, select_nodes
 from kato.datadirs import locations
 from kato.errors import ExitCode
 from kato.relocate.facts import probe, quota
 from kato.relocate.preflight import QUOTA_DIRS
-from kato.roles import in_start_order, load_roles
-from kato.status import roles_directory
+from kato.roles import Role, in_start_order
 from kato.transport.base import Transport
 from kato.transport.fanout import FanOut, NodeFailure, fan_out
 
@@ -49,8 +50,10 @@ class RelocateStatus:
         return int(ExitCode.OK)
 
 
-def node_dirs(transport: Transport, node_roles: tuple[str, ...]) -> list[DirLocation]:
-    roles = load_roles(roles_directory())
+def node_dirs(
+    transport: Transport, node_roles: tuple[str, ...], roles: Mapping[str, Role]
+) -> list[DirLocation]:
+    """The node's data dirs as `roles` (its release's definitions) declare them."""
     known = in_start_order(roles[r] for r in node_roles if r in roles)
     where = locations(transport)
     pairs = [(role, name, path) for role in known for name, path in where.of(role).items()]
@@ -87,12 +90,19 @@ def node_dirs(transport: Transport, node_roles: tuple[str, ...]) -> list[DirLoca
     return out
 
 
+def _on_node(cluster: Cluster, transport: Transport) -> list[DirLocation]:
+    """One node: the definitions of the release it runs (a node that cannot say is reported
+    as not answering, like any other failure here), then its data dirs."""
+    mine = role_definitions.of_node(cluster, transport, transport.node)
+    return node_dirs(transport, cluster.node(transport.node).roles, mine.roles)
+
+
 def status(cluster: Cluster, names: list[str] | None = None) -> RelocateStatus:
     chosen = select_nodes(cluster, names, None)
     with connections(cluster) as conns:
         found: FanOut[list[DirLocation]] = fan_out(
             [n.name for n in chosen],
-            lambda n: node_dirs(conns.get(n), cluster.node(n).roles),
+            lambda n: _on_node(cluster, conns.get(n)),
             cluster.ssh.parallel,
         )
     order = [n.name for n in chosen]

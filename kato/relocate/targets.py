@@ -8,9 +8,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kato.config import Cluster
+from kato.config import Cluster, NodeConfig
 from kato.datadirs import Locations
 from kato.errors import UsageError
+from kato.role_definitions import Definitions, role_of
 from kato.roles import Role, in_start_order
 
 PLAIN_PATH = re.compile(r"^(/[A-Za-z0-9._+-]+)+$")
@@ -36,12 +37,13 @@ class Target:
         return self.current == self.dest
 
 
-def data_dir_names(roles: Mapping[str, Role]) -> list[str]:
-    return sorted({name for role in roles.values() for name in role.data_dirs})
+def data_dir_names(*defined: Mapping[str, Role]) -> list[str]:
+    return sorted({name for roles in defined for role in roles.values() for name in role.data_dirs})
 
 
-def check_name(name: str, roles: Mapping[str, Role]) -> None:
-    names = data_dir_names(roles)
+def check_name(name: str, *defined: Mapping[str, Role]) -> None:
+    """`name` is a data dir some role of some of the `defined` sets declares."""
+    names = data_dir_names(*defined)
     if name not in names:
         raise UsageError(
             f"{name!r} is not a data dir any role declares",
@@ -65,19 +67,32 @@ def check_location(location: str) -> str:
     return location
 
 
+def roles_on(defined: Definitions, node: NodeConfig) -> tuple[Role, ...]:
+    """The node's roles as its release defines them, in start order (a role its release does
+    not define has no data dirs to move there)."""
+    return in_start_order(r for r in (role_of(defined, node.name, n) for n in node.roles) if r)
+
+
+def holders(cluster: Cluster, defined: Definitions, name: str, nodes: Sequence[str]) -> list[str]:
+    """The chosen nodes whose release gives one of their roles data dir `name`."""
+    chosen = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
+    return [n.name for n in chosen if any(name in r.data_dirs for r in roles_on(defined, n))]
+
+
 def targets(
     cluster: Cluster,
-    roles: Mapping[str, Role],
+    defined: Definitions,
     name: str,
     location: str,
     where: Mapping[str, Locations],
     nodes: Sequence[str] = (),
 ) -> tuple[Target, ...]:
-    """Every (node, role) holding data dir `name` on the chosen nodes, in start order."""
+    """Every (node, role) holding data dir `name` on the chosen nodes, in start order, each
+    node's roles as the release it runs defines them."""
     chosen = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
     found = []
     for node in chosen:
-        for role in in_start_order(roles[r] for r in node.roles if r in roles):
+        for role in roles_on(defined, node):
             if name in role.data_dirs:
                 declared = role.data_dirs[name]
                 current = where[node.name].path(role.name, name, declared)

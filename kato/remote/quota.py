@@ -12,8 +12,11 @@
 
 Whether the kernel can do it is read from its configuration (/proc/config.gz, else
 /boot/config-RELEASE), so a refusal names the missing option; ROOT prefixes those paths, so
-the program is tested on temporary directories. Every refusal exits 3 with one line saying why;
-a symbolic link (or a swap) where kato works in an app's directory exits 1, naming the path.
+the program is tested on temporary directories. Every refusal exits 3 with one line saying why
+(the filesystem or kernel cannot carry the quotas: nothing was changed); limiting the apps
+under DIR that fails part way (an app's directory vanished, a copy or a limit failed) exits 4,
+naming the app: the apps before it are limited subvolumes already; a symbolic link (or a swap)
+where kato works in an app's directory exits 1, naming the path.
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ WantedBy=multi-user.target
 
 class Refused(Exception):
     """This filesystem cannot carry the quotas here; nothing was changed."""
+
+
+class AppsFailed(Exception):
+    """Limiting the apps under DIR stopped part way; the apps before it are done."""
+
+
+REFUSED, APPS_FAILED = 3, 4  # exit statuses (kato/relocate/quotas.py reads them)
 
 
 try:  # kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here
@@ -154,17 +164,34 @@ def setup_btrfs(mount: str, directory: str, limit: int) -> dict[str, Any]:
     apps: dict[str, int] = {}
     if directory == "-":
         return {"apps": apps}
-    top = open_data_dir(directory)
+    try:
+        top = open_data_dir(directory)
+    except (Refused, OSError) as exc:
+        raise AppsFailed(
+            f"the apps' directory {directory}: {_why(exc, 'no such directory')}"
+        ) from None
     try:
         entries = [e for e in sorted(os.listdir(top)) if not OURS.match(e)]
         for entry in entries:  # a link among the apps is refused before any app is changed
             _refuse_link(top, f"{directory}/{entry}", entry)
         for entry in entries:
-            if _limit_app(top, directory, entry, limit):
-                apps[entry] = limit
+            try:
+                if _limit_app(top, directory, entry, limit):
+                    apps[entry] = limit
+            except (Refused, OSError) as exc:
+                done = f"{len(apps)} limited before it" if apps else "none limited before it"
+                raise AppsFailed(f"app {directory}/{entry}: {_why(exc)} ({done})") from None
+    except FileNotFoundError as exc:  # an app removed between the listing and its check
+        raise AppsFailed(f"app {directory}/{exc.filename}: it vanished") from None
     finally:
         os.close(top)
     return {"apps": apps}
+
+
+def _why(exc: Exception, missing: str = "it vanished (no such directory)") -> str:
+    if isinstance(exc, FileNotFoundError):
+        return missing
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def open_data_dir(directory: str) -> int:
@@ -184,7 +211,7 @@ def _open_child(dir_fd: int, name: str, shown: str) -> int:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(dir_fd, name):
             raise SAFE.Unsafe(f"{shown} is a symbolic link: refusing to work through it") from None
-        raise Refused(f"{shown}: {exc.strerror}") from None
+        raise  # the caller names the app
 
 
 def _is_link(dir_fd: int, name: str) -> bool:
@@ -337,9 +364,12 @@ def main(argv: list[str]) -> int:
     except SAFE.Unsafe as exc:  # a link or a swap where kato works: not a quota problem
         print(f"quota: refused: {exc}", file=sys.stderr)
         return 1
+    except AppsFailed as exc:
+        print(f"quota: limiting the apps stopped: {exc}", file=sys.stderr)
+        return APPS_FAILED
     except (Refused, OSError) as exc:
         print(f"quota: {exc}", file=sys.stderr)
-        return 3
+        return REFUSED
     print(json.dumps(result, sort_keys=True))
     return 0
 

@@ -9,7 +9,8 @@ directory in the unit tests, which also run it as `python3 - ROOT ...`).
                                   verify FILE, unpack it into RELEASES/VERSION/ROLE (through a
                                   temporary dir and one rename), mark it staged; never touches
                                   the current release; a role staged already is left as it is
-    activate VERSION PLAN_JSON    run each role's install hook, install its units (removing the
+    activate VERSION PLAN_JSON    run each role's install hook (with KATO_DATA_<NAME>=PATH from
+                                  the plan's "env"), install its units (removing the
                                   old release's units it no longer has), then previous := current
                                   and current := VERSION, each link by one rename
     prune KEEP_JSON               remove every version but current, previous and KEEP
@@ -139,8 +140,16 @@ def systemctl(root: Path, *args: str) -> None:
         subprocess.run(("systemctl", *args), check=True)
 
 
+def hook_env(base: dict[str, str], plan: dict[str, Any], role: str) -> dict[str, str]:
+    """The hook's environment: ours plus the role's KATO_DATA_<NAME>=PATH from the plan (where
+    its data dirs live now, after `kato relocate`); only KATO_DATA_ names are taken."""
+    data = plan.get("env", {}).get(role, {})
+    return {**base, **{k: str(v) for k, v in data.items() if k.startswith("KATO_DATA_")}}
+
+
 def activate(root: Path, version: str, plan: dict[str, Any]) -> str:
-    """plan: {"roles": {role: [units]}, "old_units": [units of the release being left]}."""
+    """plan: {"roles": {role: [units]}, "old_units": [units of the release being left],
+    "env": {role: {KATO_DATA_<NAME>: path}}}."""
     releases = root / RELEASES
     missing = [
         r
@@ -156,7 +165,8 @@ def activate(root: Path, version: str, plan: dict[str, Any]) -> str:
         role_dir = releases / version / role
         hook = role_dir / "hooks" / "install"
         if hook.exists() and root == Path("/"):
-            subprocess.run((str(hook), version, str(role_dir)), check=True)
+            env = hook_env(dict(os.environ), plan, role)
+            subprocess.run((str(hook), version, str(role_dir)), check=True, env=env)
         sha = read(role_dir / STAGED) or read(role_dir / INSTALLED)
         write_atomically(role_dir / INSTALLED, sha + "\n")
         for unit in units:

@@ -15,7 +15,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
+from kato import datadirs
 from kato.config import Cluster
 from kato.engine.batches import Batching
 from kato.engine.health import wait_healthy
@@ -72,15 +74,24 @@ def activate_on(
     s: Session, node: str, version: str, new: dict[str, Role], old: dict[str, Role]
 ) -> int:
     """Hooks, units, previous := current, current := version, on one node."""
-    roles = s.cluster.node(node).roles
-    plan = {
-        "roles": {r: list(new[r].units) for r in roles if r in new},
-        "old_units": [u for r in roles if r in old for u in old[r].units],
-    }
+    where = datadirs.locations(s.transport(node))
+    plan = activation_plan(s.cluster.node(node).roles, new, old, where)
     started = time.monotonic()
     said = run_agent(s.transport(node), "activate", version, json.dumps(plan))
     s.op.step(node, said.strip(), None, "ok", time.monotonic() - started)
     return 1
+
+
+def activation_plan(
+    roles: Sequence[str], new: dict[str, Role], old: dict[str, Role], where: datadirs.Locations
+) -> dict[str, Any]:
+    """What the agent's `activate` needs: the new units, the old ones, and each role's
+    `KATO_DATA_*` hook environment from the node's record, as `kato install` passes it."""
+    return {
+        "roles": {r: list(new[r].units) for r in roles if r in new},
+        "old_units": [u for r in roles if r in old for u in old[r].units],
+        "env": {r: datadirs.hook_env(where, new[r]) for r in roles if r in new},
+    }
 
 
 def migrate_on(s: Session, node: str, version: str, migration: Migration) -> int:

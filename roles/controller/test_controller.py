@@ -57,11 +57,16 @@ def test_app_registry_is_readable_in_the_release_format(host: Host) -> None:
         assert not host.file(f"{DATA}/state.json").exists  # moved by the migration
 
 
-def test_data_dir_belongs_to_kato_and_is_private(host: Host) -> None:
-    data = host.file(DATA)
-    assert data.is_directory
-    assert (data.user, data.group) == ("kato", "kato")
-    assert data.mode & 0o007 == 0
+def test_every_data_dir_of_the_release_belongs_to_kato_and_is_private(
+    host: Host, data_dirs: dict[str, str]
+) -> None:
+    """Each dir the node's release declares (1.2.0 adds `audit`), where it lives now."""
+    assert "controller" in data_dirs
+    for path in data_dirs.values():
+        data = host.file(path)
+        assert data.is_directory, path
+        assert (data.user, data.group) == ("kato", "kato"), path
+        assert data.mode & 0o007 == 0, path
     state = host.file(f"{DATA}/state.json")
     if state.exists:
         assert state.user == "kato"

@@ -139,7 +139,11 @@ def test_status_shows_each_data_dir_where_its_role_declares_it(node: Cluster) ->
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (("droplet", "/mnt/x"), 2, "the data dirs are: containers, controller, droplets, services"),
+        (
+            ("droplet", "/mnt/x"),
+            2,
+            "the data dirs are: audit, containers, controller, droplets, services",
+        ),
         (("droplets", "mnt/x"), 2, "is not an absolute path"),
         (("droplets", "/mnt/x/"), 2, "must be a normalised path"),
         (("droplets", f"{DROPLETS}/inside"), 7, "is inside the droplets data dir of filesystem"),

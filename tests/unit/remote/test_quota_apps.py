@@ -148,3 +148,31 @@ def test_a_link_at_the_containers_dir_itself_is_refused(
     assert status == 1
     assert f"{tmp_path}/k/dea is a symbolic link" in said
     assert os.listdir(target) == ["secret"]
+
+
+def test_an_app_that_vanishes_part_way_exits_4_naming_it_and_what_was_done(
+    tmp_path: Path, apps: Path, btrfs: FakeBtrfs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (apps / "app-2").mkdir()
+    btrfs.during_copy = lambda: (apps / "app-2").rmdir()  # removed while app-1 is copied
+    status, said = setup(tmp_path, apps, capsys)
+    assert status == quota.APPS_FAILED == 4
+    assert f"app {apps}/app-2: it vanished (no such directory) (1 limited before it)" in said
+    assert len(btrfs.limits) == 1  # app-1 is a limited subvolume already: not "nothing done"
+
+
+def test_a_failed_limit_or_a_missing_apps_dir_is_not_a_filesystem_refusal(
+    tmp_path: Path, apps: Path, btrfs: FakeBtrfs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(*argv: str, pass_fds: tuple[int, ...] = ()) -> str:
+        if argv[0] == "cp":
+            return REAL_RUN(*[a for a in argv if a != "--reflink=always"], pass_fds=pass_fds)
+        raise quota.Refused("btrfs qgroup limit: No space left on device")
+
+    btrfs.run = fail  # type: ignore[method-assign]
+    quota.run = fail  # the fixture bound the old one
+    status, said = setup(tmp_path, apps, capsys)
+    assert status == 4 and f"app {apps}/app-1: btrfs qgroup limit: No space left" in said
+    status, said = setup(tmp_path, tmp_path / "k" / "gone", capsys)
+    assert status == 4
+    assert f"the apps' directory {tmp_path}/k/gone: no such directory" in said

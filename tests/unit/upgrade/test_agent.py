@@ -141,3 +141,20 @@ def test_prune_plans_keep_current_previous_and_the_newest() -> None:
     )
     assert plan_node(have, 0) == (("1.2.1-broken", "1.0.0"), ("2.0.0", "1.2.0", "1.1.0"))
     assert plan_node(have, 1)[1] == ("1.2.0", "1.1.0")
+
+
+def test_a_hook_gets_the_plans_data_dirs_of_its_own_role_only() -> None:
+    plan = {
+        "roles": {"redis": [], "router": []},
+        "env": {
+            "redis": {"KATO_DATA_SERVICES": "/mnt/ebs/services/redis", "PATH": "/evil"},
+            "router": {"KATO_DATA_LOGS": "/srv/logs"},
+        },
+    }
+    env = agent.hook_env({"PATH": "/usr/bin", "HOME": "/root"}, plan, "redis")
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "KATO_DATA_SERVICES": "/mnt/ebs/services/redis",
+    }
+    assert agent.hook_env({"HOME": "/root"}, {"roles": {}}, "redis") == {"HOME": "/root"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from kato import datadirs
 from kato.engine.session import session
 from kato.roles import Health, Role
 from kato.upgrade import walk
@@ -64,3 +65,21 @@ def test_a_tolerated_stop_reports_the_node_and_goes_on(fake: FakeCluster) -> Non
         failed = walk.stop(s, [WEB, DB], tolerate=True)
     assert set(failed) == {"node3"}
     assert sum(1 for argv in systemctl(fake) if argv[1] == "stop") == 6  # both roles tried
+
+
+def test_activation_passes_each_roles_recorded_data_dirs_to_its_hook() -> None:
+    store = Role("store", "keeps", 1, ("store.service",), Health(0.3, tcp=("127.0.0.1", 1)),
+                 {"services": "/var/lib/kato/data/services/store", "audit-log": "/var/log/a"},
+                 False, {})  # fmt: skip
+    where = datadirs.Locations(moved={"store": {"services": "/mnt/ebs/services/store"}})
+    plan = walk.activation_plan(("store", "web", "gone"), {"store": store, "web": WEB},
+                                {"store": store, "gone": DB}, where)  # fmt: skip
+    assert plan["roles"] == {"store": ["store.service"], "web": ["web.service"]}
+    assert plan["old_units"] == ["store.service", "db.service"]
+    assert plan["env"] == {
+        "store": {
+            "KATO_DATA_SERVICES": "/mnt/ebs/services/store",
+            "KATO_DATA_AUDIT_LOG": "/var/log/a",
+        },  # fmt: skip
+        "web": {},
+    }
