@@ -70,31 +70,6 @@ def health_check(health: Health, timeout: float | None = None) -> Fact[str | Non
     return Fact(argv, parse)
 
 
-FREE_SPACE = """
-import json, os, sys
-out = {}
-for path in sys.argv[1:]:
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe) or "/"
-    st = os.statvfs(probe)
-    out[path] = {"free": st.f_bavail * st.f_frsize, "size": st.f_blocks * st.f_frsize,
-                 "inodes": st.f_files, "inodes_free": st.f_favail,
-                 "exists": os.path.isdir(path)}
-print(json.dumps(out))
-"""
-
-
-def free_space(paths: Sequence[str]) -> Fact[dict[str, dict[str, int | bool]]]:
-    def parse(result: CommandResult) -> dict[str, dict[str, int | bool]]:
-        if not result.ok:
-            return {}
-        parsed: dict[str, dict[str, int | bool]] = json.loads(result.stdout)
-        return parsed
-
-    return Fact(("python3", "-c", FREE_SPACE, *paths), parse)
-
-
 @dataclass(frozen=True)
 class NodeFacts:
     """One node's facts from ONE node agent call (kato/remote/node_facts.py)."""

@@ -3,13 +3,15 @@
 Over the command's own connections (no second handshake), each node that carries a chosen role
 by the cluster file, and the core node, is asked once for the role definitions of the release it
 runs, where its data dirs live (kato relocate's record), its platform version and, for an
-export, its data dirs' mode, owner and size. The paths to measure are foreseen from kato's
-bundled definitions; a release that declares a data dir elsewhere costs its node a second call
-for just those (dir_facts), so the answer is always the node's own.
+export, its data dirs' mode, owner and size, or for an import the free space beside them. The
+paths to ask about are foreseen from kato's bundled definitions; a release that declares a data
+dir elsewhere costs its node a second call for just those (dir_facts, free_beside), so the
+answer is always the node's own.
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,8 +56,14 @@ class Survey:
         return datadirs.from_document(node, record if record is not None else {"data_dirs": {}})
 
     def dirs(self, node: str) -> dict[str, Any]:
+        """The node's answer on its data dirs: path -> mode, owner, size, dir (None: missing)."""
         entry = self.defined.nodes.get(node)
         return dict(entry.answer.dirs or {}) if entry and entry.answer else {}
+
+    def space(self, node: str) -> dict[str, Any]:
+        """The node's answer on free space: path -> free, size, inodes, inodes_free."""
+        entry = self.defined.nodes.get(node)
+        return dict(entry.answer.space or {}) if entry and entry.answer else {}
 
 
 def asked_nodes(
@@ -78,12 +86,13 @@ def survey(
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
     measure: bool = False,
-    moved_parents: bool = False,
+    beside: bool = False,
 ) -> Survey:
     """Ask each node that matters once (in parallel): definitions, the data-dir record, the
-    version; with `measure`, the foreseen data dirs' facts; with `moved_parents`, the free
-    space beside each moved data dir. An unreachable node stops the command here (exit 5)."""
-    bundled = role_definitions.bundled() if measure else {}
+    version; with `measure`, the foreseen data dirs' facts (an export); with `beside`, the
+    free space and inodes where each would be staged beside it (an import). An unreachable
+    node stops the command here (exit 5)."""
+    bundled = role_definitions.bundled() if measure or beside else {}
 
     def asked(node: str) -> dict[str, Any]:
         wanted = [
@@ -91,9 +100,12 @@ def survey(
             for r in cluster.node(node).roles
             if r in bundled and (not only or r in only) and r not in exclude
         ]
-        request: dict[str, Any] = {"datadirs": True, "moved_parents": moved_parents}
-        if wanted:
-            request["dirs"] = [r.data_dirs[d] for r in wanted for d in r.export]
+        request: dict[str, Any] = {"datadirs": True, "moved_parents": beside}
+        declared = [r.data_dirs[d] for r in wanted for d in r.export]
+        if beside:
+            request["space"] = sorted({posixpath.dirname(p) for p in declared})
+        if measure and wanted:
+            request["dirs"] = declared
             request["dirs_of"] = {r.name: list(r.export) for r in wanted}
             request["timeout"] = DU_TIMEOUT
         return request
@@ -127,3 +139,20 @@ def dir_facts(
             )
         facts[source] = DirFacts(got["mode"], got["owner"], int(got["size"]))
     return facts
+
+
+def free_beside(
+    found: Survey, conns: Connections, parents: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """node -> parent dir -> its filesystem's free space and inodes, for each (node, parent)
+    an import stages in: from the survey, and a second call for a parent it did not foresee."""
+    answers = {node: found.space(node) for node, _ in parents}
+    unforeseen = [(n, p) for n, p in parents if p not in answers[n]]
+
+    def ask(node: str) -> dict[str, Any]:
+        paths = sorted({p for n, p in unforeseen if n == node})
+        return node_facts(conns.get(node), space=paths).space or {}
+
+    for node, more in each_node((n for n, _ in unforeseen), ask, conns.parallel).items():
+        answers[node].update(more)
+    return answers

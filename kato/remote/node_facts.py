@@ -5,8 +5,9 @@ asked about the node, so a node's facts cost one round trip.
 REQUEST_JSON (every key optional):
     roles    {role: {"units": [unit...], "health": {"timeout": s, "http"|"tcp"|"command": ...}}}
              -> "units" {role: {unit: state}}, "health" {role: null | "what is wrong"}
-    space    [path...]   -> "space" {path: {"free", "size", "exists"}} (the nearest existing
-                            parent's filesystem when the path does not exist)
+    space    [path...]   -> "space" {path: {"free", "size", "inodes", "inodes_free", "exists"}}
+                            (the nearest existing parent's filesystem when the path does not
+                            exist)
     sizes    [path...]   -> "sizes" {path: bytes used by the tree, or null when missing}
     patches  {role: [unit...]} -> "patches": what is applied (patch_records.py)
     lock     true        -> "lock" {"record": the lock file or null, "now": the node's time}
@@ -121,6 +122,8 @@ def space(root: str, paths: list[str]) -> dict[str, Any]:
         out[path] = {
             "free": st.f_bavail * st.f_frsize,
             "size": st.f_blocks * st.f_frsize,
+            "inodes": st.f_files,
+            "inodes_free": st.f_favail,
             "exists": os.path.isdir(root + path),
         }
     return out

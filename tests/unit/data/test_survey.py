@@ -10,7 +10,7 @@ import pytest
 from kato.config import NodeConfig
 from kato.connect import connections
 from kato.data.selection import data_dirs
-from kato.data.survey import asked_nodes, dir_facts, survey
+from kato.data.survey import asked_nodes, dir_facts, free_beside, survey
 from kato.errors import ExitCode, PreflightRefused
 from kato.role_definitions import DefinitionsUnknown, roles_directory
 from tests.fakes import FakeCluster, FakeNode
@@ -53,6 +53,8 @@ class Nodes:
             for role, names in request.get("dirs_of", {}).items():
                 moved = record["data_dirs"].get(role, {})  # type: ignore[attr-defined]
                 dirs += [moved[n]["path"] for n in names if n in moved]
+        if request.get("space"):
+            doc["space"] = {p: {"free": 5 << 30, "inodes_free": 1000} for p in request["space"]}
         if dirs:
             doc["dirs"] = {
                 p: {"mode": "0750", "owner": "0:0", "size": 7, "dir": True}
@@ -124,3 +126,17 @@ def test_the_nodes_asked_are_those_carrying_a_chosen_role_and_the_core() -> None
     assert asked_nodes(cluster, (), ("dea",), ()) == ["node2", "node3", "node1"]
     assert asked_nodes(cluster, (), (), ("router", "dea")) == ["node1"]
     assert asked_nodes(cluster, ("node3",), (), ()) == ["node3", "node1"]
+
+
+def test_an_import_learns_the_free_space_beside_its_data_dirs_in_the_same_call() -> None:
+    world = Nodes()
+    cluster = world.fake.cluster
+    with connections(cluster, world.fake.factory) as conns:
+        found = survey(cluster, conns, only=("filesystem",), beside=True)
+        assert world.agent_calls() == {"node1": 1}
+        free = free_beside(found, conns, [("node1", "/var/lib/kato/data")])
+        assert free["node1"]["/var/lib/kato/data"]["free"] == 5 << 30
+        assert world.agent_calls() == {"node1": 1}
+        free_beside(found, conns, [("node1", "/mnt/ebs")])  # relocated there since: asked
+        assert world.agent_calls() == {"node1": 2}
+        assert json.loads(world.fake.ran("node1")[-1][3])["space"] == ["/mnt/ebs"]
