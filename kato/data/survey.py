@@ -42,7 +42,7 @@ class Survey:
     """The asked nodes' answers: their definitions (each with the whole agent answer)."""
 
     defined: ClusterRoles
-    version: str | None  # the platform release the core node runs
+    version: str | None  # the platform release the core node runs (None: not asked)
 
     def located(self, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
         """The same data dirs, each with the path it has on its node now (kato relocate)."""
@@ -67,15 +67,20 @@ class Survey:
 
 
 def asked_nodes(
-    cluster: Cluster, nodes: Sequence[str], only: Sequence[str], exclude: Sequence[str]
+    cluster: Cluster,
+    nodes: Sequence[str],
+    only: Sequence[str],
+    exclude: Sequence[str],
+    core: bool = True,
 ) -> list[str]:
     """The chosen nodes that carry a role --role/--exclude leave (by the cluster file), then
-    the core node: the others have nothing a data command reads or writes."""
+    the core node (its version and lock): the others have nothing a data command reads or
+    writes."""
     picked = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
     carrying = [
         n.name for n in picked if any((not only or r in only) and r not in exclude for r in n.roles)
     ]
-    return list(dict.fromkeys([*carrying, cluster.core_node.name]))
+    return list(dict.fromkeys([*carrying, *([cluster.core_node.name] if core else [])]))
 
 
 def survey(
@@ -87,11 +92,12 @@ def survey(
     exclude: Sequence[str] = (),
     measure: bool = False,
     beside: bool = False,
+    core: bool = True,
 ) -> Survey:
-    """Ask each node that matters once (in parallel): definitions, the data-dir record, the
-    version; with `measure`, the foreseen data dirs' facts (an export); with `beside`, the
-    free space and inodes where each would be staged beside it (an import). An unreachable
-    node stops the command here (exit 5)."""
+    """Ask each node that matters once (in parallel), the core node too unless not `core`:
+    definitions, the data-dir record, the version; with `measure`, the foreseen data dirs'
+    facts (an export); with `beside`, the free space and inodes where each would be staged
+    beside it (an import). An unreachable node stops the command here (exit 5)."""
     bundled = role_definitions.bundled() if measure or beside else {}
 
     def asked(node: str) -> dict[str, Any]:
@@ -110,9 +116,10 @@ def survey(
             request["timeout"] = DU_TIMEOUT
         return request
 
-    chosen = asked_nodes(cluster, nodes, only, exclude)
+    chosen = asked_nodes(cluster, nodes, only, exclude, core)
     defined = role_definitions.of_nodes(cluster, conns, chosen, asked)
-    return Survey(defined, defined.nodes[cluster.core_node.name].version)
+    at_core = defined.nodes.get(cluster.core_node.name)
+    return Survey(defined, at_core.version if at_core else None)
 
 
 def dir_facts(
