@@ -130,3 +130,18 @@ def test_a_good_cluster_file_validates_and_shows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     shown = runner.invoke(app, ["--cluster", str(example), "config", "show", "--json"])
     assert json.loads(shown.stdout)["core"]
+
+
+def test_a_command_loads_its_own_cli_module_only() -> None:
+    """Start-up: `kato data export` pays neither for the other commands nor for SSH."""
+    code = (
+        "import sys\nfrom kato.cli.app import app\ntry:\n    app(['data', 'export', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kato.cli.') or m in "
+        "('kato.monitor', 'kato.sandbox', 'paramiko', 'cryptography')))"
+    )
+    done = subprocess.run((sys.executable, "-c", code), capture_output=True, text=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert "kato.cli.data" in loaded, done.stdout
+    assert not loaded & {"kato.cli.check", "kato.cli.sandbox", "kato.cli.upgrade", "kato.monitor"}
+    assert not loaded & {"kato.sandbox", "paramiko", "cryptography"}

@@ -113,3 +113,39 @@ def test_the_patch_state_comes_from_the_patch_agent_beside_it(bundle: Path, root
     (root / "var/lib/kato/patches/half").mkdir(parents=True)
     found = facts(bundle, root, {"patches": {}})
     assert found["patches"] == {"version": "1.0.0", "records": {}, "interrupted": ["half"]}
+
+
+def test_data_dirs_measured_where_they_live_in_the_same_call(bundle: Path, root: Path) -> None:
+    """An export's preparation: the foreseen paths and, through the record, the moved ones."""
+    (root / "mnt/ebs/moved").mkdir(parents=True)
+    (root / "mnt/ebs/moved/f").write_bytes(b"y" * 300)
+    (root / "mnt/ebs/moved").chmod(0o2750)
+    record = {
+        "format": 1,
+        "data_dirs": {
+            "filesystem": {"droplets": {"path": "/mnt/ebs/moved", "declared": "/srv/gone"}},
+            "dea": {"containers": {"path": "/mnt/other", "declared": "/srv/c"}},
+        },
+    }
+    (root / "var/lib/kato/datadirs.yaml").write_text(json.dumps(record))
+    found = facts(
+        bundle,
+        root,
+        {
+            "datadirs": True,
+            "dirs": ["/srv/data", "/srv/gone"],
+            "dirs_of": {"filesystem": ["droplets"]},
+            "moved_parents": True,
+        },
+    )
+    dirs = found["dirs"]
+    assert isinstance(dirs, dict)
+    assert set(dirs) == {"/srv/data", "/srv/gone", "/mnt/ebs/moved"}  # not dea's: not asked
+    assert dirs["/srv/gone"] is None
+    assert dirs["/srv/data"]["dir"] is True and dirs["/srv/data"]["size"] >= 10000
+    moved = dirs["/mnt/ebs/moved"]
+    moved_stat = (root / "mnt/ebs/moved").stat()
+    assert moved["mode"] == "02750" and moved["size"] >= 300
+    assert moved["owner"] == f"{(root / 'mnt/ebs/moved').stat().st_uid}:{moved_stat.st_gid}"
+    assert {"/mnt/ebs/moved", "/mnt/ebs", "/mnt"} <= set(found["space"])  # type: ignore[arg-type]
+    assert "dirs" not in facts(bundle, root, {"datadirs": True})
