@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from kato import pause
 from kato.errors import RemoteCommandFailed, outcome_exit
 from kato.operation import Operation
 from kato.transport.base import command_line
@@ -111,4 +110,3 @@ def apply_step(conns: Connections, op: Operation, step: Step) -> None:
         text = step.stdin.encode() if step.stdin else b""
         transport.run(step.argv, stdin=(step.prelude or b"") + text or None)
     op.step(step.node, step.description, step.argv, "ok", time.monotonic() - started)
-    pause.point(f"{step.node} {step.description}", asked_only=True)  # tests only: kato/pause.py
