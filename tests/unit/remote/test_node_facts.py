@@ -5,27 +5,13 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import subprocess
-import sys
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kato.remote.agent import AGENT
-
-
-@pytest.fixture
-def bundle(tmp_path: Path) -> Path:
-    """The agent's bundle unpacked, as on a node."""
-    where = tmp_path / "agent"
-    where.mkdir()
-    (tmp_path / "bundle.tar").write_bytes(AGENT.bundle)
-    with tarfile.open(tmp_path / "bundle.tar") as tar:
-        tar.extractall(where, filter="data")
-    return where
+from tests.unit.remote.programs import facts
 
 
 @pytest.fixture
@@ -60,18 +46,6 @@ def web() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def facts(bundle: Path, root: Path, request: dict[str, object]) -> dict[str, object]:
-    done = subprocess.run(
-        (sys.executable, str(bundle / "node_facts.py"), json.dumps(request), str(root)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    found: dict[str, object] = json.loads(done.stdout)
-    return found
 
 
 def test_one_document_with_version_boot_id_space_sizes_and_the_lock(
