@@ -13,7 +13,8 @@ import threading
 from typing import IO
 
 from kato.data.manifest import Member
-from kato.data.verify import ArchiveInvalid, check_tree
+from kato.data.tree_check import check_tree
+from kato.data.verify import ArchiveInvalid
 from kato.transport import local
 
 CHUNK = 1 << 20

@@ -135,11 +135,14 @@ def _assemble(
                 hole = writer.reserve_header()
                 job = readback.begin(source.member, source.spec.kind, file.tell(), source.shown)
                 error = assembly.take(index, writer, lambda end: readback.extend(job, end))  # noqa: B023
+                if error is not None and not isinstance(error, Aborted):
+                    raise error  # the node's stream failed: that explains a broken member
+                if error is None:  # the node's own failure first, then what was read back
+                    size, sha256 = _judge(source, results[index], warnings)
                 if readback.failure is not None:  # it stopped the nodes: its reason first
                     raise readback.failure
                 if error is not None:
-                    raise error if not isinstance(error, Aborted) else KatoError("stopped")
-                size, sha256 = _judge(source, results[index], warnings)
+                    raise KatoError("stopped")
                 frames.append((hole.offset, writer.fill_header(hole, source.member, size)))
                 readback.close(job, file.tell(), size, sha256)
                 if readback.failure is not None:

@@ -21,10 +21,12 @@ from typing import IO
 from kato.config import DataLimits
 from kato.data import limits
 from kato.data.archive import BLOCK
-from kato.data.verify import ArchiveInvalid, check_tree
+from kato.data.tree_check import TreeCheck
+from kato.data.verify import ArchiveInvalid
 from kato.transport import local
 
 CHUNK = 1 << 20
+COPY = 1 << 22  # bytes per sendfile call
 UNZSTD = ("zstd", "-d", "-q", "-c")
 
 
@@ -45,43 +47,42 @@ class Job:
     checked: threading.Event = field(default_factory=threading.Event)
 
 
-class _Checked:
-    """Reads the decompressed member, hashing all but the last 511 bytes seen (which may be
-    the tar padding: the member's size is known only at its end)."""
+class _Held:
+    """The decompressed member as it passes, in chunks: every byte but the last 511 seen is
+    hashed (and, for a tree, walked) at once; those may be the tar padding, since the
+    member's size is known only at its end. One hashlib call per chunk, no copy of it."""
 
     HOLD = BLOCK - 1
 
-    def __init__(self, source: IO[bytes]) -> None:
-        self.source, self.sha, self.total, self.held = source, hashlib.sha256(), 0, b""
+    def __init__(self, tree: TreeCheck | None) -> None:
+        self.sha, self.tree, self.total, self.held = hashlib.sha256(), tree, 0, b""
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(CHUNK if size < 0 else size)
-        if not data:
-            return data
-        self.total += len(data)
-        if len(data) >= self.HOLD:
-            self.sha.update(self.held)
-            self.sha.update(memoryview(data)[: len(data) - self.HOLD])
-            self.held = data[len(data) - self.HOLD :]
+    def push(self, chunk: memoryview) -> None:
+        self.total += len(chunk)
+        if len(chunk) >= self.HOLD:
+            self._release(self.held)
+            self._release(chunk[: len(chunk) - self.HOLD])
+            self.held = bytes(chunk[len(chunk) - self.HOLD :])
         else:
-            joined = self.held + data
+            joined = self.held + chunk
             cut = max(0, len(joined) - self.HOLD)
-            self.sha.update(joined[:cut])
+            self._release(joined[:cut])
             self.held = joined[cut:]
-        return data
 
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
+    def _release(self, data: bytes | memoryview) -> None:
+        if data:
+            self.sha.update(data)
+            if self.tree is not None:
+                self.tree.feed(data)
 
     def digest(self, size: int) -> tuple[str, bool]:
-        """(sha256 of the first `size` bytes, whether everything after them is zeros)."""
+        """(sha256 of the first `size` bytes, whether everything after them is zeros); the
+        tree, if any, gets its last bytes."""
         hashed = self.total - len(self.held)
         if size < hashed:
             return "", False
-        sha = self.sha.copy()
-        sha.update(self.held[: size - hashed])
-        return sha.hexdigest(), not self.held[size - hashed :].strip(b"\0")
+        self._release(self.held[: size - hashed])
+        return self.sha.hexdigest(), not self.held[size - hashed :].strip(b"\0")
 
 
 class ReadBack:
@@ -166,15 +167,20 @@ class ReadBack:
             self.failed()
 
     def _check(self, job: Job) -> None:
+        tree = None
+        if job.kind == "tree":
+            tree = TreeCheck(job.name, self.shown, self.within, self.entries)
+        held = _Held(tree)
         with tempfile.TemporaryFile() as errors:
             proc = local.filter_through(UNZSTD, errors)
             assert proc.stdin is not None and proc.stdout is not None
-            reader = _Checked(proc.stdout)
             problems: list[BaseException] = []
-            consumer = threading.Thread(target=self._consume, args=(job, reader, problems))
+            consumer = threading.Thread(
+                target=self._consume, args=(job, proc.stdout, held, problems)
+            )
             consumer.start()
             try:
-                self._feed(job, proc.stdin)
+                self._feed(job, proc.stdin.fileno())
             except BrokenPipeError:
                 pass  # zstd stopped: its status and message say why
             finally:
@@ -190,9 +196,11 @@ class ReadBack:
                 )
         if problems:
             raise problems[0]
-        self._compare(job, reader)
+        self._compare(job, held)
 
-    def _feed(self, job: Job, pipe: IO[bytes]) -> None:
+    def _feed(self, job: Job, pipe: int) -> None:
+        """The member's compressed bytes, from the file to zstd's input by the kernel
+        (sendfile): no copy through Python."""
         position = job.start
         while True:
             with self.cond:
@@ -202,37 +210,47 @@ class ReadBack:
                     raise ArchiveInvalid(self.shown, job.name, "the export stopped")
                 until = job.committed
             while position < until:
-                data = os.pread(self.fd, min(CHUNK, until - position), position)
-                if not data:
+                sent = os.sendfile(pipe, self.fd, position, min(COPY, until - position))
+                if not sent:
                     raise ArchiveInvalid(self.shown, job.name, "shorter on disk than written")
-                pipe.write(data)
-                position += len(data)
+                position += sent
             if job.end is not None and position >= job.end:
                 return
 
-    def _consume(self, job: Job, reader: _Checked, problems: list[BaseException]) -> None:
+    def _consume(
+        self, job: Job, out: IO[bytes], held: _Held, problems: list[BaseException]
+    ) -> None:
+        """Read zstd's output into one reused buffer; hash and walk it as it comes."""
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
         try:
-            if job.kind == "tree":
-                job.entries = check_tree(
-                    reader,  # type: ignore[arg-type]
-                    job.name,
-                    self.shown,
-                    self.within,
-                    self.entries,
-                )
-                self.entries += job.entries
+            while count := out.readinto(buffer):  # type: ignore[attr-defined]
+                try:
+                    held.push(view[:count])
+                except BaseException:
+                    held.tree = None  # the tree failed: the rest is only read, so zstd ends
+                    raise
         except limits.LimitExceeded:
             self._fail(limits.export_too_many_entries(job.shown, self.within))
         except BaseException as exc:  # noqa: BLE001 (raised by _check once zstd is done)
             problems.append(exc)
         finally:
-            reader.drain()
+            with contextlib.suppress(OSError, ValueError):
+                while out.readinto(buffer):  # type: ignore[attr-defined]
+                    pass
 
-    def _compare(self, job: Job, reader: _Checked) -> None:
-        digest, zeros = reader.digest(job.size)
-        if reader.total != job.size + (-job.size % BLOCK) or not zeros:
+    def _compare(self, job: Job, held: _Held) -> None:
+        try:
+            digest, zeros = held.digest(job.size)
+            if held.tree is not None and digest:
+                job.entries = held.tree.finish()
+                self.entries += job.entries
+        except limits.LimitExceeded:
+            self._fail(limits.export_too_many_entries(job.shown, self.within))
+            raise
+        if held.total != job.size + (-job.size % BLOCK) or not zeros:
             raise ArchiveInvalid(
-                self.shown, job.name, f"read back {reader.total} bytes for a member of {job.size}"
+                self.shown, job.name, f"read back {held.total} bytes for a member of {job.size}"
             )
         if digest != job.sha256:
             raise ArchiveInvalid(

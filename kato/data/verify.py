@@ -14,27 +14,13 @@ from kato.config import DataLimits
 from kato.data import archive, limits
 from kato.data import manifest as manifest_
 from kato.data.gzip_members import GzipMembers
+from kato.data.invalid import ArchiveInvalid as ArchiveInvalid
 from kato.data.manifest import Manifest, ManifestProblem, Member
-from kato.data.tree_safety import Seen, entry_problem, link_escaping
-from kato.errors import ExitCode, KatoError
+from kato.data.tree_check import check_tree
 from kato.progress import Progress, SilentProgress
 from kato.transport import local
 
 CHUNK = 1 << 20
-
-
-class ArchiveInvalid(KatoError):
-    """The archive is incomplete, corrupt or unsafe; `member` is the first bad one."""
-
-    exit_code = ExitCode.ARCHIVE_INVALID
-
-    def __init__(self, path: str, member: str, problem: str) -> None:
-        super().__init__(
-            f"{path}: {member}: {problem}",
-            hint="this archive cannot be trusted: use another one "
-            "(`kato data backups DIR` lists archives with their verify status)",
-        )
-        self.path, self.member, self.problem = path, member, problem
 
 
 @dataclass(frozen=True)
@@ -191,50 +177,6 @@ def _check_member(
     if reader.sha.hexdigest() != member.sha256:
         raise ArchiveInvalid(path, member.name, "sha256 does not match the manifest: corrupt")
     return entries
-
-
-def check_tree(
-    stream: IO[bytes],
-    member: str,
-    path: str,
-    within: DataLimits = limits.UNLIMITED,
-    before: int = 0,
-    listed: int | None = None,
-) -> int:
-    """A data dir's tar is safe to extract: plain names inside it, no devices, no links out,
-    and, with the `before` entries of the trees ahead of it, no more than `within` allows;
-    exactly `listed` entries when the manifest lists them (format 2)."""
-    seen = Seen()
-    count = 0
-    # tarfile's default buffer: each read keeps the rest of its buffer by copying it, so a
-    # 1 MiB buffer costs up to 1 MiB per header (a million empty files: a terabyte of copying).
-    with tarfile.open(fileobj=stream, mode="r|") as inner:
-        for entry in archive.members(inner):
-            count += 1
-            if listed is not None and count > listed:
-                raise _not_as_listed(path, member, f"more than the {listed}")
-            if before + count > within.max_entries:
-                raise limits.too_many_entries(path, member, within)
-            problem = entry_problem(entry, seen)
-            if problem:
-                raise ArchiveInvalid(path, f"{member}: {entry.name}", problem)
-    if listed is not None and count != listed:
-        raise _not_as_listed(path, member, f"{count}, not the {listed}")
-    escaping = link_escaping(seen.links)
-    if escaping:
-        raise ArchiveInvalid(
-            path,
-            f"{member}: {escaping}",
-            f"symlink to {seen.links[escaping]!r} points outside the data dir "
-            "(through the tree's other symlinks)",
-        )
-    return count
-
-
-def _not_as_listed(path: str, member: str, found: str) -> ArchiveInvalid:
-    return ArchiveInvalid(
-        path, member, f"holds {found} files, dirs and links its manifest lists: tampered"
-    )
 
 
 class _Blame:
