@@ -124,17 +124,18 @@ def load(flag: str | None = None, env: Mapping[str, str] = os.environ) -> Cluste
     except OSError as exc:
         raise UsageError(f"cannot read the cluster file {path}: {exc.strerror}") from None
     try:
-        raw = yamldoc.load(text)
+        raw, lines = yamldoc.load_marked(text)
     except yamldoc.YamlProblem as exc:
         raise UsageError(
             f"{path}: not valid YAML: {exc}", hint="fix it and check with `kato config validate`"
         ) from None
-    return apply_env(parse(raw, str(path)), env)
+    return apply_env(parse(raw, str(path), lines), env)
 
 
-def parse(raw: Any, path: str) -> Cluster:
-    """Validate a loaded document; raise one UsageError listing every problem."""
-    problems = Problems(path)
+def parse(raw: Any, path: str, lines: dict[str, int] | None = None) -> Cluster:
+    """Validate a loaded document; raise one UsageError listing every problem (on the line of
+    `lines`, yamldoc.load_marked's, where each is)."""
+    problems = Problems(path, lines)
     if not isinstance(raw, dict):
         problems.add("", "must be a mapping with name, core, ssh and nodes")
         problems.raise_if_any()

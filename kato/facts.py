@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -70,31 +70,6 @@ def health_check(health: Health, timeout: float | None = None) -> Fact[str | Non
     return Fact(argv, parse)
 
 
-FREE_SPACE = """
-import json, os, sys
-out = {}
-for path in sys.argv[1:]:
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe) or "/"
-    st = os.statvfs(probe)
-    out[path] = {"free": st.f_bavail * st.f_frsize, "size": st.f_blocks * st.f_frsize,
-                 "inodes": st.f_files, "inodes_free": st.f_favail,
-                 "exists": os.path.isdir(path)}
-print(json.dumps(out))
-"""
-
-
-def free_space(paths: Sequence[str]) -> Fact[dict[str, dict[str, int | bool]]]:
-    def parse(result: CommandResult) -> dict[str, dict[str, int | bool]]:
-        if not result.ok:
-            return {}
-        parsed: dict[str, dict[str, int | bool]] = json.loads(result.stdout)
-        return parsed
-
-    return Fact(("python3", "-c", FREE_SPACE, *paths), parse)
-
-
 @dataclass(frozen=True)
 class NodeFacts:
     """One node's facts from ONE node agent call (kato/remote/node_facts.py)."""
@@ -110,6 +85,7 @@ class NodeFacts:
     lock: dict[str, Any] | None
     datadirs: dict[str, Any] | None = None  # the data-dir record (kato.datadirs reads it)
     definitions: dict[str, str] | None = None  # role -> role.yaml text of the current release
+    dirs: dict[str, Any] | None = None  # path -> mode, owner, size, dir (None: missing)
 
 
 def health_request(health: Health) -> dict[str, Any]:
@@ -163,14 +139,19 @@ def node_facts(
     lock: bool = False,
     datadirs: bool = False,
     definitions: bool = False,
+    dirs: Sequence[str] = (),
+    dirs_of: Mapping[str, Sequence[str]] | None = None,
+    moved_parents: bool = False,
     timeout: float = 60.0,
 ) -> NodeFacts:
-    """Everything asked about a node, in one round trip (the agent is shipped if missing)."""
+    """Everything asked about a node, in one round trip (the agent is shipped if missing);
+    node_facts.py's docstring says what each key answers."""
     request = facts_request(
         roles, space=space, sizes=sizes, patches=patches, lock=lock, datadirs=datadirs
     )
-    if definitions:
-        request["definitions"] = True
+    asked = {"definitions": definitions, "dirs": list(dirs), "moved_parents": moved_parents}
+    asked["dirs_of"] = {r: list(n) for r, n in (dirs_of or {}).items()}
+    request.update({key: value for key, value in asked.items() if value})
     done = AGENT.call(transport, "node_facts.py", json.dumps(request), timeout=timeout)
     if not done.ok:
         raise RemoteCommandFailed(transport.node, done.argv[:2], done.status, done.stderr)
@@ -187,4 +168,5 @@ def node_facts(
         raw.get("lock"),
         raw.get("datadirs"),
         raw.get("definitions"),
+        raw.get("dirs"),
     )

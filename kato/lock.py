@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kato.errors import KatoError, LockHeld, LockLost
-from kato.remote import layout
+from kato.remote import layout, safe_write
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
@@ -37,6 +37,12 @@ PATIENCE = 120.0  # how long a held lock waits for a rebooting core node before 
 SCRIPT = r"""
 import fcntl, json, os, sys, time
 path = sys.argv[1]; op = sys.argv[2]; arg = json.loads(sys.argv[3])
+journal = sys.argv[4] if len(sys.argv) > 4 else None
+def journaled():
+    # stdin: safe_write's program (its length, a newline, the source), then the journal lines
+    n = int(sys.stdin.buffer.readline()); writer = {}
+    exec(compile(sys.stdin.buffer.read(n), "kato-safe-write", "exec"), writer)
+    return writer["append_line"], sys.stdin.buffer.read()
 os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
 home = os.lstat(os.path.dirname(path))
 if (home.st_mode & 0o170000) != 0o040000 or home.st_uid != os.geteuid() or home.st_mode & 0o022:
@@ -65,9 +71,16 @@ if op == "acquire":
     if cur is not None and not mine and not takeable(cur):
         out["result"] = "held"
     else:
+        out["result"] = "acquired"
+        if journal:  # the operation's begin line, in the same call
+            append, begin = journaled(); begin = json.loads(begin)
+            if cur is not None and not mine: begin["took_over_lock"] = cur.get("id")
+            try: append(journal, (json.dumps(begin, sort_keys=True) + "\n").encode())
+            except Exception as exc: out["result"] = "refused"; out["error"] = str(exc)
+    if out["result"] == "acquired":
         arg["started"] = cur["started"] if mine else now
         arg["heartbeat"] = now
-        write(arg); out["result"] = "acquired"; out["lock"] = arg
+        write(arg); out["lock"] = arg
         out["taken_over"] = None if mine else cur
 elif op in ("heartbeat", "fence"):
     if not mine: out["result"] = "lost"
@@ -85,6 +98,10 @@ elif op == "break":
     else:
         cur["broken"] = {"by": arg["by"], "at": now}; write(cur); out["result"] = "marked"
 elif op == "release":
+    if journal:  # the operation's last lines (its end), in the same call
+        append, last = journaled()
+        try: append(journal, last)
+        except Exception as exc: out["error"] = str(exc)
     if mine: os.unlink(path); out["result"] = "released"
     else: out["result"] = "absent"
 else: out["result"] = "status"
@@ -101,8 +118,17 @@ class LockState:
     now: float
 
 
-def _call(core: Transport, op: str, arg: dict[str, Any]) -> dict[str, Any]:
-    done = core.run(("python3", "-c", SCRIPT, LOCK_PATH, op, json.dumps(arg)), timeout=30)
+def _call(
+    core: Transport, op: str, arg: dict[str, Any], journal: bytes | None = None
+) -> dict[str, Any]:
+    """One read-modify-write of the lock; `journal` lines (acquire: the begin entry, to which
+    the core adds the lock taken over; release: the last lines) are appended in the same call,
+    through safe_write, so taking the lock and releasing it cost no journal round trip."""
+    argv: tuple[str, ...] = ("python3", "-c", SCRIPT, LOCK_PATH, op, json.dumps(arg))
+    stdin = None
+    if journal is not None:
+        argv, stdin = (*argv, layout.JOURNAL), safe_write.prelude() + journal
+    done = core.run(argv, stdin=stdin, timeout=30)
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
 
@@ -161,10 +187,19 @@ class ClusterLock:
     def id(self) -> str:
         return str(self.record["id"])
 
-    def acquire(self, wait: float = 0.0) -> None:
+    def acquire(self, wait: float = 0.0, begin: dict[str, Any] | None = None) -> None:
+        """Take the lock (trying every second for up to `wait`), journaling `begin` in the same
+        call (with `took_over_lock` when an expired lock was taken over); LockHeld when
+        another operation still holds it, KatoError when the journal refused the line (then
+        the lock is not taken)."""
         deadline = time.monotonic() + wait
         while True:
-            answer = self.conns.call(self.core, lambda t: _call(t, "acquire", self.record))
+            answer = self.conns.call(self.core, lambda t: self._acquire(t, begin))
+            if answer["result"] == "refused":
+                raise KatoError(
+                    f"the journal on {self.core} could not be written: {answer['error']}",
+                    hint="nothing was changed; fix the journal's path on the core node",
+                )
             if answer["result"] == "acquired":
                 self.taken_over = shown(answer.get("taken_over"))
                 break
@@ -173,6 +208,13 @@ class ClusterLock:
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         self._thread = threading.Thread(target=self._beat, name="kato-lock-heartbeat", daemon=True)
         self._thread.start()
+
+    def _acquire(self, core: Transport, begin: dict[str, Any] | None) -> dict[str, Any]:
+        line = None
+        if begin is not None:  # stamped when it is written, not when the wait began
+            stamped = {**begin, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            line = json.dumps(stamped, sort_keys=True).encode()
+        return _call(core, "acquire", self.record, line)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl / 4):
@@ -224,8 +266,17 @@ class ClusterLock:
             self.broken = dict(answer["lock"].get("broken") or {})
         raise LockLost(self.id, self.broken, "another operation took it")
 
-    def release(self, patience: float = PATIENCE) -> None:
+    def release(self, patience: float = PATIENCE, journal: bytes = b"") -> None:
+        """Release the lock, appending `journal` lines (the operation's end) in the same call;
+        the lock is released even when the journal refuses them, then KatoError says why."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.conns.call(self.core, lambda t: _call(t, "release", {"id": self.id}), patience)
+        answer = self.conns.call(
+            self.core, lambda t: _call(t, "release", {"id": self.id}, journal or None), patience
+        )
+        if answer.get("error"):
+            raise KatoError(
+                f"the journal on {self.core} could not be written: {answer['error']}",
+                hint="the lock was released; the journal lacks this operation's last lines",
+            )

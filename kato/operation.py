@@ -44,38 +44,32 @@ class Operation:
         argv: Sequence[str] | None,
         result: str,
         seconds: float,
+        *,
+        durable: bool = False,
         **extra: Any,
     ) -> None:
         """Record one step's outcome (nothing is recorded in a dry run), then stop if the lock
-        was lost meanwhile: the step is journaled either way."""
+        was lost meanwhile: the step is journaled either way. The line goes down the journal's
+        open stream at once; `durable` waits until it is on the core node's disk (a step a
+        later run must find even if kato is killed right after it, e.g. a role stopped)."""
         self.steps += 1
         if self.journal is not None:
-            self._write_step(node, description, argv, result, seconds, **extra)
+            self.journal.add(
+                journal.entry(
+                    self.id,
+                    "step",
+                    node=node,
+                    step=description,
+                    argv=journal.mask(argv) if argv else None,
+                    result=result,
+                    seconds=round(seconds, 3),
+                    **extra,
+                )
+            )
+            if durable:
+                self.journal.flush()
         if self.lock is not None and self.lock.lost:
             raise LockLost(self.lock.id, self.lock.broken, "was lost to another operation")
-
-    def _write_step(
-        self,
-        node: str,
-        description: str,
-        argv: Sequence[str] | None,
-        result: str,
-        seconds: float,
-        **extra: Any,
-    ) -> None:
-        assert self.journal is not None
-        self.journal.write(
-            journal.entry(
-                self.id,
-                "step",
-                node=node,
-                step=description,
-                argv=journal.mask(argv) if argv else None,
-                result=result,
-                seconds=round(seconds, 3),
-                **extra,
-            )
-        )
 
 
 # The operation this thread of this process runs inside, by core node (None outside any).
@@ -103,7 +97,8 @@ def operation(
         yield from _joined(outer, conns)
         return
     held = lock.ClusterLock(conns, core, " ".join(masked), ttl=ttl)
-    held.acquire(wait=lock_wait)
+    begin = journal.entry(held.id, "begin", command=masked, owner=held.record["owner"])
+    held.acquire(wait=lock_wait, begin=begin)  # the core adds took_over_lock when it did
     writer = Journal(conns, core)
     conns.fence = held.fence
     op = Operation(held.id, masked, writer, held)
@@ -111,13 +106,10 @@ def operation(
     outcome = "failed"
     failure: BaseException | None = None
     try:
-        begin: dict[str, Any] = {"command": masked, "owner": held.record["owner"]}
         if held.taken_over:
-            begin["took_over_lock"] = held.taken_over.get("id")
             told = took_over(conns, core, held.taken_over)
             op.notes.append(told)
             notice(told)
-        writer.write(journal.entry(op.id, "begin", **begin))
         token = _RUNNING.set({**(_RUNNING.get() or {}), core: op})
         try:
             yield op
@@ -178,7 +170,8 @@ def _end(
     failure: BaseException | None,
     core: str,
 ) -> None:
-    """Journal the end and release the lock. When the operation failed because the core node
+    """End the journal's stream, then release the lock with the end line (and any line the
+    stream could not write) in the same call. When the operation failed because the core node
     is gone, do not wait for it to come back (the lock expires after its TTL), and never let
     a failure here hide the one that ended the operation."""
     op_conns = held.conns
@@ -186,15 +179,12 @@ def _end(
     core_lost = isinstance(failure, NodeUnreachable) and failure.node == core
     if core_lost:
         writer.patience = 0.0
+    end = journal.entry(op.id, "end", result=result, steps=op.steps, seconds=round(seconds, 3))
     try:
-        try:
-            writer.write(
-                journal.entry(
-                    op.id, "end", result=result, steps=op.steps, seconds=round(seconds, 3)
-                )
-            )
-        finally:
-            held.release(patience=0.0 if core_lost else lock.PATIENCE)
+        held.release(
+            patience=0.0 if core_lost else lock.PATIENCE,
+            journal=writer.detach() + journal.lines(end),
+        )
     except KatoError:
         if failure is None:
             raise

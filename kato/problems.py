@@ -1,5 +1,5 @@
-"""The problems collector of the files kato validates: every problem with its path
-(`c.yaml: nodes[1].address: '999.1.1.1' is not an IP address or host name`), all reported at
+"""The problems collector of the files kato validates: every problem with its file, line and
+path (`c.yaml:7: nodes[1].address: '999.1.1.1' is not an IP address or host name`), all reported at
 once; and the checks of values that more than one section asks for (addresses, seconds)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import math
 import re
 from typing import Any
 
+from kato import yamldoc
 from kato.errors import UsageError
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -37,14 +38,19 @@ def is_seconds(value: object) -> bool:
 
 
 class Problems:
-    """Collects validation problems as `path: key: what is wrong`."""
+    """Collects validation problems as `path:line: key: what is wrong`; the line (from `lines`,
+    yamldoc.load_marked's) is that of the key, else of the nearest mapping or item holding it,
+    so an editor's "go to line" lands on it. A document not read from a file has no lines."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, lines: dict[str, int] | None = None) -> None:
         self.path = path
+        self.lines = lines or {}
         self.items: list[str] = []
 
     def add(self, where: str, what: str) -> None:
-        self.items.append(f"{self.path}: {where + ': ' if where else ''}{what}")
+        line = yamldoc.line_of(where, self.lines)
+        at = f"{self.path}:{line}" if line is not None else self.path
+        self.items.append(f"{at}: {where + ': ' if where else ''}{what}")
 
     def raise_if_any(self) -> None:
         if self.items:

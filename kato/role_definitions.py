@@ -13,14 +13,16 @@ releases themselves (`of_release`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from kato import facts, yamldoc
 from kato import release as releases
 from kato.config import Cluster
 from kato.errors import ExitCode, KatoError
+from kato.facts import NodeFacts
 from kato.roles import Role, RolesInvalid, bundled_directory, load_roles, parse_definition
 from kato.transport.base import Transport
 from kato.transport.fanout import NodeFailure, fan_out
@@ -37,6 +39,9 @@ class NodeRoles:
     version: str | None  # the release the node runs (None: none installed)
     roles: Mapping[str, Role]
     source: str  # "release 1.2.0 on the node", ..., or "kato's bundled definitions (why)"
+    # the whole answer of the agent call that read them: a command asks that one call for
+    # everything else it needs of the node too (of_nodes' `asked`)
+    answer: NodeFacts | None = None
 
     @property
     def bundled(self) -> bool:
@@ -100,17 +105,28 @@ def of_release(release: releases.Release) -> dict[str, Role]:
     return dict(release.definitions) or bundled()
 
 
-def of_node(cluster: Cluster, transport: Transport, node: str) -> NodeRoles:
-    """The definitions of the release `node` runs, read from the node (one agent call)."""
-    found = facts.node_facts(transport, definitions=True)
-    return resolve(cluster, node, found.version, found.definitions or {})
+def of_node(cluster: Cluster, transport: Transport, node: str, **asked: Any) -> NodeRoles:
+    """The definitions of the release `node` runs, read from the node in one agent call,
+    which also answers whatever else `asked` names (facts.node_facts' keywords)."""
+    found = facts.node_facts(transport, definitions=True, **asked)
+    return replace(resolve(cluster, node, found.version, found.definitions or {}), answer=found)
 
 
-def of_nodes(cluster: Cluster, conns: Connections, nodes: Iterable[str]) -> ClusterRoles:
-    """Every node's definitions, in parallel. A node that cannot be asked stops the command
+def of_nodes(
+    cluster: Cluster,
+    conns: Connections,
+    nodes: Iterable[str],
+    asked: Callable[[str], Mapping[str, Any]] | None = None,
+) -> ClusterRoles:
+    """Every node's definitions, in parallel over the command's connections, each node also
+    answering `asked(node)` in the same call. A node that cannot be asked stops the command
     before it changes anything: kato does not act on a node whose roles it does not know."""
     names = list(dict.fromkeys(nodes))
-    done = fan_out(names, lambda n: of_node(cluster, conns.get(n), n), cluster.ssh.parallel)
+
+    def one(node: str) -> NodeRoles:
+        return of_node(cluster, conns.get(node), node, **(asked(node) if asked else {}))
+
+    done = fan_out(names, one, conns.parallel)
     if done.failed:
         raise DefinitionsUnknown(done.failed)
     return ClusterRoles({n: done.succeeded[n] for n in names})

@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-PREFIX = os.environ.get("KATO_TEST_PREFIX")  # a checkout's own sandbox names
-NAME = f"{PREFIX}bench" if PREFIX else "katobench"
-KATO = (sys.executable, "-m", "kato")
-HOME = Path(os.environ.get("KATO_SANDBOX_HOME", "/var/lib/kato-sandbox")) / NAME
+from bench_common import KATO, SANDBOX_HOME, median_time, sandbox, sandbox_name
 
-
-def median_time(action: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+NAME = sandbox_name("bench")
+HOME = SANDBOX_HOME / NAME
 
 
 def sh(*argv: str, env: dict[str, str] | None = None) -> None:
@@ -116,16 +105,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("scripts/bench core needs root", file=sys.stderr)
         return 1
-    sh(*KATO, "sandbox", "down", "--name", NAME)
-    subprocess.run(
-        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "30", "--bare"),
-        check=True,
-        capture_output=True,
-    )
-    try:
+    with sandbox(NAME, 30, "--bare"):
         return report(args.runs)
-    finally:
-        sh(*KATO, "sandbox", "down", "--name", NAME)
 
 
 def report(runs: int) -> int:

@@ -37,26 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from bench_common import FILL, KATO, Nodes, sandbox, sandbox_name
 
-NAME = os.environ.get("KATO_TEST_PREFIX", "k") + "b1"
-KATO = (sys.executable, "-m", "kato")
+NAME = sandbox_name("b1", default_prefix="k")
 # kato as installed: its modules compiled once (.pyc), not again at every run as a checkout
 # with PYTHONDONTWRITEBYTECODE set would (0.3-0.5 s per command on this machine kind).
 KATO_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 DATA_DIR = "/var/lib/kato/data/droplets"
 RESTORE_DIR = f"{DATA_DIR}/.bench-restore"
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
-FILL = """
-set -eu
-d="$1/bench"; half=$(($2 / 2)); per=$((half / 4))
-rm -rf "$d"; mkdir -p "$d"
-for i in 1 2 3 4; do
-    head -c "$per" /dev/urandom >"$d/random-$i.bin"
-    seq 1 100000000000 | head -c "$per" >"$d/text-$i.log" || true
-done
-chown -R kato:kato "$d"; sync
-du -sb "$1" | cut -f1
-"""
 
 
 @dataclass
@@ -73,31 +62,7 @@ class Figures:
     kato_bytes: int = 0
 
 
-class Sandbox:
-    def __init__(self, info: dict[str, str]) -> None:
-        self.cluster = info["cluster_file"]
-        self.ssh_config = info["ssh_config"]
-
-    def ssh(self, script: str, *args: str, node: str = "node1") -> str:
-        done = subprocess.run(
-            (
-                "ssh",
-                "-F",
-                self.ssh_config,
-                node,
-                "sh",
-                "-c",
-                shell_quote(script),
-                "sh",
-                *args,
-            ),  # fmt: skip
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{node}: {script.strip()[:60]}...: {done.stderr.strip()}")
-        return done.stdout
-
+class Sandbox(Nodes):
     def kato(self, *args: str, cluster: str | None = None) -> tuple[float, float]:
         """(seconds, peak RSS in MiB) of one kato command against the sandbox."""
         with tempfile.TemporaryFile() as out:
@@ -121,10 +86,6 @@ class Sandbox:
         started = time.monotonic()
         subprocess.run(("bash", "-o", "pipefail", "-c", command), check=True)
         return time.monotonic() - started
-
-
-def shell_quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def parse_size(text: str) -> int:
@@ -248,25 +209,18 @@ def main() -> int:
     if shutil.disk_usage(args.work).free < need:
         print(f"scripts/bench data: {args.work} needs {need // 10**9} GB free", file=sys.stderr)
         return 1
-    subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
-    up = subprocess.run(
-        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "3", "--json"),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    package = Path(__file__).resolve().parents[1] / "kato"
-    subprocess.run((sys.executable, "-m", "compileall", "-q", str(package)), check=True)
     work = Path(tempfile.mkdtemp(prefix="kbdata-", dir=args.work))
     try:
-        box = Sandbox(json.loads(up.stdout))
-        report([measure(box, size, args.runs, work) for size in sizes], args.runs)
-        if args.parallel:
-            measure_parallel(box, parse_size(args.parallel), args.runs, work)
-        return 0
+        with sandbox(NAME, 3) as info:
+            package = Path(__file__).resolve().parents[1] / "kato"
+            subprocess.run((sys.executable, "-m", "compileall", "-q", str(package)), check=True)
+            box = Sandbox(info)
+            report([measure(box, size, args.runs, work) for size in sizes], args.runs)
+            if args.parallel:
+                measure_parallel(box, parse_size(args.parallel), args.runs, work)
+            return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
 
 
 if __name__ == "__main__":

@@ -8,38 +8,21 @@ Medians of --runs; each install is reverted before the next run. Brings up (and 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-PREFIX = os.environ.get("KATO_TEST_PREFIX")  # a checkout's own sandbox names
-NAME = f"{PREFIX}pbench" if PREFIX else "kpbench"
-KATO = (sys.executable, "-m", "kato")
-HOME = Path(os.environ.get("KATO_SANDBOX_HOME", "/var/lib/kato-sandbox")) / NAME
+import bench_common
+from bench_common import SANDBOX_HOME, median_time, sandbox, sandbox_name
+
+NAME = sandbox_name("pbench", default_prefix="k")
+HOME = SANDBOX_HOME / NAME
 PATCH = "router-nosniff"
 
 
 def kato(*args: str) -> None:
-    done = subprocess.run(
-        (*KATO, "--cluster", str(HOME / "cluster.yaml"), *args), capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        said = f"{done.stdout}{done.stderr}"
-        raise SystemExit(f"kato {' '.join(args)} exited {done.returncode}: {said}")
-
-
-def median_time(action: Callable[[], object], undo: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-        undo()
-    return statistics.median(times)
+    bench_common.kato("--cluster", str(HOME / "cluster.yaml"), *args)
 
 
 def measure(runs: int) -> list[tuple[str, float, str]]:
@@ -52,23 +35,20 @@ def measure(runs: int) -> list[tuple[str, float, str]]:
     def revert(*extra: str) -> Callable[[], None]:
         return lambda: kato("patch", "revert", PATCH, *extra)
 
-    def nothing() -> None:
-        return None
-
     rows = []
-    a = median_time(install(one, *no_restart), revert("--no-restart"), runs)
-    b = median_time(install(every, *no_restart), revert("--no-restart"), runs)
+    a = median_time(install(one, *no_restart), runs, revert("--no-restart"))
+    b = median_time(install(every, *no_restart), runs, revert("--no-restart"))
     rows += [
         ("install --no-restart, 1 node", a, "1.00x"),
         ("install --no-restart, 9 nodes", b, f"{b / a:.2f}x vs 1 node (target 1.5x)"),
     ]
-    c = median_time(install(one), revert("--no-restart"), runs)
-    d = median_time(install(every), revert("--no-restart"), runs)
+    c = median_time(install(one), runs, revert("--no-restart"))
+    d = median_time(install(every), runs, revert("--no-restart"))
     rows += [
         ("install with restarts, 1 node", c, "1.00x"),
         ("install with restarts, 9 nodes", d, f"{d / c:.2f}x vs 1 node (rolling restarts)"),
     ]
-    e = median_time(install(every, "--dry-run"), nothing, runs)
+    e = median_time(install(every, "--dry-run"), runs)
     rows.append(("install --dry-run, 9 nodes", e, f"{e / b:.2f}x of the real install"))
     restarts = statistics.median(sum(restart_to_healthy(n) for n in ROUTERS) for _ in range(runs))
     rows += [
@@ -105,17 +85,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
-    up = subprocess.run(
-        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "10"), capture_output=True, text=True
-    )
-    if up.returncode != 0:
-        print(up.stderr, file=sys.stderr)
-        return 1
-    try:
+    with sandbox(NAME, 10):
         rows = measure(args.runs)
-    finally:
-        subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
     print(f"patch {PATCH} on a 10-node sandbox, medians of {args.runs} runs")
     print(f"{'measure':38} {'median':>9}  ratio")
     for label, seconds, ratio in rows:

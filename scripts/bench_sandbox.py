@@ -10,17 +10,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-KATO = (sys.executable, "-m", "kato")
-NAME = "katobench"
+from bench_common import kato, sandbox_name
 
-
-def kato(*args: str) -> str:
-    return subprocess.run((*KATO, *args), check=True, capture_output=True, text=True).stdout
+NAME = sandbox_name("bench")
 
 
 def timed_up(nodes: int) -> float:

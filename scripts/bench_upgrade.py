@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import ipaddress
-import json
 import os
 import shutil
 import statistics
@@ -24,12 +23,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-PREFIX = os.environ.get("KATO_TEST_PREFIX", "kato")
-NAME = f"{PREFIX}bench"
-KATO = (sys.executable, "-m", "kato")
-HOME = Path(os.environ.get("KATO_SANDBOX_HOME", "/var/lib/kato-sandbox")) / NAME
+from bench_common import KATO, SANDBOX_HOME, sandbox, sandbox_name
+
+NAME = sandbox_name("bench")
+HOME = SANDBOX_HOME / NAME
 SANDBOX_NET = ipaddress.ip_network("198.18.0.0/15")  # the range kato sandbox uses
 PORT = 8080
 WORKERS = 32
@@ -132,48 +130,40 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=120.0)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
-    up = subprocess.run(
-        (*KATO, "sandbox", "up", "--name", NAME, "--nodes", "3", "--json"),
-        capture_output=True,
-        text=True,
-    )
-    if up.returncode != 0:
-        print(up.stderr, file=sys.stderr)
-        return 1
     backups: tuple[str, ...] = ()
     try:
-        status = json.loads(up.stdout)
-        core = next(n["address"] for n in status["nodes"] if n["name"] == "node1")
-        small = max(500, args.requests // 10)
-        backups = ("--backup-dir", tempfile.mkdtemp(prefix="kato-bench-upgrade-"))
-        rows = [("baseline, no upgrade", under_load(core, small, args.rate))]
-        rows.append(
-            (
-                "prep + takeover 1.0.0 -> 1.2.0",
-                under_load(
-                    core,
-                    args.requests,
-                    args.rate,
-                    ("upgrade", "prep", "1.2.0", *backups),
-                    ("upgrade", "takeover", "1.2.0"),
-                ),
+        with sandbox(NAME, 3) as status:
+            core = next(n["address"] for n in status["nodes"] if n["name"] == "node1")
+            small = max(500, args.requests // 10)
+            backups = ("--backup-dir", tempfile.mkdtemp(prefix="kato-bench-upgrade-"))
+            rows = [("baseline, no upgrade", under_load(core, small, args.rate))]
+            rows.append(
+                (
+                    "prep + takeover 1.0.0 -> 1.2.0",
+                    under_load(
+                        core,
+                        args.requests,
+                        args.rate,
+                        ("upgrade", "prep", "1.2.0", *backups),
+                        ("upgrade", "takeover", "1.2.0"),
+                    ),
+                )
             )
-        )
-        rows.append(
-            (
-                "rollback --yes 1.2.0 -> 1.0.0",
-                under_load(core, small * 5, args.rate, ("upgrade", "rollback", "--yes")),
+            rows.append(
+                (
+                    "rollback --yes 1.2.0 -> 1.0.0",
+                    under_load(core, small * 5, args.rate, ("upgrade", "rollback", "--yes")),
+                )
             )
-        )
-        rows.append(
-            (
-                "in-place 1.0.0 -> 1.2.0",
-                under_load(core, small * 5, args.rate, ("upgrade", "in-place", "1.2.0", *backups)),
+            rows.append(
+                (
+                    "in-place 1.0.0 -> 1.2.0",
+                    under_load(
+                        core, small * 5, args.rate, ("upgrade", "in-place", "1.2.0", *backups)
+                    ),
+                )
             )
-        )
     finally:
-        subprocess.run((*KATO, "sandbox", "down", "--name", NAME), capture_output=True)
         if backups:
             shutil.rmtree(backups[1], ignore_errors=True)
     base = rows[0][1]["latency"]

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato.config import Cluster, NodeConfig, SshSettings
 from kato.errors import NodeUnreachable, RemoteCommandFailed
@@ -69,15 +69,19 @@ class FakeCluster:
             if got is not None:
                 return got
         if argv[:2] == ("python3", "-c") and LOCK_PATH in argv:
-            return 0, json.dumps(self._lock(argv[-2], json.loads(argv[-1]))), ""
-        if argv[:2] == ("python3", "-c") and argv[-2:] == ("append", JOURNAL_PATH):
-            data = stdin or b""
-            size, _, rest = data.partition(b"\n")  # safe_write's prelude, then the lines
-            lines = rest[int(size) :].decode().splitlines()
-            self.journal += [json.loads(line) for line in lines]
+            out = self._lock(argv[4], json.loads(argv[5]))
+            if len(argv) > 6 and out["result"] in ("acquired", "released", "absent"):
+                lines = self._journaled(stdin)  # the begin (acquire) or last lines (release)
+                if argv[4] == "acquire" and out.get("taken_over"):
+                    lines[0]["took_over_lock"] = out["taken_over"]["id"]  # type: ignore[index]
+                self.journal += lines
+            return 0, json.dumps(out), ""
+        if argv[:2] == ("python3", "-c") and argv[-2] in ("append", "append-lines"):
+            if argv[-1] == JOURNAL_PATH:
+                self.journal += self._journaled(stdin)
             return 0, "", ""
         if argv[:2] == ("python3", "-S") and argv[2].startswith(AGENT_DIR + "/"):
-            return self._agent(node, argv[1:])
+            return self._agent(node, argv[1:], stdin)
         if argv[:3] == ("sh", "-c", SHIP):
             node.files[argv[-1]] = stdin or b""
             return 0, "", ""
@@ -107,17 +111,46 @@ class FakeCluster:
             return 1, "", "false: it failed"
         return 0, "", ""
 
+    @staticmethod
+    def _journaled(stdin: bytes | None) -> list[dict[str, object]]:
+        """The journal lines after safe_write's program on a command's stdin."""
+        size, _, rest = (stdin or b"").partition(b"\n")
+        return [json.loads(line) for line in rest[int(size) :].decode().splitlines()]
+
     def sick(self, node: FakeNode) -> bool:
         return not node.healthy or (node.sick_while is not None and node.sick_while in node.files)
 
-    def _agent(self, node: FakeNode, argv: tuple[str, ...]) -> tuple[int, str, str]:
-        """The node agent as a node with the bundle would answer (facts only)."""
+    def _agent(
+        self, node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
+    ) -> tuple[int, str, str]:
+        """The node agent as a node with the bundle would answer (facts and role cycles)."""
         directory, program = argv[1].rsplit("/", 1)
         if directory not in node.files:
             return 2, "", f"python3: can't open file '{argv[1]}': [Errno 2] No such file"
+        if program == "role_cycle.py":
+            return 0, json.dumps(self._cycle(node, json.loads(stdin or b"{}"))), ""
         if program != "node_facts.py":
             return 0, "{}", ""
-        request = json.loads(argv[2])
+        return 0, json.dumps(self._facts(node, json.loads(argv[2]))), ""
+
+    def _cycle(self, node: FakeNode, request: dict[str, Any]) -> dict[str, Any]:
+        """role_cycle.py: each command as this fake answers it, then the roles' health once
+        (a fake node's health does not change with time: unhealthy is late at once)."""
+        seconds: list[float] = []
+        for i, command in enumerate(request.get("commands", [])):
+            self.calls.append((node.name, tuple(command["argv"])))
+            status, _, err = self.answer(node, tuple(command["argv"]), None)
+            seconds.append(0.001)
+            if status != 0:
+                failed = {"index": i, "status": status, "error": err.strip(), "stderr": err}
+                return {"ran": i + 1, "failed": failed, "seconds": seconds, "health": {}}
+        roles = request.get("roles") or {}
+        health = self._facts(node, {"roles": roles}).get("health", {}) if roles else {}
+        late = next((r for r in roles if health.get(r) is not None), None)
+        ran = len(seconds)
+        return {"ran": ran, "failed": None, "seconds": seconds, "health": health, "late": late}
+
+    def _facts(self, node: FakeNode, request: dict[str, Any]) -> dict[str, Any]:
         units = {
             role: {u: node.units.get(u, "inactive") for u in spec["units"]}
             for role, spec in request.get("roles", {}).items()
@@ -131,7 +164,7 @@ class FakeCluster:
             for role, states in units.items()
         }
         doc = {"format": 1, "boot_id": node.boot_id, "version": "1.0.0", "now": time.time()}
-        return 0, json.dumps({**doc, "units": units, "health": health}), ""
+        return {**doc, "units": units, "health": health}
 
     def _lock(self, op: str, arg: dict[str, object]) -> dict[str, object]:
         with self._guard:

@@ -3,33 +3,79 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from kato import __version__
-from kato.cli import (
-    check,
-    common,
-    config,
-    data,
-    errors,
-    examples,
-    lock,
-    node,
-    patch,
-    platform,
-    release,
-    relocate,
-    run,
-    sandbox,
-    status,
-    upgrade,
-)
+from kato.cli import common, errors, examples
 from kato.errors import ExitCode
 
+# Each command: the CLI module holding it, its name there (a typer app for a group), and its
+# context settings (or the name of the module's constant holding them). A module is imported
+# only when its command runs (or `kato --help` lists it), so `kato data export` pays for
+# kato/cli/data.py alone, never for `kato check`'s monitoring or the sandbox's modules. The
+# order is the order `kato --help` lists them in.
+COMMANDS: dict[str, tuple[str, str, str | dict[str, Any] | None]] = {
+    "status": ("status", "status", None),
+    "install": ("platform", "install", None),
+    "uninstall": ("platform", "uninstall", None),
+    "start": ("platform", "start", "OLD_ROLES"),
+    "stop": ("platform", "stop", "OLD_ROLES"),
+    "restart": ("platform", "restart", "OLD_ROLES"),
+    "version": ("status", "version", None),
+    "check": ("check", "check", None),
+    "history": ("lock", "history", None),
+    "run": ("run", "run", {"allow_interspersed_args": False}),
+    "relocate": ("relocate", "relocate", None),
+    "config": ("config", "app", None),
+    "node": ("node", "app", None),
+    "lock": ("lock", "app", None),
+    "patch": ("patch", "app", None),
+    "data": ("data", "app", None),
+    "sandbox": ("sandbox", "app", None),
+    "release": ("release", "app", None),
+    "upgrade": ("upgrade", "app", None),
+}
+
+
+class LazyCommands(TyperGroup):
+    """kato's top level: every command listed (help, completion), each built on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer bundles click: its Context
+        return list(dict.fromkeys([*COMMANDS, *super().list_commands(ctx)]))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.add_command(load(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+def load(name: str) -> Any:
+    """Command `name` as typer builds it, with its examples at the end of every help."""
+    module_name, attribute, settings = COMMANDS[name]
+    module = importlib.import_module(f"kato.cli.{module_name}")
+    found = getattr(module, attribute)
+    if isinstance(found, typer.Typer):
+        _finish(found, f"{name} ")
+        built = typer.main.get_command(found)
+    else:
+        single = typer.Typer(rich_markup_mode=None)
+        if isinstance(settings, str):
+            settings = getattr(module, settings)
+        single.command(name, context_settings=settings)(found)
+        _finish(single)
+        built = typer.main.get_command(single)
+    built.name = name
+    return built
+
+
 app = typer.Typer(
+    cls=LazyCommands,
     name="kato",
     help="Administer a platform cluster over SSH: status, patches, data, storage, upgrades.",
     no_args_is_help=True,
@@ -37,25 +83,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # click's plain help: flags render as flags, examples as written
 )
-app.add_typer(config.app, name="config")
-app.add_typer(node.app, name="node")
-app.add_typer(lock.app, name="lock")
-app.add_typer(patch.app, name="patch")
-app.command("status")(status.status)
-app.command("install")(platform.install)
-app.command("uninstall")(platform.uninstall)
-app.command("start", context_settings=platform.OLD_ROLES)(platform.start)
-app.command("stop", context_settings=platform.OLD_ROLES)(platform.stop)
-app.command("restart", context_settings=platform.OLD_ROLES)(platform.restart)
-app.command("version")(status.version)
-app.command("check")(check.check)
-app.command("history")(lock.history)
-app.command("run", context_settings={"allow_interspersed_args": False})(run.run)
-app.add_typer(data.app, name="data")
-app.command("relocate")(relocate.relocate)
-app.add_typer(sandbox.app, name="sandbox")
-app.add_typer(release.app, name="release")
-app.add_typer(upgrade.app, name="upgrade")
 
 
 def _print_version(value: bool) -> None:
@@ -101,9 +128,6 @@ def _finish(group: typer.Typer, path: str = "") -> None:
     for sub in group.registered_groups:
         if sub.typer_instance is not None:
             _finish(sub.typer_instance, f"{path}{sub.name} ")
-
-
-_finish(app)
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from kato import output
-from kato.check import plugin_text
 from kato.cli.common import NODES, PARALLEL, ROLES, load_chosen
 from kato.errors import KatoError
 
@@ -46,6 +45,8 @@ def check(
             monitor.snapshot(cluster, pick.node_list, pick.role_list), warn_at, crit_at
         )
     except KatoError as exc:
+        from kato.check import plugin_text  # the domain loads when a command runs
+
         output.line(f"KATO UNKNOWN - {plugin_text(exc.message)}")
         raise typer.Exit(UNKNOWN) from None
     except KeyboardInterrupt:

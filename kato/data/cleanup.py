@@ -7,11 +7,11 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import connections
 from kato.data.placement import PREVIOUS, STAGING
 from kato.data.selection import data_dirs
+from kato.data.survey import survey
 from kato.operation import operation
 from kato.transport.fanout import NodeFailure, fan_out
 
@@ -55,12 +55,16 @@ def cleanup(
     command: Sequence[str] = (),
 ) -> CleanupResult:
     """Find (and unless dry_run, remove) the previous data and staging dirs of imports."""
-    targets = data_dirs(cluster, role_definitions.everywhere(cluster, nodes), nodes=nodes)
-    parents = {
-        node: sorted({posixpath.dirname(t.path) for t in targets if t.node == node})
-        for node in dict.fromkeys(t.node for t in targets)
-    }
     with connections(cluster) as conns:
+        asked = survey(cluster, conns, nodes=nodes, core=False)  # one call per node
+        declared = data_dirs(cluster, asked.defined, nodes=nodes)
+        # an import stages beside where the data dir lives now; one from before a relocation
+        # left its copies beside the declared path
+        targets = (*declared, *asked.located(declared))
+        parents = {
+            node: sorted({posixpath.dirname(t.path) for t in targets if t.node == node})
+            for node in dict.fromkeys(t.node for t in targets)
+        }
 
         def find(node: str) -> list[Leftover]:
             argv = ("python3", "-c", FIND, f"{PREVIOUS},{STAGING}", *parents[node])

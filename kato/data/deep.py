@@ -24,8 +24,9 @@ def verify_deep(
     """verify_archive, with each stream member piped into its role's `check` on a node that
     carries the role (the check loads it into a scratch instance and removes it)."""
     progress = progress or SilentProgress()
-    defined = role_definitions.everywhere(cluster)  # each node: its release's roles
     with connections(cluster) as conns:
+        everyone = [n.name for n in cluster.nodes]
+        defined = role_definitions.of_nodes(cluster, conns, everyone)  # each its release's
 
         def visit(member: Member, stream: IO[bytes]) -> None:
             carriers = [n.name for n in cluster.with_role(member.role)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -11,17 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from kato import __version__, facts, role_definitions
+from kato import __version__, role_definitions
 from kato.config import Cluster, DataLimits
 from kato.connect import connections
 from kato.data import archive, core_export, limits, node_export
 from kato.data.core_export import read_argv
-from kato.data.each_node import each_node
 from kato.data.limits import LimitExceeded, resolved
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
-from kato.data.selection import DataDir, data_dirs, located, not_defined
+from kato.data.selection import DataDir, data_dirs, not_defined
+from kato.data.survey import DirFacts, dir_facts, survey
 from kato.data.verify import ArchiveInvalid, verify_archive
 from kato.errors import KatoError, PreflightRefused, ToolMissing, UsageError
 from kato.operation import Operation, operation
@@ -29,30 +28,8 @@ from kato.progress import Progress, SilentProgress
 from kato.transport import local
 from kato.transport.pool import Connections
 
-DIR_FACTS = """
-import json, os, subprocess, sys
-out = {}
-for path in sys.argv[1:]:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        out[path] = None
-        continue
-    du = subprocess.run(["du", "-sb", path], capture_output=True, text=True)
-    size = int(du.stdout.split()[0]) if du.returncode == 0 and du.stdout else 0
-    out[path] = {"mode": "0%o" % (st.st_mode & 0o7777), "owner": "%d:%d" % (st.st_uid, st.st_gid),
-                 "size": size, "dir": os.path.isdir(path)}
-print(json.dumps(out))
-"""
 # Compressed archives are assumed to need at least this share of the data's size on disk.
 SPACE_SHARE = {"none": 1.0, "gzip": 0.33, "zstd": 0.33}
-
-
-@dataclass(frozen=True)
-class DirFacts:
-    mode: str
-    owner: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -98,25 +75,15 @@ def export(
     progress = progress or SilentProgress()
     within = replace(resolved(cluster.data, max_entries, None), max_ratio=float("inf"))
     _check_compression(compress)
-    defined = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
-    sources = data_dirs(cluster, defined, only=only, exclude=exclude, nodes=nodes)
-    if not sources:
-        raise UsageError(
-            "nothing to export: none of the chosen nodes carries a role with data",
-            hint="check --node, --role and --exclude against `kato status`",
-        )
-    if len(sources) > MAX_MEMBERS:
-        raise UsageError(
-            f"{len(sources)} data dirs to export, more than one archive holds ({MAX_MEMBERS})",
-            hint="split the export with --node or --role",
-        )
     created = datetime.now(UTC).replace(microsecond=0)
     final, directory = destination(dest, cluster.name, created, compress)
     shown = str(final) if final else "standard output"
     with connections(cluster) as conns:
-        progress.step("reading the data dirs' sizes")
-        sources = located(conns, sources)
-        found = gather(conns, sources)
+        progress.step("asking the nodes for their roles and data dirs")
+        asked = survey(cluster, conns, nodes=nodes, only=only, exclude=exclude, measure=True)
+        defined = asked.defined  # each node: its release's roles
+        sources = asked.located(_chosen(cluster, defined, only, exclude, nodes))
+        found = dir_facts(asked, conns, sources)
         plan = tuple(PlannedRead(s, found[s].size) for s in sources)
         check_space(directory, sum(p.estimate for p in plan), compress, dry_run)
         result = ExportResult(None, shown, plan)
@@ -127,9 +94,8 @@ def export(
         )
         if dry_run:
             return result
-        core = cluster.core_node.name
-        version = facts.platform_version.gather(conns.get(core))
-        with operation(conns, core, command, lock_wait=lock_wait) as op:
+        version = asked.version
+        with operation(conns, cluster.core_node.name, command, lock_wait=lock_wait) as op:
             if lock_wait:  # it may have waited: named and stamped when its data is read
                 created = datetime.now(UTC).replace(microsecond=0)
                 final, directory = destination(dest, cluster.name, created, compress)
@@ -160,6 +126,29 @@ def export(
     return result
 
 
+def _chosen(
+    cluster: Cluster,
+    defined: role_definitions.ClusterRoles,
+    only: Sequence[str],
+    exclude: Sequence[str],
+    nodes: Sequence[str],
+) -> tuple[DataDir, ...]:
+    """The data dirs to export, as each node's release declares them (a usage error when
+    there is none, or more than one archive holds)."""
+    sources = data_dirs(cluster, defined, only=only, exclude=exclude, nodes=nodes)
+    if not sources:
+        raise UsageError(
+            "nothing to export: none of the chosen nodes carries a role with data",
+            hint="check --node, --role and --exclude against `kato status`",
+        )
+    if len(sources) > MAX_MEMBERS:
+        raise UsageError(
+            f"{len(sources)} data dirs to export, more than one archive holds ({MAX_MEMBERS})",
+            hint="split the export with --node or --role",
+        )
+    return sources
+
+
 def _check_compression(compress: str) -> None:
     if compress not in archive.COMPRESSIONS:
         raise UsageError(
@@ -188,29 +177,6 @@ def destination(
             hint="choose another name, or give a directory and export picks a new name",
         )
     return final, final.parent
-
-
-def gather(conns: Connections, sources: Sequence[DataDir]) -> dict[DataDir, DirFacts]:
-    """Each data dir's mode, owner and size on its node; a missing one is refused."""
-
-    def ask(node: str) -> Any:
-        paths = [s.path for s in sources if s.node == node]
-        return json.loads(
-            conns.get(node).run(("python3", "-c", DIR_FACTS, *paths), timeout=600).stdout
-        )
-
-    found: dict[DataDir, DirFacts] = {}
-    answers = each_node((s.node for s in sources), ask, conns.parallel)
-    for node, answer in answers.items():
-        for source in (s for s in sources if s.node == node):
-            got = answer.get(source.path)
-            if not got or not got["dir"]:
-                raise PreflightRefused(
-                    f"{node}: {source.role}'s data dir {source.path} does not exist",
-                    hint="is the platform installed there? see `kato status`",
-                )
-            found[source] = DirFacts(got["mode"], got["owner"], int(got["size"]))
-    return found
 
 
 def check_space(directory: Path, estimate: int, compress: str, dry_run: bool) -> None:

@@ -10,16 +10,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from kato import facts, journal, role_definitions
+from kato import journal
 from kato.config import Cluster, DataLimits
 from kato.data import archive, limits, node_import, resume, switch
-from kato.data.each_node import each_node
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
-from kato.data.selection import located
 from kato.data.source import local_archive
+from kato.data.survey import Survey, free_beside, survey
 from kato.data.verify import HashingReader, read_manifest, verify_archive
 from kato.engine.session import session
 from kato.errors import KatoError, NodeUnreachable
@@ -72,22 +71,23 @@ def import_archive(
     checked from its manifest first and each member verified while it stages; a format-1
     archive, and any archive in a dry run, is verified whole first."""
     progress = progress or SilentProgress()
-    roles = role_definitions.everywhere(cluster, nodes)  # each node: its release's roles
     started = time.monotonic()
-    with local_archive(
-        cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
-    ) as path:
-        # a dry run verifies every byte: it answers "would this import succeed?"
-        checked = preflight(path, source, within or cluster.data, progress, whole=dry_run)
-        manifest = checked.manifest
-        run = uuid.uuid4().hex[:12]
-        placements = place(manifest, cluster, roles, run, only=only, nodes=nodes)
-        result = ImportResult(source, run, placements, dry_run)
-        with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
-            placements = relocated(s.conns, placements)
+    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
+        progress.step("asking the nodes for their roles and data dirs")
+        asked = survey(cluster, s.conns, nodes=nodes, only=only, beside=True)
+        roles = asked.defined  # each node: its release's roles
+        with local_archive(
+            cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
+        ) as path:
+            # a dry run verifies every byte: it answers "would this import succeed?"
+            checked = preflight(path, source, within or cluster.data, progress, whole=dry_run)
+            manifest = checked.manifest
+            run = uuid.uuid4().hex[:12]
+            placed = place(manifest, cluster, roles, run, only=only, nodes=nodes)
+            placements = relocated(asked, placed)
             result = ImportResult(source, run, placements, dry_run)
-            _compare_versions(s.conns, cluster, manifest, result)
-            _check_room(s.conns, placements, checked.entries)
+            _compare_versions(asked.version, cluster, manifest, result)
+            _check_room(asked, s.conns, placements, checked.entries)
             if dry_run:
                 return result
             try:
@@ -137,9 +137,9 @@ def preflight(
     return Preflight(verified.manifest, verified.tree_entries, where, source, False)
 
 
-def relocated(conns: Connections, placements: Sequence[Placement]) -> tuple[Placement, ...]:
+def relocated(asked: Survey, placements: Sequence[Placement]) -> tuple[Placement, ...]:
     """Each placement aimed at where its data dir lives now (kato relocate may have moved it)."""
-    targets = located(conns, [p.target for p in placements])
+    targets = asked.located([p.target for p in placements])
     return tuple(replace(p, target=t) for p, t in zip(placements, targets, strict=True))
 
 
@@ -166,9 +166,8 @@ def _left_stopped(
 
 
 def _compare_versions(
-    conns: Connections, cluster: Cluster, manifest: Manifest, result: ImportResult
+    here: str | None, cluster: Cluster, manifest: Manifest, result: ImportResult
 ) -> None:
-    here = facts.platform_version.gather(conns.get(cluster.core_node.name))
     there = manifest.platform_version
     if here != there:
         result.notes.append(
@@ -178,17 +177,15 @@ def _compare_versions(
 
 
 def _check_room(
-    conns: Connections, placements: Sequence[Placement], entries: dict[str, int]
+    asked: Survey,
+    conns: Connections,
+    placements: Sequence[Placement],
+    entries: dict[str, int],
 ) -> None:
     """Each target filesystem must hold the staged copy (twice that for a dump: the staged
     file and the loaded data) and its entries, with a reserve; the previous data is renamed,
     not copied."""
-
-    def free_on(node: str) -> dict[str, Any]:
-        parents = [p.parent for p in placements if p.target.node == node]
-        return facts.free_space(parents).gather(conns.get(node))
-
-    free_by_node = each_node((p.target.node for p in placements), free_on, conns.parallel)
+    free_by_node = free_beside(asked, conns, [(p.target.node, p.parent) for p in placements])
     for node, free in free_by_node.items():
         mine = [p for p in placements if p.target.node == node]
         need: dict[str, tuple[int, int]] = {}

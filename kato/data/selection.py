@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from kato import datadirs
 from kato.config import Cluster
-from kato.data.each_node import each_node
 from kato.data.manifest import member_name
 from kato.errors import UsageError
 from kato.role_definitions import Definitions, known, role_of
 from kato.role_export import ExportSpec
 from kato.roles import Role
-from kato.transport.pool import Connections
 
 
 @dataclass(frozen=True)
@@ -106,11 +103,3 @@ def not_defined(
         and name not in exclude
         and (not only or name in only)
     ]
-
-
-def located(conns: Connections, sources: Sequence[DataDir]) -> tuple[DataDir, ...]:
-    """The same data dirs, each with the path it has on its node now (kato relocate)."""
-    where = each_node(
-        (s.node for s in sources), lambda node: datadirs.locations(conns.get(node)), conns.parallel
-    )
-    return tuple(replace(s, path=where[s.node].path(s.role, s.data_dir, s.path)) for s in sources)

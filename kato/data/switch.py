@@ -1,7 +1,7 @@
 """The switch of an import: per role and node, stop the role, move the data dir aside, put the
 staged one in its place (or load the staged dump into a new, empty one), start the role and
-wait for its health, each (node, role) a change of the rollout engine. A failure puts back
-every data dir switched so far, newest first."""
+wait for its health, each (node, role) a change of the rollout engine and all of it one call on
+the node (engine/cycle.py). A failure puts back every data dir switched so far, newest first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kato.data import resume
 from kato.data.placement import Placement
 from kato.engine.batches import Batching
-from kato.engine.health import wait_healthy
+from kato.engine.cycle import Command, HealthAnswer, cycle
 from kato.engine.report import FAILED, UNDONE
 from kato.engine.rollout import OTHERS_FAILED, NodeChange, rollout
 from kato.engine.session import Session
@@ -125,21 +125,23 @@ def switch_all(
 
 
 def _change(s: Session, group: _Group, left: list[str], interrupted: str | None) -> NodeChange:
+    health = HealthAnswer(s.conns, group.node, (group.role,))
+
     def verify() -> None:
         if group.was_active:
-            wait_healthy(s.conns, group.node, (group.role,))
+            health()
             s.op.step(group.node, f"start {group.role.name}", None, "healthy", 0.0,
                       role=group.role.name, action=resume.START)  # fmt: skip
 
     def undo() -> None:
-        problem = _roll_back(s.conns, s.op, group, s.progress)
+        problem = _roll_back(s.conns, s.op, group, s.progress, health)
         if problem:
             left.append(problem)
             raise KatoError(problem)
 
     return NodeChange(
         group.node,
-        lambda: _switch(s.conns, s.op, group, s.progress, interrupted),
+        lambda: _switch(s.conns, s.op, group, s.progress, interrupted, health),
         undo=undo,
         verify=verify,
         restarts=(group.role,),
@@ -147,13 +149,20 @@ def _change(s: Session, group: _Group, left: list[str], interrupted: str | None)
     )
 
 
-def _units(conns: Connections, group: _Group, action: str) -> None:
-    conns.get(group.node).run(("systemctl", action, "--", *group.role.units), timeout=600)
+def _units(group: _Group, action: str) -> Command:
+    return Command(("systemctl", action, "--", *group.role.units))
 
 
 def _switch(
-    conns: Connections, op: Operation, group: _Group, progress: Progress, interrupted: str | None
+    conns: Connections,
+    op: Operation,
+    group: _Group,
+    progress: Progress,
+    interrupted: str | None,
+    health: HealthAnswer,
 ) -> int:
+    """Stop the role, switch each data dir, start the role again (if it ran) and wait for its
+    health: one call on the node, after the journal holds (on disk) whether the role ran."""
     node, role = group.node, group.role
     states = conns.get(node).run(("systemctl", "is-active", "--", *role.units), check=False)
     group.was_active = all(s == "active" for s in states.stdout.split())
@@ -164,45 +173,63 @@ def _switch(
         )
         group.was_active = True
     state = "was running" if group.was_active else "was stopped"
-    op.step(node, f"stop {role.name} to switch its data", None, state, 0.0,
+    op.step(node, f"stop {role.name} to switch its data", None, state, 0.0, durable=True,
             role=role.name, action=resume.STOP, was_active=group.was_active)  # fmt: skip
-    progress.step(f"{node}: stopping {role.name} to switch its data")
-    _units(conns, group, "stop")
-    for p in group.placements:
-        argv = (
-            "sh", "-c", SWITCH, "sh", p.target.path, p.staged, p.previous, p.member.type,
-            p.member.mode, p.member.owner, *p.target.spec.load,
-        )  # fmt: skip
-        group.switched += 1
-        progress.step(f"{node}: {role.name} {p.target.data_dir}: switching in {p.member.name}")
-        done = conns.get(node).run(argv, timeout=LOAD_TIMEOUT, check=False)
-        if not done.ok:
-            last = done.error_line
-            raise KatoError(f"{p.target.data_dir}: {last}")
+    switches = [
+        Command(
+            ("sh", "-c", SWITCH, "sh", p.target.path, p.staged, p.previous, p.member.type,
+             p.member.mode, p.member.owner, *p.target.spec.load),
+            LOAD_TIMEOUT,
+        )
+        for p in group.placements
+    ]  # fmt: skip
+    names = ", ".join(f"{p.target.data_dir} <- {p.member.name}" for p in group.placements)
+    progress.step(f"{node}: {role.name}: stopping, switching {names}, starting")
+    start = [_units(group, "start")] if group.was_active else []
+    done = cycle(
+        conns.get(node),
+        [_units(group, "stop"), *switches, *start],
+        (role,) if group.was_active else (),
+    )
+    group.switched = max(0, min(done.ran - 1, len(switches)))
+    for i, p in enumerate(group.placements[: group.switched]):
+        if done.failed is not None and done.failed["index"] == i + 1:
+            raise KatoError(f"{p.target.data_dir}: {done.failed['error']}")
         op.step(node, f"switch {role.name} {p.target.data_dir} to {p.member.name}", None,
-                "ok", done.seconds, previous=p.previous)  # fmt: skip
-    if group.was_active:
-        progress.step(f"{node}: starting {role.name}")
-        _units(conns, group, "start")
+                "ok", done.seconds[i + 1], previous=p.previous)  # fmt: skip
+    done.raise_failed(node)  # the stop or the start
+    health.answer = done
     return len(group.placements)
 
 
-def _roll_back(conns: Connections, op: Operation, group: _Group, progress: Progress) -> str | None:
-    """Put the group's data dirs back; None when done, else what is left to do by hand."""
+def _roll_back(
+    conns: Connections, op: Operation, group: _Group, progress: Progress, health: HealthAnswer
+) -> str | None:
+    """Put the group's data dirs back (the role stopped, each switched dir put back newest
+    first, the role started again if it ran: one call on the node, whose health answer the
+    verify then uses); None when done, else what is left to do by hand."""
     progress.step(f"{group.node}: putting {group.role.name}'s previous data back")
+    back = [
+        Command(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
+        for p in reversed(group.placements[: group.switched])
+    ]
+    start = [_units(group, "start")] if group.was_active else []
     try:
-        _units(conns, group, "stop")
-        for p in reversed(group.placements[: group.switched]):
-            conns.get(group.node).run(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
-        if group.was_active:
-            _units(conns, group, "start")
-            op.step(group.node, f"start {group.role.name} (put back)", None, "started", 0.0,
-                    role=group.role.name, action=resume.START)  # fmt: skip
+        done = cycle(
+            conns.get(group.node),
+            [_units(group, "stop"), *back, *start],
+            (group.role,) if group.was_active else (),
+        )
+        done.raise_failed(group.node)
     except (KatoError, NodeUnreachable) as exc:
         return (
             f"{group.node} {group.role.name} ({exc.message}): its previous data is in "
             + ", ".join(p.previous for p in group.placements)
         )
+    health.answer = done
+    if group.was_active:
+        op.step(group.node, f"start {group.role.name} (put back)", None, "started", 0.0,
+                role=group.role.name, action=resume.START)  # fmt: skip
     return None
 
 

@@ -46,14 +46,16 @@ def wait_healthy(
             r for r in roles if r.name in wrong and time.monotonic() >= started + r.health.timeout
         ]
         if late:
-            role = late[0]
-            raise NodeUnreachable(
-                node,
-                "health",
-                f"{role.name} not healthy within {role.health.timeout:g}s: {wrong[role.name]}",
-            )
+            raise not_healthy(node, late[0], wrong[late[0].name])
         sleep(pause)
         pause = min(POLL, pause * 2)
+
+
+def not_healthy(node: str, role: Role, problem: str) -> NodeUnreachable:
+    """The error of a role that ran out of time (here or in the node's own wait)."""
+    return NodeUnreachable(
+        node, "health", f"{role.name} not healthy within {role.health.timeout:g}s: {problem}"
+    )
 
 
 def boot_id(transport: Transport) -> str:

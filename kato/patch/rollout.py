@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kato import facts
 from kato.engine.batches import Batching
+from kato.engine.cycle import Command, Cycled, HealthAnswer, cycle
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
 from kato.engine.steps import journaled
@@ -59,9 +60,11 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
     every node at once (nothing restarted) and change only restarts the roles, rolling and
     health-gated; a revert (nothing to undo it with) does both in its change. Undo reverts the
     patches applied so far (and the one that failed, which the agent may have half applied),
-    and restarts the roles again only where they were restarted on the patched files."""
+    and restarts the roles again only where they were restarted on the patched files. The
+    restarts and their health wait are one call on the node (engine/cycle.py)."""
     applied, restarted = [0], [False]
     early = bool(work.change and work.undo)
+    health = HealthAnswer(session.conns, work.node, work.roles)
 
     def apply() -> int:
         AGENT.ensure(session.transport(work.node))  # the patch agent's steps run it
@@ -70,19 +73,21 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
             journaled(session, step)
         return len(work.change)
 
+    def restart() -> None:
+        if work.roles:
+            health.answer = restarted_and_waited(session, work)
+
     def change() -> int:
         count = 0 if early else apply()
         restarted[0] = True
-        for step, _ in work.restarts():
-            journaled(session, step)
+        restart()
         return count
 
     def undo() -> None:
         for step in reversed(work.undo[: applied[0]]):
             journaled(session, step)
         if restarted[0]:
-            for step, _ in work.restarts():
-                journaled(session, step)
+            restart()
 
     def stage() -> None:
         for step in work.stage:
@@ -94,8 +99,22 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
         stage=stage if work.stage else None,
         apply=apply if early else None,
         undo=undo if work.undo else None,
+        verify=health,
         restarts=work.roles,
     )
+
+
+def restarted_and_waited(session: Session, work: NodeWork) -> Cycled:
+    """Restart the roles in order and wait on the node until they are healthy: one call. Each
+    restart is journaled as its own step (a failed one as `failed: WHY`, then raised)."""
+    steps = [step for step, _ in work.restarts()]
+    done = cycle(session.transport(work.node), [Command(s.argv) for s in steps], work.roles)
+    for i, step in enumerate(steps[: done.ran]):
+        failed = done.failed is not None and i == done.failed["index"]
+        result = f"failed: {done.failed['error']}" if failed and done.failed else "ok"
+        session.op.step(step.node, step.description, step.argv, result, done.seconds[i])
+    done.raise_failed(work.node)
+    return done
 
 
 def roll(

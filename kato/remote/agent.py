@@ -37,6 +37,7 @@ PROGRAMS: Mapping[str, Path] = {
     "upgrade_agent.py": HERE.parent / "upgrade" / "agent.py",
     "safe_write.py": HERE / "safe_write.py",  # the patch agent's writes
     "node_data.py": HERE / "node_data.py",  # data export and import
+    "role_cycle.py": HERE / "role_cycle.py",  # change, then wait healthy, in one call
 }
 MISSING = "can't open file"  # what python3 says when the program is not there
 # Unpacked under a temporary name, then renamed into place; a broken copy there (we ship only

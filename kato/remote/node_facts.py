@@ -5,8 +5,9 @@ asked about the node, so a node's facts cost one round trip.
 REQUEST_JSON (every key optional):
     roles    {role: {"units": [unit...], "health": {"timeout": s, "http"|"tcp"|"command": ...}}}
              -> "units" {role: {unit: state}}, "health" {role: null | "what is wrong"}
-    space    [path...]   -> "space" {path: {"free", "size", "exists"}} (the nearest existing
-                            parent's filesystem when the path does not exist)
+    space    [path...]   -> "space" {path: {"free", "size", "inodes", "inodes_free", "exists"}}
+                            (the nearest existing parent's filesystem when the path does not
+                            exist)
     sizes    [path...]   -> "sizes" {path: bytes used by the tree, or null when missing}
     patches  {role: [unit...]} -> "patches": what is applied (patch_records.py)
     lock     true        -> "lock" {"record": the lock file or null, "now": the node's time}
@@ -14,6 +15,12 @@ REQUEST_JSON (every key optional):
                             {"error": why}); "space" then covers every moved data dir too
     definitions true     -> "definitions" {role: the text of current/<role>/role.yaml}: the
                             role definitions of the release the node runs ({} without one)
+    dirs     [path...]   -> "dirs" {path: {"mode", "owner" (uid:gid), "size" (du -sb), "dir"}
+                            or null when missing}: what a data command needs of its data dirs
+    dirs_of  {role: [name...]} (with datadirs) -> "dirs" also covers where the record has
+                            moved those data dirs, so one call answers for relocated ones too
+    moved_parents true   (with datadirs) -> "space" also covers each moved data dir's parent
+                            (where an import stages beside it)
 Always: "format", "boot_id", "version" (the current platform release, or null), "now".
 ROOT (default /) prefixes every path, so the unit tests run it on a temporary tree.
 """
@@ -115,6 +122,8 @@ def space(root: str, paths: list[str]) -> dict[str, Any]:
         out[path] = {
             "free": st.f_bavail * st.f_frsize,
             "size": st.f_blocks * st.f_frsize,
+            "inodes": st.f_files,
+            "inodes_free": st.f_favail,
             "exists": os.path.isdir(root + path),
         }
     return out
@@ -145,6 +154,32 @@ def data_dirs(root: str) -> dict[str, Any]:
     return record
 
 
+def dir_facts(path: str) -> dict[str, Any] | None:
+    """A data dir's mode, owner and apparent size (du -sb: the bytes an export reads)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    du = subprocess.run(("du", "-sb", path), capture_output=True, text=True)
+    size = int(du.stdout.split()[0]) if du.returncode == 0 and du.stdout else 0
+    return {
+        "mode": f"0{st.st_mode & 0o7777:o}",
+        "owner": f"{st.st_uid}:{st.st_gid}",
+        "size": size,
+        "dir": os.path.isdir(path),
+    }
+
+
+def moved(record: dict[str, Any], wanted: dict[str, list[str]] | None = None) -> list[str]:
+    """The paths the record moved data dirs to (only `wanted` role -> names, when given)."""
+    found = []
+    for role, names in record.get("data_dirs", {}).items():
+        for name, entry in names.items():
+            if wanted is None or name in wanted.get(role, ()):
+                found.append(entry["path"])
+    return found
+
+
 def definitions(current: str) -> dict[str, str]:
     """Each role's role.yaml as the node's current release carries it (a release's artifacts
     hold their role's definition: docs/release-repository.md)."""
@@ -172,12 +207,18 @@ def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     if request.get("roles"):
         out["units"], out["health"] = role_facts(request["roles"])
     paths = list(request.get("space") or [])
+    dirs = list(request.get("dirs") or [])
     if request.get("datadirs"):
-        out["datadirs"] = data_dirs(root)
-        moved = out["datadirs"].get("data_dirs", {})
-        paths += [e["path"] for names in moved.values() for e in names.values()]
+        out["datadirs"] = record = data_dirs(root)
+        paths += moved(record)
+        if request.get("moved_parents"):
+            paths += [os.path.dirname(p) or "/" for p in moved(record)]
+        if request.get("dirs_of"):
+            dirs += moved(record, request["dirs_of"])
     if paths:
         out["space"] = space(root, paths)
+    if dirs:
+        out["dirs"] = {p: dir_facts(root + p.lstrip("/")) for p in dict.fromkeys(dirs)}
     if request.get("sizes"):
         out["sizes"] = {p: tree_size(root + p.lstrip("/")) for p in request["sizes"]}
     if request.get("patches") is not None:

@@ -133,19 +133,28 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def append_line(path: str, data: bytes, mode: int = 0o640, create_dirs: int = 0o750) -> None:
     """Append to a log file (the journal) that is never a symlink, in a checked directory."""
+    append_lines(path, (data,), mode, create_dirs)
+
+
+def append_lines(
+    path: str, lines: Iterable[bytes], mode: int = 0o640, create_dirs: int = 0o750
+) -> None:
+    """Append each line as it comes (the journal's open stream: a line is in the file as soon
+    as it arrives, so a writer killed mid-way leaves every line it had sent), fsyncing each."""
     directory, name = os.path.split(path)
     dir_fd = open_dir(directory, (), create_dirs)
     try:
         check_target(dir_fd, name, path)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(name, flags, mode, dir_fd=dir_fd)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
     finally:
         os.close(dir_fd)
+    try:
+        for line in lines:
+            _write_all(fd, line)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def stdin_chunks() -> Iterable[bytes]:
@@ -154,7 +163,8 @@ def stdin_chunks() -> Iterable[bytes]:
 
 
 def main(argv: list[str]) -> int:
-    """`write MODE UID:GID|- PATH` (stdin to PATH), `append PATH` (stdin appended) or
+    """`write MODE UID:GID|- PATH` (stdin to PATH), `append PATH` (stdin appended at its end),
+    `append-lines PATH` (each line of stdin appended as it comes) or
     `check DIR [UID...]` (the directory is safe to write into)."""
     try:
         if argv[0] == "write":
@@ -165,6 +175,8 @@ def main(argv: list[str]) -> int:
             write_file(argv[3], stdin_chunks(), int(argv[1], 8), owner, create_dirs=0o755)
         elif argv[0] == "append":
             append_line(argv[1], sys.stdin.buffer.read())
+        elif argv[0] == "append-lines":
+            append_lines(argv[1], iter(sys.stdin.buffer.readline, b""))
         elif argv[0] == "check":
             os.close(open_dir(argv[1], [int(uid) for uid in argv[2:]]))
         else:
@@ -213,6 +225,12 @@ def check_argv(directory: str, *owners: int) -> tuple[str, ...]:
 def append_argv(path: str) -> tuple[str, ...]:
     """The node command that appends its stdin (after `prelude()`) to the log at `path`."""
     return ("python3", "-c", BOOT, "append", path)
+
+
+def append_lines_argv(path: str) -> tuple[str, ...]:
+    """The node command that appends each line of its stdin (after `prelude()`) to the log at
+    `path` as the line arrives."""
+    return ("python3", "-c", BOOT, "append-lines", path)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ RELEASES/current and RELEASES/previous.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -55,14 +56,19 @@ def link_target(path: Path) -> str | None:
     return os.readlink(path).rstrip("/").rsplit("/", 1)[-1] if path.is_symlink() else None
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + TMP)
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+try:  # kato/remote/safe_write.py: shipped beside this program on a node, a module of kato here
+    SAFE = importlib.import_module("safe_write")
+except ImportError:
+    SAFE = importlib.import_module("kato.remote.safe_write")
+
+
+def write_safely(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write `path` the one safe way (kato/remote/safe_write.py): a symlink planted at it or in
+    its directories (an artifact may carry one) is refused, never written through."""
+    try:
+        SAFE.write_file(str(path), [text.encode()], mode)
+    except SAFE.Unsafe as exc:
+        raise Refused(str(exc)) from None
 
 
 def facts(root: Path) -> dict[str, Any]:
@@ -115,11 +121,17 @@ def stage(root: Path, version: str, digest: str, role: str, sha: str, file: Path
         tmp.mkdir(parents=True)
         # GNU tar (the node's python3 may predate tarfile's extraction filters): it keeps
         # members inside tmp and, with --no-same-owner, owned by root.
-        subprocess.run(("tar", "-xzf", str(file), "-C", str(tmp), "--no-same-owner"), check=True)
-        write_atomically(tmp / STAGED, sha + "\n")
+        try:
+            subprocess.run(
+                ("tar", "-xzf", str(file), "-C", str(tmp), "--no-same-owner"), check=True
+            )
+            write_safely(tmp / STAGED, sha + "\n")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # no half-unpacked artifact stays behind
+            raise
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
-        write_atomically(
+        write_safely(
             releases / version / RELEASE_FILE, json.dumps({"version": version, "digest": digest})
         )
         return f"staged {role} {version}"
@@ -168,10 +180,10 @@ def activate(root: Path, version: str, plan: dict[str, Any]) -> str:
             env = hook_env(dict(os.environ), plan, role)
             subprocess.run((str(hook), version, str(role_dir)), check=True, env=env)
         sha = read(role_dir / STAGED) or read(role_dir / INSTALLED)
-        write_atomically(role_dir / INSTALLED, sha + "\n")
+        write_safely(role_dir / INSTALLED, sha + "\n")
         for unit in units:
             text = (role_dir / "units" / unit).read_text()
-            write_atomically(units_dir / unit, text)
+            write_safely(units_dir / unit, text)
             wanted.append(unit)
     for unit in plan.get("old_units", []):
         if unit not in wanted and (units_dir / unit).exists():

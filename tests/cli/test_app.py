@@ -86,13 +86,42 @@ def test_a_broken_cluster_file_lists_every_problem_with_exit_2(tmp_path: Path) -
     result = runner.invoke(app, ["--cluster", str(broken), "config", "validate"])
     assert result.exit_code == 2
     for problem in (
-        "ssh.parallel",
-        "nodes[0].address",
-        "nodes[1].name",
-        "nodes[1].address",
-        "core: names 'ghost'",
+        "3: ssh.parallel",
+        "5: nodes[0].address",
+        "6: nodes[1].name",
+        "6: nodes[1].address",  # missing: the line of the node that lacks it
+        "2: core: names 'ghost'",
     ):
-        assert f"{broken}: {problem}" in result.stderr, problem
+        assert f"{broken}:{problem}" in result.stderr, problem
+
+
+def test_each_problem_names_the_line_of_its_key_in_a_block_style_file(tmp_path: Path) -> None:
+    """An editor's "go to line" lands on the key at fault, however deep it is."""
+    broken = tmp_path / "cluster.yaml"
+    broken.write_text(
+        "# the cluster\n"
+        "name: prod\n"
+        "core: n1\n"
+        "ssh:\n"
+        "  user: kato\n"
+        "  connect_timeout: -1\n"
+        "nodes:\n"
+        "  - name: n1\n"
+        "    address: 10.0.0.1\n"
+        "    roles: [router]\n"
+        "  - name: n2\n"
+        "    roles: [router]\n"
+        "    colour: blue\n"
+    )
+    before = broken.read_bytes()
+    result = runner.invoke(app, ["--cluster", str(broken), "config", "validate"])
+    assert result.exit_code == 2
+    assert "has 3 problem(s)" in result.stderr
+    assert f"{broken}:6: ssh.connect_timeout: must be a number of seconds" in result.stderr
+    assert f"{broken}:11: nodes[1].address: required" in result.stderr
+    assert f"{broken}:13: nodes[1].colour: unknown key" in result.stderr
+    assert "kato config validate" in result.stderr  # the next step
+    assert broken.read_bytes() == before
 
 
 def test_a_good_cluster_file_validates_and_shows(tmp_path: Path) -> None:
@@ -101,3 +130,18 @@ def test_a_good_cluster_file_validates_and_shows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     shown = runner.invoke(app, ["--cluster", str(example), "config", "show", "--json"])
     assert json.loads(shown.stdout)["core"]
+
+
+def test_a_command_loads_its_own_cli_module_only() -> None:
+    """Start-up: `kato data export` pays neither for the other commands nor for SSH."""
+    code = (
+        "import sys\nfrom kato.cli.app import app\ntry:\n    app(['data', 'export', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kato.cli.') or m in "
+        "('kato.monitor', 'kato.sandbox', 'paramiko', 'cryptography')))"
+    )
+    done = subprocess.run((sys.executable, "-c", code), capture_output=True, text=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert "kato.cli.data" in loaded, done.stdout
+    assert not loaded & {"kato.cli.check", "kato.cli.sandbox", "kato.cli.upgrade", "kato.monitor"}
+    assert not loaded & {"kato.sandbox", "paramiko", "cryptography"}

@@ -27,10 +27,10 @@ def commands() -> dict[str, Any]:
     found: dict[str, Any] = {}
 
     def walk(command: Any, path: list[str]) -> None:
-        subs = getattr(command, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # a group: through its lookup (kato's loads lazily)
+            context = typer.Context(command)
+            for name in command.list_commands(context):
+                walk(command.get_command(context, name), [*path, name])
         else:
             found[" ".join(path)] = command
 

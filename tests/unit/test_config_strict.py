@@ -113,3 +113,24 @@ def test_yamldoc_keeps_merge_keys_and_ordinary_documents() -> None:
         "base": {"x": 1},
         "other": {"x": 1, "y": 2},
     }
+
+
+def test_yamldoc_marks_the_line_of_every_key_and_item_aliases_and_merges_included() -> None:
+    text = "base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\nlist:\n  - a\n  - {k: *b}\n"
+    document, lines = yamldoc.load_marked(text)
+    assert document["other"] == {"x": 1, "y": 2}
+    assert lines == {
+        "base": 1, "base.x": 1, "other": 2, "other.x": 1, "other.y": 4,
+        "list": 5, "list[0]": 6, "list[1]": 7, "list[1].k": 7,
+    }  # fmt: skip
+    # a merged key is where it is written (x: line 1); a missing key on its holder's line
+    assert yamldoc.line_of("other.z", lines) == 2
+    assert yamldoc.line_of("list[1].k.x", lines) == 7
+    assert yamldoc.line_of("core", lines) is None
+
+
+def test_a_problem_in_a_file_names_its_line_a_parsed_dict_has_none(tmp_path: Path) -> None:
+    assert "cluster.yaml:4: ssh.command_timeout: must be" in problems(tmp_path, timeout="0")
+    with pytest.raises(UsageError) as caught:
+        config.parse({"name": "p", "core": "a", "nodes": [{"name": "a"}]}, "c.yaml")
+    assert "c.yaml: nodes[0].address: required" in caught.value.message

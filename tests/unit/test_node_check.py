@@ -11,7 +11,7 @@ from kato.node_check import parse_report, plan_node
 from kato.node_check_backend import role_data_dirs
 from kato.role_definitions import resolve
 from kato.status import roles_directory
-from tests.unit.test_role_definitions import cluster, texts
+from tests.unit.role_helpers import cluster, texts
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="test_router" name="test_listens_on_port_80[ssh://node2]" time="0.1"/>

@@ -4,45 +4,17 @@ definitions, saying which; and the callers use each node's own."""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from kato import role_definitions
-from kato.config import Cluster, parse
 from kato.data.selection import data_dirs, not_defined
 from kato.platform.control import plan_control
 from kato.platform.install import plan_uninstall
-from kato.release import load_release
 from kato.role_definitions import ClusterRoles, NodeRoles, resolve
 from kato.roles import RolesInvalid, in_start_order
-
-
-def cluster(releases: Path | None = None) -> Cluster:
-    document: dict[str, object] = {
-        "name": "c",
-        "core": "n1",
-        "nodes": [
-            {"name": "n1", "address": "10.0.0.1", "roles": ["controller", "postgresql"]},
-            {"name": "n2", "address": "10.0.0.2", "roles": ["controller", "router"]},
-        ],
-    }
-    if releases is not None:
-        document["releases"] = str(releases)
-    return parse(document, "c.yaml")
-
-
-def texts(release_repo: Path, version: str, tmp_path: Path) -> dict[str, str]:
-    """role.yaml of every role as a node running `version` holds them (from the artifacts)."""
-    release = load_release(release_repo, version)
-    found = {}
-    for role, artifact in release.roles.items():
-        with tarfile.open(release_repo / artifact.path) as tar:
-            member = tar.extractfile("role.yaml")
-            assert member is not None
-            found[role] = member.read().decode()
-    return found
+from tests.unit.role_helpers import cluster, texts
 
 
 def test_a_node_follows_the_definitions_its_release_carries(

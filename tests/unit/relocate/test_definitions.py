@@ -14,7 +14,7 @@ from kato.errors import UsageError
 from kato.relocate.cleanup import old_copies
 from kato.relocate.targets import check_name, holders, targets
 from kato.role_definitions import ClusterRoles, NodeRoles, resolve
-from tests.unit.test_role_definitions import cluster, texts
+from tests.unit.role_helpers import cluster, texts
 
 AUDIT = "/var/lib/kato/data/controller-audit"
 

@@ -38,7 +38,7 @@ def test_the_digest_follows_the_content(tmp_path: Path) -> None:
     assert NodeAgent({"one.py": one}).digest != first.digest
     assert set(PROGRAMS) == {
         "node_facts.py", "patch_agent.py", "patch_records.py", "safe_write.py", "datadirs.py",
-        "treesum.py", "quota.py", "upgrade_agent.py", "node_data.py",
+        "treesum.py", "quota.py", "upgrade_agent.py", "node_data.py", "role_cycle.py",
     }  # fmt: skip
 
 

@@ -6,31 +6,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-AGENT = Path(__file__).resolve().parents[3] / "kato" / "remote" / "datadirs.py"
+from tests.unit.remote import programs
+
 UNITS = json.dumps(["kato-redis.service"])
 DECLARED = "/var/lib/kato/data/services/redis"
 
 
 def agent(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        (sys.executable, "-", str(root), *args),
-        input=AGENT.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return programs.run("datadirs.py", root, *args)
 
 
 def ok(root: Path, *args: str) -> dict[str, object]:
-    done = agent(root, *args)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return programs.answer("datadirs.py", root, *args)
 
 
 def drop_in(root: Path) -> Path:
@@ -156,28 +148,14 @@ def test_a_relocation_under_way_is_noted_and_ended(tmp_path: Path) -> None:
     assert ok(tmp_path, "moving", "redis", "services", "-", "-")["moving"] == {}
 
 
-def test_node_facts_reads_the_record_and_the_moved_dirs_free_space(tmp_path: Path) -> None:
+def test_node_facts_reads_the_record_and_the_moved_dirs_free_space(
+    tmp_path: Path, bundle: Path
+) -> None:
     """One round trip for `kato status`: node_facts.py reads the record through datadirs.py
     (shipped beside it) and covers the moved data dirs' filesystems."""
-    import tarfile
-
-    from kato.remote.agent import AGENT
-
-    bundle = tmp_path / "agent"
-    bundle.mkdir()
-    (tmp_path / "bundle.tar").write_bytes(AGENT.bundle)
-    with tarfile.open(tmp_path / "bundle.tar") as tar:
-        tar.extractall(bundle, filter="data")
     root = tmp_path / "node"
     (root / "mnt/ebs/redis").mkdir(parents=True)
     ok(root, "record", "redis", "services", DECLARED, "/mnt/ebs/redis", UNITS)
-    done = subprocess.run(
-        (sys.executable, str(bundle / "node_facts.py"), json.dumps({"datadirs": True}), str(root)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout)
+    found: Any = programs.facts(bundle, root, {"datadirs": True})
     assert found["datadirs"]["data_dirs"]["redis"]["services"]["path"] == "/mnt/ebs/redis"
     assert found["space"]["/mnt/ebs/redis"]["exists"] is True

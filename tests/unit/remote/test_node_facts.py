@@ -5,27 +5,13 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import subprocess
-import sys
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kato.remote.agent import AGENT
-
-
-@pytest.fixture
-def bundle(tmp_path: Path) -> Path:
-    """The agent's bundle unpacked, as on a node."""
-    where = tmp_path / "agent"
-    where.mkdir()
-    (tmp_path / "bundle.tar").write_bytes(AGENT.bundle)
-    with tarfile.open(tmp_path / "bundle.tar") as tar:
-        tar.extractall(where, filter="data")
-    return where
+from tests.unit.remote.programs import facts
 
 
 @pytest.fixture
@@ -60,18 +46,6 @@ def web() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def facts(bundle: Path, root: Path, request: dict[str, object]) -> dict[str, object]:
-    done = subprocess.run(
-        (sys.executable, str(bundle / "node_facts.py"), json.dumps(request), str(root)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    found: dict[str, object] = json.loads(done.stdout)
-    return found
 
 
 def test_one_document_with_version_boot_id_space_sizes_and_the_lock(
@@ -139,3 +113,39 @@ def test_the_patch_state_comes_from_the_patch_agent_beside_it(bundle: Path, root
     (root / "var/lib/kato/patches/half").mkdir(parents=True)
     found = facts(bundle, root, {"patches": {}})
     assert found["patches"] == {"version": "1.0.0", "records": {}, "interrupted": ["half"]}
+
+
+def test_data_dirs_measured_where_they_live_in_the_same_call(bundle: Path, root: Path) -> None:
+    """An export's preparation: the foreseen paths and, through the record, the moved ones."""
+    (root / "mnt/ebs/moved").mkdir(parents=True)
+    (root / "mnt/ebs/moved/f").write_bytes(b"y" * 300)
+    (root / "mnt/ebs/moved").chmod(0o2750)
+    record = {
+        "format": 1,
+        "data_dirs": {
+            "filesystem": {"droplets": {"path": "/mnt/ebs/moved", "declared": "/srv/gone"}},
+            "dea": {"containers": {"path": "/mnt/other", "declared": "/srv/c"}},
+        },
+    }
+    (root / "var/lib/kato/datadirs.yaml").write_text(json.dumps(record))
+    found = facts(
+        bundle,
+        root,
+        {
+            "datadirs": True,
+            "dirs": ["/srv/data", "/srv/gone"],
+            "dirs_of": {"filesystem": ["droplets"]},
+            "moved_parents": True,
+        },
+    )
+    dirs = found["dirs"]
+    assert isinstance(dirs, dict)
+    assert set(dirs) == {"/srv/data", "/srv/gone", "/mnt/ebs/moved"}  # not dea's: not asked
+    assert dirs["/srv/gone"] is None
+    assert dirs["/srv/data"]["dir"] is True and dirs["/srv/data"]["size"] >= 10000
+    moved = dirs["/mnt/ebs/moved"]
+    moved_stat = (root / "mnt/ebs/moved").stat()
+    assert moved["mode"] == "02750" and moved["size"] >= 300
+    assert moved["owner"] == f"{(root / 'mnt/ebs/moved').stat().st_uid}:{moved_stat.st_gid}"
+    assert {"/mnt/ebs/moved", "/mnt/ebs", "/mnt"} <= set(found["space"])  # type: ignore[arg-type]
+    assert "dirs" not in facts(bundle, root, {"datadirs": True})

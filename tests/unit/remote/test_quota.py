@@ -4,14 +4,13 @@ allows, said precisely, and the xfs fstab change."""
 from __future__ import annotations
 
 import gzip
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-AGENT = Path(__file__).resolve().parents[3] / "kato" / "remote" / "quota.py"
+from tests.unit.remote import programs
+
 THIS_KERNEL = """\
 CONFIG_QUOTA=y
 CONFIG_QUOTACTL=y
@@ -23,13 +22,7 @@ FULL_KERNEL = "CONFIG_QUOTA=y\nCONFIG_QFMT_V2=m\nCONFIG_XFS_FS=m\nCONFIG_XFS_QUO
 
 
 def agent(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        (sys.executable, "-", str(root), *args),
-        input=AGENT.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return programs.run("quota.py", root, *args)
 
 
 def kernel(root: Path, config: str) -> None:
@@ -38,10 +31,7 @@ def kernel(root: Path, config: str) -> None:
 
 
 def checked(root: Path, fstype: str, options: str = "rw") -> dict[str, object]:
-    done = agent(root, "check", fstype, "/mnt/ebs", options)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return programs.answer("quota.py", root, "check", fstype, "/mnt/ebs", options)
 
 
 def test_ext4_without_a_quota_format_module_is_refused_precisely(tmp_path: Path) -> None:

@@ -7,27 +7,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-AGENT = Path(__file__).resolve().parents[3] / "kato" / "remote" / "treesum.py"
+from tests.unit.remote import programs
 
 
 def compare(src: Path, dst: Path, cache: Path) -> dict[str, object]:
-    done = subprocess.run(
-        (sys.executable, "-", "compare", str(src), str(dst), str(cache)),
-        input=AGENT.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return programs.answer("treesum.py", "compare", src, dst, cache)
 
 
 def make_tree(top: Path) -> None:
@@ -155,12 +145,6 @@ def test_the_cache_skips_unchanged_files_but_not_changed_ones(
 def test_a_symlink_given_as_a_tree_is_refused(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "real")
-    done = subprocess.run(
-        (sys.executable, "-", "compare", str(tmp_path / "alias"), str(tmp_path / "real"), "c"),
-        input=AGENT.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = programs.run("treesum.py", "compare", tmp_path / "alias", tmp_path / "real", "c")
     assert done.returncode == 1
     assert "is not a directory" in done.stderr

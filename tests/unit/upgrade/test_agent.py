@@ -119,6 +119,45 @@ def test_activate_refuses_a_release_that_is_not_staged(tmp_path: Path) -> None:
     assert facts(tmp_path)["current"] == "1.0.0"
 
 
+def test_an_artifact_carrying_a_link_at_the_staged_mark_is_refused(tmp_path: Path) -> None:
+    """The mark is written through safe_write: a link the artifact plants there is refused,
+    and the file it points at is left as it was."""
+    outside = tmp_path / "outside"
+    outside.write_text("keep\n")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        link = tarfile.TarInfo(".kato-staged-sha256")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+    path = tmp_path / "router-1.2.0.tar.gz"
+    path.write_bytes(raw.getvalue())
+    sha = hashlib.sha256(raw.getvalue()).hexdigest()
+    done = call(tmp_path, "stage", "1.2.0", "a" * 64, "router", sha, str(path))
+    assert done.returncode == 3, done.stderr
+    assert "is a symbolic link" in done.stderr and ".kato-staged-sha256" in done.stderr
+    assert outside.read_text() == "keep\n"
+    assert sorted(p.name for p in (tmp_path / RELEASES / "1.2.0").iterdir()) == []
+
+
+def test_activate_refuses_a_link_planted_at_a_unit_and_writes_nothing_through_it(
+    tmp_path: Path,
+) -> None:
+    install_current(tmp_path, "1.0.0")
+    path, sha = upload(tmp_path, "1.2.0")
+    call(tmp_path, "stage", "1.2.0", "b" * 64, "router", sha, str(path))
+    outside = tmp_path / "outside"
+    outside.write_text("keep\n")
+    unit = tmp_path / "etc/systemd/system/kato-router.service"
+    unit.unlink()
+    unit.symlink_to(outside)
+    plan = {"roles": {"router": ["kato-router.service"]}, "old_units": []}
+    done = call(tmp_path, "activate", "1.2.0", json.dumps(plan))
+    assert done.returncode == 3
+    assert f"{unit} is a symbolic link (to {outside})" in done.stderr
+    assert outside.read_text() == "keep\n" and unit.is_symlink()
+    assert facts(tmp_path)["current"] == "1.0.0"
+
+
 def test_prune_keeps_current_previous_and_the_named(tmp_path: Path) -> None:
     for version in ("1.0.0", "1.1.0", "1.2.0"):
         install_current(tmp_path, version)

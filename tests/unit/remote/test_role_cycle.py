@@ -1,0 +1,75 @@
+"""role_cycle.py as the node runs it (python3 -S beside node_facts.py, the request on stdin):
+commands in order up to the first failure, then the roles' health polled until each is healthy
+or past its own timeout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PROGRAM = Path(__file__).parents[3] / "kato" / "remote" / "role_cycle.py"
+
+
+def cycled(request: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        (sys.executable, "-S", str(PROGRAM)),
+        input=json.dumps(request).encode(),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def role(flag: Path, timeout: float) -> dict[str, Any]:
+    """A role with no units whose health check passes once `flag` exists."""
+    return {"units": [], "health": {"timeout": timeout, "command": ["test", "-e", str(flag)]}}
+
+
+def test_commands_run_in_order_and_the_first_failure_stops_the_rest(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    commands = [
+        {"argv": ["sh", "-c", f"echo one >>{log}"], "timeout": 10},
+        {"argv": ["sh", "-c", "echo first >&2; echo it broke >&2; exit 3"], "timeout": 10},
+        {"argv": ["sh", "-c", f"echo three >>{log}"], "timeout": 10},
+    ]
+    answer = cycled({"commands": commands, "roles": {"web": role(tmp_path / "x", 1)}})
+    assert log.read_text() == "one\n"
+    assert answer["ran"] == 2 and len(answer["seconds"]) == 2
+    assert answer["failed"]["index"] == 1 and answer["failed"]["status"] == 3
+    assert answer["failed"]["error"] == "it broke"
+    assert answer["health"] == {} and answer["late"] is None  # no wait after a failure
+
+
+def test_a_command_past_its_timeout_fails_as_timed_out() -> None:
+    answer = cycled({"commands": [{"argv": ["sleep", "5"], "timeout": 0.3}]})
+    assert answer["failed"]["status"] == 124 and "timed out" in answer["failed"]["error"]
+
+
+def test_the_wait_ends_as_soon_as_the_role_is_healthy(tmp_path: Path) -> None:
+    flag = tmp_path / "up"
+    later = threading.Timer(0.4, flag.touch)
+    later.start()
+    started = time.monotonic()
+    answer = cycled({"commands": [{"argv": ["true"]}], "roles": {"web": role(flag, 20)}})
+    later.join()
+    assert answer["failed"] is None and answer["late"] is None
+    assert answer["health"] == {"web": None}
+    assert time.monotonic() - started < 5  # polled again soon, not after the 20 s deadline
+
+
+def test_a_role_unhealthy_at_its_deadline_is_late_with_what_is_wrong(tmp_path: Path) -> None:
+    ok, never = tmp_path / "ok", tmp_path / "never"
+    ok.touch()
+    roles = {"db": role(ok, 5), "web": role(never, 0.5)}
+    started = time.monotonic()
+    answer = cycled({"roles": roles})
+    assert answer["late"] == "web" and answer["health"]["db"] is None
+    assert answer["health"]["web"]  # what failed, e.g. "exit 1"
+    assert 0.5 <= time.monotonic() - started < 5
