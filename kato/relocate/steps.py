@@ -109,20 +109,36 @@ def copy(t: Transport, target: Target, source: str, op: Operation, *, live: bool
         raise RelocationFailed(f"files vanished from {source} with its roles stopped")
 
 
+def prefill(t: Transport, target: Target, op: Operation) -> None:
+    """Copy the files' bytes while hashing them (kato/remote/treesum.py `copy`): the source
+    is read once for the copy and its checksums; rsync then copies everything else."""
+    started = time.monotonic()
+    done = _treesum(t, "copy", target, target.current)
+    op.step(t.node, f"copy and hash the files of {target.role.name} {target.name} (roles "
+            "running)", None, "ok", time.monotonic() - started, files=done["files"],
+            bytes=done["bytes"])  # fmt: skip
+
+
 def compare(t: Transport, target: Target, source: str) -> dict[str, object]:
     """Both trees' checksum lists, compared on the node (kato/remote/treesum.py)."""
+    return _treesum(t, "compare", target, source)
+
+
+def _treesum(t: Transport, command: str, target: Target, source: str) -> dict[str, object]:
     cache = f"{CACHE}/{target.role.name}.{target.name}"
     AGENT.ensure(t)
-    done = long_run(t, AGENT.argv("treesum.py", "compare", source, target.dest, cache))
+    done = long_run(t, AGENT.argv("treesum.py", command, source, target.dest, cache))
     if not done.ok:
-        raise RelocationFailed(f"checking {target.dest} against {source}: {done.error_line}")
+        what = "copying" if command == "copy" else "checking"
+        raise RelocationFailed(f"{what} {source} to {target.dest}: {done.error_line}")
     found: dict[str, object] = json.loads(done.stdout)
     return found
 
 
 def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Progress) -> None:
-    """Copy every data dir while its roles run, then read both sides once (the checksum cache
-    the verification after the final delta starts from)."""
+    """Copy every data dir while its roles run, hashing the source's files as they are copied,
+    then read the copy once (the checksum cache the verification after the final delta starts
+    from)."""
     _run(t, op, f"make {location}", ("mkdir", "-p", "--", location))
     _run(t, op, "make the private staging dir", ("install", "-d", "-m", "0700", CACHE))
     started = time.monotonic()
@@ -131,6 +147,7 @@ def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Pr
             continue
         _mark(t, target, "copying")
         progress.step(f"{t.node}: copying {target.current} to {target.dest} (roles running)")
+        prefill(t, target, op)
         copy(t, target, target.current, op, live=True)
         # written back now, while the roles run: the flush before the switch is then the delta's
         _run(t, op, f"flush {target.dest} to disk", ("sync", "-f", "--", target.dest), 3600)

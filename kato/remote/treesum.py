@@ -4,6 +4,10 @@ kato runs on a node as `python3 - COMMAND ARGS...` with this file on stdin.
     compare SRC DST CACHE_DIR   the per-file checksum lists of both trees, made at once (one
                                 process each), compared; prints one JSON document:
                                 {"equal", "entries", "bytes", "digest", "difference"}
+    copy SRC DST CACHE_DIR      copy the bytes of SRC's plain files (one name, not yet in
+                                DST) into DST, hashing them on the way: the source's checksums
+                                come from the copy's one read; prints {"files", "bytes",
+                                "cached"}. rsync runs after it for everything else.
 
 An entry is one line: the path (JSON-quoted), its type, mode, owner, size, mtime (files),
 the sha256 of a file's bytes or a symlink's target, a digest of its extended attributes (ACLs
@@ -16,6 +20,7 @@ change and cannot be set back).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -160,16 +165,100 @@ def first_difference(left: list[str], right: list[str]) -> str:
     return f"only the {which} has {longer[min(len(left), len(right))]}"
 
 
+def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
+    """Copy each regular file with one name from src to dst, keeping its mtime, and keep the
+    sha256 of the bytes read in src's cache, as `compare` would have (same stamp, same settled
+    rule), so the compare after the copy reads the source no more. A file already in dst, a
+    hard-linked one, and everything that is not a regular file are left to rsync, which runs
+    after this and finds the files copied here up to date (same size and mtime). A file that
+    changed while read keeps a fresh mtime in dst, so rsync copies it again."""
+    cache_file = Path(cache_dir) / "src.cache"
+    Path(cache_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    settled = time.time_ns() - SETTLED_NS
+    done = {"files": 0, "bytes": 0, "cached": 0}
+    for base, dirs, files in os.walk(src, followlinks=False):
+        rel = os.path.relpath(base, src)
+        into = dst if rel == "." else os.path.join(dst, rel)
+        if not _plain_dir(into):
+            dirs[:] = []  # a link or a file where a directory goes: rsync decides what to do
+            continue
+        for name in files:
+            key = name if rel == "." else os.path.join(rel, name)
+            entry = _copy_one(os.path.join(base, name), os.path.join(into, name))
+            if entry is None:
+                continue
+            done["files"] += 1
+            done["bytes"] += entry[1]
+            if entry[3] < settled:
+                cache[key] = entry
+                done["cached"] += 1
+    tmp = cache_file.with_name(cache_file.name + ".tmp")
+    tmp.write_text(json.dumps(cache), encoding="utf-8")
+    os.replace(tmp, cache_file)
+    return done
+
+
+def _plain_dir(path: str) -> bool:
+    """path is a directory (made, 0700, when missing: rsync sets its mode and owner)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    return stat.S_ISDIR(os.lstat(path).st_mode)
+
+
+def _copy_one(source: str, target: str) -> list[Any] | None:
+    """[inode, size, mtime, ctime, sha256] of the copied source file, or None: not copied."""
+    try:
+        if not stat.S_ISREG(os.lstat(source).st_mode):  # never opened: a device, a fifo
+            return None
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # vanished, or swapped for a link meanwhile: rsync's part
+        return None
+    with os.fdopen(fd, "rb") as reading:
+        st = os.fstat(fd)
+        stamp = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None
+        try:
+            out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return None
+        digest = hashlib.sha256()
+        try:
+            while chunk := reading.read(CHUNK):
+                digest.update(chunk)
+                if chunk.count(0) == len(chunk):  # a hole, as rsync --sparse leaves it
+                    os.lseek(out, len(chunk), os.SEEK_CUR)
+                    continue
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
+            os.ftruncate(out, os.lseek(out, 0, os.SEEK_CUR))
+            after = os.fstat(fd)
+            if stamp != [after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns]:
+                return None  # changed while read: a fresh mtime here, so rsync copies it again
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except OSError as exc:
+            raise OSError(f"copying {source}: {exc.strerror} ({exc.errno})") from None
+        finally:
+            os.close(out)
+    return [*stamp, digest.hexdigest()]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 4 or argv[0] != "compare":
-        print("usage: treesum compare SRC DST CACHE_DIR", file=sys.stderr)
+    if len(argv) != 4 or argv[0] not in ("compare", "copy"):
+        print("usage: treesum compare|copy SRC DST CACHE_DIR", file=sys.stderr)
         return 2
-    for top in argv[1:3]:
+    for top in argv[1:3] if argv[0] == "compare" else argv[1:2]:
         if os.path.islink(top) or not os.path.isdir(top):
             print(f"treesum: {top} is not a directory", file=sys.stderr)
             return 1
     try:
-        result = compare(argv[1], argv[2], argv[3])
+        run = compare if argv[0] == "compare" else copy_files
+        result = run(argv[1], argv[2], argv[3])
     except OSError as exc:
         print(f"treesum: {exc}", file=sys.stderr)
         return 1
