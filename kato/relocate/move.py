@@ -13,12 +13,12 @@ from kato import role_definitions
 from kato.config import Cluster
 from kato.datadirs import Locations, locations
 from kato.engine.batches import Batching
-from kato.engine.health import wait_healthy
+from kato.engine.cycle import HealthAnswer
 from kato.engine.report import FAILED, STAGE, UNDONE, RolloutReport
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.progress import Progress, SilentProgress
-from kato.relocate import quotas, steps
+from kato.relocate import downtime, quotas, steps
 from kato.relocate.facts import NodeFacts, gather
 from kato.relocate.preflight import QUOTA_DIRS, check
 from kato.relocate.steps import NodeRun
@@ -136,6 +136,7 @@ def _interrupted(result: RelocateResult, run: NodeRun) -> bool:
 def _change(s: Session, run: NodeRun, result: RelocateResult, limit: int | None) -> NodeChange:
     where = result.facts[run.node].paths[result.location]
     roles = steps.roles_of(run.targets)
+    health = HealthAnswer(s.conns, run.node, roles)
     clock: dict[str, float] = {}
 
     def stage() -> None:
@@ -147,17 +148,16 @@ def _change(s: Session, run: NodeRun, result: RelocateResult, limit: int | None)
     def change() -> int:
         t = s.transport(run.node)
         clock["stopped"] = time.monotonic()
-        steps.stop(t, s.op, run, s.progress)
+        downtime.stop(t, s.op, run, s.progress)
         steps.final_delta(t, s.op, run, s.progress)
         if limit is not None:  # an app that appeared since
             quotas.limit_apps(t, s.op, where, run, limit)
-        steps.verify_and_switch(t, s.op, run, s.progress)
-        s.progress.step(f"{run.node}: starting {', '.join(r.name for r in roles)}")
-        steps.start(t, s.op, run)
+        steps.verify(t, s.op, run, s.progress)
+        downtime.switch_and_start(t, s.op, run, s.progress, health)
         return len(run.verified)
 
     def verify() -> None:
-        wait_healthy(s.conns, run.node, roles)
+        health()  # the node's answer at the end of the change, else a wait from here
         if not run.undone:
             run.downtime = time.monotonic() - clock.get("stopped", time.monotonic())
             steps.finish(s.transport(run.node), run)

@@ -156,15 +156,6 @@ def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Pr
     run.copied_live = time.monotonic() - started
 
 
-def stop(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
-    for role in reversed(roles_of(run.targets)):
-        progress.step(f"{t.node}: stopping {role.name}")
-        _run(t, op, f"stop {role.name}", ("systemctl", "stop", "--", *role.units), 300)
-    for target in run.targets:
-        if not target.done:
-            _mark(t, target, "stopped")
-
-
 def final_delta(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
     """With the roles stopped: copy what changed since the live copy."""
     started = time.monotonic()
@@ -175,11 +166,9 @@ def final_delta(t: Transport, op: Operation, run: NodeRun, progress: Progress) -
     run.final_delta = time.monotonic() - started
 
 
-def verify_and_switch(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
-    """Both sides' checksum lists must be equal; then the one recorded change per data dir."""
-    for target in run.targets:
-        if target.done:
-            continue
+def verify(t: Transport, op: Operation, run: NodeRun, progress: Progress) -> None:
+    """Both sides' checksum lists must be equal (kato/relocate/downtime.py then switches)."""
+    for target in pending(run):
         progress.step(f"{t.node}: verifying {target.dest} against {target.current}")
         started = time.monotonic()
         found = compare(t, target, target.current)
@@ -190,20 +179,23 @@ def verify_and_switch(t: Transport, op: Operation, run: NodeRun, progress: Progr
                 f"the copy {target.dest} differs from {target.current}: {found['difference']}"
             )
         run.verified[target.dest] = int(str(found["entries"]))
-    for target in run.targets:
-        if not target.done:
-            # the copy is on disk before the record points at it (a crash right after the
-            # switch must not find a half-written copy)
-            _run(t, op, f"flush {target.dest} to disk", ("sync", "-f", "--", target.dest))
-            switch(t, op, target, target.dest)
+
+
+def pending(run: NodeRun) -> tuple[Target, ...]:
+    """The run's data dirs not yet at the new location."""
+    return tuple(t for t in run.targets if not t.done)
+
+
+def record_args(target: Target, path: str) -> tuple[str, ...]:
+    """kato/remote/datadirs.py's arguments for "TARGET's data dir lives at PATH from now on"."""
+    units = json.dumps(list(target.role.units))
+    return ("record", target.role.name, target.name, target.declared, path, units)
 
 
 def switch(t: Transport, op: Operation, target: Target, path: str) -> None:
     """The one recorded change: the record and the units' drop-ins say `path`."""
     started = time.monotonic()
-    units = "[" + ",".join(f'"{u}"' for u in target.role.units) + "]"
-    args = (target.role.name, target.name, target.declared, path, units)
-    run_program(t, "datadirs", "record", *args)
+    run_program(t, "datadirs", *record_args(target, path))
     op.step(t.node, f"switch {target.role.name} {target.name} to {path}", None, "ok",
             time.monotonic() - started)  # fmt: skip
 
