@@ -124,10 +124,20 @@ def compare(t: Transport, target: Target, source: str) -> dict[str, object]:
     return _treesum(t, "compare", target, source)
 
 
-def _treesum(t: Transport, command: str, target: Target, source: str) -> dict[str, object]:
+# `sync -f DEST` in the background while the command after it runs; either failing fails it
+FLUSHING = (
+    'sync -f -- "$1" & flush=$!; shift; "$@"; status=$?; '
+    'wait "$flush" || { echo "flushing the copy to disk failed" >&2; exit 1; }; exit "$status"'
+)
+
+
+def _treesum(
+    t: Transport, command: str, target: Target, source: str, *, flush: bool = False
+) -> dict[str, object]:
     cache = f"{CACHE}/{target.role.name}.{target.name}"
     AGENT.ensure(t)
-    done = long_run(t, AGENT.argv("treesum.py", command, source, target.dest, cache))
+    argv = AGENT.argv("treesum.py", command, source, target.dest, cache)
+    done = long_run(t, ("sh", "-c", FLUSHING, "sh", target.dest, *argv) if flush else argv)
     if not done.ok:
         what = "copying" if command == "copy" else "checking"
         raise RelocationFailed(f"{what} {source} to {target.dest}: {done.error_line}")
@@ -139,8 +149,8 @@ def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Pr
     """Copy every data dir while its roles run, hashing the source's files as they are copied,
     then read the copy once (the checksum cache the verification after the final delta starts
     from)."""
-    _run(t, op, f"make {location}", ("mkdir", "-p", "--", location))
-    _run(t, op, "make the private staging dir", ("install", "-d", "-m", "0700", CACHE))
+    make = ("sh", "-c", 'mkdir -p -- "$1" && install -d -m 0700 -- "$2"', "sh", location, CACHE)
+    _run(t, op, f"make {location} and the private staging dir", make)
     started = time.monotonic()
     for target in run.targets:
         if target.done:
@@ -149,10 +159,13 @@ def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Pr
         progress.step(f"{t.node}: copying {target.current} to {target.dest} (roles running)")
         prefill(t, target, op)
         copy(t, target, target.current, op, live=True)
-        # written back now, while the roles run: the flush before the switch is then the delta's
-        _run(t, op, f"flush {target.dest} to disk", ("sync", "-f", "--", target.dest), 3600)
-        progress.step(f"{t.node}: reading {target.current} and its copy once")
-        compare(t, target, target.current)
+        # the copy is read back while it is written back to disk, both while the roles run:
+        # the flush before the switch is then the delta's only
+        progress.step(f"{t.node}: flushing {target.dest} to disk and reading it once")
+        begun = time.monotonic()
+        found = _treesum(t, "compare", target, target.current, flush=True)
+        op.step(t.node, f"flush {target.dest} to disk and read it", None, "ok",
+                time.monotonic() - begun, entries=found["entries"])  # fmt: skip
     run.copied_live = time.monotonic() - started
 
 
