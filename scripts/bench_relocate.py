@@ -39,6 +39,7 @@ class Figures:
     total: list[float] = field(default_factory=list)
     downtime: list[float] = field(default_factory=list)
     delta: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average, each run's start
 
 
 class Node(Nodes):
@@ -52,6 +53,7 @@ def measure(node: Node, size: int, runs: int, counter: list[int]) -> Figures:
     node.ssh(FILL, node.droplets(), str(size))
     for _ in range(runs):
         src = node.droplets()
+        found.load.append(os.getloadavg()[0])
         started = time.monotonic()
         node.ssh(RSYNC.format(src=shlex.quote(src)))
         found.baseline.append(time.monotonic() - started)
@@ -85,13 +87,14 @@ def main() -> int:
     print(f"kato relocate, {args.runs} runs per size, medians (this machine: "
           f"{os.cpu_count()} cores, shared)")  # fmt: skip
     print("| data | rsync -aHAX | kato relocate | ratio | downtime | of it final delta "
-          "| downtime - delta |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| downtime - delta | load |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for label, f in rows:
         base, total = statistics.median(f.baseline), statistics.median(f.total)
         down, delta = statistics.median(f.downtime), statistics.median(f.delta)
         print(f"| {label} | {base:.2f} s | {total:.2f} s | {total / base:.2f}x | {down:.2f} s "
-              f"| {delta:.2f} s | {down - delta:.2f} s |")  # fmt: skip
+              f"| {delta:.2f} s | {down - delta:.2f} s "
+              f"| {min(f.load):.1f}-{max(f.load):.1f} |")  # fmt: skip
     return 0
 
 

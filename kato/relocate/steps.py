@@ -124,20 +124,10 @@ def compare(t: Transport, target: Target, source: str) -> dict[str, object]:
     return _treesum(t, "compare", target, source)
 
 
-# `sync -f DEST` in the background while the command after it runs; either failing fails it
-FLUSHING = (
-    'sync -f -- "$1" & flush=$!; shift; "$@"; status=$?; '
-    'wait "$flush" || { echo "flushing the copy to disk failed" >&2; exit 1; }; exit "$status"'
-)
-
-
-def _treesum(
-    t: Transport, command: str, target: Target, source: str, *, flush: bool = False
-) -> dict[str, object]:
+def _treesum(t: Transport, command: str, target: Target, source: str) -> dict[str, object]:
     cache = f"{CACHE}/{target.role.name}.{target.name}"
     AGENT.ensure(t)
-    argv = AGENT.argv("treesum.py", command, source, target.dest, cache)
-    done = long_run(t, ("sh", "-c", FLUSHING, "sh", target.dest, *argv) if flush else argv)
+    done = long_run(t, AGENT.argv("treesum.py", command, source, target.dest, cache))
     if not done.ok:
         what = "copying" if command == "copy" else "checking"
         raise RelocationFailed(f"{what} {source} to {target.dest}: {done.error_line}")
@@ -159,13 +149,15 @@ def stage(t: Transport, op: Operation, run: NodeRun, location: str, progress: Pr
         progress.step(f"{t.node}: copying {target.current} to {target.dest} (roles running)")
         prefill(t, target, op)
         copy(t, target, target.current, op, live=True)
-        # the copy is read back while it is written back to disk, both while the roles run:
-        # the flush before the switch is then the delta's only
-        progress.step(f"{t.node}: flushing {target.dest} to disk and reading it once")
+        # written back now, while the roles run: the flush before the switch is then the delta's;
+        # read back only after it: the longer the flush, the more of rsync's last changes to
+        # the copy are settled (older than treesum's 2 s), so cached for the verification
+        _run(t, op, f"flush {target.dest} to disk", ("sync", "-f", "--", target.dest), 3600)
+        progress.step(f"{t.node}: reading the copy {target.dest} once")
         begun = time.monotonic()
-        found = _treesum(t, "compare", target, target.current, flush=True)
-        op.step(t.node, f"flush {target.dest} to disk and read it", None, "ok",
-                time.monotonic() - begun, entries=found["entries"])  # fmt: skip
+        found = compare(t, target, target.current)
+        op.step(t.node, f"read the copy {target.dest}", None, "ok", time.monotonic() - begun,
+                entries=found["entries"])  # fmt: skip
     run.copied_live = time.monotonic() - started
 
 
