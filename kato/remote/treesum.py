@@ -259,8 +259,9 @@ def main(argv: list[str]) -> int:
     try:
         run = compare if argv[0] == "compare" else copy_files
         result = run(argv[1], argv[2], argv[3])
-    except OSError as exc:
-        print(f"treesum: {exc}", file=sys.stderr)
+    except OSError as exc:  # as rsync says it: "No space left on device (28)"
+        said = f"{exc.filename}: {exc.strerror} ({exc.errno})" if exc.errno else str(exc)
+        print(f"treesum: {said}", file=sys.stderr)
         return 1
     print(json.dumps(result, sort_keys=True))
     return 0
