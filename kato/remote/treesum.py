@@ -31,11 +31,18 @@ from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
-# A file changed this close to the start of a run may change again within the same clock tick
-# without its ctime moving: its checksum is not kept for the next run.
+# A file changed this close before it is read may change again within the same clock tick
+# (of the coarsest filesystem timestamps) without its ctime moving: its checksum is not kept
+# for the next run.
 SETTLED_NS = 2_000_000_000
 TYPES = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFIFO: "p",
          stat.S_IFSOCK: "s", stat.S_IFCHR: "c", stat.S_IFBLK: "b"}  # fmt: skip
+
+
+def settled(ctime_ns: int, *, before: int) -> bool:
+    """The file's last change (ctime) is SETTLED_NS older than a read that began after
+    `before`: a change after that read moves its ctime, so its checksum may be kept."""
+    return ctime_ns < before - SETTLED_NS
 
 
 def file_sha256(path: str) -> str:
@@ -68,13 +75,12 @@ def entries(top: str, cache: dict[str, list[Any]]) -> tuple[list[str], int, dict
         for name in (*dirs, *files):
             names.append(name if rel == "." else os.path.join(rel, name))
     names.sort(key=os.fsencode)
-    settled = time.time_ns() - SETTLED_NS
-    lines = [_line(top, ".", {}, cache, {}, settled)]
+    lines = [_line(top, ".", {}, cache, {})]
     first: dict[tuple[int, int], str] = {}
     fresh: dict[str, list[Any]] = {}
     total = 0
     for rel in names:
-        lines.append(_line(top, rel, first, cache, fresh, settled))
+        lines.append(_line(top, rel, first, cache, fresh))
         st = os.lstat(os.path.join(top, rel))
         total += st.st_size if stat.S_ISREG(st.st_mode) else 0
     return lines, total, fresh
@@ -86,10 +92,10 @@ def _line(
     first: dict[tuple[int, int], str],
     cache: dict[str, list[Any]],
     fresh: dict[str, list[Any]],
-    settled: int,
 ) -> str:
     path = os.path.join(top, rel)
     st = os.lstat(path)
+    read_at = time.time_ns()  # before any read of it
     kind = TYPES.get(stat.S_IFMT(st.st_mode), "?")
     fields = [json.dumps(os.fsencode(rel).decode("utf-8", "surrogateescape"), ensure_ascii=True),
               kind, f"{stat.S_IMODE(st.st_mode):o}", f"{st.st_uid}:{st.st_gid}"]  # fmt: skip
@@ -103,7 +109,7 @@ def _line(
         stamp = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         known = cache.get(rel)
         sha = known[4] if known and known[:4] == stamp else file_sha256(path)
-        if st.st_ctime_ns < settled:
+        if settled(st.st_ctime_ns, before=read_at):
             fresh[rel] = [*stamp, sha]
         fields += [str(st.st_size), str(st.st_mtime_ns), sha]
     elif kind == "l":
@@ -178,7 +184,6 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
         cache = json.loads(cache_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         cache = {}
-    settled = time.time_ns() - SETTLED_NS
     done = {"files": 0, "bytes": 0, "cached": 0}
     for base, dirs, files in os.walk(src, followlinks=False):
         rel = os.path.relpath(base, src)
@@ -188,12 +193,13 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
             continue
         for name in files:
             key = name if rel == "." else os.path.join(rel, name)
+            read_at = time.time_ns()
             entry = _copy_one(os.path.join(base, name), os.path.join(into, name))
             if entry is None:
                 continue
             done["files"] += 1
             done["bytes"] += entry[1]
-            if entry[3] < settled:
+            if settled(entry[3], before=read_at):
                 cache[key] = entry
                 done["cached"] += 1
     tmp = cache_file.with_name(cache_file.name + ".tmp")
