@@ -24,8 +24,10 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,7 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
     except (OSError, ValueError):
         cache = {}
     done = {"files": 0, "bytes": 0, "cached": 0}
+    hasher = Hasher()
     for base, dirs, files in os.walk(src, followlinks=False):
         rel = os.path.relpath(base, src)
         into = dst if rel == "." else os.path.join(dst, rel)
@@ -194,7 +197,7 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
         for name in files:
             key = name if rel == "." else os.path.join(rel, name)
             read_at = time.time_ns()
-            entry = _copy_one(os.path.join(base, name), os.path.join(into, name))
+            entry = _copy_one(os.path.join(base, name), os.path.join(into, name), hasher)
             if entry is None:
                 continue
             done["files"] += 1
@@ -208,6 +211,31 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
     return done
 
 
+class Hasher:
+    """sha256 in a second thread, so that hashing a chunk overlaps reading and writing the next
+    (hashlib and the file calls release the GIL): the copy pass uses both cores, as rsync's
+    sender and receiver do. At most QUEUED chunks wait, so memory stays bounded."""
+
+    QUEUED = 8
+
+    def __init__(self) -> None:
+        self.chunks: queue.Queue[tuple[Any, bytes]] = queue.Queue(maxsize=self.QUEUED)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            digest, chunk = self.chunks.get()
+            digest.update(chunk)
+            self.chunks.task_done()
+
+    def update(self, digest: Any, chunk: bytes) -> None:
+        self.chunks.put((digest, chunk))
+
+    def wait(self) -> None:
+        """Until every chunk handed over so far is hashed."""
+        self.chunks.join()
+
+
 def _plain_dir(path: str) -> bool:
     """path is a directory (made, 0700, when missing: rsync sets its mode and owner)."""
     with contextlib.suppress(FileExistsError):
@@ -215,7 +243,7 @@ def _plain_dir(path: str) -> bool:
     return stat.S_ISDIR(os.lstat(path).st_mode)
 
 
-def _copy_one(source: str, target: str) -> list[Any] | None:
+def _copy_one(source: str, target: str, hasher: Hasher) -> list[Any] | None:
     """[inode, size, mtime, ctime, sha256] of the copied source file, or None: not copied."""
     try:
         if not stat.S_ISREG(os.lstat(source).st_mode):  # never opened: a device, a fifo
@@ -235,7 +263,7 @@ def _copy_one(source: str, target: str) -> list[Any] | None:
         digest = hashlib.sha256()
         try:
             while chunk := reading.read(CHUNK):
-                digest.update(chunk)
+                hasher.update(digest, chunk)
                 if chunk.count(0) == len(chunk):  # a hole, as rsync --sparse leaves it
                     os.lseek(out, len(chunk), os.SEEK_CUR)
                     continue
@@ -251,6 +279,7 @@ def _copy_one(source: str, target: str) -> list[Any] | None:
             raise OSError(f"copying {source}: {exc.strerror} ({exc.errno})") from None
         finally:
             os.close(out)
+    hasher.wait()
     return [*stamp, digest.hexdigest()]
 
 
