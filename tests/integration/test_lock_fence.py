@@ -96,3 +96,44 @@ def test_a_dead_holder_s_lock_is_taken_over_naming_its_last_step(cluster: Cluste
     assert f"its heartbeat had expired; its last journaled step: {last['node']}: run" in (
         done.stderr
     ), done.stderr
+
+
+def test_a_holder_killed_mid_rollout_leaves_a_journal_that_shows_where_it_stopped(
+    cluster: Cluster,
+) -> None:
+    """Steps go down the journal's open stream, not one command each: a kato killed -9 while
+    node2's command runs has node1's step on disk (written before node2 began), no `end`, and
+    the next operation's begin (written by the lock's own call) names the lock it took over."""
+    path = cluster.home / "cluster.yaml"
+    began = "/root/kato-fence-began"
+    for node in NODES:
+        cluster.ssh(node, f"rm -f {MARK} {began}")
+    holder = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "run", "--serial", "1", "--", "sh", "-c",
+         f"touch {began}; sleep 30; touch {MARK}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "KATO_LOCK_TTL": "4"},
+    )  # fmt: skip
+    try:
+        record = _wait_for_lock(path)
+        deadline = time.monotonic() + 120
+        for node in ("node1", "node2"):
+            while not cluster.host(node).file(began).exists:
+                assert holder.poll() is None and time.monotonic() < deadline, f"{node} idle"
+                time.sleep(0.2)
+            if node == "node1":
+                cluster.ssh(node, "pkill -f 'sleep 30' || true")  # node1's command ends now
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        for node in NODES:
+            cluster.ssh(node, "pkill -f 'sleep 30' || true")
+    events = journal_of(path, str(record["id"]))
+    assert [e["event"] for e in events] == ["begin", "step"], events
+    assert events[1]["node"] == "node1" and events[1]["step"] == "run", events
+    done = on(path, "run", "--node", "node3", "--lock-wait", "30s", "--", "true")
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(on(path, "history", "--limit", "20", "--json").stdout)
+    begins = [e for e in entries if e["event"] == "begin"]
+    assert begins[-1]["took_over_lock"] == record["id"], begins[-1]
+    assert _lock_holder(path) is None
