@@ -26,9 +26,11 @@ class _Buffer(ctypes.Structure):
 
 @cache
 def _library() -> Any:
-    name = ctypes.util.find_library("zstd") or "libzstd.so.1"
     try:
-        lib = ctypes.CDLL(name)
+        try:
+            lib = ctypes.CDLL("libzstd.so.1")  # the soname since zstd 1.0: no search needed
+        except OSError:
+            lib = ctypes.CDLL(ctypes.util.find_library("zstd") or "libzstd.so")
         lib.ZSTD_createDStream.restype = ctypes.c_void_p
         lib.ZSTD_freeDStream.argtypes = (ctypes.c_void_p,)
         lib.ZSTD_decompressStream.argtypes = (
