@@ -35,10 +35,14 @@ FIRST_POLL = 0.05
 POLL = 0.5
 ERROR_KEEP = 1 << 16
 
-try:  # kato/remote/node_facts.py: shipped beside this program on a node, a module of kato here
-    FACTS = importlib.import_module("node_facts")
-except ImportError:
-    FACTS = importlib.import_module("kato.remote.node_facts")
+
+def node_facts() -> Any:
+    """kato/remote/node_facts.py (its health probes): shipped beside this program on a node, a
+    module of kato here. Imported only when a wait needs it (it costs tens of milliseconds)."""
+    try:
+        return importlib.import_module("node_facts")
+    except ImportError:
+        return importlib.import_module("kato.remote.node_facts")
 
 
 def run_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,7 +77,7 @@ def wait_healthy(roles: dict[str, Any], sleep: Any = time.sleep) -> dict[str, An
     at its own deadline (its health timeout from now)."""
     started, pause = time.monotonic(), FIRST_POLL
     while True:
-        _, health = FACTS.role_facts(roles)
+        _, health = node_facts().role_facts(roles)
         wrong = [r for r in roles if health.get(r) is not None]
         if not wrong:
             return {"health": health, "late": None}
@@ -86,10 +90,11 @@ def wait_healthy(roles: dict[str, Any], sleep: Any = time.sleep) -> dict[str, An
 
 
 def warm_up() -> threading.Thread:
-    """Import what the health probes need (urllib, a thread pool: tens of milliseconds of a
-    node's python3) while the commands run, not after them."""
+    """Import what the health probes need (node_facts, urllib, a thread pool: tens of
+    milliseconds of a node's python3) while the commands run, not after them."""
 
     def load() -> None:
+        node_facts()
         for name in ("urllib.request", "urllib.error", "concurrent.futures"):
             importlib.import_module(name)
 
