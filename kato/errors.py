@@ -164,6 +164,8 @@ class LockHeld(KatoError):
 class Interrupted(KatoError):
     """Ctrl-C stopped a change: what was in flight was undone (the message says per node)."""
 
+    exit_code = ExitCode.INTERRUPTED
+
 
 def outcome_exit(succeeded: int, failures: Iterable[int], not_reached: int = 0) -> ExitCode:
     """The one rule from per-node outcomes to an exit code: 0 when nothing failed; 3 (partial)

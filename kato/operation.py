@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from kato import journal, lock
+from kato import journal, lock, pause
 from kato.errors import Interrupted, KatoError, LockLost, NodeUnreachable
 from kato.journal import Journal
 from kato.progress import notice
@@ -70,6 +70,7 @@ class Operation:
                 self.journal.flush()
         if self.lock is not None and self.lock.lost:
             raise LockLost(self.lock.id, self.lock.broken, "was lost to another operation")
+        pause.point(f"{node} {description}", asked_only=True)  # tests only: kato/pause.py
 
 
 # The operation this thread of this process runs inside, by core node (None outside any).

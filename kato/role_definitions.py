@@ -16,10 +16,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kato import facts, yamldoc
-from kato import release as releases
 from kato.config import Cluster
 from kato.errors import ExitCode, KatoError
 from kato.facts import NodeFacts
@@ -27,6 +26,9 @@ from kato.roles import Role, RolesInvalid, bundled_directory, load_roles, parse_
 from kato.transport.base import Transport
 from kato.transport.fanout import NodeFailure, fan_out
 from kato.transport.pool import Connections
+
+if TYPE_CHECKING:  # a release repository is read only for a node whose release carries none
+    from kato.release import Release
 
 _CACHE: dict[tuple[str, str], dict[str, Role]] = {}
 
@@ -91,6 +93,8 @@ def without_nodes(cluster: Cluster) -> list[dict[str, Role]]:
     """Every set of definitions kato can read without asking a node: its bundled ones and
     each version's in the cluster's release repository. A name given on the command line
     that none of them knows is refused before any node is contacted."""
+    from kato import release as releases
+
     versions: tuple[str, ...] = ()
     if cluster.releases:
         try:
@@ -100,7 +104,7 @@ def without_nodes(cluster: Cluster) -> list[dict[str, Role]]:
     return [bundled(), *(_from_repository(cluster, v) for v in versions)]
 
 
-def of_release(release: releases.Release) -> dict[str, Role]:
+def of_release(release: Release) -> dict[str, Role]:
     """A loaded release's definitions (the bundled ones for a release without them)."""
     return dict(release.definitions) or bundled()
 
@@ -193,6 +197,8 @@ def _from_repository(cluster: Cluster, version: str | None) -> dict[str, Role]:
         return {}
     key = (str(cluster.releases), version)
     if key not in _CACHE:
+        from kato import release as releases
+
         try:
             _CACHE[key] = dict(releases.load_release(cluster.releases, version).definitions)
         except KatoError:  # a version this repository does not list, or it cannot be read

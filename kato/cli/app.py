@@ -60,11 +60,12 @@ def load(name: str) -> Any:
     module_name, attribute, settings = COMMANDS[name]
     module = importlib.import_module(f"kato.cli.{module_name}")
     found = getattr(module, attribute)
+    built: Any
     if isinstance(found, typer.Typer):
         _finish(found, f"{name} ")
-        built = typer.main.get_command(found)
+        built = typer.main.get_group(found)  # completion options stay on the top level
     else:
-        single = typer.Typer(rich_markup_mode=None)
+        single = typer.Typer(rich_markup_mode=None, add_completion=False)
         if isinstance(settings, str):
             settings = getattr(module, settings)
         single.command(name, context_settings=settings)(found)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from kato.data.archive import ArchiveWriteFailed, ArchiveWriter
 
-QUEUE_CHUNKS = 16  # chunks of up to 1 MiB waiting between a node's stream and the archive
+QUEUE_CHUNKS = 8  # chunks of about GATHER bytes waiting between a node's stream and the archive
+GATHER = 1 << 20  # a node's SSH packets (32 KiB each) are passed on in pieces of this size
 COPY = 1 << 22
 WAIT = 1.0  # seconds between looks at the abort flag while waiting
 
@@ -34,6 +35,8 @@ class Slot:
     mode: str | None = None  # "direct" into the archive, or "spool" (decided at its 1st byte)
     queue: queue.Queue[bytes | None] = field(default_factory=lambda: queue.Queue(QUEUE_CHUNKS))
     spool_fd: int | None = None
+    gathered: list[bytes] = field(default_factory=list)  # packets not yet passed on
+    gathered_size: int = 0
     written: int = 0
     done: bool = False
     error: BaseException | None = None
@@ -78,9 +81,21 @@ class Assembly:
                     raise Aborted from None
 
     def write(self, slot: Slot, data: bytes) -> None:
+        """Gather the node's packets into pieces of GATHER bytes: one queue hand-over, one
+        archive write and one read-back wake-up per piece, not per packet."""
+        slot.gathered.append(bytes(data))
+        slot.gathered_size += len(data)
+        if slot.gathered_size >= GATHER:
+            self._pass_on(slot)
+
+    def _pass_on(self, slot: Slot) -> None:
+        if not slot.gathered:
+            return
+        data = b"".join(slot.gathered)
+        slot.gathered, slot.gathered_size = [], 0
         self._decide(slot)
         if slot.mode == "direct":
-            self._put(slot, bytes(data))
+            self._put(slot, data)
             return
         assert slot.spool_fd is not None
         try:
@@ -96,6 +111,11 @@ class Assembly:
     def close(self, index: int, error: BaseException | None = None) -> None:
         """The node's stream of member `index` ended (with `error` when it failed)."""
         slot = self.slots[index]
+        if error is None:
+            try:
+                self._pass_on(slot)
+            except BaseException as exc:  # noqa: BLE001 (the assembling thread raises it)
+                error = exc
         with self.cond:
             slot.done, slot.error = True, error
             self.cond.notify_all()

@@ -10,33 +10,14 @@ import contextlib
 import hashlib
 import tempfile
 import threading
-from typing import IO
 
 from kato.data.manifest import Member
-from kato.data.tree_check import check_tree
+from kato.data.tree_check import TreeCheck
 from kato.data.verify import ArchiveInvalid
 from kato.transport import local
 
 CHUNK = 1 << 20
 UNZSTD = ("zstd", "-d", "-q", "-c")
-
-
-class _Bounded:
-    """The member's bytes (its first `size` decompressed bytes), hashed as they are read."""
-
-    def __init__(self, source: IO[bytes], size: int) -> None:
-        self.source, self.left, self.sha = source, size, hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        want = self.left if size < 0 else min(size, self.left)
-        data = self.source.read(min(want, CHUNK)) if want else b""
-        self.left -= len(data)
-        self.sha.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
 
 
 class MemberCheck:
@@ -95,26 +76,39 @@ class MemberCheck:
         self.failed.set()
 
     def _consume(self) -> None:
+        """zstd's output into one reused buffer: the member's bytes hashed (and a tree walked)
+        one chunk per call, then only zeros may follow (padding, the archive's end)."""
         assert self._proc.stdout is not None
         out, member = self._proc.stdout, self.member
-        reader = _Bounded(out, member.size)
+        tree = None
+        if member.type == "tree":
+            tree = TreeCheck(member.name, self.shown, listed=member.entries)
+        sha, left, trailing = hashlib.sha256(), member.size, False
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
         try:
-            if member.type == "tree":
-                check_tree(reader, member.name, self.shown, listed=member.entries)  # type: ignore[arg-type]
-            reader.drain()
-            if reader.left:
-                self._fail(f"ends after {member.size - reader.left} of {member.size} bytes")
-            elif reader.sha.hexdigest() != member.sha256:
+            while count := out.readinto(buffer):  # type: ignore[attr-defined]
+                mine = view[: min(count, left)]
+                if mine:
+                    sha.update(mine)
+                    if tree is not None:
+                        tree.feed(mine)
+                    left -= len(mine)
+                if not trailing and view[len(mine) : count].tobytes().strip(b"\0"):
+                    trailing = True
+            if left:
+                self._fail(f"ends after {member.size - left} of {member.size} bytes")
+            if tree is not None and not left:
+                tree.finish()
+            if sha.hexdigest() != member.sha256 and not left:
                 self._fail("sha256 does not match the manifest: corrupt")
-            while chunk := out.read(CHUNK):  # padding, the archive's end: zeros only
-                if chunk.strip(b"\0"):
-                    self._fail("data after the member's end")
-                    break
+            if trailing:
+                self._fail("data after the member's end")
         except ArchiveInvalid as exc:
             self._fail(exc)
-        except Exception as exc:  # noqa: BLE001 (tarfile's errors on a corrupt tree)
-            self._fail(f"truncated or corrupt: {exc}")
+        except Exception as exc:  # noqa: BLE001 (never let a check that broke pass)
+            self._fail(f"could not be checked: {exc}")
         finally:
             with contextlib.suppress(OSError, ValueError):
-                while out.read(CHUNK):  # let zstd finish (or fail) on what is left
-                    pass
+                while out.readinto(buffer):  # type: ignore[attr-defined]
+                    pass  # let zstd finish (or fail) on what is left

@@ -101,10 +101,11 @@ def survey(
     bundled = role_definitions.bundled() if measure or beside else {}
 
     def asked(node: str) -> dict[str, Any]:
+        chosen = not nodes or node in nodes  # else only asked as the core node
         wanted = [
             bundled[r]
             for r in cluster.node(node).roles
-            if r in bundled and (not only or r in only) and r not in exclude
+            if chosen and r in bundled and (not only or r in only) and r not in exclude
         ]
         request: dict[str, Any] = {"datadirs": True, "moved_parents": beside}
         declared = [r.data_dirs[d] for r in wanted for d in r.export]
@@ -116,8 +117,9 @@ def survey(
             request["timeout"] = DU_TIMEOUT
         return request
 
-    chosen = asked_nodes(cluster, nodes, only, exclude, core)
-    defined = role_definitions.of_nodes(cluster, conns, chosen, asked)
+    defined = role_definitions.of_nodes(
+        cluster, conns, asked_nodes(cluster, nodes, only, exclude, core), asked
+    )
     at_core = defined.nodes.get(cluster.core_node.name)
     return Survey(defined, at_core.version if at_core else None)
 

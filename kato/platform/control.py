@@ -88,15 +88,15 @@ def control(
     command: list[str] | None = None,
 ) -> ControlOutcome:
     nodes = [n.name for n in select_nodes(cluster, names)]
-    defined = role_definitions.everywhere(cluster, nodes)
-    chosen = chosen_roles(targets, defined.known())
-    plan = plan_control(cluster, action, chosen, names, defined)
-    sources = tuple(defined.sources())
-    if dry_run or plan.is_empty:
-        return ControlOutcome(plan, dry_run, action=action, definitions=sources)
     succeeded: dict[str, int] = {}
     failed: dict[str, NodeFailure] = {}
     with session(cluster, command or [], lock_wait=lock_wait) as s:
+        defined = role_definitions.of_nodes(cluster, s.conns, nodes)  # these connections
+        chosen = chosen_roles(targets, defined.known())
+        plan = plan_control(cluster, action, chosen, names, defined)
+        sources = tuple(defined.sources())
+        if dry_run or plan.is_empty:
+            return ControlOutcome(plan, dry_run, action=action, definitions=sources)
         for role in in_action_order(action, chosen):
             steps = [st for st in plan.steps if st.description == f"{action} {role.name}"]
             report = rollout(

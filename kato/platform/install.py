@@ -317,11 +317,11 @@ def uninstall(
     command: list[str] | None = None,
 ) -> PlanOutcome:
     chosen = select_nodes(cluster, names)
-    defined = role_definitions.everywhere(cluster, [n.name for n in chosen])
-    plan = plan_uninstall(cluster, chosen, defined)
-    if dry_run:
-        return PlanOutcome(plan, dry_run=True)
     with session(cluster, command or [], lock_wait=lock_wait) as s:
+        defined = role_definitions.of_nodes(cluster, s.conns, [n.name for n in chosen])
+        plan = plan_uninstall(cluster, chosen, defined)
+        if dry_run:
+            return PlanOutcome(plan, dry_run=True)
         done, failed = apply_plan(s, plan)
         s.op.settle(bool(done), bool(failed))
     return PlanOutcome(plan, False, done, failed)

@@ -48,3 +48,18 @@ def test_off_lets_every_point_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     (tmp_path / "off").touch()
     pause.point("upgrade staged")
     assert not (tmp_path / "upgrade-staged.reached").exists()
+
+
+def test_a_fine_point_stops_only_where_kato_pause_at_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KATO_PAUSE_DIR", str(tmp_path))
+    monkeypatch.setenv("KATO_PAUSE_TIMEOUT", "0.2")
+    monkeypatch.delenv("KATO_PAUSE_AT", raising=False)
+    pause.point("node2 restart router", asked_only=True)  # not asked: passes at once
+    monkeypatch.setenv("KATO_PAUSE_AT", "node1-*, node2-restart-*")
+    pause.point("node3 restart router", asked_only=True)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(KatoError, match="not released"):
+        pause.point("node2 restart router", asked_only=True)
+    assert (tmp_path / "node2-restart-router.reached").exists()

@@ -140,3 +140,15 @@ def test_an_import_learns_the_free_space_beside_its_data_dirs_in_the_same_call()
         free_beside(found, conns, [("node1", "/mnt/ebs")])  # relocated there since: asked
         assert world.agent_calls() == {"node1": 2}
         assert json.loads(world.fake.ran("node1")[-1][3])["space"] == ["/mnt/ebs"]
+
+
+def test_the_core_asked_only_for_its_version_measures_nothing() -> None:
+    world = Nodes()
+    node2 = replace(world.fake.cluster.nodes[1], roles=("filesystem",))
+    cluster = replace(world.fake.cluster, nodes=(world.fake.cluster.nodes[0], node2))
+    with connections(cluster, world.fake.factory) as conns:
+        found = survey(cluster, conns, nodes=("node2",), measure=True, beside=True)
+    assert found.version == "1.0.0" and world.agent_calls() == {"node2": 1, "node1": 1}
+    core = json.loads(world.fake.ran("node1")[-1][3])
+    assert "dirs" not in core and not core["space"]
+    assert json.loads(world.fake.ran("node2")[-1][3])["dirs"]  # node2's own are measured

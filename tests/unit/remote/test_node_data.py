@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +135,54 @@ def test_import_of_corrupt_frames_fails_naming_zstd(tmp_path: Path) -> None:
                             data=b"\x28\xb5\x2f\xfd garbage")  # fmt: skip
     assert status == 1 and answer is not None and answer.error.startswith("zstd")
     assert not staged.exists()
+
+
+def load_program() -> object:
+    import importlib.util
+
+    path = Path(stream.__file__).parent.parent / "remote" / stream.PROGRAM
+    spec = importlib.util.spec_from_file_location("kato_node_data_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("through", ["pipes", "a file"])
+def test_pass_on_copies_and_hashes_every_byte_through_tee_or_by_copy(
+    tmp_path: Path, through: str
+) -> None:
+    """Between two pipes tee(2) is used; from a file (where tee is refused) a plain copy."""
+    program: Any = load_program()
+    real_tee, teed = program._tee(), []
+
+    def counting_tee(*args: int) -> int:
+        teed.append(count := real_tee(*args))
+        return count  # type: ignore[no-any-return]
+
+    program._tee = lambda: counting_tee
+    data = os.urandom(3 << 20) + b"tail"
+    if through == "pipes":
+        feeder = subprocess.Popen(("cat",), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert feeder.stdin and feeder.stdout
+        writer = threading.Thread(target=lambda: (feeder.stdin.write(data), feeder.stdin.close()))  # type: ignore[union-attr]
+        writer.start()
+        source = feeder.stdout.fileno()
+    else:
+        (tmp_path / "in").write_bytes(data)
+        source = os.open(tmp_path / "in", os.O_RDONLY)
+    reader = subprocess.Popen(("cat",), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert reader.stdin and reader.stdout
+    out: list[bytes] = []
+    collector = threading.Thread(target=lambda: out.append(reader.stdout.read()))  # type: ignore[union-attr]
+    collector.start()
+    size, digest = program.pass_on(source, reader.stdin.fileno())
+    reader.stdin.close()
+    collector.join()
+    reader.wait()
+    assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
+    assert out == [data]
+    assert (sum(n for n in teed if n > 0) == len(data)) == (through == "pipes")
+    if through == "pipes":
+        writer.join()
+        feeder.wait()

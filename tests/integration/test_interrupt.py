@@ -1,0 +1,133 @@
+"""Ctrl-C on real nodes: SIGINT to a running `kato patch install` while a node is mid-change
+(stopped there by a pause point, kato/pause.py, not by a sleep window) finishes that node,
+undoes it and puts back the nodes only applied, then exits 130 with the cluster as before, the
+lock released and the journal saying `interrupted`.
+
+Uses the session's sandbox and leaves it as it found it (no patch applied, routers healthy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import KATO, Cluster
+from tests.integration.test_patch import files, on, revert_everything
+
+pytestmark = pytest.mark.integration
+PATCH = "router-nosniff"
+ROUTERS = ("node2", "node3")
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:g}s"
+        time.sleep(0.05)
+
+
+class Running:
+    """kato in the background, its stderr read as it comes (to see the Ctrl-C warning)."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.process = subprocess.Popen(
+            (*KATO, *args),
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.err: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.err.append(line)
+
+    def signal_taken(self) -> bool:
+        """SIGINT no longer pending: delivered, and Python's handler flagged. The main thread
+        waits on a lock that the signal interrupts, so the engine's Ctrl-C handler runs at
+        once; the node in flight needs 50 ms (its pause poll) and a health check after `.go`."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+        pending = [
+            int(line.split()[1], 16) for line in status if line.startswith(("SigPnd", "ShdPnd"))
+        ]
+        return not any(mask & (1 << (signal.SIGINT - 1)) for mask in pending)
+
+    def stop(self) -> None:
+        """Whatever happened, let kato run to its end (so it leaves the cluster consistent)."""
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def finish(self, timeout: float = 300) -> tuple[int, str, str]:
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code, out, "".join(self.err)
+
+
+def healthy(cluster: Cluster, node: str) -> bool:
+    done = cluster.ssh(node, "curl -fsS -o /dev/null -m 2 http://127.0.0.1/healthz")
+    return done.returncode == 0
+
+
+def test_ctrl_c_mid_patch_install_undoes_exits_130_and_releases_the_lock(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    revert_everything(cluster)
+    before = files(cluster)
+    path = str(cluster.home / "cluster.yaml")
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {
+        "KATO_PAUSE_DIR": str(pause),
+        "KATO_PAUSE_AT": "*-restart-router",  # after the first router restarted on the patch
+        "KATO_PAUSE_TIMEOUT": "120",
+    }
+    kato = Running(env, "--cluster", path, "patch", "install", PATCH)
+    try:
+        wait_for(lambda: any(pause.glob("*.reached")) or kato.process.poll() is not None, "pause")
+        reached = sorted(pause.glob("*.reached"))
+        assert reached, f"kato ended before any router restarted: {kato.finish()}"
+        node = reached[0].name.split("-", 1)[0]
+        assert node in ROUTERS
+        # the patch is live on that node (restarted) and laid on the other, not yet restarted
+        assert all(
+            cluster.host(n).file(f"/var/lib/kato/patches/{PATCH}.json").exists for n in ROUTERS
+        )
+        kato.process.send_signal(signal.SIGINT)
+        wait_for(kato.signal_taken, "SIGINT delivered")
+        (pause / reached[0].name.replace(".reached", ".go")).touch()
+        code, out, err = kato.finish()
+    finally:
+        (pause / "off").touch()
+        for point in pause.glob("*.reached"):
+            point.with_suffix(".go").touch()
+        kato.stop()
+    assert code == 130, f"{out}\n{err}"
+    report = out + err
+    assert any(node in line and "undone (interrupted)" in line for line in report.splitlines())
+    # the cluster as before: every file of the releases and no patch record, routers healthy
+    assert files(cluster) == before
+    for router in ROUTERS:
+        assert cluster.host(router).service("kato-router").is_running
+        wait_for(lambda r=router: healthy(cluster, r), f"{router} healthy")
+    state = json.loads(on(cluster, "lock", "status", "--json", check=True).stdout)
+    assert state["record"] is None, state
+    history = json.loads(on(cluster, "history", "--json", "--limit", "1", check=True).stdout)
+    assert history[-1]["event"] == "end" and history[-1]["result"] == "interrupted", history
