@@ -4,9 +4,9 @@ phases), says so by creating `DIR/POINT.reached`, and goes on once `DIR/POINT.go
 (`DIR/off` lets it pass every point from then on). Unset (always, outside tests), a point
 costs one environment lookup.
 
-Finer points (after each step a plan applies on a node: `node2 restart router`) are passed
-too often to stop at all of them: kato stops at one only when KATO_PAUSE_AT names it, a
-comma-separated list of file-name patterns (`node2-restart-*`)."""
+Finer points, after each step journaled on a node (Operation.step: `node2 restart router`),
+are passed too often to stop at all of them: kato stops at one only when KATO_PAUSE_AT names
+it, a comma-separated list of file-name patterns (`node2-restart-*`)."""
 
 from __future__ import annotations
 

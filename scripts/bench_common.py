@@ -41,6 +41,12 @@ def sandbox_name(word: str, default_prefix: str = "kato") -> str:
     return os.environ.get("KATO_TEST_PREFIX", default_prefix) + word
 
 
+def require_root(bench: str) -> None:
+    """The sandbox needs root: say so (exit 1) before anything starts."""
+    if os.geteuid() != 0:
+        raise SystemExit(f"scripts/bench {bench} needs root")
+
+
 def kato(*args: str, timeout: float = 7200, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run kato; with check, a failure ends the benchmark with kato's own words."""
     done = subprocess.run((*KATO, *args), capture_output=True, text=True, timeout=timeout)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_common import KATO, SANDBOX_HOME, median_time, sandbox, sandbox_name
+from bench_common import KATO, SANDBOX_HOME, median_time, require_root, sandbox, sandbox_name
 
 NAME = sandbox_name("bench")
 HOME = SANDBOX_HOME / NAME
@@ -102,9 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("scripts/bench core needs root", file=sys.stderr)
-        return 1
+    require_root("core")
     with sandbox(NAME, 30, "--bare"):
         return report(args.runs)
 

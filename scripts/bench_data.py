@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from bench_common import FILL, KATO, Nodes, sandbox, sandbox_name
+from bench_common import FILL, KATO, Nodes, require_root, sandbox, sandbox_name
 
 NAME = sandbox_name("b1", default_prefix="k")
 # kato as installed: its modules compiled once (.pyc), not again at every run as a checkout
@@ -201,9 +201,7 @@ def main() -> int:
     parser.add_argument("--work", default="/var/tmp", help="Where the archives are written.")
     parser.add_argument("--parallel", default="", help="Data per node for the 3-node export.")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("scripts/bench data needs root", file=sys.stderr)
-        return 1
+    require_root("data")
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     need = 3 * max(sizes)  # two archives here; the node's copies live on the same disk
     if shutil.disk_usage(args.work).free < need:

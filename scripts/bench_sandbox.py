@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from bench_common import kato, sandbox_name
+from bench_common import kato, require_root, sandbox_name
 
 NAME = sandbox_name("bench")
 
@@ -54,9 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("scripts/bench sandbox needs root", file=sys.stderr)
-        return 1
+    require_root("sandbox")
     kato("sandbox", "up", "--name", NAME, "--nodes", "1")  # builds the image once if needed
     rows = []
     medians = {}

@@ -25,20 +25,34 @@ class Ran(Generic[T]):
     interrupted: bool = False
 
 
+_handlers: list[Callable[[], None]] = []  # innermost last; Ctrl-C calls every one
+
+
 @contextmanager
 def ctrl_c(handler: Callable[[], None]) -> Iterator[None]:
     """Ctrl-C calls handler() instead of raising KeyboardInterrupt at some random point, while
-    this thread (the main one, with Python's default handler in place) waits."""
+    this thread (the main one, with Python's default handler in place) waits. Nested inside
+    another ctrl_c (a rollout around its parallel steps), Ctrl-C calls both: the inner one stops
+    its work, the outer one stops before its next step."""
+    if _handlers:
+        _handlers.append(handler)
+        try:
+            yield
+        finally:
+            _handlers.remove(handler)
+        return
     mine = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if mine else None
     if previous is not signal.default_int_handler:
         yield
         return
-    signal.signal(signal.SIGINT, lambda number, frame: handler())
+    _handlers.append(handler)
+    signal.signal(signal.SIGINT, lambda number, frame: [h() for h in list(_handlers)])
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        _handlers.remove(handler)
 
 
 def in_parallel(

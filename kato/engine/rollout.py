@@ -9,17 +9,19 @@ stops after the first batch in which a node's change or verify failed, undoes th
 reports every node: done, undone, failed (with its phase) or not reached. A node applied but
 never changed is undone too (it is reported not reached, or failed when that undo fails); a
 failed apply undoes every node applied. Ctrl-C lets the nodes in flight finish, undoes them
-(and every node applied), and raises Interrupted with the report.
+(and every node applied), and raises Interrupted with the report; one that comes between two
+steps (after a batch, before the next) stops before the next, and undoes every node applied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from threading import Event
 
 from kato.engine.batches import Batching, cut
 from kato.engine.health import wait_healthy
-from kato.engine.parallel import in_parallel, shielded
+from kato.engine.parallel import ctrl_c, in_parallel, shielded
 from kato.engine.report import (
     CHANGE,
     DONE,
@@ -69,22 +71,41 @@ def rollout(
     undoes every node changed so far, newest first (a change that must be all or nothing)."""
     by_node = {c.key: c for c in changes}
     batches = cut(batching, [(c.key, c.restarts) for c in changes])
-    session.begin()
-    staging = [c.key for c in changes if c.stage is not None]
-    staged = in_parallel(staging, lambda n: _stage(by_node[n]), batching.parallel, session.progress)
+    stop = Event()  # Ctrl-C while no step runs (between two batches): stop before the next
+    with ctrl_c(stop.set):
+        session.begin()
+        report = _walk(session, changes, by_node, batches, batching.parallel, undo_all, stop)
+    if report.interrupted:
+        raise Interrupted(report.summary("interrupted"), hint=report.hint()) from None
+    session.op.settle(bool(report.done), bool(report.failed_nodes))
+    return report
+
+
+def _walk(
+    session: Session,
+    changes: Sequence[NodeChange],
+    by_node: Mapping[str, NodeChange],
+    batches: Sequence[Sequence[str]],
+    parallel: int,
+    undo_all: bool,
+    stop: Event,
+) -> RolloutReport:
+    staging = [c.key for c in changes if c.stage is not None and not stop.is_set()]
+    staged = in_parallel(staging, lambda n: _stage(by_node[n]), parallel, session.progress)
     _raise_lost(staged.errors)
     results = {n: _failed(n, STAGE, exc) for n, exc in staged.errors.items()}
-    interrupted, done_order = staged.interrupted, list[str]()
+    interrupted, done_order = staged.interrupted or stop.is_set(), list[str]()
     applied: dict[str, int] = {}
     if not interrupted and not results:
-        interrupted = _apply(session, changes, batching.parallel, results, applied)
+        interrupted = _apply(session, changes, parallel, results, applied) or stop.is_set()
     for batch in batches:
+        interrupted = interrupted or stop.is_set()
         if interrupted or any(r.state != DONE for r in results.values()):
             break
         ran = in_parallel(
             batch,
             lambda n: _change(session, by_node[n], applied.get(n, 0)),
-            batching.parallel,
+            parallel,
             session.progress,
         )
         _raise_lost(ran.errors)
@@ -103,13 +124,10 @@ def rollout(
     if undo_all and any(r.state in (FAILED, UNDONE) for r in results.values()):
         for node in reversed(done_order):
             results[node] = _undo_shielded(session, by_node[node], results[node], OTHERS_FAILED)
-    report = RolloutReport(
-        tuple(results.get(c.key, NodeResult(c.key, NOT_REACHED)) for c in changes), interrupted
+    return RolloutReport(
+        tuple(results.get(c.key, NodeResult(c.key, NOT_REACHED)) for c in changes),
+        interrupted or stop.is_set(),
     )
-    if interrupted:
-        raise Interrupted(report.summary("interrupted"), hint=report.hint()) from None
-    session.op.settle(bool(report.done), bool(report.failed_nodes))
-    return report
 
 
 OTHERS_FAILED = "another node failed"

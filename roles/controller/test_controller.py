@@ -9,7 +9,6 @@ from testinfra.host import Host
 
 UNIT = "kato-controller.service"
 RELEASE = "/var/lib/kato/releases/current/controller"
-DATA = "/var/lib/kato/data/controller"
 BASE = "http://127.0.0.1:8181"
 
 
@@ -53,8 +52,6 @@ def test_app_registry_is_readable_in_the_release_format(host: Host) -> None:
     registry = json.loads(get(host, f"{BASE}/apps"))
     assert registry["format"] == wanted
     assert isinstance(registry["apps"], dict)
-    if in_postgresql:
-        assert not host.file(f"{DATA}/state.json").exists  # moved by the migration
 
 
 def test_every_data_dir_of_the_release_belongs_to_kato_and_is_private(
@@ -67,7 +64,9 @@ def test_every_data_dir_of_the_release_belongs_to_kato_and_is_private(
         assert data.is_directory, path
         assert (data.user, data.group) == ("kato", "kato"), path
         assert data.mode & 0o007 == 0, path
-    state = host.file(f"{DATA}/state.json")
-    if state.exists:
+    state = host.file(f"{data_dirs['controller']}/state.json")
+    if host.file(f"{RELEASE}/REGISTRY_STORE").exists:  # 1.2.0 on: the registry is in PostgreSQL
+        assert not state.exists  # moved there by the migration
+    elif state.exists:
         assert state.user == "kato"
         assert state.mode & 0o077 == 0

@@ -6,7 +6,6 @@ from testinfra.host import Host
 
 UNIT = "kato-filesystem.service"
 RELEASE = "/var/lib/kato/releases/current/filesystem"
-DATA = "/var/lib/kato/data/droplets"
 
 
 def test_unit_is_installed_enabled_and_running_as_kato(host: Host) -> None:
@@ -35,8 +34,9 @@ def test_serves_read_only(host: Host) -> None:
     assert done.stdout == "501"  # PUT is not implemented: nothing was written
 
 
-def test_droplets_dir_belongs_to_kato_and_is_private(host: Host) -> None:
-    data = host.file(DATA)
+def test_droplets_dir_belongs_to_kato_and_is_private(host: Host, data_dirs: dict[str, str]) -> None:
+    """Where it lives now (`kato relocate` may have moved it): kato node check says where."""
+    data = host.file(data_dirs["droplets"])
     assert data.is_directory
     assert (data.user, data.group) == ("kato", "kato")
     assert data.mode & 0o007 == 0

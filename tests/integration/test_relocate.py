@@ -353,3 +353,19 @@ def test_cleanup_removes_the_old_copies_and_nothing_in_use(node: Cluster) -> Non
         on(node, "relocate", "status", "--json").stdout)["dirs"])  # fmt: skip
     wait_healthy(node)
     assert shell(node, SNAPSHOT) == data
+
+
+def test_node_check_checks_each_data_dir_where_it_lives_now(node: Cluster) -> None:
+    """After the cleanup the declared paths are empty mount points on the node: every role's
+    check looks where kato says each data dir lives now ($KATO_CHECK_DATA_DIRS), and passes."""
+    done = on(node, "node", "check", "--json", check=False)
+    checks = json.loads(done.stdout)
+    assert done.returncode == 0 and all(c["passed"] for c in checks), checks
+    ran = {(c["role"], c["name"]) for c in checks}
+    for role, check in (
+        ("postgresql", "test_data_dir_belongs_to_postgres_and_is_private"),
+        ("redis", "test_data_dir_belongs_to_redis_and_is_private"),
+        ("dea", "test_containers_dir_belongs_to_kato_and_is_private"),
+        ("filesystem", "test_droplets_dir_belongs_to_kato_and_is_private"),
+    ):
+        assert (role, check) in ran, (role, check)

@@ -295,3 +295,35 @@ def test_putting_back_an_applied_node_that_fails_is_reported_never_hidden(
     assert node4.state == FAILED and "undoing it failed too" in node4.undo
     assert "read-only" in node4.undo
     assert report.of(NOT_REACHED) == ("node2", "node3", "node5")
+
+
+def test_ctrl_c_between_two_batches_stops_before_the_next_and_puts_the_applied_back(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C that lands while no batch runs (the main thread between two batches) used to
+    raise KeyboardInterrupt out of the rollout, leaving nodes applied but never restarted."""
+    from kato.engine import rollout as engine
+
+    batches_run: list[list[str]] = []
+    real = engine.in_parallel
+
+    def then_ctrl_c(nodes, work, limit, progress):  # type: ignore[no-untyped-def]
+        ran = real(nodes, work, limit, progress)
+        if list(nodes) == ["node1"] and not batches_run:
+            batches_run.append(list(nodes))
+            # as the terminal sends it, once node1's batch has returned to the main thread
+            signal.raise_signal(signal.SIGINT)
+        return ran
+
+    monkeypatch.setattr(engine, "in_parallel", then_ctrl_c)
+    with (
+        pytest.raises(Interrupted) as caught,
+        session(fake.cluster, ["kato", "test"], factory=fake.factory) as s,
+    ):
+        rollout(s, [laying(s, n) for n in NODES], Batching())
+    assert batches_run == [["node1"]]
+    assert "node1 done" in caught.value.message and "node2 not reached" in caught.value.message
+    assert restarts_of(fake, "node2") == 0  # the next batch never started
+    assert "/marker" in fake.nodes["node1"].files
+    assert all("/marker" not in fake.nodes[n].files for n in NODES[1:])  # put back
+    assert fake.journal[-1]["result"] == "interrupted" and fake.lock is None
