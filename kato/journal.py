@@ -139,10 +139,12 @@ class Journal:
                 if not done.ok:
                     failure = KatoError(
                         f"the journal on {self.core} could not be written: {done.error_line}",
-                        hint="nothing after this step was done; fix the journal and run again",
+                        hint="fix the journal's path on the core node, then run again",
                     )
             except KatoError as exc:
                 failure = exc
+            except Exception as exc:  # noqa: BLE001 - a flush waiting on this thread must learn it
+                failure = KatoError(f"the journal stream to {self.core} failed: {exc}")
             with self._state:
                 if failure is None:
                     del self._lines[: self._given]

@@ -51,8 +51,10 @@ class Operation:
         """Record one step's outcome (nothing is recorded in a dry run), then stop if the lock
         was lost meanwhile: the step is journaled either way. The line goes down the journal's
         open stream at once; `durable` waits until it is on the core node's disk (a step a
-        later run must find even if kato is killed right after it, e.g. a role stopped)."""
+        later run must find even if kato is killed right after it, e.g. a role stopped). A step
+        a test pauses at (kato/pause.py) is made durable too, so the test reads it there."""
         self.steps += 1
+        where = f"{node} {description}"
         if self.journal is not None:
             self.journal.add(
                 journal.entry(
@@ -66,11 +68,11 @@ class Operation:
                     **extra,
                 )
             )
-            if durable:
+            if durable or pause.asked(pause.file_name(where)):
                 self.journal.flush()
         if self.lock is not None and self.lock.lost:
             raise LockLost(self.lock.id, self.lock.broken, "was lost to another operation")
-        pause.point(f"{node} {description}", asked_only=True)  # tests only: kato/pause.py
+        pause.point(where, asked_only=True)  # tests only: kato/pause.py
 
 
 # The operation this thread of this process runs inside, by core node (None outside any).

@@ -20,6 +20,9 @@ gives node2 and node3 the filesystem role's data dir too), SIZE on each: `kato d
 Prints medians, with the 1-minute load average seen at the start of the runs (the machine may
 be shared); MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
 Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its children).
+"exp CPU" is the CPU-seconds of one export, kato's against the baseline's: the local process
+tree's (wait4) plus node1's (its cgroup's cpu.stat). Unlike the ratio of speeds it hardly moves
+with the load of a shared machine.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import yaml
 from bench_common import FILL, KATO, Nodes, require_root, sandbox, sandbox_name
 
 NAME = sandbox_name("b1", default_prefix="k")
+CGROUPS = Path("/sys/fs/cgroup")
 # kato as installed: its modules compiled once (.pyc), not again at every run as a checkout
 # with PYTHONDONTWRITEBYTECODE set would (0.3-0.5 s per command on this machine kind).
 KATO_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -57,16 +61,21 @@ class Figures:
     base_import: list[float] = field(default_factory=list)
     kato_import: list[float] = field(default_factory=list)
     import_rss: list[float] = field(default_factory=list)
+    base_cpu: list[float] = field(default_factory=list)  # CPU-s of one export, here + node1
+    kato_cpu: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)  # 1-minute load average at each run
     base_bytes: int = 0
     kato_bytes: int = 0
 
 
 class Sandbox(Nodes):
+    cpu = 0.0  # CPU-seconds, here and on node1, of the last command timed
+
     def kato(self, *args: str, cluster: str | None = None) -> tuple[float, float]:
-        """(seconds, peak RSS in MiB) of one kato command against the sandbox."""
+        """(seconds, peak RSS in MiB) of one kato command against the sandbox; its CPU in
+        `self.cpu`."""
         with tempfile.TemporaryFile() as out:
-            started = time.monotonic()
+            started, node_cpu = time.monotonic(), node1_cpu()
             process = subprocess.Popen(
                 (*KATO, "--cluster", cluster or self.cluster, *args),
                 stdout=out,
@@ -75,6 +84,7 @@ class Sandbox(Nodes):
             )
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.monotonic() - started
+            self.cpu = usage.ru_utime + usage.ru_stime + node1_cpu() - node_cpu
             process.returncode = os.waitstatus_to_exitcode(status)
             if process.returncode != 0:
                 out.seek(0)
@@ -83,9 +93,25 @@ class Sandbox(Nodes):
         return seconds, usage.ru_maxrss / 1024
 
     def pipeline(self, command: str) -> float:
-        started = time.monotonic()
-        subprocess.run(("bash", "-o", "pipefail", "-c", command), check=True)
+        """Seconds of a shell pipeline; its CPU in `self.cpu`."""
+        started, node_cpu = time.monotonic(), node1_cpu()
+        process = subprocess.Popen(("bash", "-o", "pipefail", "-c", command))
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{command} exited {os.waitstatus_to_exitcode(status)}")
+        self.cpu = usage.ru_utime + usage.ru_stime + node1_cpu() - node_cpu
         return time.monotonic() - started
+
+
+def node1_cpu() -> float:
+    """node1's CPU-seconds so far, from its cgroup (kato sandbox's layout); 0 where unknown."""
+    node = f"kato-sandbox/{NAME}-node1/cpu.stat"
+    for stat in (CGROUPS / node, CGROUPS / "unified" / node):
+        if stat.exists():
+            for line in stat.read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+    return 0.0
 
 
 def parse_size(text: str) -> int:
@@ -104,8 +130,10 @@ def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figure
         base, mine = work / "baseline.tar.zst", work / "kato.tar.zst"
         seconds = box.pipeline(f"{ssh} 'tar -cf - -C {DATA_DIR} .' | zstd -1 -T0 -q > {base}")
         figures.base_export.append(data / seconds / 1e6)
+        figures.base_cpu.append(box.cpu)
         seconds, rss = box.kato("data", "export", str(mine), "--role", "filesystem")
         figures.kato_export.append(data / seconds / 1e6)
+        figures.kato_cpu.append(box.cpu)
         figures.export_rss.append(rss)
         figures.kato_verify.append(box.kato("data", "verify", str(mine))[0])
         figures.base_bytes, figures.kato_bytes = base.stat().st_size, mine.stat().st_size
@@ -162,7 +190,8 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
 def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     med = statistics.median
     header = (
-        "size", "base exp MB/s", "kato exp MB/s", "ratio", "verify s", "exp RSS MiB",
+        "size", "base exp MB/s", "kato exp MB/s", "ratio", "exp CPU s kato/base", "verify s",
+        "exp RSS MiB",
         "base imp MB/s", "kato imp MB/s", "ratio", "imp RSS MiB", "load",
     )  # fmt: skip
     lines = []
@@ -173,6 +202,8 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
                 f"{med(f.base_export):.0f}",
                 f"{med(f.kato_export):.0f}",
                 f"{med(f.kato_export) / med(f.base_export):.2f}x",
+                f"{med(f.kato_cpu):.1f}/{med(f.base_cpu):.1f} = "
+                f"{med(f.kato_cpu) / max(med(f.base_cpu), 1e-9):.2f}x",
                 f"{med(f.kato_verify):.2f}",
                 f"{med(f.export_rss):.0f}",
                 f"{med(f.base_import):.0f}",

@@ -2,7 +2,8 @@
 headers alone (nothing is decompressed): so import can send a member to its node still
 compressed. kato writes every member's tar header as a raw frame of its own, with the member's
 data in the frames after it; an archive laid out otherwise simply has no regions, and import
-then decompresses on this machine as before."""
+then decompresses on this machine as before. And export's last check of the frames it wrote
+itself (`check_frames`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import os
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from kato.data.archive import BLOCK
+from kato.data.invalid import ArchiveInvalid
 
 _MAGIC = 0xFD2FB528
 _SKIPPABLE = 0x184D2A50  # the 16 magic numbers 0x184D2A50..5F
@@ -107,3 +110,18 @@ def _header(fd: int, frame: Frame, sizes: Mapping[str, int]) -> str | None:
     except tarfile.HeaderError:
         return None
     return info.name if sizes.get(info.name) == info.size and info.isreg() else None
+
+
+def check_frames(path: Path, frames: list[tuple[int, bytes]], size: int, shown: str) -> None:
+    """The frames kato wrote itself are on disk as written, and the file is as long as all
+    that was written (so the members, checked above, fill exactly the rest)."""
+    with path.open("rb") as file:
+        for offset, expected in frames:
+            if os.pread(file.fileno(), len(expected), offset) != expected:
+                raise ArchiveInvalid(
+                    shown,
+                    "archive",
+                    f"the frame at byte {offset} reads back differently from what was written",
+                )
+        if os.fstat(file.fileno()).st_size != size:
+            raise ArchiveInvalid(shown, "archive", "the file's size is not what was written")

@@ -16,8 +16,9 @@ from kato.data import limits, stream
 from kato.data.archive import BLOCK, ArchiveWriter, raw_frame, tar_header
 from kato.data.assemble import Aborted, Assembly
 from kato.data.each_node import each_node, workers
+from kato.data.frames import check_frames
 from kato.data.manifest import NAME, SLOT, Manifest, Member
-from kato.data.readback import Job, ReadBack, check_frames
+from kato.data.readback import Job, ReadBack
 from kato.data.selection import DataDir
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation

@@ -1,10 +1,12 @@
 """Export's read-back check, overlapped with the transfer: each member is read back from the
-archive file as it grows (zstd decompresses it, hashlib hashes it, both in C), a tree is
-checked for safety as `kato data verify` does, and the result must match what the node
-reported. Then the frames kato wrote itself (manifest, headers, end) are read back after the
-fsync. Only an archive whose every byte was read back this way is published. The trees' entries
-are counted across the archive against the import limit (data.max_entries): a data dir of
-millions of files is refused while it streams, not hours later."""
+archive file as it grows (libzstd decompresses it in this process, or `zstd -d` where the
+library cannot be loaded; hashlib hashes it one chunk per call), a tree is checked for safety
+as `kato data verify` does, and the result must match what the node reported. Then the frames
+kato wrote itself (manifest, headers, end) are read back after the fsync
+(frames.check_frames). Only an archive whose every byte was read back this way is published.
+The trees' entries are counted across the archive against the import limit
+(data.max_entries): a data dir of millions of files is refused while it streams, not hours
+later."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from kato.config import DataLimits
-from kato.data import limits
+from kato.data import limits, unzstd
 from kato.data.archive import BLOCK
 from kato.data.tree_check import TreeCheck
 from kato.data.verify import ArchiveInvalid
@@ -171,6 +173,51 @@ class ReadBack:
         if job.kind == "tree":
             tree = TreeCheck(job.name, self.shown, self.within, self.entries)
         held = _Held(tree)
+        if unzstd.available():
+            self._check_here(job, held)
+        else:
+            self._check_piped(job, held)
+        self._compare(job, held)
+
+    def _check_here(self, job: Job, held: _Held) -> None:
+        """Read the member's compressed bytes from the file as they land and decompress them
+        in this thread (libzstd); every piece hashed and walked as it comes."""
+        decompressor = unzstd.Decompressor()
+        source = bytearray(CHUNK)
+        view = memoryview(source)
+        position = job.start
+        try:
+            while (until := self._committed(job, position)) is not None:
+                while position < until:
+                    count = os.preadv(self.fd, [view[: min(CHUNK, until - position)]], position)
+                    if not count:
+                        raise ArchiveInvalid(self.shown, job.name, "shorter on disk than written")
+                    position += count
+                    for piece in decompressor.feed(source, count):
+                        held.push(piece)
+            decompressor.end()
+        except unzstd.ZstdError as exc:
+            raise ArchiveInvalid(self.shown, job.name, f"corrupt on disk: zstd: {exc}") from None
+        except limits.LimitExceeded:
+            self._fail(limits.export_too_many_entries(job.shown, self.within))
+            raise
+        finally:
+            decompressor.close()
+
+    def _committed(self, job: Job, position: int) -> int | None:
+        """Wait until the member has bytes past `position` in the file: up to where (None
+        once it is complete and read to its end)."""
+        with self.cond:
+            while position >= job.committed and job.end is None and not self.stopped:
+                self.cond.wait()
+            if self.stopped and job.end is None:
+                raise ArchiveInvalid(self.shown, job.name, "the export stopped")
+            if job.end is not None and position >= job.end:
+                return None
+            return job.committed
+
+    def _check_piped(self, job: Job, held: _Held) -> None:
+        """As _check_here, through `zstd -d` where libzstd cannot be loaded."""
         with tempfile.TemporaryFile() as errors:
             proc = local.filter_through(UNZSTD, errors)
             assert proc.stdin is not None and proc.stdout is not None
@@ -196,26 +243,17 @@ class ReadBack:
                 )
         if problems:
             raise problems[0]
-        self._compare(job, held)
 
     def _feed(self, job: Job, pipe: int) -> None:
         """The member's compressed bytes, from the file to zstd's input by the kernel
         (sendfile): no copy through Python."""
         position = job.start
-        while True:
-            with self.cond:
-                while position >= job.committed and job.end is None and not self.stopped:
-                    self.cond.wait()
-                if self.stopped and job.end is None:
-                    raise ArchiveInvalid(self.shown, job.name, "the export stopped")
-                until = job.committed
+        while (until := self._committed(job, position)) is not None:
             while position < until:
                 sent = os.sendfile(pipe, self.fd, position, min(COPY, until - position))
                 if not sent:
                     raise ArchiveInvalid(self.shown, job.name, "shorter on disk than written")
                 position += sent
-            if job.end is not None and position >= job.end:
-                return
 
     def _consume(
         self, job: Job, out: IO[bytes], held: _Held, problems: list[BaseException]
@@ -256,18 +294,3 @@ class ReadBack:
             raise ArchiveInvalid(
                 self.shown, job.name, "read back with another sha256 than the node sent"
             )
-
-
-def check_frames(path: Path, frames: list[tuple[int, bytes]], size: int, shown: str) -> None:
-    """The frames kato wrote itself are on disk as written, and the file is as long as all
-    that was written (so the members, checked above, fill exactly the rest)."""
-    with path.open("rb") as file:
-        for offset, expected in frames:
-            if os.pread(file.fileno(), len(expected), offset) != expected:
-                raise ArchiveInvalid(
-                    shown,
-                    "archive",
-                    f"the frame at byte {offset} reads back differently from what was written",
-                )
-        if os.fstat(file.fileno()).st_size != size:
-            raise ArchiveInvalid(shown, "archive", "the file's size is not what was written")

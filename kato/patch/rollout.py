@@ -5,12 +5,14 @@ been restarted). Used by `kato patch install` and `revert`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kato import facts
 from kato.engine.batches import Batching
 from kato.engine.cycle import Command, Cycled, HealthAnswer, cycle
+from kato.engine.cycle import argv as cycle_argv
+from kato.engine.cycle import request as cycle_request
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
 from kato.engine.steps import journaled
@@ -37,13 +39,22 @@ class NodeWork:
         ]
 
     def shown(self) -> tuple[Step, ...]:
-        """Every step in order, with the health waits, as --dry-run prints them."""
-        waits: list[Step] = []
-        for step, role in self.restarts():
-            check = facts.health_argv([role])
-            wait = f"wait until {role.name} is healthy (up to {role.health.timeout:g}s)"
-            waits += [step, Step(self.node, wait, check)]
-        return (*self.stage, *self.change, *waits)
+        """Every step in order, as --dry-run prints them: the restarts, then the health wait,
+        which is the one node call that makes them (role_cycle.py, the request on stdin)."""
+        restarts = [step for step, _ in self.restarts()]
+        if not restarts:
+            return (*self.stage, *self.change)
+        names = ", ".join(r.name for r in self.roles)
+        are = "is" if len(self.roles) == 1 else "are"
+        limit = max(r.health.timeout for r in self.roles)
+        request = json.dumps(cycle_request([Command(s.argv) for s in restarts], self.roles))
+        wait = Step(
+            self.node,
+            f"wait until {names} {are} healthy (up to {limit:g}s)",
+            cycle_argv(),
+            stdin=request,
+        )
+        return (*self.stage, *self.change, *restarts, wait)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,10 @@ def pass_on(source: int, sink: int) -> tuple[int, str]:
             return size, sha.hexdigest()
         got = 0
         while got < count:  # the bytes tee saw are in the pipe: this never waits
-            got += os.readv(source, [view[got:count]])
+            read = os.readv(source, [view[got:count]])
+            if not read:
+                raise OSError(errno.EIO, "the pipe ended before the bytes tee saw")
+            got += read
         sha.update(view[:count])
         size += count
     while count := os.readv(source, [buffer]):

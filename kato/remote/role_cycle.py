@@ -10,6 +10,10 @@ Request (every key optional):
                                                           once every command ran, until each
                                                           is healthy or its health timeout
                                                           (counted from then) has passed
+Before each command (and each health poll) it checks that kato is still there (its parent is
+the same, its output still read): a kato killed mid-way leaves a role it stopped stopped, with
+the command then running to its end, as when kato ran each command itself.
+
 Answer (one JSON document on stdout):
     ran      how many commands ran (the failed one included)
     failed   null, or {"index", "status", "error": the last line it wrote on stderr}
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import select
 import subprocess
 import sys
 import threading
@@ -34,17 +40,40 @@ from typing import Any
 FIRST_POLL = 0.05
 POLL = 0.5
 ERROR_KEEP = 1 << 16
-
-try:  # kato/remote/node_facts.py: shipped beside this program on a node, a module of kato here
-    FACTS = importlib.import_module("node_facts")
-except ImportError:
-    FACTS = importlib.import_module("kato.remote.node_facts")
+GONE = "kato went away (killed, or its connection lost): nothing more was started"
 
 
-def run_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run each command in order; stop at the first that fails or outlives its timeout."""
+def node_facts() -> Any:
+    """kato/remote/node_facts.py (its health probes): shipped beside this program on a node, a
+    module of kato here. Imported only when a wait needs it (it costs tens of milliseconds)."""
+    try:
+        return importlib.import_module("node_facts")
+    except ImportError:
+        return importlib.import_module("kato.remote.node_facts")
+
+
+def caller_gone(parent: int) -> bool:
+    """Whether kato went away (killed, its connection lost): this program was handed to another
+    parent, or nobody reads its output any more. Then nothing more is started: a role a killed
+    kato stopped stays stopped, as the journal says, for the next run to find."""
+    if os.getppid() != parent:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def run_commands(commands: list[dict[str, Any]], parent: int) -> dict[str, Any]:
+    """Run each command in order; stop at the first that fails or outlives its timeout, and
+    before the next one when the caller is gone."""
     seconds: list[float] = []
     for index, command in enumerate(commands):
+        if caller_gone(parent):
+            failed = {"index": index, "status": 125, "error": GONE, "stderr": GONE}
+            return {"ran": index + 1, "failed": failed, "seconds": [*seconds, 0.0]}
         started = time.monotonic()
         try:
             done = subprocess.run(
@@ -68,15 +97,15 @@ def run_commands(commands: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ran": len(commands), "failed": None, "seconds": seconds}
 
 
-def wait_healthy(roles: dict[str, Any], sleep: Any = time.sleep) -> dict[str, Any]:
+def wait_healthy(roles: dict[str, Any], parent: int, sleep: Any = time.sleep) -> dict[str, Any]:
     """Poll every role's units and health check until all are healthy, or a role still is not
-    at its own deadline (its health timeout from now)."""
+    at its own deadline (its health timeout from now), or the caller is gone."""
     started, pause = time.monotonic(), FIRST_POLL
     while True:
-        _, health = FACTS.role_facts(roles)
+        _, health = node_facts().role_facts(roles)
         wrong = [r for r in roles if health.get(r) is not None]
-        if not wrong:
-            return {"health": health, "late": None}
+        if not wrong or caller_gone(parent):
+            return {"health": health, "late": wrong[0] if wrong else None}
         now = time.monotonic()
         late = [r for r in wrong if now >= started + float(roles[r]["health"].get("timeout", 30))]
         if late:
@@ -86,10 +115,11 @@ def wait_healthy(roles: dict[str, Any], sleep: Any = time.sleep) -> dict[str, An
 
 
 def warm_up() -> threading.Thread:
-    """Import what the health probes need (urllib, a thread pool: tens of milliseconds of a
-    node's python3) while the commands run, not after them."""
+    """Import what the health probes need (node_facts, urllib, a thread pool: tens of
+    milliseconds of a node's python3) while the commands run, not after them."""
 
     def load() -> None:
+        node_facts()
         for name in ("urllib.request", "urllib.error", "concurrent.futures"):
             importlib.import_module(name)
 
@@ -98,19 +128,19 @@ def warm_up() -> threading.Thread:
     return thread
 
 
-def cycle(request: dict[str, Any]) -> dict[str, Any]:
+def cycle(request: dict[str, Any], parent: int) -> dict[str, Any]:
     if request.get("roles"):
         warm_up()
-    answer = run_commands(list(request.get("commands") or []))
+    answer = run_commands(list(request.get("commands") or []), parent)
     answer.update(health={}, late=None)
     if answer["failed"] is None and request.get("roles"):
-        answer.update(wait_healthy(request["roles"]))
+        answer.update(wait_healthy(request["roles"], parent))
     return answer
 
 
 def main() -> int:
     request = json.loads(sys.stdin.read() or "{}")
-    sys.stdout.write(json.dumps(cycle(request)) + "\n")
+    sys.stdout.write(json.dumps(cycle(request, os.getppid())) + "\n")
     return 0
 
 

@@ -74,3 +74,20 @@ def test_a_durable_step_is_on_disk_when_it_returns() -> None:
             "stop web to switch its data",
             "stop web",
         ]
+
+
+def test_a_stream_that_breaks_unexpectedly_fails_the_flush_instead_of_hanging_it() -> None:
+    fake = FakeCluster(["node1"])
+
+    def explode(node: FakeNode, argv: tuple[str, ...], stdin: bytes | None) -> object:
+        if argv[-2:] == ("append-lines", JOURNAL_PATH):
+            raise RuntimeError("the channel broke")
+        return None
+
+    fake.answers.append(explode)  # type: ignore[arg-type]
+    with connections(fake.cluster, fake.factory) as conns:
+        journal = Journal(conns, "node1", patience=0.0)
+        journal.add(entry("op", "step", n=1))
+        with pytest.raises(KatoError, match="the channel broke"):
+            journal.flush()
+        assert journal.detach().count(b"\n") == 1

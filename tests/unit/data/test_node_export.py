@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from kato.config import DataLimits
-from kato.data import node_export
+from kato.data import node_export, unzstd
 from kato.data.limits import UNLIMITED
 from kato.data.manifest import FORMAT, Manifest
 from kato.data.selection import DataDir
@@ -28,6 +28,17 @@ from kato.transport.base import CommandResult
 from tests.unit.data.local_agent import AgentThere, Concurrency, here
 
 CREATED = "2023-11-14T22:13:20+00:00"
+
+
+@pytest.fixture(params=["libzstd", "zstd -d"])
+def decompression(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The read-back both ways: in this process (libzstd), and through `zstd -d` as where
+    the library cannot be loaded."""
+    if request.param == "zstd -d":
+        monkeypatch.setattr(unzstd, "available", lambda: False)
+    else:
+        assert unzstd.available()
+    return str(request.param)
 
 
 class LocalNode(AgentThere):
@@ -136,6 +147,7 @@ def sources_of(tmp_path: Path) -> list[DataDir]:
 
 
 @pytest.mark.parametrize("slow", ["node1", "node2", "node3"])
+@pytest.mark.usefixtures("decompression")
 def test_nodes_exporting_at_once_make_one_archive_that_verifies(tmp_path: Path, slow: str) -> None:
     nodes = {n: LocalNode(n, slow=0.5 if n == slow else 0.0) for n in ("node1", "node2", "node3")}
     path = export(tmp_path, sources_of(tmp_path), nodes)
@@ -157,6 +169,7 @@ def test_at_most_parallel_nodes_stream_at_once(tmp_path: Path, parallel: int) ->
     assert list(tmp_path.glob(".partial.spool*")) == []
 
 
+@pytest.mark.usefixtures("decompression")
 def test_the_trees_entries_are_limited_across_the_archive(tmp_path: Path) -> None:
     nodes = {n: LocalNode(n) for n in ("node1", "node2", "node3")}
     sources = sources_of(tmp_path)  # three trees of 4 entries each (., sub, sub/random.bin, log)
@@ -170,6 +183,7 @@ def test_the_trees_entries_are_limited_across_the_archive(tmp_path: Path) -> Non
     assert list(tmp_path.glob(".partial.spool*")) == []
 
 
+@pytest.mark.usefixtures("decompression")
 def test_a_member_corrupted_on_its_way_is_caught_by_the_read_back(tmp_path: Path) -> None:
     nodes = {n: LocalNode(n, corrupt=n == "node2") for n in ("node1", "node2", "node3")}
     with pytest.raises((ArchiveInvalid, KatoError)) as caught:
@@ -203,6 +217,7 @@ def test_a_failing_dump_fails_naming_its_command_and_error(tmp_path: Path) -> No
         export(tmp_path, sources, {"node1": LocalNode("node1")})
 
 
+@pytest.mark.usefixtures("decompression")
 def test_an_unsafe_tree_is_refused_by_the_read_back(tmp_path: Path) -> None:
     root = tmp_path / "evil"
     root.mkdir()

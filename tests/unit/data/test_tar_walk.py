@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -76,10 +77,10 @@ def test_the_entries_are_tarfiles_in_chunks_of_any_size(fmt: int, step: int) -> 
     assert walked(raw, step) == expected
 
 
-def test_gnu_tar_posix_output_is_walked_like_tarfile(tmp_path: pytest.TempPathFactory) -> None:
+def test_gnu_tar_posix_output_is_walked_like_tarfile(tmp_path: Path) -> None:
     import subprocess
 
-    root = tmp_path / "t"  # type: ignore[operator]
+    root = tmp_path / "t"
     (root / ("x" * 120)).mkdir(parents=True)
     (root / ("x" * 120) / ("y" * 150)).write_bytes(b"1" * 1000)
     (root / "link").symlink_to("x" * 120)

@@ -62,7 +62,12 @@ def test_a_node_gets_uploads_applies_and_restarts_in_role_order() -> None:
     ]
     assert [r.name for r in work.roles] == ["dea", "router"]
     shown = [s.description for s in work.shown()]
-    assert shown[-2:] == ["restart router", "wait until router is healthy (up to 30s)"]
+    assert shown[-3:] == [
+        "restart dea",
+        "restart router",
+        "wait until dea, router are healthy (up to 30s)",  # one node call restarts and waits
+    ]
+    assert work.shown()[-1].argv[-1].endswith("/role_cycle.py") and work.shown()[-1].stdin
 
 
 def test_an_applied_patch_is_left_alone_and_no_restart_means_none() -> None:

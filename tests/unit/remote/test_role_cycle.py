@@ -73,3 +73,22 @@ def test_a_role_unhealthy_at_its_deadline_is_late_with_what_is_wrong(tmp_path: P
     assert answer["late"] == "web" and answer["health"]["db"] is None
     assert answer["health"]["web"]  # what failed, e.g. "exit 1"
     assert 0.5 <= time.monotonic() - started < 5
+
+
+def test_once_nobody_reads_its_answer_it_starts_nothing_more(tmp_path: Path) -> None:
+    """kato killed while the first command runs: that command ends, the next never starts
+    (a role a killed import stopped stays stopped, as its journal says)."""
+    marker = tmp_path / "started"
+    commands = [{"argv": ["sleep", "0.5"]}, {"argv": ["touch", str(marker)]}]
+    process = subprocess.Popen(
+        (sys.executable, "-S", str(PROGRAM)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps({"commands": commands}).encode())
+    process.stdin.close()
+    process.stdout.close()  # the reader is gone, as when kato's connection drops
+    process.wait(timeout=30)
+    assert not marker.exists()
