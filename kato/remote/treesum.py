@@ -188,7 +188,9 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
         cache = {}
     done = {"files": 0, "bytes": 0, "cached": 0}
     hasher = Hasher()
-    for base, dirs, files in os.walk(src, followlinks=False):
+    # by directory fd, never by path: a directory of the source swapped for a link while the
+    # copy runs (its owner can) leads nowhere outside the source
+    for base, dirs, files, dir_fd in os.fwalk(src, follow_symlinks=False):
         rel = os.path.relpath(base, src)
         into = dst if rel == "." else os.path.join(dst, rel)
         if not _plain_dir(into):
@@ -197,7 +199,8 @@ def copy_files(src: str, dst: str, cache_dir: str) -> dict[str, int]:
         for name in files:
             key = name if rel == "." else os.path.join(rel, name)
             read_at = time.time_ns()
-            entry = _copy_one(os.path.join(base, name), os.path.join(into, name), hasher)
+            entry = _copy_one(dir_fd, name, os.path.join(base, name), os.path.join(into, name),
+                              hasher)  # fmt: skip
             if entry is None:
                 continue
             done["files"] += 1
@@ -243,12 +246,15 @@ def _plain_dir(path: str) -> bool:
     return stat.S_ISDIR(os.lstat(path).st_mode)
 
 
-def _copy_one(source: str, target: str, hasher: Hasher) -> list[Any] | None:
-    """[inode, size, mtime, ctime, sha256] of the copied source file, or None: not copied."""
+def _copy_one(dir_fd: int, name: str, source: str, target: str, hasher: Hasher) -> list[Any] | None:
+    """[inode, size, mtime, ctime, sha256] of the copied source file (`name` in the directory
+    open as `dir_fd`; `source` is its path, for errors), or None: not copied."""
     try:
-        if not stat.S_ISREG(os.lstat(source).st_mode):  # never opened: a device, a fifo
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):  # never opened: a device, a fifo
             return None
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(name, flags, dir_fd=dir_fd)
     except OSError:  # vanished, or swapped for a link meanwhile: rsync's part
         return None
     with os.fdopen(fd, "rb") as reading:

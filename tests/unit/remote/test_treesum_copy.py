@@ -8,6 +8,9 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.unit.remote import programs
 from tests.unit.remote.test_treesum import compare, copy, make_tree
@@ -82,3 +85,34 @@ def test_a_missing_source_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "is not a directory" in done.stderr
     assert not (tmp_path / "dst").exists()
+
+
+def test_a_source_dir_swapped_for_a_link_mid_copy_leads_nowhere_outside_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data dir's owner can swap a directory of the source for a link to anywhere while
+    the copy (root) walks it: the copy reads through the directory it listed, never by path."""
+    from kato.remote import treesum
+
+    src, dst, cache = tmp_path / "src", tmp_path / "dst", tmp_path / "cache"
+    (src / "app").mkdir(parents=True)
+    (src / "app" / "secret").write_bytes(b"the app's own bytes")
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"root's secret")
+
+    def swapping(real: Any) -> Any:
+        def walk(*args: Any, **kwargs: Any) -> Any:
+            for listed in real(*args, **kwargs):
+                if listed[0].endswith("/app"):  # listed; now swapped before any file is read
+                    (src / "app").rename(src / "app.was")
+                    (src / "app").symlink_to(outside)
+                    assert (src / "app" / "secret").read_bytes() == b"root's secret"  # by path
+                yield listed
+
+        return walk
+
+    for walker in ("walk", "fwalk"):  # whichever the copy walks with
+        monkeypatch.setattr(treesum.os, walker, swapping(getattr(treesum.os, walker)))
+    treesum.copy_files(str(src), str(dst), str(cache))
+    assert (dst / "app" / "secret").read_bytes() == b"the app's own bytes"
