@@ -13,7 +13,7 @@ releases themselves (`of_release`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,14 +147,6 @@ class DefinitionsUnknown(KatoError):
             hint="`kato status` shows which nodes answer; --node leaves the others out",
         )
         self.exit_code = ExitCode(first.exit_code)
-
-
-def everywhere(cluster: Cluster, nodes: Sequence[str] = ()) -> ClusterRoles:
-    """of_nodes over its own connections (for callers that hold none yet)."""
-    from kato.connect import connections
-
-    with connections(cluster) as conns:
-        return of_nodes(cluster, conns, nodes or [n.name for n in cluster.nodes])
 
 
 def resolve(

@@ -77,12 +77,13 @@ def relocate(
     progress = progress or SilentProgress()
     check_name(name, *role_definitions.without_nodes(cluster))  # before any node is asked
     check_location(location)
-    progress.step("reading each node's role definitions (those of the release it runs)")
     picked = [cluster.node(n).name for n in options.nodes] or [n.name for n in cluster.nodes]
-    defined = role_definitions.everywhere(cluster, picked)  # `targets` names a node lacking it
     started = time.monotonic()
     with session(cluster, options.command, lock_wait=options.lock_wait,
                  dry_run=options.dry_run, progress=progress) as s:  # fmt: skip
+        progress.step("reading each node's role definitions (those of the release it runs)")
+        # over the session's connections, before the lock (begun only by the first change)
+        defined = role_definitions.of_nodes(cluster, s.conns, picked)  # each its release's
         chosen = holders(cluster, defined, name, options.nodes)
         progress.step("reading where the data dirs live")
         where: dict[str, Locations] = {n: locations(s.transport(n)) for n in chosen}
