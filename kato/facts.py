@@ -124,11 +124,6 @@ def facts_request(
     return request
 
 
-def health_argv(roles: Sequence[Role]) -> tuple[str, ...]:
-    """The agent call the health wait polls with, as a plan shows it."""
-    return AGENT.argv("node_facts.py", json.dumps(facts_request(roles)))
-
-
 def node_facts(
     transport: Transport,
     roles: Sequence[Role] = (),

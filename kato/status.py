@@ -66,12 +66,6 @@ class ClusterStatus:
         return int(ExitCode.OK if all(n.healthy for n in self.nodes) else ExitCode.FAILED)
 
 
-def role_status(transport: Transport, role: Role) -> RoleStatus:
-    """One role on one node (one agent call)."""
-    found = facts.node_facts(transport, [role])
-    return _role(found, role)
-
-
 def _role(found: facts.NodeFacts, role: Role) -> RoleStatus:
     units = found.units.get(role.name, {})
     problem = found.health.get(role.name)

@@ -192,11 +192,6 @@ def source() -> str:
         return handle.read()
 
 
-def library_source() -> str:
-    """The functions without the command line, to put in front of another node program."""
-    return source().split('\nif __name__ == "__main__":')[0] + "\n"
-
-
 # Reads this program from stdin (its length, a newline, the source) and runs it; the data
 # follows on the same stdin. Short, so argv stays readable in plans, errors and the journal.
 BOOT = (

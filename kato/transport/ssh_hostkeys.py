@@ -39,10 +39,6 @@ def known_hosts_problem(path: Path) -> str | None:
     return None
 
 
-def host_key_name(address: str, port: int) -> str:
-    return address if port == 22 else f"[{address}]:{port}"
-
-
 def load_host_keys(path: Path, node: str, missing_ok: bool = False) -> paramiko.HostKeys:
     """The keys kato trusts; `missing_ok` (kato node trust, which creates the file): a file
     not there yet holds none, so a jump host on the way is refused naming its key."""
