@@ -128,6 +128,8 @@ class FakeCluster:
         if directory not in node.files:
             return 2, "", f"python3: can't open file '{argv[1]}': [Errno 2] No such file"
         if program == "role_cycle.py":
+            if "--wait" in argv and not stdin:  # a standby cancelled: it starts nothing
+                return 0, "", ""
             return 0, json.dumps(self._cycle(node, json.loads(stdin or b"{}"))), ""
         if program != "node_facts.py":
             return 0, "{}", ""

@@ -15,6 +15,7 @@ from kato.engine.cycle import argv as cycle_argv
 from kato.engine.cycle import request as cycle_request
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
+from kato.engine.standby import Standby
 from kato.engine.steps import journaled
 from kato.plan import Plan, PlanOutcome, Step
 from kato.remote.agent import AGENT
@@ -66,19 +67,32 @@ def plan_of(title: str, works: Sequence[NodeWork]) -> Plan:
     return Plan(title, tuple(s for w in works for s in w.shown()))
 
 
-def node_change(session: Session, work: NodeWork) -> NodeChange:
+def node_change(
+    session: Session, work: NodeWork, standbys: list[Standby] | None = None
+) -> NodeChange:
     """The engine's view of one node's work. When it can be undone, apply lays the patches on
     every node at once (nothing restarted) and change only restarts the roles, rolling and
     health-gated; a revert (nothing to undo it with) does both in its change. Undo reverts the
     patches applied so far (and the one that failed, which the agent may have half applied),
     and restarts the roles again only where they were restarted on the patched files. The
-    restarts and their health wait are one call on the node (engine/cycle.py)."""
+    restarts and their health wait are one call on the node (engine/cycle.py); when apply ran,
+    that call was started there already and waits for its request (engine/standby.py), which
+    the node's turn sends. Each standby made is added to `standbys` (the caller cancels those
+    never used)."""
     applied, restarted = [0], [False]
     early = bool(work.change and work.undo)
     health = HealthAnswer(session.conns, work.node, work.roles)
+    ready: list[Standby] = []
 
     def apply() -> int:
-        AGENT.ensure(session.transport(work.node))  # the patch agent's steps run it
+        transport = session.transport(work.node)
+        AGENT.ensure(transport)  # the patch agent's steps and the standby run it
+        if work.roles:
+            ready.append(
+                Standby(transport, [Command(s.argv) for s, _ in work.restarts()], work.roles)
+            )
+            if standbys is not None:
+                standbys.append(ready[0])
         for step in work.change:
             applied[0] += 1
             journaled(session, step)
@@ -86,7 +100,8 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
 
     def restart() -> None:
         if work.roles:
-            health.answer = restarted_and_waited(session, work)
+            waiting, ready[:] = ready[:1], []
+            health.answer = restarted_and_waited(session, work, *waiting)
 
     def change() -> int:
         count = 0 if early else apply()
@@ -95,6 +110,9 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
         return count
 
     def undo() -> None:
+        for standby in ready:
+            standby.cancel()
+        ready.clear()
         for step in reversed(work.undo[: applied[0]]):
             journaled(session, step)
         if restarted[0]:
@@ -115,11 +133,17 @@ def node_change(session: Session, work: NodeWork) -> NodeChange:
     )
 
 
-def restarted_and_waited(session: Session, work: NodeWork) -> Cycled:
-    """Restart the roles in order and wait on the node until they are healthy: one call. Each
-    restart is journaled as its own step (a failed one as `failed: WHY`, then raised)."""
+def restarted_and_waited(
+    session: Session, work: NodeWork, standby: Standby | None = None
+) -> Cycled:
+    """Restart the roles in order and wait on the node until they are healthy: one call (or one
+    request to the node's standby, after the fence check). Each restart is journaled as its
+    own step (a failed one as `failed: WHY`, then raised)."""
     steps = [step for step, _ in work.restarts()]
-    done = cycle(session.transport(work.node), [Command(s.argv) for s in steps], work.roles)
+    transport = session.transport(work.node)  # fenced: the node changes only after this
+    done = standby.cycle() if standby is not None else None
+    if done is None:
+        done = cycle(transport, [Command(s.argv) for s in steps], work.roles)
     for i, step in enumerate(steps[: done.ran]):
         failed = done.failed is not None and i == done.failed["index"]
         result = f"failed: {done.failed['error']}" if failed and done.failed else "ok"
@@ -133,6 +157,13 @@ def roll(
 ) -> tuple[dict[str, int], dict[str, NodeFailure], tuple[str, ...]]:
     """Through the engine: applied everywhere at once, then restarts one node at a time (canary
     first). Returns succeeded, failed and the nodes not reached (put back if applied)."""
-    changes = [node_change(session, w) for w in works]
-    report = rollout(session, changes, Batching(parallel=session.parallel, canary=canary))
+    standbys: list[Standby] = []
+    changes = [node_change(session, w, standbys) for w in works]
+    try:
+        report = rollout(session, changes, Batching(parallel=session.parallel, canary=canary))
+    finally:
+        for standby in standbys:  # a node never reached, or a rollout cut off (a lost lock)
+            standby.cancel()
+        for standby in standbys:  # gone before the connections close
+            standby.cancel(wait=1.0)
     return report.done, report.failed_nodes, report.not_reached

@@ -23,6 +23,13 @@ Answer (one JSON document on stdout):
 
 The polls back off as kato/engine/health.py's do (0.05 s, doubling to 0.5 s): a restarted role
 is often healthy within a tenth of a second.
+
+`role_cycle.py --wait` is the same call started ahead of its time (kato/engine/standby.py): it
+loads what the health probes need, then waits for its request as ONE line on stdin and answers
+it as above. So when kato's rolling reaches the node, its change costs that line and the
+answer, not an SSH session, a python3 start and the probes' imports. End of input before a
+whole line (kato cancelled it, was killed, or its connection closed) starts nothing: the
+program exits at once, writing nothing.
 """
 
 from __future__ import annotations
@@ -138,11 +145,23 @@ def cycle(request: dict[str, Any], parent: int) -> dict[str, Any]:
     return answer
 
 
-def main() -> int:
+def waiting(parent: int) -> int:
+    """--wait: everything loaded first, then one request line; none (end of input): nothing."""
+    warm_up().join()
+    line = sys.stdin.readline()
+    if not line.endswith("\n") or caller_gone(parent):
+        return 0
+    sys.stdout.write(json.dumps(cycle(json.loads(line), parent)) + "\n")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--wait"]:
+        return waiting(os.getppid())
     request = json.loads(sys.stdin.read() or "{}")
     sys.stdout.write(json.dumps(cycle(request, os.getppid())) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -4,6 +4,9 @@ fails that node in health with today's message, and the node is reverted and res
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO
+
 from kato.engine.batches import Batching
 from kato.engine.report import DONE, HEALTH, NOT_REACHED, UNDONE
 from kato.engine.rollout import rollout
@@ -11,10 +14,12 @@ from kato.engine.session import session
 from kato.patch.rollout import NodeWork, node_change, roll
 from kato.plan import Step
 from kato.roles import Health, Role
-from tests.fakes import FakeCluster
+from kato.transport.base import CommandResult
+from tests.fakes import FakeCluster, FakeNode, FakeTransport
 
 WEB = Role("web", "serves", 1, ("web.service",), Health(0.3, http="http://x/"), {}, True, {})
 NODES = ["node1", "node2", "node3"]
+RESTART = ("systemctl", "restart")
 
 
 def work(node: str) -> NodeWork:
@@ -59,3 +64,62 @@ def test_a_node_late_to_health_fails_in_health_and_is_reverted() -> None:
     assert node2.message == "web not healthy within 0.3s: HTTP 503"
     assert "/patched" not in fake.nodes["node2"].files  # reverted
     assert cycles(fake, "node2") == 2  # the restart, then the restart after the revert
+
+
+class Opening(FakeTransport):
+    """Records when each command's session opens, before its input is read (a standby's
+    request comes later), among the fake's calls."""
+
+    def run(self, argv: Sequence[str], **kw: Any) -> CommandResult:
+        self.world.calls.append((self.node, ("opened", *argv)))
+        return super().run(argv, **kw)
+
+    def stream_in(self, argv: Sequence[str], source: BinaryIO, **kw: Any) -> CommandResult:
+        self.world.calls.append((self.node, ("opened", *argv)))
+        return FakeTransport.run(self, argv, stdin=source.read(), check=False)
+
+
+def opening(fake: FakeCluster) -> Callable[..., Opening]:
+    return lambda node, *_: Opening(node, fake)
+
+
+def test_rolling_a_node_opens_no_session_on_it_the_cycles_wait_there_from_the_apply() -> None:
+    fake = fake_cluster()
+    with session(fake.cluster, ["kato", "patch"], factory=opening(fake)) as s:
+        done, failed, rest = roll(s, [work(n) for n in NODES])
+    assert set(done) == set(NODES) and not failed and not rest
+    first_restart = next(i for i, (_, a) in enumerate(fake.calls) if a[:2] == RESTART)
+    for node in NODES:  # (the core's lock and journal calls, `python3 -c`, aside)
+        opened = [
+            i
+            for i, (n, a) in enumerate(fake.calls)
+            if n == node and a[0] == "opened" and a[1:3] != ("python3", "-c")
+        ]
+        turn = next(i for i, (n, a) in enumerate(fake.calls) if n == node and a[:2] == RESTART)
+        # every session on the node opened before the first node's restart (in the apply),
+        # none in its turn: the turn is one request down the channel opened then
+        assert opened and max(opened) < first_restart <= turn
+    assert [cycles(fake, n) for n in NODES] == [1, 1, 1]
+
+
+def test_a_node_never_reached_has_its_waiting_cycle_cancelled_and_restarts_nothing() -> None:
+    fake = fake_cluster()
+    fake.nodes["node2"].sick_while = "/patched"
+    with session(fake.cluster, ["kato", "patch"], factory=opening(fake)) as s:
+        done, failed, rest = roll(s, [work(n) for n in NODES])
+    assert list(done) == ["node1"] and list(failed) == ["node2"] and rest == ("node3",)
+    assert not [a for a in fake.ran("node3") if a[:2] == RESTART]
+    assert "/patched" not in fake.nodes["node3"].files  # applied, then put back
+
+
+def test_a_waiting_cycle_that_gives_no_answer_is_replaced_by_the_ordinary_call() -> None:
+    fake = fake_cluster()
+
+    def broken(node: FakeNode, argv: tuple[str, ...], stdin: bytes | None) -> Any:
+        return (1, "", "python3: it died") if "--wait" in argv else None
+
+    fake.answers.append(broken)
+    with session(fake.cluster, ["kato", "patch"], factory=fake.factory) as s:
+        done, failed, rest = roll(s, [work(n) for n in NODES])
+    assert set(done) == set(NODES) and not failed and not rest
+    assert [cycles(fake, n) for n in NODES] == [2, 2, 2]  # the standby, then the call

@@ -92,3 +92,32 @@ def test_once_nobody_reads_its_answer_it_starts_nothing_more(tmp_path: Path) -> 
     process.stdout.close()  # the reader is gone, as when kato's connection drops
     process.wait(timeout=30)
     assert not marker.exists()
+
+
+def waiting(stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        (sys.executable, "-S", str(PROGRAM), "--wait"),
+        input=stdin,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def test_waiting_it_answers_the_one_request_line_it_is_sent(tmp_path: Path) -> None:
+    log, flag = tmp_path / "log", tmp_path / "up"
+    flag.touch()
+    commands = [{"argv": ["sh", "-c", f"echo ran >>{log}"], "timeout": 10}]
+    line = json.dumps({"commands": commands, "roles": {"web": role(flag, 5)}}).encode()
+    answer = json.loads(waiting(line + b"\n").stdout)
+    assert log.read_text() == "ran\n"
+    assert answer["ran"] == 1 and answer["failed"] is None and answer["late"] is None
+    assert answer["health"] == {"web": None}
+
+
+def test_waiting_it_starts_nothing_when_its_input_ends_before_a_whole_line(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    line = json.dumps({"commands": [{"argv": ["sh", "-c", f"echo ran >>{log}"]}]}).encode()
+    for stdin in (b"", line):  # cancelled, or cut off mid-line (kato killed, connection lost)
+        done = waiting(stdin)
+        assert done.stdout == b"" and not log.exists()

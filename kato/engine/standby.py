@@ -1,0 +1,100 @@
+"""A node's role cycle started ahead of its turn: `role_cycle.py --wait` runs on the node while
+the rollout is still busy elsewhere (its SSH session open, python3 started, the health probes'
+modules loaded) and waits for its request; the node's turn then costs one line down that
+channel and one answer back, where engine/cycle.py's call costs a new session, a python3 start
+and those imports, all inside the rolling (measured: docs/development.md, "Patch figures").
+
+The request goes only when the caller says so, after its own fence check: until then the node
+has changed nothing. A standby never used is cancelled (its input ends): the program exits
+starting nothing, as it does when kato dies or its connection closes. A standby that gave no
+answer (its program could not start, or died) is no answer at all: the caller makes the
+ordinary call instead, so a restart may run twice (harmless) but is never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Sequence
+
+from kato.engine.cycle import PROGRAM, SLACK, Command, Cycled, request
+from kato.remote.agent import AGENT
+from kato.roles import Role
+from kato.transport.base import CommandResult, Transport
+
+WAIT = "--wait"
+
+
+class _Held:
+    """The program's stdin: nothing until the request is released (or the standby cancelled),
+    then that line and the end of input."""
+
+    def __init__(self) -> None:
+        self._lines: queue.Queue[bytes] = queue.Queue(maxsize=1)
+        self._ended = False
+
+    def release(self, line: bytes) -> bool:
+        """Hand over `line` (b"": cancel); False when something already was."""
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            return False
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._ended:
+            return b""
+        self._ended = True
+        return self._lines.get()
+
+
+class Standby:
+    """role_cycle.py waiting on one node for one request: `commands`, then `roles` healthy."""
+
+    def __init__(
+        self, transport: Transport, commands: Sequence[Command], roles: Sequence[Role]
+    ) -> None:
+        self.node = transport.node
+        self.commands, self.roles = tuple(commands), tuple(roles)
+        self._stdin = _Held()
+        self._sent = False
+        self._result: CommandResult | None = None
+        self._finished = threading.Event()
+        limit = sum(c.timeout for c in commands) + max((r.health.timeout for r in roles), default=0)
+        argv = AGENT.argv(PROGRAM, WAIT)
+
+        def run() -> None:
+            try:
+                self._result = transport.stream_in(argv, self._stdin, idle_timeout=limit + SLACK)  # type: ignore[arg-type]
+            except Exception:  # the channel failed: no answer, so the caller makes the call
+                self._result = None
+            finally:
+                self._finished.set()
+
+        threading.Thread(target=run, name=f"kato-standby-{self.node}", daemon=True).start()
+
+    def cycle(self) -> Cycled | None:
+        """Send the request (the caller has fenced) and wait for the answer; None when the
+        program gave none, which the caller must then ask for with an ordinary call."""
+        line = json.dumps(request(self.commands, self.roles)).encode() + b"\n"
+        self._sent = self._stdin.release(line)
+        self._finished.wait()
+        done = self._result
+        if not self._sent or done is None or not done.ok or not done.stdout.strip():
+            return None
+        answer = json.loads(done.stdout)
+        return Cycled(
+            self.commands,
+            int(answer["ran"]),
+            answer.get("failed"),
+            tuple(answer.get("seconds", ())),
+            answer.get("health") or {},
+            answer.get("late"),
+        )
+
+    def cancel(self, wait: float = 0.0) -> None:
+        """End the program's input unsent: it exits starting nothing. `wait` seconds at most
+        for it to be gone."""
+        self._stdin.release(b"")
+        self._finished.wait(wait)
