@@ -3,6 +3,9 @@ as `python3 - ROOT COMMAND ARGS...` with this file on stdin.
 
     state UNITS_JSON        what is applied here, whether each role restarted since (JSON)
     apply NAME VERSION STAGED SHA256 ROLES RECORD_JSON
+    receive-apply NAME VERSION STAGED SHA256 ROLES RECORD_JSON
+                            the artifact on stdin, written to STAGED first (its directory
+                            0700, never through a link), then `apply`: one call, not two
     revert NAME             restore the replaced files, run the revert script, drop the record
 
 A patch NAME lives in PATCHES/NAME/ while it is applied: artifact/ (the unpacked artifact),
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -212,14 +216,23 @@ def revert(node: Node, name: str) -> dict[str, Any]:
     return {"result": "reverted", "roles": record["roles"]}
 
 
+def receive(staged: Path) -> None:
+    """stdin to STAGED (0600) as kato's safe writes do; the staging dir made 0700 if missing."""
+    os.close(SAFE.open_dir(str(staged.parent.parent), create=0o755))
+    os.close(SAFE.open_dir(str(staged.parent), create=0o700))
+    SAFE.write_file(str(staged), SAFE.stdin_chunks(), 0o600)
+
+
 def main(argv: list[str]) -> int:
     root, command, args = Path(argv[0]), argv[1], argv[2:]
     node = Node(root)
     try:
         if command == "state":
             out = RECORDS.state(node, json.loads(args[0]))
-        elif command == "apply":
+        elif command in ("apply", "receive-apply"):
             name, version, staged, sha, roles, record = args
+            if command == "receive-apply":
+                receive(Path(staged))
             node.patches.mkdir(parents=True, exist_ok=True)
             out = apply(
                 node, name, version, Path(staged), sha, roles.split(","), json.loads(record)

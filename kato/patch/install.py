@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kato.config import Cluster, NodeConfig
@@ -21,7 +21,6 @@ from kato.patch.repository import Fetched, Patch, fetch, load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
 from kato.patch.status import gather_states, node_definitions, repository
 from kato.plan import Step
-from kato.remote import safe_write
 from kato.roles import Role, in_start_order
 
 
@@ -65,9 +64,6 @@ def plan_node(
 ) -> tuple[NodeWork | None, list[str]]:
     """Pure: one node's work (None when there is nothing to do) and lines saying what is skipped."""
     notes: list[str] = []
-    stage = [
-        Step(node.name, "make the private staging dir", ("install", "-d", "-m", "0700", STAGING))
-    ]
     change: list[Step] = []
     undo: list[Step] = []
     touched: set[str] = set()
@@ -84,29 +80,19 @@ def plan_node(
                 f"{', '.join(patch.applies_to)}: not patched"
             )
             continue
-        staged = f"{STAGING}/patch-{patch.name}.tar.gz"
-        upload = safe_write.argv(staged, 0o600)
-        stage.append(
-            Step(
-                node.name,
-                f"upload {patch.name}",
-                upload,
-                upload=str(item.path),
-                prelude=safe_write.prelude(),
-            )
-        )
         files = ", ".join(f"{r}/{f}" for r in mine for f in item.files.get(r, ()))
+        staged = f"{STAGING}/patch-{patch.name}.tar.gz"
         args = (patch.name, str(state.version), staged, patch.sha256, ",".join(mine))
-        change.append(
-            agent_step(node.name, f"apply {patch.name}: {files}", "apply", *args, record(patch))
+        apply = agent_step(
+            node.name, f"apply {patch.name}: {files}", "receive-apply", *args, record(patch)
         )
+        change.append(replace(apply, upload=str(item.path)))  # the artifact on its stdin
         undo.append(agent_step(node.name, f"revert {patch.name}", "revert", patch.name))
         touched.update(mine)
     if not change and not (touched and restart):
         return None, notes
     restarted = in_start_order(roles[r] for r in touched if r in roles) if restart else ()
-    staging = tuple(stage) if change else ()
-    return NodeWork(node.name, staging, tuple(change), tuple(undo), tuple(restarted)), notes
+    return NodeWork(node.name, (), tuple(change), tuple(undo), tuple(restarted)), notes
 
 
 def record(patch: Patch) -> str:

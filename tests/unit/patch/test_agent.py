@@ -162,3 +162,39 @@ def test_members_outside_the_artifact_are_refused(root: Path) -> None:
     done = run(root, "apply", "p1", "1.0.0", str(staged), sha, "router", "{}")
     assert done.returncode == 3 and "not a plain relative file" in done.stderr
     assert not (root / "var/lib/kato/evil").exists()
+
+
+def receive_apply(root: Path, data: bytes, sha: str) -> subprocess.CompletedProcess[bytes]:
+    """`receive-apply` as a node runs it: the program from its file, the artifact on stdin."""
+    staged = root / "var/lib/kato/staging/patch-p1.tar.gz"
+    argv = ("p1", "1.0.0", str(staged), sha, "router", "{}")
+    return subprocess.run(
+        (sys.executable, str(AGENT), str(root), "receive-apply", *argv),
+        input=data,
+        capture_output=True,
+    )
+
+
+def test_receive_apply_takes_the_artifact_on_stdin_and_applies_it_in_one_call(root: Path) -> None:
+    data = tar_gz(PATCH)
+    done = receive_apply(root, data, hashlib.sha256(data).hexdigest())
+    assert done.returncode == 0, done.stderr
+    assert (root / RELEASE / "nginx.conf").read_bytes() == b"new nginx.conf\n"
+    staging = root / "var/lib/kato/staging"
+    assert staging.stat().st_mode & 0o777 == 0o700 and list(staging.iterdir()) == []
+
+
+def test_receive_apply_refuses_a_link_at_the_staged_name_and_another_sha256(root: Path) -> None:
+    before, data = tree(root), tar_gz(PATCH)
+    canary = root / "canary"
+    canary.write_bytes(b"canary\n")
+    staging = root / "var/lib/kato/staging"
+    staging.mkdir(mode=0o700)
+    (staging / "patch-p1.tar.gz").symlink_to(canary)
+    done = receive_apply(root, data, hashlib.sha256(data).hexdigest())
+    assert done.returncode == 3 and b"is a symbolic link" in done.stderr
+    assert canary.read_bytes() == b"canary\n" and tree(root) == before
+    (staging / "patch-p1.tar.gz").unlink()
+    done = receive_apply(root, data, "0" * 64)
+    assert done.returncode == 3 and b"does not have sha256" in done.stderr
+    assert tree(root) == before and list(staging.iterdir()) == []

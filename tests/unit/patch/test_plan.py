@@ -46,20 +46,20 @@ def fetched(*patches: Patch) -> list[Fetched]:
     ]
 
 
-def test_a_node_gets_uploads_applies_and_restarts_in_role_order() -> None:
+def test_a_node_gets_one_upload_and_apply_call_per_patch_and_restarts_in_role_order() -> None:
     work, notes = plan_node(
         NODE2, NodePatches("node2", "1.0.0"), fetched(ROUTER, BOTH), ROLES, True
     )
     assert work is not None and notes == []
-    assert [s.description for s in work.stage] == [
-        "make the private staging dir",
-        "upload router-fix",
-        "upload apps-fix",
-    ]
+    # one node call per patch: the artifact streamed into the patch agent, which writes it
+    # to the private staging dir and checks its sha256 before laying anything (no stage step)
+    assert work.stage == ()
     assert [s.description.split(":")[0] for s in work.change] == [
         "apply router-fix",
         "apply apps-fix",
     ]
+    assert [s.upload for s in work.change] == ["/tmp/router-fix.tar.gz", "/tmp/apps-fix.tar.gz"]
+    assert all(s.argv[4] == "receive-apply" for s in work.change)
     assert [r.name for r in work.roles] == ["dea", "router"]
     shown = [s.description for s in work.shown()]
     assert shown[-3:] == [
