@@ -19,7 +19,7 @@ from kato.errors import KatoError, PreflightRefused, UsageError
 from kato.patch.nodes import STAGING, NodePatches, agent_step
 from kato.patch.repository import Fetched, Patch, fetch, load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
-from kato.patch.status import gather_states, node_definitions, repository
+from kato.patch.status import asked_of_nodes, repository
 from kato.plan import Step
 from kato.roles import Role, in_start_order
 
@@ -132,9 +132,7 @@ def install(
         tempfile.TemporaryDirectory(prefix="kato-patch-") as tmp,
         session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s,
     ):
-        roles, unasked = node_definitions(cluster, s.conns, nodes)
-        states = gather_states(cluster, s.conns, nodes, roles)
-        states.failed.update(unasked)
+        roles, states = asked_of_nodes(cluster, s.conns, nodes)
         if states.failed and not states.succeeded:
             raise KatoError(
                 "no chosen node could say what it has applied: "

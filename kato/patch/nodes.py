@@ -4,6 +4,7 @@ reports."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,11 @@ class NodePatches:
 def parse_state(node: str, result: CommandResult) -> NodePatches:
     if not result.ok:
         raise RemoteCommandFailed(node, result.argv, result.status, result.stderr)
-    raw: dict[str, Any] = json.loads(result.stdout)
+    return state_of(node, json.loads(result.stdout))
+
+
+def state_of(node: str, raw: dict[str, Any]) -> NodePatches:
+    """The state as the patch agent (or node_facts.py, asked for `patches`) reports it."""
     applied = {
         name: Applied(
             name,
@@ -66,7 +71,12 @@ def parse_state(node: str, result: CommandResult) -> NodePatches:
     return NodePatches(node, raw["version"], applied, tuple(raw["interrupted"]))
 
 
+def units_of(node: NodeConfig, roles: Mapping[str, Role]) -> dict[str, list[str]]:
+    """The units of the node's roles (a restart pending is read from their start times)."""
+    return {r: list(roles[r].units) for r in node.roles if r in roles}
+
+
 def gather(transport: Transport, node: NodeConfig, roles: dict[str, Role]) -> NodePatches:
-    units = {r: list(roles[r].units) for r in node.roles if r in roles}
+    units = units_of(node, roles)
     result = AGENT.call(transport, "patch_agent.py", "/", "state", json.dumps(units), timeout=60)
     return parse_state(node.name, result)

@@ -10,7 +10,7 @@ from kato.errors import UsageError
 from kato.patch.nodes import NodePatches, agent_step
 from kato.patch.repository import load_index
 from kato.patch.rollout import NodeWork, RolloutOutcome, plan_of, roll
-from kato.patch.status import gather_states, node_definitions, repository
+from kato.patch.status import asked_of_nodes, repository
 from kato.repos import RepositoryUnreachable
 from kato.roles import Role, in_start_order
 
@@ -48,9 +48,7 @@ def revert(
 ) -> RolloutOutcome:
     chosen = select_nodes(cluster, nodes)
     with session(cluster, command or [], lock_wait=lock_wait, dry_run=dry_run) as s:
-        roles, unasked = node_definitions(cluster, s.conns, chosen)
-        states = gather_states(cluster, s.conns, chosen, roles)
-        states.failed.update(unasked)
+        roles, states = asked_of_nodes(cluster, s.conns, chosen)
         on_nodes = {p for s in states.succeeded.values() for p in (*s.applied, *s.interrupted)}
         known = known_names(cluster, repo)
         if name not in on_nodes and name not in known:

@@ -12,7 +12,7 @@ from kato.errors import UsageError
 from kato.patch import nodes as node_patches
 from kato.patch.nodes import NodePatches
 from kato.patch.repository import Patch, PatchIndex, load_index
-from kato.role_definitions import ClusterRoles
+from kato.role_definitions import ClusterRoles, NodeRoles
 from kato.transport.fanout import FanOut, NodeFailure, fan_out
 from kato.transport.pool import Connections
 
@@ -113,37 +113,33 @@ def summarize(cluster: Cluster, index: PatchIndex, states: FanOut[NodePatches]) 
     )
 
 
-def gather_states(
-    cluster: Cluster, conns: Connections, chosen: tuple[NodeConfig, ...], roles: ClusterRoles
-) -> FanOut[NodePatches]:
-    """Each node's patch state, its units named as the release it runs defines them."""
-    return fan_out(
-        [n.name for n in chosen if n.name in roles.nodes],
-        lambda name: node_patches.gather(conns.get(name), cluster.node(name), dict(roles.of(name))),
-        cluster.ssh.parallel,
-    )
-
-
-def node_definitions(
+def asked_of_nodes(
     cluster: Cluster, conns: Connections, chosen: tuple[NodeConfig, ...]
-) -> tuple[ClusterRoles, dict[str, NodeFailure]]:
-    """The role definitions of the release each chosen node runs; a node that cannot be asked
-    is a failure of that node (as it would be when gathering its state)."""
-    done = fan_out(
-        [n.name for n in chosen],
-        lambda name: role_definitions.of_node(cluster, conns.get(name), name),
-        cluster.ssh.parallel,
-    )
-    return ClusterRoles(done.succeeded), dict(done.failed)
+) -> tuple[ClusterRoles, FanOut[NodePatches]]:
+    """Each chosen node's role definitions (those of the release it runs) and its patch state,
+    in ONE agent call: the state is asked with the units kato's bundled definitions give the
+    node's roles, and asked again (a second call) only when the node's release names other
+    units for them. A node that cannot be asked is a failure of that node."""
+
+    def one(name: str) -> tuple[NodeRoles, NodePatches]:
+        node = cluster.node(name)
+        guess = node_patches.units_of(node, role_definitions.bundled())
+        found = role_definitions.of_node(cluster, conns.get(name), name, patches=guess)
+        answer = found.answer.patches if found.answer is not None else None
+        if answer is not None and node_patches.units_of(node, found.roles) == guess:
+            return found, node_patches.state_of(name, answer)
+        return found, node_patches.gather(conns.get(name), node, dict(found.roles))
+
+    done = fan_out([n.name for n in chosen], one, cluster.ssh.parallel)
+    roles = ClusterRoles({n: found for n, (found, _) in done.succeeded.items()})
+    states = {n: state for n, (_, state) in done.succeeded.items()}
+    return roles, FanOut(states, dict(done.failed))
 
 
 def status(cluster: Cluster, repo: str | None = None) -> PatchReport:
     index = load_index(repository(cluster, repo))
     with connections(cluster) as conns:
-        chosen = select_nodes(cluster)
-        roles, unasked = node_definitions(cluster, conns, chosen)
-        states = gather_states(cluster, conns, chosen, roles)
-        states.failed.update(unasked)
+        _, states = asked_of_nodes(cluster, conns, select_nodes(cluster))
     return summarize(cluster, index, states)
 
 
