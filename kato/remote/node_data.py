@@ -194,15 +194,15 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
     unpacker = subprocess.Popen(UNZSTD, stdin=0, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert unpacker.stdout and unpacker.stderr
     widen(unpacker.stdout)
-    unpacker_said, broke = Tail(unpacker.stderr), False
+    unpacker_said, broke = Tail(unpacker.stderr), ""
     try:
         member.passed(*pass_on(unpacker.stdout.fileno(), sink.fileno(), member.look, size))
         sink.close()
         member.after(unpacker.stdout.fileno())
     except member.Refusal as exc:
         member.refuse(exc)
-    except BrokenPipeError:
-        broke = True  # tar gave up: its reason below, not the member's
+    except OSError as exc:  # tar gave up (its reason below) or the disk is full
+        broke = f"{staged}: {exc.strerror}"
     if member.found is not None or broke:  # stop at once: tar and zstd are killed
         for child in (writer, unpacker):
             if child is not None:
@@ -215,8 +215,9 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
         pass  # the rest of the member, read so kato's sending ends and hears this report
     status = writer.wait() if writer is not None else 0
     problem, failed = None if broke else member.result(), ""
-    if problem is None and (broke or status) and said is not None:
-        failed = f"tar: {said.last_line() or f'exit {status}'}"
+    if problem is None and (broke or status):
+        said_last = said.last_line() if said is not None else ""
+        failed = f"tar: {said_last}" if said_last else broke or f"tar: exit {status}"
     if problem is not None or failed:
         shutil.rmtree(staged, ignore_errors=True) if kind == "tree" else os.unlink(staged)
     entry, error = problem if problem is not None else (None, failed)

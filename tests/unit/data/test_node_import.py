@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from kato.data import node_import
+from kato.data import node_import, stream
 from kato.data.placement import Placement
 from kato.data.selection import DataDir
 from kato.data.verify import ArchiveInvalid, read_manifest, verify_archive
@@ -193,3 +193,19 @@ def test_a_member_that_is_not_what_the_manifest_says_is_refused_by_its_sha256(
             caught.value.hint or ""
         )
     assert not staged[CONTENTS[2].name].exists()
+
+
+def test_only_a_member_that_failed_its_check_refuses_the_archive(tmp_path: Path) -> None:
+    """The node's answer says whether the member failed its check (ArchiveInvalid, naming the
+    tree's entry) or tar failed for its own reason (the node's failure: fix it, same archive)."""
+    archive = tmp_path / "a.tar.zst"
+    placed, _ = placements(tmp_path, archive)
+    tree = placed[1].member
+    unsafe = stream.NodeAnswer(0, "", 1, "device node", "./dev/sda", True)
+    refused = node_import._refusal("node1", tree, unsafe, "a.tar.zst")
+    assert isinstance(refused, ArchiveInvalid)
+    assert (refused.member, refused.problem) == (f"{tree.name}: ./dev/sda", "device node")
+    full = stream.NodeAnswer(0, "", 1, "tar: ./big: Cannot write: No space left on device")
+    failed = node_import._refusal("node1", tree, full, "a.tar.zst")
+    assert not isinstance(failed, ArchiveInvalid) and "No space left" in failed.message
+    assert "fix the cause" in (failed.hint or "")

@@ -130,3 +130,21 @@ def test_corrupt_frames_are_refused_naming_zstd(tmp_path: Path) -> None:
     status, _, answer = run(*args, data=b"\x28\xb5\x2f\xfd garbage")
     assert status == 1 and answer is not None and answer.invalid
     assert answer.error.startswith("corrupt: zstd:") and not target.exists()
+
+
+def test_tar_failing_for_its_own_reason_is_the_node_s_failure_not_the_member_s(
+    tmp_path: Path,
+) -> None:
+    """A tree verify accepts but tar cannot write (a file under a name that is a file) fails
+    with tar's words, not as a refusal of the archive, and leaves nothing staged."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        root = tarfile.TarInfo(".")
+        root.type = tarfile.DIRTYPE
+        tar.addfile(root)
+        for name in ("./a", "./a/b"):
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    status, answer, target = staged(tmp_path, out.getvalue(), listed="3")
+    assert status == 1 and answer is not None, answer
+    assert not answer.invalid and answer.error.startswith("tar: "), answer  # type: ignore[attr-defined]
+    assert not target.exists()
