@@ -15,7 +15,7 @@ from kato.engine.cycle import argv as cycle_argv
 from kato.engine.cycle import request as cycle_request
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session
-from kato.engine.standby import Standby
+from kato.engine.standby import Standby, fence_ahead
 from kato.engine.steps import journaled
 from kato.plan import Plan, PlanOutcome, Step
 from kato.remote.agent import AGENT
@@ -141,6 +141,8 @@ def restarted_and_waited(
     own step (a failed one as `failed: WHY`, then raised)."""
     steps = [step for step, _ in work.restarts()]
     transport = session.transport(work.node)  # fenced: the node changes only after this
+    if standby is not None:
+        fence_ahead(session.conns)  # for the next node's turn, while this one restarts
     done = standby.cycle() if standby is not None else None
     if done is None:
         done = cycle(transport, [Command(s.argv) for s in steps], work.roles)
