@@ -1,0 +1,67 @@
+"""A node's role cycle waiting for its turn (engine/standby.py): nothing reaches the node's
+program before the turn's request; a cancel ends its input unsent; no answer means the caller
+makes the ordinary call; the lock checked ahead on a thread of its own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any, BinaryIO
+
+from kato.engine.cycle import Command
+from kato.engine.standby import Standby, fence_ahead
+from kato.errors import LockLost
+from kato.transport.base import CommandResult
+
+ANSWER = '{"ran": 1, "failed": null, "seconds": [0.01], "health": {}, "late": null}\n'
+
+
+class Node:
+    """A transport whose stream_in reads its source the way the SSH transport does (until its
+    end), answering `stdout` once it has it; `fed` is what the node's program was sent."""
+
+    node = "node1"
+
+    def __init__(self, stdout: str = ANSWER, status: int = 0) -> None:
+        self.stdout, self.status = stdout, status
+        self.fed = b""
+        self.reading = threading.Event()
+
+    def stream_in(self, argv: Sequence[str], source: BinaryIO, **_: Any) -> CommandResult:
+        self.reading.set()
+        while chunk := source.read(1 << 20):
+            self.fed += chunk
+        out = self.stdout if self.fed else ""  # --wait: no request, no answer
+        return CommandResult(self.node, tuple(argv), self.status, out, "", 0.01)
+
+
+def test_the_request_reaches_the_node_only_at_its_turn_and_the_answer_comes_back() -> None:
+    node = Node()
+    standby = Standby(node, [Command(("systemctl", "restart", "--", "web"))], ())  # type: ignore[arg-type]
+    assert node.reading.wait(5) and node.fed == b""  # waiting there, sent nothing
+    done = standby.cycle()
+    assert done is not None and done.ran == 1 and done.failed is None
+    assert node.fed.endswith(b"\n") and b'"systemctl", "restart"' in node.fed
+
+
+def test_a_cancelled_standby_sends_nothing_and_a_failed_one_gives_no_answer() -> None:
+    node = Node()
+    standby = Standby(node, [Command(("true",))], ())  # type: ignore[arg-type]
+    standby.cancel(wait=5)
+    assert node.fed == b"" and standby.cycle() is None  # the caller then makes the call
+    dead = Node(stdout="", status=2)
+    assert Standby(dead, [Command(("true",))], ()).cycle() is None  # type: ignore[arg-type]
+
+
+def test_the_lock_is_checked_ahead_on_its_own_thread_and_a_loss_is_left_to_the_next_fence() -> None:
+    checked: list[str] = []
+    done = threading.Event()
+
+    def fence() -> None:
+        checked.append(threading.current_thread().name)
+        done.set()
+        raise LockLost("op1", None, "another operation took it")
+
+    fence_ahead(SimpleNamespace(fence=fence))  # type: ignore[arg-type]
+    assert done.wait(5) and checked == ["kato-fence-ahead"]  # raised there, never here
