@@ -61,6 +61,8 @@ class Figures:
     base_verify: list[float] = field(default_factory=list)  # zstd -d | sha256sum, seconds
     kato_verify: list[float] = field(default_factory=list)
     verify_rss: list[float] = field(default_factory=list)
+    base_verify_cpu: list[float] = field(default_factory=list)
+    kato_verify_cpu: list[float] = field(default_factory=list)
     export_rss: list[float] = field(default_factory=list)
     base_import: list[float] = field(default_factory=list)
     kato_import: list[float] = field(default_factory=list)
@@ -140,8 +142,10 @@ def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figure
         figures.kato_cpu.append(box.cpu)
         figures.export_rss.append(rss)
         figures.base_verify.append(box.pipeline(f"zstd -d -q -c {mine} | sha256sum >/dev/null"))
+        figures.base_verify_cpu.append(box.cpu)
         seconds, rss = box.kato("data", "verify", str(mine))
         figures.kato_verify.append(seconds)
+        figures.kato_verify_cpu.append(box.cpu)
         figures.verify_rss.append(rss)
         figures.base_bytes, figures.kato_bytes = base.stat().st_size, mine.stat().st_size
 
@@ -198,7 +202,7 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     med = statistics.median
     header = (
         "size", "base exp MB/s", "kato exp MB/s", "ratio", "exp CPU s kato/base",
-        "verify s base/kato", "verify RSS MiB",
+        "verify s base/kato", "verify CPU s base/kato", "verify RSS MiB",
         "exp RSS MiB",
         "base imp MB/s", "kato imp MB/s", "ratio", "imp RSS MiB", "load",
     )  # fmt: skip
@@ -213,6 +217,7 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
                 f"{med(f.kato_cpu):.1f}/{med(f.base_cpu):.1f} = "
                 f"{med(f.kato_cpu) / max(med(f.base_cpu), 1e-9):.2f}x",
                 f"{med(f.base_verify):.2f}/{med(f.kato_verify):.2f}",
+                f"{med(f.base_verify_cpu):.2f}/{med(f.kato_verify_cpu):.2f}",
                 f"{med(f.verify_rss):.0f}",
                 f"{med(f.export_rss):.0f}",
                 f"{med(f.base_import):.0f}",
