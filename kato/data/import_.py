@@ -20,7 +20,7 @@ from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.survey import Survey, free_beside, survey
 from kato.data.verify import HashingReader, read_manifest, verify_archive
-from kato.engine.session import session
+from kato.engine.session import Session, session
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
@@ -72,33 +72,52 @@ def import_archive(
     archive, and any archive in a dry run, is verified whole first."""
     progress = progress or SilentProgress()
     started = time.monotonic()
-    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
-        progress.step("asking the nodes for their roles and data dirs")
-        asked = survey(cluster, s.conns, nodes=nodes, only=only, beside=True)
-        roles = asked.defined  # each node: its release's roles
-        with local_archive(
+    with (
+        session(cluster, command, lock_wait=lock_wait, dry_run=dry_run, progress=progress) as s,
+        local_archive(
             cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
-        ) as path:
-            # a dry run verifies every byte: it answers "would this import succeed?"
-            checked = preflight(path, source, within or cluster.data, progress, whole=dry_run)
-            manifest = checked.manifest
-            run = uuid.uuid4().hex[:12]
-            placed = place(manifest, cluster, roles, run, only=only, nodes=nodes)
-            placements = relocated(asked, placed)
-            result = ImportResult(source, run, placements, dry_run)
-            _compare_versions(asked.version, cluster, manifest, result)
-            _check_room(asked, s.conns, placements, checked.entries)
-            if dry_run:
-                return result
-            try:
-                _stage(s.conns, s.begin(), path, checked, placements, progress)
-                left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
-                switch.switch_all(s, placements, roles, left)
-            finally:
-                switch.unstage(s.conns, placements)
-            s.op.notes.extend(result.notes)
-    result.bytes = sum(p.member.size for p in placements)
+        ) as path,
+    ):
+        result = import_file(s, path, source, within or cluster.data, only, nodes)
+    result.bytes = sum(p.member.size for p in result.placements)
     result.seconds = time.monotonic() - started
+    return result
+
+
+def import_file(
+    s: Session,
+    path: Path,
+    source: str,
+    within: DataLimits,
+    only: Sequence[str],
+    nodes: Sequence[str],
+) -> ImportResult:
+    """The import inside its session, the archive a local file: the manifest first, so only
+    the nodes its members go to (and the core node) are asked and connected to."""
+    cluster, progress, dry_run = s.cluster, s.progress, s.dry_run
+    progress.step(f"reading the manifest of {source}")
+    manifest = read_manifest(path, source)
+    progress.step("asking the nodes for their roles and data dirs")
+    held = {m.role for m in manifest.members}
+    asked = survey(cluster, s.conns, nodes=nodes, only=only, beside=True, holding=held)
+    roles = asked.defined  # each node: its release's roles
+    # a dry run verifies every byte: it answers "would this import succeed?"
+    checked = preflight(path, source, within, progress, whole=dry_run, manifest=manifest)
+    run = uuid.uuid4().hex[:12]
+    placed = place(checked.manifest, cluster, roles, run, only=only, nodes=nodes)
+    placements = relocated(asked, placed)
+    result = ImportResult(source, run, placements, dry_run)
+    _compare_versions(asked.version, cluster, checked.manifest, result)
+    _check_room(asked, s.conns, placements, checked.entries)
+    if dry_run:
+        return result
+    try:
+        _stage(s.conns, s.begin(), path, checked, placements, progress)
+        left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
+        switch.switch_all(s, placements, roles, left)
+    finally:
+        switch.unstage(s.conns, placements)
+    s.op.notes.extend(result.notes)
     return result
 
 
@@ -116,14 +135,20 @@ class Preflight:
 
 
 def preflight(
-    path: Path, source: str, within: DataLimits, progress: Progress, whole: bool = False
+    path: Path,
+    source: str,
+    within: DataLimits,
+    progress: Progress,
+    whole: bool = False,
+    manifest: Manifest | None = None,
 ) -> Preflight:
     """Format 2 laid out as kato writes it: the limits from the manifest alone (the data is
     checked as it stages). Otherwise (format 1, or another layout), or `whole` (a dry run,
     which stages nothing to check it on), the whole archive is verified first, as
-    `kato data verify` does."""
-    progress.step(f"reading the manifest of {source}")
-    manifest = read_manifest(path, source)
+    `kato data verify` does. `manifest`: the archive's, read already."""
+    if manifest is None:
+        progress.step(f"reading the manifest of {source}")
+        manifest = read_manifest(path, source)
     if manifest.format >= 2 and not whole:
         limits.check_expansion(manifest, str(path), within, source)
         limits.check_entries(manifest, within, source)
