@@ -12,8 +12,8 @@ from kato.config import DataLimits
 from kato.data.import_ import import_file
 from kato.engine.session import session
 from kato.errors import ExitCode
-from kato.role_definitions import DefinitionsUnknown
 from kato.remote.agent import AGENT
+from kato.role_definitions import DefinitionsUnknown
 from tests.fakes import FakeNode
 from tests.unit.data.build import Content, rich_tree, write_archive
 from tests.unit.data.survey_nodes import DROPLETS, Nodes
