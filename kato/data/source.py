@@ -5,7 +5,9 @@ so is an off-site archive (`REMOTE:PATH/NAME`, through rclone)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -69,10 +71,7 @@ def local_archive(
             yield path
         return
     if remote is None and source != "-":
-        path = Path(source)
-        if not path.is_file():
-            raise UsageError(f"{source}: no such archive file", hint="give the archive's path")
-        yield path
+        yield archive_file(source)
         return
     directory = spool or Path(tempfile.gettempdir())
     with tempfile.NamedTemporaryFile(dir=directory, prefix=".kato-import-", suffix=".spool") as f:
@@ -84,6 +83,26 @@ def local_archive(
             _fetch(cluster, remote, only, f, progress)  # type: ignore[arg-type]
         f.flush()
         yield Path(f.name)
+
+
+def archive_file(source: str) -> Path:
+    """The archive's path when it names a readable regular file; else a usage error that
+    says what it names instead."""
+    path = Path(source)
+    hint = "give the path of an archive file (`kato data backups DIR` lists them)"
+    try:
+        kind = path.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{source}: no such archive file", hint=hint) from None
+    except OSError as exc:
+        raise UsageError(f"{source}: {exc.strerror}", hint=hint) from None
+    if stat.S_ISDIR(kind):
+        raise UsageError(f"{source} is a directory, not an archive file", hint=hint)
+    if not stat.S_ISREG(kind):
+        raise UsageError(f"{source} is not a regular file (a device, pipe or socket)", hint=hint)
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{source}: permission denied", hint="run kato as a user who can read it")
+    return path
 
 
 def _fetch(

@@ -11,10 +11,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from kato.progress import Progress
+from kato.progress import notice
 
 T = TypeVar("T")
 TICK = 0.05  # the main thread wakes this often, so Ctrl-C is seen at once
+INTERRUPTED = (
+    "interrupted: the nodes in flight finish their step, then what was changed is undone "
+    "(this can take as long as a restart)"
+)
+STILL_UNDOING = "still finishing and undoing: kato exits when every node is back"
 
 
 @dataclass
@@ -47,7 +52,17 @@ def ctrl_c(handler: Callable[[], None]) -> Iterator[None]:
         yield
         return
     _handlers.append(handler)
-    signal.signal(signal.SIGINT, lambda number, frame: [h() for h in list(_handlers)])
+    said: list[int] = []
+
+    def on_ctrl_c(number: int, frame: object) -> None:
+        # said here, once per Ctrl-C, whatever the command prints (some show no progress): an
+        # operator who sees nothing for the minute an undo can take would press it again
+        notice(STILL_UNDOING if said else INTERRUPTED)
+        said.append(number)
+        for h in list(_handlers):
+            h()
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         yield
     finally:
@@ -55,9 +70,7 @@ def ctrl_c(handler: Callable[[], None]) -> Iterator[None]:
         _handlers.remove(handler)
 
 
-def in_parallel(
-    nodes: Sequence[str], work: Callable[[str], T], limit: int, progress: Progress
-) -> Ran[T]:
+def in_parallel(nodes: Sequence[str], work: Callable[[str], T], limit: int) -> Ran[T]:
     """work(node) for every node, at most `limit` at once; every node ends in values, errors,
     cut, or (after Ctrl-C) nowhere: never started."""
     ran: Ran[T] = Ran()
@@ -84,8 +97,6 @@ def in_parallel(
             finished.release()
 
     def interrupted() -> None:
-        if not stop.is_set():
-            progress.warn("interrupted: letting the nodes in flight finish, then undoing")
         stop.set()
 
     count = min(limit, len(nodes))
@@ -103,11 +114,11 @@ def in_parallel(
     return ran
 
 
-def shielded(work: Callable[[], T], progress: Progress) -> T:
+def shielded(work: Callable[[], T]) -> T:
     """work() on its own thread, so a Ctrl-C while it runs (an undo) cannot break it off."""
-    ran = in_parallel(["-"], lambda _: work(), 1, progress)
+    ran = in_parallel(["-"], lambda _: work(), 1)
     while "-" not in ran.values:
         if "-" in ran.errors:
             raise ran.errors["-"]
-        ran = in_parallel(["-"], lambda _: work(), 1, progress)
+        ran = in_parallel(["-"], lambda _: work(), 1)
     return ran.values["-"]

@@ -91,7 +91,7 @@ def _walk(
     stop: Event,
 ) -> RolloutReport:
     staging = [c.key for c in changes if c.stage is not None and not stop.is_set()]
-    staged = in_parallel(staging, lambda n: _stage(by_node[n]), parallel, session.progress)
+    staged = in_parallel(staging, lambda n: _stage(by_node[n]), parallel)
     _raise_lost(staged.errors)
     results = {n: _failed(n, STAGE, exc) for n, exc in staged.errors.items()}
     interrupted, done_order = staged.interrupted or stop.is_set(), list[str]()
@@ -103,10 +103,7 @@ def _walk(
         if interrupted or any(r.state != DONE for r in results.values()):
             break
         ran = in_parallel(
-            batch,
-            lambda n: _change(session, by_node[n], applied.get(n, 0)),
-            parallel,
-            session.progress,
+            batch, lambda n: _change(session, by_node[n], applied.get(n, 0)), parallel
         )
         _raise_lost(ran.errors)
         results.update({n: _failed(n, CHANGE, exc) for n, exc in ran.errors.items()})
@@ -151,7 +148,7 @@ def _apply(
     """Apply on every node at once; a failure there undoes that node (the others applied are
     put back after the batches, which then do not run). Whether Ctrl-C came."""
     by_node = {c.key: c for c in changes if c.apply is not None}
-    ran = in_parallel(list(by_node), lambda n: by_node[n].apply(), parallel, session.progress)  # type: ignore[misc]
+    ran = in_parallel(list(by_node), lambda n: by_node[n].apply(), parallel)  # type: ignore[misc]
     _raise_lost(ran.errors)
     applied.update(ran.values)
     applied.update({n: 0 for n in (*ran.cut, *ran.errors)})  # maybe half applied: undone too
@@ -163,9 +160,7 @@ def _apply(
 def _undo_failed_apply(session: Session, change: NodeChange, exc: Exception) -> NodeResult:
     why = failure(change.key, exc)
     was = NodeResult(change.key, FAILED, CHANGE)
-    return shielded(
-        lambda: _undo(session, change, was, why.message, CHANGE, why.exit_code), session.progress
-    )
+    return shielded(lambda: _undo(session, change, was, why.message, CHANGE, why.exit_code))
 
 
 def _undo_applied(
@@ -184,12 +179,7 @@ def _undo_applied(
     if not changes:
         return {}
     by_node = {c.key: c for c in changes}
-    ran = shielded(
-        lambda: in_parallel(
-            list(by_node), lambda n: one(by_node[n]), len(by_node), session.progress
-        ),
-        session.progress,
-    )
+    ran = shielded(lambda: in_parallel(list(by_node), lambda n: one(by_node[n]), len(by_node)))
     return ran.values
 
 
@@ -209,7 +199,7 @@ def _failed(node: str, phase: str, exc: BaseException) -> NodeResult:
 def _undo_shielded(session: Session, change: NodeChange, was: NodeResult, why: str) -> NodeResult:
     """Undo a node that had changed (Ctrl-C, or all or nothing): a second Ctrl-C cannot cut it.
     Nothing failed on it, so it has no phase: it is shown `undone (WHY)`."""
-    return shielded(lambda: _undo(session, change, was, why, None, 1), session.progress)
+    return shielded(lambda: _undo(session, change, was, why, None, 1))
 
 
 def _change(session: Session, change: NodeChange, applied: int = 0) -> NodeResult:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kato.engine.parallel import INTERRUPTED
 from tests.integration.conftest import KATO, Cluster
 from tests.integration.test_patch import files, on, revert_everything
 
@@ -120,6 +121,7 @@ def test_ctrl_c_mid_patch_install_undoes_exits_130_and_releases_the_lock(
             point.with_suffix(".go").touch()
         kato.stop()
     assert code == 130, f"{out}\n{err}"
+    assert f"warning: {INTERRUPTED}" in err  # said at once: patch install shows no progress
     report = out + err
     assert any(node in line and "undone (interrupted)" in line for line in report.splitlines())
     # the cluster as before: every file of the releases and no patch record, routers healthy

@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from kato import progress
+from kato.engine import parallel
 from kato.engine.batches import Batching
 from kato.engine.report import DONE, FAILED, NOT_REACHED, UNDONE
 from kato.engine.rollout import NodeChange, rollout
@@ -159,8 +161,11 @@ def test_batches_canary_serial_and_serving_roles(fake: FakeCluster) -> None:
             rollout(s, [tracked(s, n, ()) for n in NODES], Batching(canary="node9"))
 
 
-def test_ctrl_c_mid_batch_undoes_the_node_in_flight(fake: FakeCluster) -> None:
-    started = threading.Event()
+def test_ctrl_c_mid_batch_undoes_the_node_in_flight(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, heard = threading.Event(), list[str]()
+    monkeypatch.setattr(progress, "_notices", [heard.append])  # what the command line shows
 
     def interrupting(s: Session, node: str) -> NodeChange:
         base = touching(s, node)
@@ -181,6 +186,7 @@ def test_ctrl_c_mid_batch_undoes_the_node_in_flight(fake: FakeCluster) -> None:
     ):
         rollout(s, [interrupting(s, n) for n in NODES], Batching())
     assert started.is_set()
+    assert heard == [parallel.INTERRUPTED]  # at once, even with no progress shown
     assert "node1 done, node2 undone (interrupted)" in caught.value.message
     assert "node3 not reached" in caught.value.message
     assert "/marker" in fake.nodes["node1"].files and "/marker" not in fake.nodes["node2"].files
@@ -307,8 +313,8 @@ def test_ctrl_c_between_two_batches_stops_before_the_next_and_puts_the_applied_b
     batches_run: list[list[str]] = []
     real = engine.in_parallel
 
-    def then_ctrl_c(nodes, work, limit, progress):  # type: ignore[no-untyped-def]
-        ran = real(nodes, work, limit, progress)
+    def then_ctrl_c(nodes, work, limit):  # type: ignore[no-untyped-def]
+        ran = real(nodes, work, limit)
         if list(nodes) == ["node1"] and not batches_run:
             batches_run.append(list(nodes))
             # as the terminal sends it, once node1's batch has returned to the main thread
