@@ -8,9 +8,10 @@ import tarfile
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato import journal
 from kato.config import Cluster, DataLimits
@@ -25,6 +26,7 @@ from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.remote import safe_write
+from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
@@ -112,8 +114,13 @@ def import_file(
     if dry_run:
         return result
     try:
-        _stage(s.conns, s.begin(), path, checked, placements, progress)
-        left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
+        op, core = s.begin(), cluster.core_node.name
+        # the journal is read on the core node while the members stage: under the lock no
+        # other operation writes it, and this one's own lines do not count (resume)
+        with ThreadPoolExecutor(1, thread_name_prefix="kato-journal-read") as reader:
+            journaled = reader.submit(s.conns.call, core, _journal_tail)
+            _stage(s.conns, op, path, checked, placements, progress)
+            left = _left_stopped(journaled.result(), op, placements, result)
         switch.switch_all(s, placements, roles, left)
     finally:
         switch.unstage(s.conns, placements)
@@ -168,16 +175,18 @@ def relocated(asked: Survey, placements: Sequence[Placement]) -> tuple[Placement
     return tuple(replace(p, target=t) for p, t in zip(placements, targets, strict=True))
 
 
+def _journal_tail(core: Transport) -> list[dict[str, Any]]:
+    return journal.read(core, JOURNAL_LOOKBACK)
+
+
 def _left_stopped(
-    conns: Connections,
-    core: str,
+    entries: list[dict[str, Any]],
     op: Operation,
     placements: Sequence[Placement],
     result: ImportResult,
 ) -> dict[tuple[str, str], str]:
-    """Roles an interrupted import left stopped (journal); those this import does not switch
-    are named in a note, as their data dir may hold a half-loaded dump."""
-    entries = conns.call(core, lambda t: journal.read(t, JOURNAL_LOOKBACK))
+    """Roles an interrupted import left stopped (the journal's `entries`); those this import
+    does not switch are named in a note, as their data dir may hold a half-loaded dump."""
     left = resume.left_stopped(entries, op.id)
     ours = {(p.target.node, p.target.role) for p in placements}
     for (node, role), stopper in sorted(left.items()):
