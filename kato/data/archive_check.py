@@ -19,9 +19,9 @@ from kato.data import limits
 from kato.data import manifest as manifest_
 from kato.data.invalid import ArchiveInvalid
 from kato.data.manifest import Manifest, ManifestProblem, Member
-from kato.data.tar_walk import BLOCK, TarProblem, TarWalk
 from kato.data.tree_check import TreeCheck
 from kato.progress import Progress, SilentProgress
+from kato.remote.tar_walk import BLOCK, TarProblem, TarWalk
 
 Visit = Callable[[Member, IO[bytes]], None]
 CHUNK = 1 << 20

@@ -13,8 +13,8 @@ import pytest
 from kato.config import DataLimits
 from kato.data.invalid import ArchiveInvalid
 from kato.data.limits import LimitExceeded
-from kato.data.tar_walk import BLOCK, TarProblem, TarWalk
 from kato.data.tree_check import TreeCheck, check_tree
+from kato.remote.tar_walk import BLOCK, TarProblem, TarWalk
 
 LONG = "./" + "/".join(["d" * 60] * 4) + "/file-with-a-long-name"
 ODD = "./caf\xe9 \udcff\n-tab\t"  # not UTF-8: kept as surrogates, as tarfile does

@@ -13,9 +13,9 @@ import pytest
 
 from kato.data import archive
 from kato.data.manifest import NAME, SLOT, Manifest, Member
-from kato.data.tree_safety import MAX_NAME, Seen, clean_name, entry_problem
 from kato.data.verify import ArchiveInvalid, check_tree, verify_archive
 from kato.errors import ExitCode
+from kato.remote.tree_safety import MAX_NAME, Seen, clean_name, entry_problem
 from tests.unit.data.build import (
     COMPRESSIONS,
     MTIME,
