@@ -8,7 +8,9 @@ times:
 
 1. baseline export: `ssh node1 'tar -cf - -C DIR .' | zstd -1 -T0 -q > FILE`
 2. `kato data export FILE --only filesystem` (includes kato's read-back verification, which
-   overlaps the transfer), and `kato data verify FILE` timed on its own
+   overlaps the transfer), and `kato data verify FILE` timed on its own, against the same
+   work in C by the tools (`zstd -d -c FILE | sha256sum`: decompression and one hash, no
+   tar walk, no start-up)
 3. baseline import: `zstd -d -c FILE | ssh node1 'tar -xf - -C DIR/.bench-restore'`
 4. `kato data import FILE` (verify, stage, stop the role, swap, start it), then
    `kato data cleanup` (not timed)
@@ -23,8 +25,8 @@ Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its 
 "exp CPU" and "imp CPU" are the CPU-seconds of one export and one import, kato's against the
 baseline's: the local process tree's (wait4) plus node1's (its cgroup's cpu.stat). Unlike the
 ratio of speeds they hardly move with the load of a shared machine. With --against DIR (another
-kato checkout), that kato's import of the same archive is timed right after this one's in each
-run: a before/after interleaved on the same data.
+kato checkout), that kato's verify and import of the same archive are timed right after this
+one's in each run: a before/after interleaved on the same data.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
 class Figures:
     base_export: list[float] = field(default_factory=list)
     kato_export: list[float] = field(default_factory=list)
+    base_verify: list[float] = field(default_factory=list)  # zstd -d | sha256sum, seconds
     kato_verify: list[float] = field(default_factory=list)
+    verify_rss: list[float] = field(default_factory=list)
+    base_verify_cpu: list[float] = field(default_factory=list)
+    kato_verify_cpu: list[float] = field(default_factory=list)
     export_rss: list[float] = field(default_factory=list)
     base_import: list[float] = field(default_factory=list)
     kato_import: list[float] = field(default_factory=list)
@@ -67,6 +73,8 @@ class Figures:
     kato_import_cpu: list[float] = field(default_factory=list)
     other_import: list[float] = field(default_factory=list)  # --against's kato, same archive
     other_import_cpu: list[float] = field(default_factory=list)
+    other_verify: list[float] = field(default_factory=list)  # --against's kato, same archive
+    other_verify_cpu: list[float] = field(default_factory=list)
     base_cpu: list[float] = field(default_factory=list)  # CPU-s of one export, here + node1
     kato_cpu: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)  # 1-minute load average at each run
@@ -147,7 +155,16 @@ def measure(
         figures.kato_export.append(data / seconds / 1e6)
         figures.kato_cpu.append(box.cpu)
         figures.export_rss.append(rss)
-        figures.kato_verify.append(box.kato("data", "verify", str(mine))[0])
+        figures.base_verify.append(box.pipeline(f"zstd -d -q -c {mine} | sha256sum >/dev/null"))
+        figures.base_verify_cpu.append(box.cpu)
+        seconds, rss = box.kato("data", "verify", str(mine))
+        figures.kato_verify.append(seconds)
+        figures.kato_verify_cpu.append(box.cpu)
+        figures.verify_rss.append(rss)
+        if against is not None:
+            seconds, _ = box.kato("data", "verify", str(mine), checkout=against)
+            figures.other_verify.append(seconds)
+            figures.other_verify_cpu.append(box.cpu)
         figures.base_bytes, figures.kato_bytes = base.stat().st_size, mine.stat().st_size
 
         box.ssh('rm -rf "$1" && mkdir "$1"', RESTORE_DIR)
@@ -215,7 +232,8 @@ def cpu(kato: list[float], base: list[float]) -> str:
 def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     med = statistics.median
     header = (
-        "size", "base exp MB/s", "kato exp MB/s", "ratio", "exp CPU s kato/base", "verify s",
+        "size", "base exp MB/s", "kato exp MB/s", "ratio", "exp CPU s kato/base",
+        "verify s base/kato", "verify CPU s base/kato", "verify RSS MiB",
         "exp RSS MiB",
         "base imp MB/s", "kato imp MB/s", "ratio", "imp CPU s kato/base", "imp RSS MiB", "load",
     )  # fmt: skip
@@ -228,7 +246,9 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
                 f"{med(f.kato_export):.0f}",
                 f"{med(f.kato_export) / med(f.base_export):.2f}x",
                 cpu(f.kato_cpu, f.base_cpu),
-                f"{med(f.kato_verify):.2f}",
+                f"{med(f.base_verify):.2f}/{med(f.kato_verify):.2f}",
+                f"{med(f.base_verify_cpu):.2f}/{med(f.kato_verify_cpu):.2f}",
+                f"{med(f.verify_rss):.0f}",
                 f"{med(f.export_rss):.0f}",
                 f"{med(f.base_import):.0f}",
                 f"{med(f.kato_import):.0f}",
@@ -248,6 +268,12 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
                 f"{data / 1e6:.0f} MB import, --against's kato: "
                 f"{med(f.other_import) / med(f.base_import):.2f}x the baseline, "
                 f"CPU {cpu(f.other_import_cpu, f.base_import_cpu)}"
+            )
+        if f.other_verify:
+            print(
+                f"{data / 1e6:.0f} MB verify, --against's kato: {med(f.other_verify):.2f} s, "
+                f"CPU {med(f.other_verify_cpu):.2f} s (this kato: {med(f.kato_verify):.2f} s, "
+                f"CPU {med(f.kato_verify_cpu):.2f} s)"
             )
         print(
             f"{data / 1e6:.0f} MB: archive {f.kato_bytes / 1e6:.0f} MB (kato), "
