@@ -76,6 +76,8 @@ class FakeCluster:
                     lines[0]["took_over_lock"] = out["taken_over"]["id"]  # type: ignore[index]
                 self.journal += lines
             return 0, json.dumps(out), ""
+        if argv == ("cat", "--", LOCK_PATH):  # the lock's plain-read check (lock.fence)
+            return (0, json.dumps(self.lock), "") if self.lock else (1, "", "No such file")
         if argv[:2] == ("python3", "-c") and argv[-2] in ("append", "append-lines"):
             if argv[-1] == JOURNAL_PATH:
                 self.journal += self._journaled(stdin)
@@ -185,7 +187,10 @@ class FakeCluster:
                 out["result"] = "released" if released else "absent"
             elif op in ("heartbeat", "fence"):
                 mine = self.lock is not None and self.lock.get("id") == arg["id"]
-                out["result"] = "ok" if mine else "lost"
+                broken = self.lock.get("broken") if mine and self.lock else None
+                if isinstance(broken, dict) and op == "fence":
+                    broken["seen"] = time.time()
+                out["result"] = "broken" if broken else "ok" if mine else "lost"
             else:
                 out["result"] = "status"
             return out

@@ -8,9 +8,10 @@ import tarfile
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kato import journal
 from kato.config import Cluster, DataLimits
@@ -20,11 +21,12 @@ from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.survey import Survey, free_beside, survey
 from kato.data.verify import HashingReader, read_manifest, verify_archive
-from kato.engine.session import session
+from kato.engine.session import Session, session
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.remote import safe_write
+from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
@@ -72,33 +74,57 @@ def import_archive(
     archive, and any archive in a dry run, is verified whole first."""
     progress = progress or SilentProgress()
     started = time.monotonic()
-    with session(cluster, command, lock_wait=lock_wait, progress=progress) as s:
-        progress.step("asking the nodes for their roles and data dirs")
-        asked = survey(cluster, s.conns, nodes=nodes, only=only, beside=True)
-        roles = asked.defined  # each node: its release's roles
-        with local_archive(
+    with (
+        session(cluster, command, lock_wait=lock_wait, dry_run=dry_run, progress=progress) as s,
+        local_archive(
             cluster, source, only=only, stdin=stdin, spool=spool, progress=progress
-        ) as path:
-            # a dry run verifies every byte: it answers "would this import succeed?"
-            checked = preflight(path, source, within or cluster.data, progress, whole=dry_run)
-            manifest = checked.manifest
-            run = uuid.uuid4().hex[:12]
-            placed = place(manifest, cluster, roles, run, only=only, nodes=nodes)
-            placements = relocated(asked, placed)
-            result = ImportResult(source, run, placements, dry_run)
-            _compare_versions(asked.version, cluster, manifest, result)
-            _check_room(asked, s.conns, placements, checked.entries)
-            if dry_run:
-                return result
-            try:
-                _stage(s.conns, s.begin(), path, checked, placements, progress)
-                left = _left_stopped(s.conns, cluster.core_node.name, s.op, placements, result)
-                switch.switch_all(s, placements, roles, left)
-            finally:
-                switch.unstage(s.conns, placements)
-            s.op.notes.extend(result.notes)
-    result.bytes = sum(p.member.size for p in placements)
+        ) as path,
+    ):
+        result = import_file(s, path, source, within or cluster.data, only, nodes)
+    result.bytes = sum(p.member.size for p in result.placements)
     result.seconds = time.monotonic() - started
+    return result
+
+
+def import_file(
+    s: Session,
+    path: Path,
+    source: str,
+    within: DataLimits,
+    only: Sequence[str],
+    nodes: Sequence[str],
+) -> ImportResult:
+    """The import inside its session, the archive a local file: the manifest first, so only
+    the nodes its members go to (and the core node) are asked and connected to."""
+    cluster, progress, dry_run = s.cluster, s.progress, s.dry_run
+    progress.step(f"reading the manifest of {source}")
+    manifest = read_manifest(path, source)
+    progress.step("asking the nodes for their roles and data dirs")
+    held = {m.role for m in manifest.members}
+    asked = survey(cluster, s.conns, nodes=nodes, only=only, beside=True, holding=held)
+    roles = asked.defined  # each node: its release's roles
+    # a dry run verifies every byte: it answers "would this import succeed?"
+    checked = preflight(path, source, within, progress, whole=dry_run, manifest=manifest)
+    run = uuid.uuid4().hex[:12]
+    placed = place(checked.manifest, cluster, roles, run, only=only, nodes=nodes)
+    placements = relocated(asked, placed)
+    result = ImportResult(source, run, placements, dry_run)
+    _compare_versions(asked.version, cluster, checked.manifest, result)
+    _check_room(asked, s.conns, placements, checked.entries)
+    if dry_run:
+        return result
+    try:
+        op, core = s.begin(), cluster.core_node.name
+        # the journal is read on the core node while the members stage: under the lock no
+        # other operation writes it, and this one's own lines do not count (resume)
+        with ThreadPoolExecutor(1, thread_name_prefix="kato-journal-read") as reader:
+            journaled = reader.submit(s.conns.call, core, _journal_tail)
+            _stage(s.conns, op, path, checked, placements, progress)
+            left = _left_stopped(journaled.result(), op, placements, result)
+        switch.switch_all(s, placements, roles, left)
+    finally:
+        switch.unstage(s.conns, placements)
+    s.op.notes.extend(result.notes)
     return result
 
 
@@ -116,14 +142,20 @@ class Preflight:
 
 
 def preflight(
-    path: Path, source: str, within: DataLimits, progress: Progress, whole: bool = False
+    path: Path,
+    source: str,
+    within: DataLimits,
+    progress: Progress,
+    whole: bool = False,
+    manifest: Manifest | None = None,
 ) -> Preflight:
     """Format 2 laid out as kato writes it: the limits from the manifest alone (the data is
     checked as it stages). Otherwise (format 1, or another layout), or `whole` (a dry run,
     which stages nothing to check it on), the whole archive is verified first, as
-    `kato data verify` does."""
-    progress.step(f"reading the manifest of {source}")
-    manifest = read_manifest(path, source)
+    `kato data verify` does. `manifest`: the archive's, read already."""
+    if manifest is None:
+        progress.step(f"reading the manifest of {source}")
+        manifest = read_manifest(path, source)
     if manifest.format >= 2 and not whole:
         limits.check_expansion(manifest, str(path), within, source)
         limits.check_entries(manifest, within, source)
@@ -143,16 +175,18 @@ def relocated(asked: Survey, placements: Sequence[Placement]) -> tuple[Placement
     return tuple(replace(p, target=t) for p, t in zip(placements, targets, strict=True))
 
 
+def _journal_tail(core: Transport) -> list[dict[str, Any]]:
+    return journal.read(core, JOURNAL_LOOKBACK)
+
+
 def _left_stopped(
-    conns: Connections,
-    core: str,
+    entries: list[dict[str, Any]],
     op: Operation,
     placements: Sequence[Placement],
     result: ImportResult,
 ) -> dict[tuple[str, str], str]:
-    """Roles an interrupted import left stopped (journal); those this import does not switch
-    are named in a note, as their data dir may hold a half-loaded dump."""
-    entries = conns.call(core, lambda t: journal.read(t, JOURNAL_LOOKBACK))
+    """Roles an interrupted import left stopped (the journal's `entries`); those this import
+    does not switch are named in a note, as their data dir may hold a half-loaded dump."""
     left = resume.left_stopped(entries, op.id)
     ours = {(p.target.node, p.target.role) for p in placements}
     for (node, role), stopper in sorted(left.items()):

@@ -12,7 +12,7 @@ answer is always the node's own.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -72,14 +72,18 @@ def asked_nodes(
     only: Sequence[str],
     exclude: Sequence[str],
     core: bool = True,
+    holding: Collection[str] | None = None,
 ) -> list[str]:
-    """The chosen nodes that carry a role --role/--exclude leave (by the cluster file), then
-    the core node (its version and lock): the others have nothing a data command reads or
-    writes."""
+    """The chosen nodes that carry a role --role/--exclude leave (by the cluster file) and,
+    for an import, that its archive `holding` has members of, then the core node (its version
+    and lock): the others have nothing a data command reads or writes."""
     picked = [cluster.node(n) for n in nodes] if nodes else list(cluster.nodes)
-    carrying = [
-        n.name for n in picked if any((not only or r in only) and r not in exclude for r in n.roles)
-    ]
+
+    def wanted(role: str) -> bool:
+        held = holding is None or role in holding
+        return held and (not only or role in only) and role not in exclude
+
+    carrying = [n.name for n in picked if any(wanted(r) for r in n.roles)]
     return list(dict.fromkeys([*carrying, *([cluster.core_node.name] if core else [])]))
 
 
@@ -93,11 +97,13 @@ def survey(
     measure: bool = False,
     beside: bool = False,
     core: bool = True,
+    holding: Collection[str] | None = None,
 ) -> Survey:
     """Ask each node that matters once (in parallel), the core node too unless not `core`:
     definitions, the data-dir record, the version; with `measure`, the foreseen data dirs'
     facts (an export); with `beside`, the free space and inodes where each would be staged
-    beside it (an import). An unreachable node stops the command here (exit 5)."""
+    beside it (an import, whose archive `holding` members of those roles: the nodes carrying
+    none of them are not asked). An unreachable node stops the command here (exit 5)."""
     bundled = role_definitions.bundled() if measure or beside else {}
 
     def asked(node: str) -> dict[str, Any]:
@@ -105,7 +111,11 @@ def survey(
         wanted = [
             bundled[r]
             for r in cluster.node(node).roles
-            if chosen and r in bundled and (not only or r in only) and r not in exclude
+            if chosen
+            and r in bundled
+            and (not only or r in only)
+            and r not in exclude
+            and (holding is None or r in holding)
         ]
         request: dict[str, Any] = {"datadirs": True, "moved_parents": beside}
         declared = [r.data_dirs[d] for r in wanted for d in r.export]
@@ -118,7 +128,7 @@ def survey(
         return request
 
     defined = role_definitions.of_nodes(
-        cluster, conns, asked_nodes(cluster, nodes, only, exclude, core), asked
+        cluster, conns, asked_nodes(cluster, nodes, only, exclude, core, holding), asked
     )
     at_core = defined.nodes.get(cluster.core_node.name)
     return Survey(defined, at_core.version if at_core else None)

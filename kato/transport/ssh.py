@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from kato.errors import NodeUnreachable, RemoteCommandFailed
+from kato.transport import ssh_library
 from kato.transport.base import CommandResult, SshOptions, command_line
 from kato.transport.liveness import Liveness
 from kato.transport.ssh_connect import close_all, login, through_jumps
@@ -57,6 +58,7 @@ class SshTransport:
             raise
 
     def _connect(self) -> paramiko.SSHClient:
+        ssh_library.load(self.options.ssh_config)  # the first connection imports paramiko
         keys = load_host_keys(Path(self.options.known_hosts), self.node)
         hops = route(self.address, self.port, self.options)
         self._login_user = hops[-1].user

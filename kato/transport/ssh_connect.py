@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kato.errors import HostKeyRefused, NodeUnreachable
+from kato.transport import ssh_library
 from kato.transport.base import SshOptions
 from kato.transport.ssh_hostkeys import fingerprint, load_host_keys, refuse_unknown
 from kato.transport.ssh_route import Hop, route
@@ -211,6 +212,7 @@ def offered_host_key(
 ) -> OfferedKey:
     """The host key a node offers, read by a key exchange without authenticating (through
     its jump hosts, whose own keys must already be trusted, when `options` names some)."""
+    ssh_library.load(options.ssh_config if options else None)
     import paramiko
 
     jumps: list[paramiko.SSHClient] = []

@@ -98,7 +98,14 @@ def _lookup(path: str, host: str) -> dict[str, Any]:
             f"cannot read the ssh config {resolved}: {exc.strerror}",
             hint="fix ssh.config in the cluster file, or remove it to use no OpenSSH config",
         ) from None
-    return dict(_parsed(str(resolved), mtime).lookup(host))
+    try:
+        return dict(_parsed(str(resolved), mtime).lookup(host))
+    except ImportError:  # paramiko keeps invoke's absence for a `Match exec` line
+        raise UsageError(
+            f"{resolved}: a `Match exec` line was added while kato ran (it loaded paramiko "
+            "without invoke, which runs those lines, when the file had none)",
+            hint="run the command again: a new kato process reads the file from the start",
+        ) from None
 
 
 @lru_cache(maxsize=4)

@@ -38,3 +38,28 @@ def test_messages_escape_controls_and_ignore_markup(capsys: pytest.CaptureFixtur
     output.error("node1: \x1b[2J[/bogus] failed", "try [bold]again\x07")
     err = capsys.readouterr().err
     assert "\\e[2J[/bogus] failed" in err and "try [bold]again\\x07" in err
+
+
+def test_in_a_pipe_rich_is_not_loaded_unless_its_settings_ask_for_it() -> None:
+    """cron and scripts: plain text written as rich would write it, without rich's start-up."""
+    import os
+    import subprocess
+    import sys
+
+    said = (
+        "import sys; from kato import output; output.info('- a step'); output.warn('w'); "
+        "output.table(('A',), [('1',)]); print('rich' in sys.modules, 'rich.console' in "
+        "sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    plain = subprocess.run((sys.executable, "-c", said), capture_output=True, text=True, env=env)
+    assert plain.stderr == "- a step\nwarning: w\n"
+    assert plain.stdout.splitlines()[-1] == "False False"
+    forced = subprocess.run(
+        (sys.executable, "-c", said),
+        capture_output=True,
+        text=True,
+        env={**env, "FORCE_COLOR": "1"},
+    )
+    assert forced.stdout.splitlines()[-1] == "True True"
+    assert "\x1b[33mwarning: w" in forced.stderr  # rich's own colours, as it decided

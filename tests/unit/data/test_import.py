@@ -1,0 +1,98 @@
+"""kato/data/import_.py: an import asks and connects to the nodes its archive's members go to
+(and the core node) only, and switches a role in one call on its node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kato.config import DataLimits
+from kato.data.import_ import import_file
+from kato.engine.session import session
+from kato.errors import ExitCode
+from kato.remote.agent import AGENT
+from kato.role_definitions import DefinitionsUnknown
+from tests.fakes import FakeNode
+from tests.unit.data.build import Content, rich_tree, write_archive
+from tests.unit.data.survey_nodes import DROPLETS, Nodes
+
+UNITS = "kato-filesystem.service"
+
+
+class Staging:
+    """The node data program's import as a node with room answers it (the member's bytes are
+    checked here, on the core, while they stream: format 2)."""
+
+    def __call__(
+        self, node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
+    ) -> tuple[int, str, str] | None:
+        if argv[:2] != ("python3", "-S") or not argv[2].endswith("/node_data.py"):
+            return None
+        size, sha = argv[7], argv[8]
+        said = {"size": int(size), "sha256": sha, "status": 0, "error": ""}
+        return 0, "", "KATO-RESULT " + json.dumps(said) + "\n"
+
+
+def one_node_import(tmp_path: Path, dry_run: bool = False, world: Nodes | None = None) -> Nodes:
+    """A real archive of node1's droplets imported into a 3-node cluster (node1 the core and
+    the only node with the filesystem role), its filesystem role running."""
+    world = world or Nodes()
+    world.fake.answers.insert(0, Staging())
+    world.fake.nodes["node1"].units[UNITS] = "active"
+    world.fake.nodes["node1"].files[AGENT.argv("node_facts.py")[2].rsplit("/", 1)[0]] = (
+        b""  # shipped
+    )
+    archive = tmp_path / "a.tar.zst"
+    archive.parent.mkdir(exist_ok=True)
+    write_archive(archive, "zstd", [Content("node1", "filesystem", "droplets", "tree",
+                                            rich_tree(), DROPLETS)])  # fmt: skip
+    with session(world.fake.cluster, ["kato", "data", "import"], dry_run=dry_run,
+                 factory=world.fake.factory) as s:  # fmt: skip
+        result = import_file(s, archive, "a.tar.zst", DataLimits(), (), ())
+    assert [p.target.path for p in result.placements] == [DROPLETS]
+    return world
+
+
+def programs(world: Nodes, node: str) -> list[str]:
+    """What each command on the node was: the agent program's name, else the command's."""
+    return [
+        argv[2].rsplit("/", 1)[-1] if argv[:2] == ("python3", "-S") else " ".join(argv[:2])
+        for argv in world.fake.ran(node)
+    ]
+
+
+def test_a_one_node_archive_connects_to_that_node_alone(tmp_path: Path) -> None:
+    world = one_node_import(tmp_path)
+    assert world.fake.opened == ["node1"]  # node2 and node3 carry nothing the archive holds
+    assert world.agent_calls()["node1"] >= 1
+    ran = programs(world, "node1")
+    assert ran.count("node_facts.py") == 1  # the survey: one call for everything it asks
+    assert ran.count("node_data.py") == 1  # the staging
+    assert ran.count("role_cycle.py") == 1  # stop, switch, start and health: one call
+    assert world.fake.nodes["node1"].units[UNITS] == "active"
+    assert [e["event"] for e in world.fake.journal][0::len(world.fake.journal) - 1] == [
+        "begin", "end"
+    ]  # fmt: skip
+
+
+def test_a_dry_run_asks_the_same_nodes_and_takes_no_lock(tmp_path: Path) -> None:
+    world = one_node_import(tmp_path, dry_run=True)
+    assert world.fake.opened == ["node1"]
+    assert programs(world, "node1") == ["node_facts.py"]
+    assert world.fake.journal == [] and world.fake.lock is None
+
+
+def test_an_unreachable_target_stops_it_before_any_change_and_another_node_does_not(
+    tmp_path: Path,
+) -> None:
+    world = Nodes()
+    world.fake.nodes["node2"].down = True  # carries nothing the archive holds
+    one_node_import(tmp_path / "a", world=world)
+    world = Nodes()
+    world.fake.nodes["node1"].down = True
+    with pytest.raises(DefinitionsUnknown) as caught:
+        one_node_import(tmp_path / "b", world=world)
+    assert caught.value.exit_code == ExitCode.UNREACHABLE
+    assert world.fake.lock is None and world.fake.journal == []
