@@ -8,7 +8,9 @@ times:
 
 1. baseline export: `ssh node1 'tar -cf - -C DIR .' | zstd -1 -T0 -q > FILE`
 2. `kato data export FILE --only filesystem` (includes kato's read-back verification, which
-   overlaps the transfer), and `kato data verify FILE` timed on its own
+   overlaps the transfer), and `kato data verify FILE` timed on its own, against the same
+   work in C by the tools (`zstd -d -c FILE | sha256sum`: decompression and one hash, no
+   tar walk, no start-up)
 3. baseline import: `zstd -d -c FILE | ssh node1 'tar -xf - -C DIR/.bench-restore'`
 4. `kato data import FILE` (verify, stage, stop the role, swap, start it), then
    `kato data cleanup` (not timed)
@@ -20,9 +22,11 @@ gives node2 and node3 the filesystem role's data dir too), SIZE on each: `kato d
 Prints medians, with the 1-minute load average seen at the start of the runs (the machine may
 be shared); MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
 Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its children).
-"exp CPU" is the CPU-seconds of one export, kato's against the baseline's: the local process
-tree's (wait4) plus node1's (its cgroup's cpu.stat). Unlike the ratio of speeds it hardly moves
-with the load of a shared machine.
+"exp CPU" and "imp CPU" are the CPU-seconds of one export and one import, kato's against the
+baseline's: the local process tree's (wait4) plus node1's (its cgroup's cpu.stat). Unlike the
+ratio of speeds they hardly move with the load of a shared machine. With --against DIR (another
+kato checkout), that kato's verify and import of the same archive are timed right after this
+one's in each run: a before/after interleaved on the same data.
 """
 
 from __future__ import annotations
@@ -56,11 +60,21 @@ UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
 class Figures:
     base_export: list[float] = field(default_factory=list)
     kato_export: list[float] = field(default_factory=list)
+    base_verify: list[float] = field(default_factory=list)  # zstd -d | sha256sum, seconds
     kato_verify: list[float] = field(default_factory=list)
+    verify_rss: list[float] = field(default_factory=list)
+    base_verify_cpu: list[float] = field(default_factory=list)
+    kato_verify_cpu: list[float] = field(default_factory=list)
     export_rss: list[float] = field(default_factory=list)
     base_import: list[float] = field(default_factory=list)
     kato_import: list[float] = field(default_factory=list)
     import_rss: list[float] = field(default_factory=list)
+    base_import_cpu: list[float] = field(default_factory=list)  # CPU-s of one import
+    kato_import_cpu: list[float] = field(default_factory=list)
+    other_import: list[float] = field(default_factory=list)  # --against's kato, same archive
+    other_import_cpu: list[float] = field(default_factory=list)
+    other_verify: list[float] = field(default_factory=list)  # --against's kato, same archive
+    other_verify_cpu: list[float] = field(default_factory=list)
     base_cpu: list[float] = field(default_factory=list)  # CPU-s of one export, here + node1
     kato_cpu: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)  # 1-minute load average at each run
@@ -71,16 +85,20 @@ class Figures:
 class Sandbox(Nodes):
     cpu = 0.0  # CPU-seconds, here and on node1, of the last command timed
 
-    def kato(self, *args: str, cluster: str | None = None) -> tuple[float, float]:
-        """(seconds, peak RSS in MiB) of one kato command against the sandbox; its CPU in
-        `self.cpu`."""
+    def kato(
+        self, *args: str, cluster: str | None = None, checkout: Path | None = None
+    ) -> tuple[float, float]:
+        """(seconds, peak RSS in MiB) of one kato command against the sandbox (the kato of
+        `checkout` when given, else this one); its CPU in `self.cpu`."""
+        env = KATO_ENV if checkout is None else {**KATO_ENV, "PYTHONPATH": str(checkout)}
         with tempfile.TemporaryFile() as out:
             started, node_cpu = time.monotonic(), node1_cpu()
             process = subprocess.Popen(
                 (*KATO, "--cluster", cluster or self.cluster, *args),
                 stdout=out,
                 stderr=out,
-                env=KATO_ENV,
+                env=env,
+                cwd=checkout,  # `python -m` puts the working directory first on sys.path
             )
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.monotonic() - started
@@ -121,7 +139,9 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figures]:
+def measure(
+    box: Sandbox, size: int, runs: int, work: Path, against: Path | None
+) -> tuple[int, Figures]:
     data = int(box.ssh(FILL, DATA_DIR, str(size)).strip())
     figures = Figures()
     ssh = f"ssh -F {box.ssh_config} node1"
@@ -135,17 +155,33 @@ def measure(box: Sandbox, size: int, runs: int, work: Path) -> tuple[int, Figure
         figures.kato_export.append(data / seconds / 1e6)
         figures.kato_cpu.append(box.cpu)
         figures.export_rss.append(rss)
-        figures.kato_verify.append(box.kato("data", "verify", str(mine))[0])
+        figures.base_verify.append(box.pipeline(f"zstd -d -q -c {mine} | sha256sum >/dev/null"))
+        figures.base_verify_cpu.append(box.cpu)
+        seconds, rss = box.kato("data", "verify", str(mine))
+        figures.kato_verify.append(seconds)
+        figures.kato_verify_cpu.append(box.cpu)
+        figures.verify_rss.append(rss)
+        if against is not None:
+            seconds, _ = box.kato("data", "verify", str(mine), checkout=against)
+            figures.other_verify.append(seconds)
+            figures.other_verify_cpu.append(box.cpu)
         figures.base_bytes, figures.kato_bytes = base.stat().st_size, mine.stat().st_size
 
         box.ssh('rm -rf "$1" && mkdir "$1"', RESTORE_DIR)
         seconds = box.pipeline(f"zstd -d -c -q {base} | {ssh} 'tar -xf - -C {RESTORE_DIR}'")
         figures.base_import.append(data / seconds / 1e6)
+        figures.base_import_cpu.append(box.cpu)
         box.ssh('rm -rf "$1"', RESTORE_DIR)
         seconds, rss = box.kato("data", "import", str(mine))
         figures.kato_import.append(data / seconds / 1e6)
+        figures.kato_import_cpu.append(box.cpu)
         figures.import_rss.append(rss)
         box.kato("data", "cleanup")
+        if against is not None:  # the other kato right after, interleaved run by run
+            seconds, _ = box.kato("data", "import", str(mine), checkout=against)
+            figures.other_import.append(data / seconds / 1e6)
+            figures.other_import_cpu.append(box.cpu)
+            box.kato("data", "cleanup")
         base.unlink()
         mine.unlink()
     return data, figures
@@ -187,12 +223,19 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
         box.ssh('rm -rf "$1"', DATA_DIR, node=node)
 
 
+def cpu(kato: list[float], base: list[float]) -> str:
+    """Median CPU-seconds, kato's against the baseline's."""
+    med = statistics.median
+    return f"{med(kato):.1f}/{med(base):.1f} = {med(kato) / max(med(base), 1e-9):.2f}x"
+
+
 def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     med = statistics.median
     header = (
-        "size", "base exp MB/s", "kato exp MB/s", "ratio", "exp CPU s kato/base", "verify s",
+        "size", "base exp MB/s", "kato exp MB/s", "ratio", "exp CPU s kato/base",
+        "verify s base/kato", "verify CPU s base/kato", "verify RSS MiB",
         "exp RSS MiB",
-        "base imp MB/s", "kato imp MB/s", "ratio", "imp RSS MiB", "load",
+        "base imp MB/s", "kato imp MB/s", "ratio", "imp CPU s kato/base", "imp RSS MiB", "load",
     )  # fmt: skip
     lines = []
     for data, f in rows:
@@ -202,13 +245,15 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
                 f"{med(f.base_export):.0f}",
                 f"{med(f.kato_export):.0f}",
                 f"{med(f.kato_export) / med(f.base_export):.2f}x",
-                f"{med(f.kato_cpu):.1f}/{med(f.base_cpu):.1f} = "
-                f"{med(f.kato_cpu) / max(med(f.base_cpu), 1e-9):.2f}x",
-                f"{med(f.kato_verify):.2f}",
+                cpu(f.kato_cpu, f.base_cpu),
+                f"{med(f.base_verify):.2f}/{med(f.kato_verify):.2f}",
+                f"{med(f.base_verify_cpu):.2f}/{med(f.kato_verify_cpu):.2f}",
+                f"{med(f.verify_rss):.0f}",
                 f"{med(f.export_rss):.0f}",
                 f"{med(f.base_import):.0f}",
                 f"{med(f.kato_import):.0f}",
                 f"{med(f.kato_import) / med(f.base_import):.2f}x",
+                cpu(f.kato_import_cpu, f.base_import_cpu),
                 f"{med(f.import_rss):.0f}",
                 f"{min(f.load):.1f}-{max(f.load):.1f}",
             )
@@ -218,6 +263,18 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     for row in [header, *lines]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
     for data, f in rows:
+        if f.other_import:
+            print(
+                f"{data / 1e6:.0f} MB import, --against's kato: "
+                f"{med(f.other_import) / med(f.base_import):.2f}x the baseline, "
+                f"CPU {cpu(f.other_import_cpu, f.base_import_cpu)}"
+            )
+        if f.other_verify:
+            print(
+                f"{data / 1e6:.0f} MB verify, --against's kato: {med(f.other_verify):.2f} s, "
+                f"CPU {med(f.other_verify_cpu):.2f} s (this kato: {med(f.kato_verify):.2f} s, "
+                f"CPU {med(f.kato_verify_cpu):.2f} s)"
+            )
         print(
             f"{data / 1e6:.0f} MB: archive {f.kato_bytes / 1e6:.0f} MB (kato), "
             f"{f.base_bytes / 1e6:.0f} MB (baseline)"
@@ -231,6 +288,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="200M,2G", help="Data sizes, e.g. 200M,2G.")
     parser.add_argument("--work", default="/var/tmp", help="Where the archives are written.")
     parser.add_argument("--parallel", default="", help="Data per node for the 3-node export.")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="Another kato checkout (e.g. `git archive main` unpacked): its import of the same "
+        "archive is timed right after this one's in every run, for a before/after.",
+    )
     args = parser.parse_args()
     require_root("data")
     sizes = [parse_size(s) for s in args.sizes.split(",")]
@@ -241,10 +304,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="kbdata-", dir=args.work))
     try:
         with sandbox(NAME, 3) as info:
-            package = Path(__file__).resolve().parents[1] / "kato"
-            subprocess.run((sys.executable, "-m", "compileall", "-q", str(package)), check=True)
+            packages = [Path(__file__).resolve().parents[1] / "kato"]
+            if args.against is not None:
+                packages.append(args.against.resolve() / "kato")
+            subprocess.run((sys.executable, "-m", "compileall", "-q", *map(str, packages)),
+                           check=True)  # fmt: skip
             box = Sandbox(info)
-            report([measure(box, size, args.runs, work) for size in sizes], args.runs)
+            report([measure(box, size, args.runs, work, args.against) for size in sizes],
+                   args.runs)  # fmt: skip
             if args.parallel:
                 measure_parallel(box, parse_size(args.parallel), args.runs, work)
             return 0

@@ -1,7 +1,9 @@
 """Import's staging at the nodes' speed: each member goes to its node still compressed (its
-frames as they lie in the archive), where kato's data program decompresses it, checks its
-sha256 and writes the staging dir in one pass. The nodes are staged --parallel at once; a member
-that does not match its manifest entry fails the import before anything is switched."""
+frames as they lie in the archive, never decompressed here), where kato's data program
+decompresses it, checks it (kato/remote/node_member.py: size, sha256, a tree's safety and
+entry count, zeros after) and writes the staging dir in one pass. The nodes are staged
+--parallel at once; a member that does not match its manifest entry fails the import before
+anything is switched."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from pathlib import Path
 
 from kato.data import frames, stream
 from kato.data.each_node import each_node, workers
-from kato.data.manifest import Manifest
-from kato.data.member_check import MemberCheck
+from kato.data.invalid import ArchiveInvalid
+from kato.data.manifest import Manifest, Member
 from kato.data.placement import Placement
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
@@ -43,21 +45,16 @@ def regions(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]] | None
 
 
 class _Region:
-    """stdin for the node's program: the member's bytes as they lie in the archive, passed to
-    the member's check here as they go (format 2)."""
+    """stdin for the node's program: the member's bytes as they lie in the archive."""
 
-    def __init__(
-        self, fd: int, start: int, end: int, stop: threading.Event, check: MemberCheck | None
-    ) -> None:
-        self.fd, self.position, self.end, self.stop, self.check = fd, start, end, stop, check
+    def __init__(self, fd: int, start: int, end: int, stop: threading.Event) -> None:
+        self.fd, self.position, self.end, self.stop = fd, start, end, stop
 
     def read(self, size: int = -1) -> bytes:
-        if self.stop.is_set() or (self.check is not None and self.check.failed.is_set()):
+        if self.stop.is_set():
             raise Stopped
         data = os.pread(self.fd, min(CHUNK, self.end - self.position), self.position)
         self.position += len(data)
-        if self.check is not None and data:
-            self.check.feed(data)
         return data
 
 
@@ -71,8 +68,8 @@ def stage(
     shown: str | None = None,
 ) -> None:
     """Stage every placement, conns.parallel nodes at once; the first failure is raised. `shown`
-    (the archive's name): check each member here while it streams (a format-2 archive not
-    verified beforehand), as MemberCheck does."""
+    (the archive's name): the archive was not verified beforehand (format 2), so a member that
+    fails the node's check is refused as `kato data verify` refuses it (ArchiveInvalid)."""
     nodes = list(dict.fromkeys(p.target.node for p in placements))
     # an unreachable node fails here, before anything is sent
     each_node(nodes, lambda node: stream.ready(conns.get(node)), conns.parallel)
@@ -129,22 +126,10 @@ def _stage_one(
     """Stage one member; returns its journal step (description, argv, result, seconds)."""
     node, member = p.target.node, p.member
     progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
-    args = ("import", member.type, p.staging_dir, p.staged, str(member.size), member.sha256)
-    check = MemberCheck(member, shown) if shown is not None else None
-    try:
-        done = conns.get(node).stream_in(stream.argv(*args), _Region(fd, *region, stop, check))  # type: ignore[arg-type]
-    except Stopped:
-        if check is not None and check.failed.is_set():
-            check.finish()  # raises what is wrong with the member
-        if check is not None:
-            check.stop()
-        raise
-    except BaseException:
-        if check is not None:
-            check.stop()
-        raise
-    if check is not None:
-        check.finish()  # its problem first: it says what is wrong with the archive
+    listed = "-" if member.entries is None or member.type != "tree" else str(member.entries)
+    args = ("import", member.type, p.staging_dir, p.staged, str(member.size), member.sha256,
+            listed)  # fmt: skip
+    done = conns.get(node).stream_in(stream.argv(*args), _Region(fd, *region, stop))  # type: ignore[arg-type]
     if done.status < 0:
         raise NodeUnreachable(node, "transfer", "the connection closed while staging")
     answer = stream.answer(done)
@@ -154,15 +139,24 @@ def _stage_one(
             hint="nothing was switched; fix the cause and import again",
         )
     if answer.status != 0:
-        changed = "sha256" in answer.error or answer.error.startswith("zstd")
-        raise KatoError(
-            f"{node}: staging {member.name} failed: {answer.error}",
-            hint="nothing was switched; "
-            + (
-                "the archive changed or was corrupted after it was verified: "
-                "run `kato data verify` on it, then import again"
-                if changed
-                else "fix the cause and import again"
-            ),
-        )
+        raise _refusal(node, member, answer, shown)
     return (f"stage {member.name} in {p.staged}", stream.shown(*args), "ok", done.seconds)
+
+
+def _refusal(node: str, member: Member, answer: stream.NodeAnswer, shown: str | None) -> KatoError:
+    """A member that failed the node's check: refused as verify refuses it (format 2, not
+    verified beforehand), or as changed since it was verified; anything else (tar could not
+    write, a full disk) is the node's failure."""
+    where = f"{member.name}: {answer.entry}" if answer.entry else member.name
+    if answer.invalid and shown is not None:
+        return ArchiveInvalid(shown, where, answer.error)
+    if answer.invalid:
+        return KatoError(
+            f"{node}: staging {where} failed: {answer.error}",
+            hint="nothing was switched; the archive changed or was corrupted after it was "
+            "verified: run `kato data verify` on it, then import again",
+        )
+    return KatoError(
+        f"{node}: staging {member.name} failed: {answer.error}",
+        hint="nothing was switched; fix the cause and import again",
+    )

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -180,29 +180,29 @@ class ReadBack:
         self._compare(job, held)
 
     def _check_here(self, job: Job, held: _Held) -> None:
-        """Read the member's compressed bytes from the file as they land and decompress them
-        in this thread (libzstd); every piece hashed and walked as it comes."""
-        decompressor = unzstd.Decompressor()
-        source = bytearray(CHUNK)
-        view = memoryview(source)
-        position = job.start
+        """Decompress the member's bytes in this thread (libzstd) as they land in the file;
+        every piece hashed and walked as it comes."""
         try:
-            while (until := self._committed(job, position)) is not None:
-                while position < until:
-                    count = os.preadv(self.fd, [view[: min(CHUNK, until - position)]], position)
-                    if not count:
-                        raise ArchiveInvalid(self.shown, job.name, "shorter on disk than written")
-                    position += count
-                    for piece in decompressor.feed(source, count):
-                        held.push(piece)
-            decompressor.end()
+            for piece in unzstd.pieces(unzstd.Decompressor(), self._landed(job)):
+                held.push(piece)
         except unzstd.ZstdError as exc:
             raise ArchiveInvalid(self.shown, job.name, f"corrupt on disk: zstd: {exc}") from None
         except limits.LimitExceeded:
             self._fail(limits.export_too_many_entries(job.shown, self.within))
             raise
-        finally:
-            decompressor.close()
+
+    def _landed(self, job: Job) -> Iterator[tuple[bytearray, int]]:
+        """The member's compressed bytes read from the file as they land, into one buffer."""
+        source = bytearray(CHUNK)
+        view = memoryview(source)
+        position = job.start
+        while (until := self._committed(job, position)) is not None:
+            while position < until:
+                count = os.preadv(self.fd, [view[: min(CHUNK, until - position)]], position)
+                if not count:
+                    raise ArchiveInvalid(self.shown, job.name, "shorter on disk than written")
+                position += count
+                yield source, count
 
     def _committed(self, job: Job, position: int) -> int | None:
         """Wait until the member has bytes past `position` in the file: up to where (None

@@ -21,6 +21,8 @@ class NodeAnswer:
     sha256: str
     status: int
     error: str
+    entry: str | None = None  # import: the tree's entry its check refused
+    invalid: bool = False  # import: the member failed its check (not tar, not the disk)
 
 
 def ready(transport: Transport) -> None:
@@ -45,8 +47,10 @@ def answer(result: CommandResult) -> NodeAnswer | None:
         if line.startswith(RESULT):
             try:
                 raw = json.loads(line[len(RESULT) :])
+                entry = raw.get("entry")
                 return NodeAnswer(int(raw["size"]), str(raw["sha256"]), int(raw["status"]),
-                                  str(raw["error"]))  # fmt: skip
+                                  str(raw["error"]), None if entry is None else str(entry),
+                                  raw.get("invalid") is True)  # fmt: skip
             except (ValueError, KeyError, TypeError):
                 return None
     return None

@@ -5,14 +5,12 @@ the limit (and, for format 2, exactly the entries its manifest lists). One check
 
 from __future__ import annotations
 
-import tarfile
 from typing import IO
 
 from kato.config import DataLimits
 from kato.data import limits
 from kato.data.invalid import ArchiveInvalid
-from kato.data.tar_walk import TarProblem, TarWalk
-from kato.data.tree_safety import Seen, entry_problem, link_escaping
+from kato.remote.tree_safety import TreeWalk, Unsafe
 
 CHUNK = 1 << 20
 
@@ -20,7 +18,8 @@ CHUNK = 1 << 20
 class TreeCheck:
     """Feed it the tree's bytes (`feed`), then `finish()` for its entry count. Raises
     ArchiveInvalid naming the first unsafe entry, or LimitExceeded past `within` (counting
-    the `before` entries of the trees ahead of it)."""
+    the `before` entries of the trees ahead of it). The check itself is
+    kato/remote/tree_safety.py's TreeWalk, which the node's import program runs too."""
 
     def __init__(
         self,
@@ -30,56 +29,29 @@ class TreeCheck:
         before: int = 0,
         listed: int | None = None,
     ) -> None:
-        self.member, self.path, self.within, self.before, self.listed = (
-            member, path, within, before, listed,
-        )  # fmt: skip
-        self.seen = Seen()
-        self.walk = TarWalk(self._entry)
+        self.member, self.path, self.within, self.before = member, path, within, before
+        self.walk = TreeWalk(listed, self._count)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         try:
             self.walk.feed(data)
-        except TarProblem as exc:
-            raise self._corrupt(exc) from None
+        except Unsafe as exc:
+            raise invalid(self.path, self.member, exc) from None
 
     def finish(self) -> int:
         try:
-            self.walk.end()
-        except TarProblem as exc:
-            raise self._corrupt(exc) from None
-        count = self.walk.count
-        if self.listed is not None and count != self.listed:
-            raise self._not_as_listed(f"{count}, not the {self.listed}")
-        escaping = link_escaping(self.seen.links)
-        if escaping:
-            raise ArchiveInvalid(
-                self.path,
-                f"{self.member}: {escaping}",
-                f"symlink to {self.seen.links[escaping]!r} points outside the data dir "
-                "(through the tree's other symlinks)",
-            )
-        return count
+            return self.walk.finish()
+        except Unsafe as exc:
+            raise invalid(self.path, self.member, exc) from None
 
-    def _entry(self, entry: tarfile.TarInfo) -> None:
-        count = self.walk.count
-        if self.listed is not None and count > self.listed:
-            raise self._not_as_listed(f"more than the {self.listed}")
+    def _count(self, count: int) -> None:
         if self.before + count > self.within.max_entries:
             raise limits.too_many_entries(self.path, self.member, self.within)
-        problem = entry_problem(entry, self.seen)
-        if problem:
-            raise ArchiveInvalid(self.path, f"{self.member}: {entry.name}", problem)
 
-    def _corrupt(self, exc: TarProblem) -> ArchiveInvalid:
-        where = f"{self.member}: {exc.entry}" if exc.entry else self.member
-        return ArchiveInvalid(self.path, where, f"truncated or corrupt: {exc}")
 
-    def _not_as_listed(self, found: str) -> ArchiveInvalid:
-        return ArchiveInvalid(
-            self.path,
-            self.member,
-            f"holds {found} files, dirs and links its manifest lists: tampered",
-        )
+def invalid(path: str, member: str, exc: Unsafe) -> ArchiveInvalid:
+    """The refusal of a member's unsafe tree, naming its first bad entry."""
+    return ArchiveInvalid(path, f"{member}: {exc.entry}" if exc.entry else member, exc.problem)
 
 
 def check_tree(

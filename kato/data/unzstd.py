@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -66,6 +66,8 @@ class Decompressor:
         self._out_view = memoryview(self._out)
         self._out_c = (ctypes.c_char * OUT).from_buffer(self._out)
         self._pending = 1  # libzstd's hint: 0 once a frame fed is complete, to the last byte
+        self.produced = 0  # decompressed bytes so far
+        self.frame_start = 0  # of them, where the frame being decompressed began
 
     def feed(self, data: bytearray, size: int) -> Iterator[memoryview]:
         """Decompress data[:size] (read in place); yields the output as it comes."""
@@ -80,8 +82,11 @@ class Decompressor:
                 )
                 if self._lib.ZSTD_isError(hint):
                     raise ZstdError(self._lib.ZSTD_getErrorName(hint).decode(errors="replace"))
+                self.produced += outb.pos
                 if outb.pos or inb.pos != taken:  # a call that moved nothing tells nothing
                     self._pending = hint
+                    if not hint:
+                        self.frame_start = self.produced
                 if outb.pos:
                     yield self._out_view[: outb.pos]
                 # all input taken and the output not full: nothing more until more input
@@ -98,3 +103,17 @@ class Decompressor:
         if self._stream:
             self._lib.ZSTD_freeDStream(self._stream)
             self._stream = None
+
+
+def pieces(
+    decompressor: Decompressor, inputs: Iterable[tuple[bytearray, int]]
+) -> Iterator[memoryview]:
+    """Each (buffer, count) of compressed bytes in turn, decompressed: the one loop export's
+    read-back and `kato data verify` share. ZstdError if the stream is corrupt or ends inside
+    a frame; the decompressor is freed in any case."""
+    try:
+        for data, size in inputs:
+            yield from decompressor.feed(data, size)
+        decompressor.end()
+    finally:
+        decompressor.close()

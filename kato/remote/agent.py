@@ -37,6 +37,9 @@ PROGRAMS: Mapping[str, Path] = {
     "upgrade_agent.py": HERE.parent / "upgrade" / "agent.py",
     "safe_write.py": HERE / "safe_write.py",  # the patch agent's writes
     "node_data.py": HERE / "node_data.py",  # data export and import
+    "node_member.py": HERE / "node_member.py",  # import's check of a member, as it stages
+    "tree_safety.py": HERE / "tree_safety.py",  # ... whether a tree is safe to extract
+    "tar_walk.py": HERE / "tar_walk.py",  # ... a tar's entries, read from its headers
     "role_cycle.py": HERE / "role_cycle.py",  # change, then wait healthy, in one call
 }
 MISSING = "can't open file"  # what python3 says when the program is not there

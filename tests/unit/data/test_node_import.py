@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from kato.data import node_import
+from kato.data import node_import, stream
 from kato.data.placement import Placement
 from kato.data.selection import DataDir
 from kato.data.verify import ArchiveInvalid, read_manifest, verify_archive
@@ -171,16 +171,12 @@ def test_a_format_2_manifest_that_lies_about_a_tree_s_entries_is_refused(
         verify_archive(archive)  # kato data verify says the same
 
 
-@pytest.mark.parametrize(
-    ("shown", "refusal"),
-    [
-        (None, "does not match the archive .sha256."),  # the node's check
-        ("a.tar.zst", "sha256 does not match the manifest"),  # format 2: the check here
-    ],
-)
+@pytest.mark.parametrize("shown", [None, "a.tar.zst"])
 def test_a_member_that_is_not_what_the_manifest_says_is_refused_by_its_sha256(
-    tmp_path: Path, shown: str | None, refusal: str
+    tmp_path: Path, shown: str | None
 ) -> None:
+    """The node's check refuses it either way: as an archive that cannot be trusted (format 2,
+    not verified beforehand) or as one that changed after it was verified."""
     archive = tmp_path / "a.tar.zst"
     placed, staged = placements(tmp_path, archive)
     manifest = read_manifest(archive)
@@ -188,7 +184,28 @@ def test_a_member_that_is_not_what_the_manifest_says_is_refused_by_its_sha256(
     write_archive(archive, "zstd", (*CONTENTS[:2], other), manifest)  # the old manifest
     where = node_import.regions(archive, manifest)
     assert where is not None
-    with pytest.raises(KatoError, match=refusal) as caught:
+    with pytest.raises(KatoError, match="sha256 does not match the manifest") as caught:
         node_import.stage(Nodes(), Steps(), archive, placed, where, SilentProgress(), shown)  # type: ignore[arg-type]
-    assert "node2" in caught.value.message or CONTENTS[2].name in caught.value.message
+    assert isinstance(caught.value, ArchiveInvalid) == (shown is not None)
+    assert CONTENTS[2].name in caught.value.message
+    if shown is None:
+        assert "node2" in caught.value.message and "after it was verified" in (
+            caught.value.hint or ""
+        )
     assert not staged[CONTENTS[2].name].exists()
+
+
+def test_only_a_member_that_failed_its_check_refuses_the_archive(tmp_path: Path) -> None:
+    """The node's answer says whether the member failed its check (ArchiveInvalid, naming the
+    tree's entry) or tar failed for its own reason (the node's failure: fix it, same archive)."""
+    archive = tmp_path / "a.tar.zst"
+    placed, _ = placements(tmp_path, archive)
+    tree = placed[1].member
+    unsafe = stream.NodeAnswer(0, "", 1, "device node", "./dev/sda", True)
+    refused = node_import._refusal("node1", tree, unsafe, "a.tar.zst")
+    assert isinstance(refused, ArchiveInvalid)
+    assert (refused.member, refused.problem) == (f"{tree.name}: ./dev/sda", "device node")
+    full = stream.NodeAnswer(0, "", 1, "tar: ./big: Cannot write: No space left on device")
+    failed = node_import._refusal("node1", tree, full, "a.tar.zst")
+    assert not isinstance(failed, ArchiveInvalid) and "No space left" in failed.message
+    assert "fix the cause" in (failed.hint or "")

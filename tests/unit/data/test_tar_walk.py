@@ -13,8 +13,8 @@ import pytest
 from kato.config import DataLimits
 from kato.data.invalid import ArchiveInvalid
 from kato.data.limits import LimitExceeded
-from kato.data.tar_walk import BLOCK, TarProblem, TarWalk
 from kato.data.tree_check import TreeCheck, check_tree
+from kato.remote.tar_walk import BLOCK, TarProblem, TarWalk
 
 LONG = "./" + "/".join(["d" * 60] * 4) + "/file-with-a-long-name"
 ODD = "./caf\xe9 \udcff\n-tab\t"  # not UTF-8: kept as surrogates, as tarfile does
@@ -61,6 +61,32 @@ def walked(raw: bytes, step: int) -> list[tuple[str, bytes, str, int]]:
         walk.feed(raw[start : start + step])
     walk.end()
     return found
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+@pytest.mark.parametrize("step", [1, 511, 513, 4096, 1 << 20])
+def test_on_data_gets_each_files_data_and_where_it_lies(fmt: int, step: int) -> None:
+    """The data of every regular file (not its padding), right after its entry, and `offset`
+    where it starts in the stream; `feed` takes the stream up to the end block."""
+    raw = sample(fmt)
+    data: dict[str, bytearray] = {}
+    starts: dict[str, int] = {}
+
+    def entry(e: tarfile.TarInfo) -> None:
+        data[e.name], starts[e.name] = bytearray(), walk.offset
+
+    def piece(view: memoryview) -> None:
+        data[list(data)[-1]] += view
+
+    walk = TarWalk(entry, piece)
+    taken = sum(walk.feed(raw[start : start + step]) for start in range(0, len(raw), step))
+    assert walk.finished and walk.between
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:", encoding="utf-8") as tar:
+        for member in tar:
+            body = tar.extractfile(member) if member.isreg() else None
+            assert bytes(data[member.name]) == (body.read() if body else b""), member.name
+            assert starts[member.name] == member.offset_data, member.name
+        assert taken == tar.offset + BLOCK  # the first end block, not what follows it
 
 
 def tarfiles(raw: bytes) -> list[tuple[str, bytes, str, int]]:

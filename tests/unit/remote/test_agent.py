@@ -39,6 +39,7 @@ def test_the_digest_follows_the_content(tmp_path: Path) -> None:
     assert set(PROGRAMS) == {
         "node_facts.py", "patch_agent.py", "patch_records.py", "safe_write.py", "datadirs.py",
         "treesum.py", "quota.py", "upgrade_agent.py", "node_data.py", "role_cycle.py",
+        "node_member.py", "tree_safety.py", "tar_walk.py",
     }  # fmt: skip
 
 

@@ -75,7 +75,7 @@ def test_import_writes_the_tree_it_is_sent(tree: Path, tmp_path: Path) -> None:
     _, out, sent = run("export", "tree", str(tree))
     assert sent is not None
     staging, staged = tmp_path / "staging", tmp_path / "staging" / "data"
-    args = ("import", "tree", str(staging), str(staged), str(sent.size), sent.sha256)
+    args = ("import", "tree", str(staging), str(staged), str(sent.size), sent.sha256, "5")
     status, _, answer = run(*args, data=out)
     assert (
         status == 0
@@ -99,10 +99,10 @@ def test_import_of_a_member_that_does_not_match_its_sha256_leaves_nothing_staged
     _, out, sent = run("export", "tree", str(tree))
     assert sent is not None
     staged = tmp_path / "staging" / "data"
-    args = ("import", "tree", str(staged.parent), str(staged), str(sent.size), "0" * 64)
+    args = ("import", "tree", str(staged.parent), str(staged), str(sent.size), "0" * 64, "5")
     status, _, answer = run(*args, data=out)
     assert status == 1 and answer is not None
-    assert answer.error == "the staged copy does not match the archive (sha256)"
+    assert answer.error == "sha256 does not match the manifest: corrupt" and answer.invalid
     assert not staged.exists()
 
 
@@ -112,7 +112,7 @@ def test_import_of_a_dump_refuses_data_after_the_member_s_end(tmp_path: Path) ->
                             capture_output=True, check=True).stdout  # fmt: skip
     staged = tmp_path / "staging" / "services.dump"
     sha = hashlib.sha256(dump).hexdigest()
-    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha,
+    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha, "-",
                             data=frames)  # fmt: skip
     assert status == 1 and answer is not None and answer.error == "data after the member's end"
     assert not staged.exists()
@@ -124,16 +124,16 @@ def test_import_of_a_dump_accepts_trailing_end_of_archive_zeros(tmp_path: Path) 
                             capture_output=True, check=True).stdout  # fmt: skip
     staged = tmp_path / "staging" / "services.dump"
     sha = hashlib.sha256(dump).hexdigest()
-    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha,
+    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha, "-",
                             data=frames)  # fmt: skip
     assert status == 0 and answer is not None and staged.read_bytes() == dump
 
 
 def test_import_of_corrupt_frames_fails_naming_zstd(tmp_path: Path) -> None:
     staged = tmp_path / "staging" / "services.dump"
-    status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", "0" * 64,
-                            data=b"\x28\xb5\x2f\xfd garbage")  # fmt: skip
-    assert status == 1 and answer is not None and answer.error.startswith("zstd")
+    args = ("import", "stream", str(staged.parent), str(staged), "10", "0" * 64, "-")
+    status, _, answer = run(*args, data=b"\x28\xb5\x2f\xfd garbage")
+    assert status == 1 and answer is not None and answer.error.startswith("corrupt: zstd")
     assert not staged.exists()
 
 

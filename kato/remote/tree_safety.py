@@ -1,14 +1,91 @@
 """Whether a data dir's tar is safe to extract, entry by entry: plain names inside the data
 dir, no devices or fifos, hard links only to earlier files, symlinks that stay inside (followed
-through the tree's other symlinks once the whole tree is known)."""
+through the tree's other symlinks once the whole tree is known), and (when its manifest lists
+them) exactly the entries listed. Standard library only: the node's import program checks a
+member with it (shipped beside it as tree_safety.py), and kato/data/tree_check.py wraps it for
+verify, export's read-back and the limits."""
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
 import tarfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kato.remote.tar_walk import TarProblem, TarWalk
+else:
+    try:  # kato/remote/tar_walk.py: beside this file on a node, a module of kato here
+        from tar_walk import TarProblem, TarWalk
+    except ImportError:
+        from kato.remote.tar_walk import TarProblem, TarWalk
 
 MAX_NAME = 4096
+
+
+class Unsafe(ValueError):
+    """A tree that must not be extracted: `entry` is the first bad entry's name (None when the
+    tree as a whole is wrong), `problem` says why."""
+
+    def __init__(self, entry: str | None, problem: str) -> None:
+        super().__init__(f"{entry}: {problem}" if entry else problem)
+        self.entry, self.problem = entry, problem
+
+
+class TreeWalk:
+    """Feed it a tree's bytes in chunks of any size (`feed`), then `finish()` for its entry
+    count; raises Unsafe at the first problem. `listed`: the entry count the manifest gives
+    (format 2), checked as entries pass and at the end; `on_count(count)` is called for every
+    entry before its own check (the caller's limits)."""
+
+    def __init__(
+        self, listed: int | None = None, on_count: Callable[[int], None] | None = None
+    ) -> None:
+        self.listed, self.on_count = listed, on_count
+        self.seen = Seen()
+        self.walk = TarWalk(self._entry)
+
+    @property
+    def count(self) -> int:
+        return self.walk.count
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self.walk.feed(data)
+        except TarProblem as exc:
+            raise Unsafe(exc.entry, f"truncated or corrupt: {exc}") from None
+
+    def finish(self) -> int:
+        try:
+            self.walk.end()
+        except TarProblem as exc:
+            raise Unsafe(exc.entry, f"truncated or corrupt: {exc}") from None
+        count = self.walk.count
+        if self.listed is not None and count != self.listed:
+            raise _not_as_listed(f"{count}, not the {self.listed}")
+        escaping = link_escaping(self.seen.links)
+        if escaping:
+            raise Unsafe(
+                escaping,
+                f"symlink to {self.seen.links[escaping]!r} points outside the data dir "
+                "(through the tree's other symlinks)",
+            )
+        return count
+
+    def _entry(self, entry: tarfile.TarInfo) -> None:
+        count = self.walk.count
+        if self.listed is not None and count > self.listed:
+            raise _not_as_listed(f"more than the {self.listed}")
+        if self.on_count is not None:
+            self.on_count(count)
+        problem = entry_problem(entry, self.seen)
+        if problem:
+            raise Unsafe(entry.name, problem)
+
+
+def _not_as_listed(found: str) -> Unsafe:
+    return Unsafe(None, f"holds {found} files, dirs and links its manifest lists: tampered")
 
 
 class Seen:

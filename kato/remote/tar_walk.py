@@ -39,24 +39,43 @@ def _blocks(size: int) -> int:
 
 class TarWalk:
     """Feed it a tar stream (`feed`), then `end()`; `on_entry(info)` is called for every
-    entry in order and may raise to stop the walk. `count` is the entries seen so far."""
+    entry in order and may raise to stop the walk; `on_data(piece)`, if given, gets each
+    regular file's data (not its padding) right after its entry, in views of what was fed.
+    `count` is the entries seen so far."""
 
-    def __init__(self, on_entry: Callable[[tarfile.TarInfo], None]) -> None:
-        self.on_entry = on_entry
+    def __init__(
+        self,
+        on_entry: Callable[[tarfile.TarInfo], None],
+        on_data: Callable[[memoryview], None] | None = None,
+    ) -> None:
+        self.on_entry, self.on_data = on_entry, on_data
         self.count = 0
         self.finished = False  # the end-of-archive block was read
         self._skip = 0  # bytes of data and padding still to pass over
+        self._data = 0  # of which data, for on_data
+        self.offset = 0  # in the stream: where the entry on_entry gets has its data
+        self._fed = 0  # bytes taken before this feed
         self._need = BLOCK  # bytes to collect in _pending before the next step
         self._pending = bytearray()
         self._extended: tarfile.TarInfo | None = None  # whose data _pending collects
         self._overrides: dict[str, str] = {}
         self._sparse = False
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
+    @property
+    def between(self) -> bool:
+        """Whether the bytes fed so far end right before a header (or the end)."""
+        return not (self._skip or self._pending or self._extended)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> int:
+        """The bytes taken: all of them, or up to the end-of-archive block."""
         view, pos, size = memoryview(data), 0, len(data)
         while pos < size and not self.finished:
             if self._skip:
                 step = min(self._skip, size - pos)
+                if self._data and self.on_data is not None:
+                    part = min(step, self._data)
+                    self._data -= part
+                    self.on_data(view[pos : pos + part])
                 self._skip -= step
                 pos += step
                 continue
@@ -64,12 +83,15 @@ class TarWalk:
             self._pending += view[pos : pos + step]
             pos += step
             if len(self._pending) == self._need:
+                self.offset = self._fed + pos
                 collected = bytes(self._pending)
                 self._pending.clear()
                 if self._extended is not None:
                     self._extension(self._extended, collected)
                 else:
                     self._header(collected)
+        self._fed += pos
+        return pos
 
     def end(self) -> None:
         """The stream ended: refused unless the end-of-archive block was read."""
@@ -140,6 +162,7 @@ class TarWalk:
         self.on_entry(info)
         if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES:
             self._skip = _blocks(info.size)
+            self._data = info.size if info.isreg() else 0
         elif info.size:
             raise TarProblem("a link, directory or device entry carrying data", info.name)
 
