@@ -220,17 +220,20 @@ def test_a_node_lost_mid_export_fails_naming_it_and_publishes_nothing(
 
 
 def test_an_export_asks_only_the_nodes_carrying_its_roles(cluster: Cluster, tmp_path: Path) -> None:
-    """node2 cut off: node1's filesystem still exports (node2 carries none of it and is not
-    asked); an export of every role asks node2 and stops with exit 5 naming it, writing
-    nothing."""
+    """node2 cut off: node1's filesystem still exports and imports back (node2 carries none of
+    it and is not asked: an import reads its manifest first); an export of every role asks
+    node2 and stops with exit 5 naming it, writing nothing."""
     kato("sandbox", "partition", "node2", "--name", cluster.name)
     try:
         alone = on(cluster, "data", "export", str(tmp_path / "fs.tar.zst"), "--role",
                    "filesystem", check=False)  # fmt: skip
+        back = on(cluster, "data", "import", str(tmp_path / "fs.tar.zst"), check=False)
         every = on(cluster, "data", "export", str(tmp_path / "all.tar.zst"), check=False)
     finally:
         kato("sandbox", "heal", "node2", "--name", cluster.name)
+    on(cluster, "data", "cleanup", check=True)  # the previous droplets the import kept
     assert alone.returncode == 0, alone.stderr
+    assert back.returncode == 0, back.stderr
     assert every.returncode == 5, every.stderr
     assert "node2" in every.stderr and "nothing was changed" in every.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fs.tar.zst"]
