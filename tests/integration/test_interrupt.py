@@ -46,6 +46,10 @@ class Running:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as at a terminal even when the suite runs in the background of a
+            # non-interactive shell, which starts it with SIGINT ignored (kato, rightly, then
+            # keeps ignoring it, as under nohup)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.err: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
