@@ -1,7 +1,7 @@
 """Root never writes through a planted link: a symlink to a canary placed at each path that
-patch install, install, a schedule run and the journal write leaves the canary unchanged, and
-the command refuses (exit 1) naming the path; at the old predictable temporary names it
-changes nothing at all."""
+patch install, install, a schedule run, the journal write and an upgrade's stage write leaves
+the canary unchanged, and the command refuses naming the path; at the old predictable
+temporary names it changes nothing at all."""
 
 from __future__ import annotations
 
@@ -231,3 +231,21 @@ def test_upgrade_stage_refuses_a_link_at_the_uploaded_artifact(
     finally:  # the other nodes may have staged 1.1.0: the shared cluster stays on 1.0.0 alone
         for node in (str(n["name"]) for n in cluster.nodes):
             sh(cluster, node, f"rm -rf /var/lib/kato/releases/1.1.0 {staged}")
+
+
+def test_upgrade_stage_never_writes_the_release_record_through_a_link(
+    cluster: Cluster, canary: dict[str, str]
+) -> None:
+    """The upgrade agent's own writes on a real node (here the release record it leaves
+    beside a staged role) refuse a link planted at their path, as its unit tests show on a
+    temporary tree; the canary fixture checks that root wrote nothing through it."""
+    record = "/var/lib/kato/releases/1.1.0/.kato-release.json"
+    plant(cluster, "node2", record)
+    try:
+        done = on(cluster, "upgrade", "stage", "1.1.0")
+        assert done.returncode != 0, done.stdout
+        assert f"{record} is a symbolic link" in done.stdout + done.stderr
+        assert sh(cluster, "node2", f"readlink {record}").strip() == CANARY
+    finally:  # the shared cluster stays on 1.0.0 alone
+        for node in (str(n["name"]) for n in cluster.nodes):
+            sh(cluster, node, "rm -rf /var/lib/kato/releases/1.1.0")
