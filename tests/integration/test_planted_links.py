@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -217,20 +218,28 @@ def test_relocate_refuses_a_link_planted_at_an_app_directory(cluster: Cluster) -
         kato("sandbox", "disk", "node2", "--name", cluster.name, "--at", "/mnt/kq", "--remove")
 
 
-def test_upgrade_stage_refuses_a_link_at_the_uploaded_artifact(
-    cluster: Cluster, canary: dict[str, str]
-) -> None:
-    staged = "/var/lib/kato/staging/router-1.1.0.tar.gz"
-    plant(cluster, "node2", staged)
+@contextmanager
+def stage_refused(cluster: Cluster, planted: str) -> Iterator[None]:
+    """`kato upgrade stage 1.1.0` with a link planted at `planted` on node2: refused naming
+    it, the link left as it was; then every node's 1.1.0 removed (the shared cluster stays on
+    1.0.0 alone; the other nodes may have staged it)."""
+    plant(cluster, "node2", planted)
     try:
         done = on(cluster, "upgrade", "stage", "1.1.0")
         assert done.returncode != 0, done.stdout
-        assert f"{staged} is a symbolic link" in done.stdout + done.stderr
-        assert sh(cluster, "node2", f"readlink {staged}").strip() == CANARY
-        assert cluster.ssh("node2", "test -e /var/lib/kato/releases/1.1.0/router").returncode != 0
-    finally:  # the other nodes may have staged 1.1.0: the shared cluster stays on 1.0.0 alone
+        assert f"{planted} is a symbolic link" in done.stdout + done.stderr
+        assert sh(cluster, "node2", f"readlink {planted}").strip() == CANARY
+        yield
+    finally:
         for node in (str(n["name"]) for n in cluster.nodes):
-            sh(cluster, node, f"rm -rf /var/lib/kato/releases/1.1.0 {staged}")
+            sh(cluster, node, f"rm -rf /var/lib/kato/releases/1.1.0 {planted}")
+
+
+def test_upgrade_stage_refuses_a_link_at_the_uploaded_artifact(
+    cluster: Cluster, canary: dict[str, str]
+) -> None:
+    with stage_refused(cluster, "/var/lib/kato/staging/router-1.1.0.tar.gz"):
+        assert cluster.ssh("node2", "test -e /var/lib/kato/releases/1.1.0/router").returncode != 0
 
 
 def test_upgrade_stage_never_writes_the_release_record_through_a_link(
@@ -239,13 +248,5 @@ def test_upgrade_stage_never_writes_the_release_record_through_a_link(
     """The upgrade agent's own writes on a real node (here the release record it leaves
     beside a staged role) refuse a link planted at their path, as its unit tests show on a
     temporary tree; the canary fixture checks that root wrote nothing through it."""
-    record = "/var/lib/kato/releases/1.1.0/.kato-release.json"
-    plant(cluster, "node2", record)
-    try:
-        done = on(cluster, "upgrade", "stage", "1.1.0")
-        assert done.returncode != 0, done.stdout
-        assert f"{record} is a symbolic link" in done.stdout + done.stderr
-        assert sh(cluster, "node2", f"readlink {record}").strip() == CANARY
-    finally:  # the shared cluster stays on 1.0.0 alone
-        for node in (str(n["name"]) for n in cluster.nodes):
-            sh(cluster, node, "rm -rf /var/lib/kato/releases/1.1.0")
+    with stage_refused(cluster, "/var/lib/kato/releases/1.1.0/.kato-release.json"):
+        pass
