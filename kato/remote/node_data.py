@@ -173,13 +173,34 @@ def export(kind: str, args: list[str]) -> int:
     return 0
 
 
+def private_dir(path: str) -> str:
+    """Make the staging dir (0700), or take the one an earlier member of this run made: a real
+    directory of ours, never a link planted at its name (its mode is set through the opened
+    directory, not by name). What is wrong, or "" when it is fine."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return f"{path} is not a directory (a symbolic link?): refusing to stage into it"
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            return f"{path} is not owned by this user: refusing to stage into it"
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return ""
+
+
 def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
             listed: int | None) -> int:  # fmt: skip
     """Decompress stdin and write the member's `size` bytes to `staged`, checking them in the
     same pass (node_member.py); a member that fails its check leaves nothing staged."""
     os.umask(0o077)
-    os.makedirs(directory, exist_ok=True)
-    os.chmod(directory, 0o700)
+    refused = private_dir(directory)
+    if refused:
+        report(size=0, sha256="", status=1, error=refused)
+        return 1
     member = _member_module().MemberCheck(kind, size, sha256, listed)
     writer, said = None, None
     if kind == "tree":

@@ -186,3 +186,15 @@ def test_pass_on_copies_and_hashes_every_byte_through_tee_or_by_copy(
     if through == "pipes":
         writer.join()
         feeder.wait()
+
+
+def test_import_never_stages_through_a_link_planted_at_the_staging_dir(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    staging = tmp_path / ".kato-import-run"
+    staging.symlink_to(elsewhere)
+    args = ("import", "stream", str(staging), str(staging / "d"), "10", "0" * 64, "-")
+    status, _, answer = run(*args, data=b"")
+    assert status == 1 and answer is not None
+    assert "refusing to stage into it" in answer.error
+    assert list(elsewhere.iterdir()) == [] and elsewhere.stat().st_mode & 0o777 == 0o755
