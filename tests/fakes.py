@@ -139,7 +139,14 @@ class FakeCluster:
 
     def _cycle(self, node: FakeNode, request: dict[str, Any]) -> dict[str, Any]:
         """role_cycle.py: each command as this fake answers it, then the roles' health once
-        (a fake node's health does not change with time: unhealthy is late at once)."""
+        (a fake node's health does not change with time: unhealthy is late at once); with
+        `expect`, nothing when the units' states no longer match it."""
+        expect = request.get("expect")
+        if expect is not None:
+            states = {u: node.units.get(u, "inactive") for u in expect["units"]}
+            if (set(states.values()) == {"active"}) != expect["active"]:
+                nothing: dict[str, Any] = {"ran": 0, "failed": None, "seconds": []}
+                return {**nothing, "health": {}, "late": None, "unexpected": states}
         seconds: list[float] = []
         for i, command in enumerate(request.get("commands", [])):
             self.calls.append((node.name, tuple(command["argv"])))

@@ -4,7 +4,6 @@ failure puts every switched data dir back; the previous data stays until `kato d
 
 from __future__ import annotations
 
-import tarfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,32 +14,19 @@ from typing import Any, BinaryIO
 
 from kato import journal
 from kato.config import Cluster, DataLimits
-from kato.data import archive, limits, node_import, resume, switch
+from kato.data import limits, local_stage, node_import, resume, switch, switch_ahead
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
 from kato.data.survey import Survey, free_beside, survey
-from kato.data.verify import HashingReader, read_manifest, verify_archive
+from kato.data.verify import read_manifest, verify_archive
 from kato.engine.session import Session, session
-from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
-from kato.remote import safe_write
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
-NOT_A_LINK = '[ ! -L "$1" ] || { echo "$1 is a symbolic link: refusing to switch it" >&2; exit 1; }'
-STAGE_TREE = (
-    'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; mkdir "$2"; '
-    'exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
-    "--preserve-permissions"
-)
-STAGE_DUMP = (
-    'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; cat >"$2"; '
-    'printf "%s  %s\\n" "$3" "$2" | sha256sum --check --status || '
-    '{ echo "the staged copy does not match the archive (sha256)" >&2; exit 1; }'
-)
 
 
 @dataclass
@@ -113,16 +99,20 @@ def import_file(
     _check_room(asked, s.conns, placements, checked.entries)
     if dry_run:
         return result
+    ahead = switch_ahead.Ahead()
     try:
         op, core = s.begin(), cluster.core_node.name
         # the journal is read on the core node while the members stage: under the lock no
         # other operation writes it, and this one's own lines do not count (resume)
         with ThreadPoolExecutor(1, thread_name_prefix="kato-journal-read") as reader:
             journaled = reader.submit(s.conns.call, core, _journal_tail)
-            _stage(s.conns, op, path, checked, placements, progress)
+            ahead = switch_ahead.start(s.conns, placements, roles)
+            units = switch_ahead.units(placements, roles)
+            ahead.states = _stage(s.conns, op, path, checked, placements, progress, units)
             left = _left_stopped(journaled.result(), op, placements, result)
-        switch.switch_all(s, placements, roles, left)
+        switch.switch_all(s, placements, roles, left, ahead)
     finally:
+        ahead.cancel()  # the standbys not used: they start nothing
         switch.unstage(s.conns, placements)
     s.op.notes.extend(result.notes)
     return result
@@ -241,59 +231,14 @@ def _stage(
     checked: Preflight,
     placements: Sequence[Placement],
     progress: Progress,
-) -> None:
+    units: node_import.Units,
+) -> node_import.States:
     """Copy each member into its private staging dir on the target node's data filesystem:
-    compressed when the archive allows (node_import), else decompressed here."""
+    compressed when the archive allows (node_import, which also reports the states of the
+    `units`), else decompressed here (no states: the switch asks for them)."""
     if checked.regions is not None:
         shown = checked.shown if checked.check_while_staging else None
-        node_import.stage(conns, op, path, placements, checked.regions, progress, shown)
-        return
-    by_name = {p.member.name: p for p in placements}
-    with archive.reading(str(path)) as stream:
-        tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 (closed with stream)
-        for info in archive.members(tar):
-            placement = by_name.get(info.name)
-            if placement is None:
-                continue
-            extracted = tar.extractfile(info)
-            assert extracted is not None
-            _stage_one(conns, op, placement, HashingReader(extracted), progress)
-        while stream.read(1 << 20):
-            pass
-
-
-def _stage_one(
-    conns: Connections, op: Operation, p: Placement, reader: HashingReader, progress: Progress
-) -> None:
-    node, member = p.target.node, p.member
-    progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
-    checked = conns.get(node).run(
-        safe_write.check_argv(p.parent), stdin=safe_write.prelude(), check=False
-    )
-    if checked.ok:
-        checked = conns.get(node).run(("sh", "-c", NOT_A_LINK, "sh", p.target.path), check=False)
-    if not checked.ok:
-        raise KatoError(
-            f"{node}: {checked.error_line}",
-            hint="nothing was switched; make the data dir's parent a real directory of root's",
-        )
-    if member.type == "tree":
-        argv: tuple[str, ...] = ("sh", "-c", STAGE_TREE, "sh", p.staging_dir, p.staged)
-    else:
-        argv = ("sh", "-c", STAGE_DUMP, "sh", p.staging_dir, p.staged, member.sha256)
-    done = conns.get(node).stream_in(argv, reader)  # type: ignore[arg-type]
-    reader.drain()
-    if reader.sha.hexdigest() != member.sha256:
-        raise KatoError(
-            f"{member.name} changed since it was verified",
-            hint="the archive file was modified during the import; nothing was switched",
-        )
-    if done.status < 0:
-        raise NodeUnreachable(node, "transfer", "the connection closed while staging")
-    if not done.ok:
-        last = done.error_line
-        raise KatoError(
-            f"{node}: staging {member.name} failed: {last}",
-            hint="nothing was switched; fix the cause and import again",
-        )
-    op.step(node, f"stage {member.name} in {p.staged}", None, "ok", done.seconds, bytes=member.size)
+        return node_import.stage(conns, op, path, placements, checked.regions, progress, shown,
+                                 units)  # fmt: skip
+    local_stage.stage(conns, op, path, placements, progress)
+    return {}

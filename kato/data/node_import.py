@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kato.data import frames, stream
@@ -58,6 +58,10 @@ class _Region:
         return data
 
 
+Units = Mapping[tuple[str, str], Sequence[str]]
+States = dict[tuple[str, str], dict[str, str]]
+
+
 def stage(
     conns: Connections,
     op: Operation,
@@ -66,15 +70,20 @@ def stage(
     where: dict[str, tuple[int, int]],
     progress: Progress,
     shown: str | None = None,
-) -> None:
+    units: Units | None = None,
+) -> States:
     """Stage every placement, conns.parallel nodes at once; the first failure is raised. `shown`
     (the archive's name): the archive was not verified beforehand (format 2), so a member that
-    fails the node's check is refused as `kato data verify` refuses it (ArchiveInvalid)."""
+    fails the node's check is refused as `kato data verify` refuses it (ArchiveInvalid).
+    `units`: (node, role) -> its units, whose states each member's node reports as it stages
+    (returned: (node, role) -> {unit: state}; a node that did not say is left out)."""
     nodes = list(dict.fromkeys(p.target.node for p in placements))
     # an unreachable node fails here, before anything is sent
     each_node(nodes, lambda node: stream.ready(conns.get(node)), conns.parallel)
     stop, failures = threading.Event(), []
     staged: dict[str, _Step] = {}
+    states: States = {}
+    asked = units or {}
     fd = os.open(path, os.O_RDONLY)
 
     def one_node(node: str) -> None:
@@ -83,8 +92,12 @@ def stage(
                 if stop.is_set():  # another node failed while this one waited its turn
                     return
                 if p.target.node == node:
-                    staged[p.member.name] = _stage_one(conns, fd, p, where[p.member.name],
-                                                       stop, progress, shown)  # fmt: skip
+                    key = (node, p.target.role)
+                    staged[p.member.name], seen = _stage_one(
+                        conns, fd, p, where[p.member.name], stop, progress, shown,
+                        asked.get(key, ()))  # fmt: skip
+                    if seen is not None:
+                        states[key] = seen
         except Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 (raised below, in the calling thread)
@@ -109,6 +122,7 @@ def stage(
                 op.step(p.target.node, *staged[p.member.name])
     if failures:
         raise failures[0]
+    return states
 
 
 _Step = tuple[str, tuple[str, ...], str, float]
@@ -122,14 +136,16 @@ def _stage_one(
     stop: threading.Event,
     progress: Progress,
     shown: str | None,
-) -> _Step:
-    """Stage one member; returns its journal step (description, argv, result, seconds)."""
+    units: Sequence[str] = (),
+) -> tuple[_Step, dict[str, str] | None]:
+    """Stage one member; returns its journal step (description, argv, result, seconds) and
+    the states of `units` as its node reported them."""
     node, member = p.target.node, p.member
     progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
     listed = "-" if member.entries is None or member.type != "tree" else str(member.entries)
     args = ("import", member.type, p.staging_dir, p.staged, str(member.size), member.sha256,
             listed)  # fmt: skip
-    done = conns.get(node).stream_in(stream.argv(*args), _Region(fd, *region, stop))  # type: ignore[arg-type]
+    done = conns.get(node).stream_in(stream.argv(*args, *units), _Region(fd, *region, stop))  # type: ignore[arg-type]
     if done.status < 0:
         raise NodeUnreachable(node, "transfer", "the connection closed while staging")
     answer = stream.answer(done)
@@ -140,7 +156,8 @@ def _stage_one(
         )
     if answer.status != 0:
         raise _refusal(node, member, answer, shown)
-    return (f"stage {member.name} in {p.staged}", stream.shown(*args), "ok", done.seconds)
+    step = (f"stage {member.name} in {p.staged}", stream.shown(*args), "ok", done.seconds)
+    return step, answer.units
 
 
 def _refusal(node: str, member: Member, answer: stream.NodeAnswer, shown: str | None) -> KatoError:

@@ -23,6 +23,7 @@ class NodeAnswer:
     error: str
     entry: str | None = None  # import: the tree's entry its check refused
     invalid: bool = False  # import: the member failed its check (not tar, not the disk)
+    units: dict[str, str] | None = None  # import: the states of the units it was asked about
 
 
 def ready(transport: Transport) -> None:
@@ -47,10 +48,12 @@ def answer(result: CommandResult) -> NodeAnswer | None:
         if line.startswith(RESULT):
             try:
                 raw = json.loads(line[len(RESULT) :])
-                entry = raw.get("entry")
+                entry, units = raw.get("entry"), raw.get("units")
                 return NodeAnswer(int(raw["size"]), str(raw["sha256"]), int(raw["status"]),
                                   str(raw["error"]), None if entry is None else str(entry),
-                                  raw.get("invalid") is True)  # fmt: skip
+                                  raw.get("invalid") is True,
+                                  {str(u): str(s) for u, s in units.items()}
+                                  if isinstance(units, dict) else None)  # fmt: skip
             except (ValueError, KeyError, TypeError):
                 return None
     return None

@@ -1,55 +1,33 @@
 """The switch of an import: per role and node, stop the role, move the data dir aside, put the
 staged one in its place (or load the staged dump into a new, empty one), start the role and
 wait for its health, each (node, role) a change of the rollout engine and all of it one call on
-the node (engine/cycle.py). A failure puts back every data dir switched so far, newest first."""
+the node (engine/cycle.py), or one request to that call started ahead while the members
+staged (switch_ahead.py). A failure puts back every data dir switched so far, newest first."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from kato.data import resume
 from kato.data.placement import Placement
+from kato.data.switch_ahead import Ahead
+from kato.data.switch_plan import Group, commands, groups, unit_command
 from kato.engine.batches import Batching
-from kato.engine.cycle import Command, HealthAnswer, cycle
+from kato.engine.cycle import Command, Cycled, Expect, HealthAnswer, cycle
 from kato.engine.report import FAILED, UNDONE
 from kato.engine.rollout import OTHERS_FAILED, NodeChange, rollout
 from kato.engine.session import Session
-from kato.errors import KatoError, NodeUnreachable, UsageError
+from kato.engine.standby import Standby
+from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
-from kato.role_definitions import Definitions, role_of
+from kato.role_definitions import Definitions
 from kato.roles import Role
+from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
-LOAD_TIMEOUT = 24 * 3600.0  # a big database can take hours to load; the role is stopped anyway
-# path staged previous kind mode owner [load argv...]: the previous data dir is renamed, never
-# copied; `.absent` records that there was none, so a rollback knows what to remove. A tree
-# brings its own mode and owner (its "." entry); a dump's new data dir gets the mode and owner
-# the export recorded, not the previous dir's.
-SWITCH = """
-set -eu
-path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
-shift 6
-if [ -L "$path" ]; then
-    echo "$path is a symbolic link: refusing to switch it (nothing was changed)" >&2
-    exit 1
-fi
-mkdir -p "${previous%/*}"
-chmod 0700 "${previous%/*}"
-if [ -e "$path" ]; then
-    mv "$path" "$previous"
-else
-    : >"$previous.absent"
-fi
-if [ "$kind" = tree ]; then
-    mv "$staged" "$path"
-else
-    install -d -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$path"
-    "$@" "$path" <"$staged"
-fi
-"""
+TRIES = 3  # decisions on a role's state before its flapping fails the import (nothing ran)
 ROLLBACK = """
 set -eu
 path=$1 previous=$2
@@ -68,46 +46,23 @@ class ImportFailed(KatoError):
     """Switching a role's data failed; every switched data dir was put back."""
 
 
-@dataclass
-class _Group:
-    """One role on one node, with the data dirs it takes."""
-
-    node: str
-    role: Role
-    placements: list[Placement]
-    was_active: bool = False
-    switched: int = 0
-
-
-def groups(placements: Sequence[Placement], roles: Definitions) -> list[_Group]:
-    """(node, role) groups in the roles' start order: data services first; each role as its
-    node's release defines it."""
-    found: dict[tuple[str, str], _Group] = {}
-    for p in placements:
-        key = (p.target.node, p.target.role)
-        if key not in found:
-            role = role_of(roles, *key)
-            if role is None:
-                raise UsageError(f"{key[0]} does not define the role {key[1]}")
-            found[key] = _Group(key[0], role, [])
-        found[key].placements.append(p)
-    return sorted(found.values(), key=lambda g: (g.role.order, g.role.name, g.node))
-
-
 def switch_all(
     s: Session,
     placements: Sequence[Placement],
     roles: Definitions,
     left_stopped: Mapping[tuple[str, str], str] | None = None,
+    ahead: Ahead | None = None,
 ) -> None:
     """Through the engine, one (node, role) at a time in start order, all or nothing: a failure
     (or Ctrl-C) puts back every data dir switched so far, newest first. `left_stopped` (from
     resume.left_stopped) names roles an interrupted import stopped while they ran: they count
-    as running before, so they run after."""
+    as running before, so they run after. `ahead`: what was learned and started while the
+    members staged (the caller cancels the standbys left unused)."""
     left: list[str] = []
-    stopped = left_stopped or {}
+    stopped, ready = left_stopped or {}, ahead or Ahead()
     changes = [
-        _change(s, g, left, stopped.get((g.node, g.role.name))) for g in groups(placements, roles)
+        _change(s, g, left, stopped.get((g.node, g.role.name)), ready)
+        for g in groups(placements, roles)
     ]
     report = rollout(s, changes, Batching(parallel=1, serial=1), undo_all=True)
     failed = [r for r in report.nodes if r.state in (FAILED, UNDONE) and r.message != OTHERS_FAILED]
@@ -124,7 +79,9 @@ def switch_all(
         )
 
 
-def _change(s: Session, group: _Group, left: list[str], interrupted: str | None) -> NodeChange:
+def _change(
+    s: Session, group: Group, left: list[str], interrupted: str | None, ahead: Ahead
+) -> NodeChange:
     health = HealthAnswer(s.conns, group.node, (group.role,))
 
     def verify() -> None:
@@ -141,7 +98,7 @@ def _change(s: Session, group: _Group, left: list[str], interrupted: str | None)
 
     return NodeChange(
         group.node,
-        lambda: _switch(s.conns, s.op, group, s.progress, interrupted, health),
+        lambda: _switch(s.conns, s.op, group, s.progress, interrupted, health, ahead),
         undo=undo,
         verify=verify,
         restarts=(group.role,),
@@ -149,24 +106,61 @@ def _change(s: Session, group: _Group, left: list[str], interrupted: str | None)
     )
 
 
-def _units(group: _Group, action: str) -> Command:
-    return Command(("systemctl", action, "--", *group.role.units))
-
-
 def _switch(
     conns: Connections,
     op: Operation,
-    group: _Group,
+    group: Group,
     progress: Progress,
     interrupted: str | None,
     health: HealthAnswer,
+    ahead: Ahead,
 ) -> int:
     """Stop the role, switch each data dir, start the role again (if it ran) and wait for its
-    health: one call on the node, after the journal holds (on disk) whether the role ran."""
+    health: one call on the node (or one request to its standby), after the journal holds (on
+    disk) whether the role ran, which the node checks before it stops anything."""
     node, role = group.node, group.role
-    states = conns.get(node).run(("systemctl", "is-active", "--", *role.units), check=False)
-    group.was_active = all(s == "active" for s in states.stdout.split())
-    if interrupted and not group.was_active:
+    key = (node, role.name)
+    transport = conns.get(node)  # fenced: the node changes only after this
+    states = ahead.states.get(key) or _unit_states(transport, role)
+    standby = ahead.take(key)
+    for _ in range(TRIES):
+        done = _decided(conns, op, group, progress, interrupted, states, standby)
+        if done.unexpected is None:
+            break
+        states, standby = done.unexpected, None  # nothing ran: decide again from these
+    else:
+        raise KatoError(
+            f"{node}: {role.name} kept changing state (started or stopped by something else) "
+            f"while kato switched its data: {_shown(states)}",
+            hint="nothing was switched for it; find what starts or stops it, then import again",
+        )
+    placed = group.placements
+    group.switched = max(0, min(done.ran - 1, len(placed)))
+    for i, p in enumerate(placed[: group.switched]):
+        if done.failed is not None and done.failed["index"] == i + 1:
+            raise KatoError(f"{p.target.data_dir}: {done.failed['error']}")
+        op.step(node, f"switch {role.name} {p.target.data_dir} to {p.member.name}", None,
+                "ok", done.seconds[i + 1], previous=p.previous)  # fmt: skip
+    done.raise_failed(node)  # the stop or the start
+    health.answer = done
+    return len(placed)
+
+
+def _decided(
+    conns: Connections,
+    op: Operation,
+    group: Group,
+    progress: Progress,
+    interrupted: str | None,
+    states: dict[str, str],
+    standby: Standby | None,
+) -> Cycled:
+    """Decide from `states` whether the role ran, journal it (durable), then ask the node to
+    switch if the role is still so (Cycled.unexpected: it is not; nothing ran)."""
+    node, role = group.node, group.role
+    active = all(states.get(unit) == "active" for unit in role.units)
+    group.was_active = active
+    if interrupted and not active:
         progress.warn(
             f"{node}: {role.name} was left stopped by the interrupted operation "
             f"{interrupted}; it is started again after the switch"
@@ -175,35 +169,26 @@ def _switch(
     state = "was running" if group.was_active else "was stopped"
     op.step(node, f"stop {role.name} to switch its data", None, state, 0.0, durable=True,
             role=role.name, action=resume.STOP, was_active=group.was_active)  # fmt: skip
-    switches = [
-        Command(
-            ("sh", "-c", SWITCH, "sh", p.target.path, p.staged, p.previous, p.member.type,
-             p.member.mode, p.member.owner, *p.target.spec.load),
-            LOAD_TIMEOUT,
-        )
-        for p in group.placements
-    ]  # fmt: skip
     names = ", ".join(f"{p.target.data_dir} <- {p.member.name}" for p in group.placements)
     progress.step(f"{node}: {role.name}: stopping, switching {names}, starting")
-    start = [_units(group, "start")] if group.was_active else []
-    done = cycle(
-        conns.get(node),
-        [_units(group, "stop"), *switches, *start],
-        (role,) if group.was_active else (),
-    )
-    group.switched = max(0, min(done.ran - 1, len(switches)))
-    for i, p in enumerate(group.placements[: group.switched]):
-        if done.failed is not None and done.failed["index"] == i + 1:
-            raise KatoError(f"{p.target.data_dir}: {done.failed['error']}")
-        op.step(node, f"switch {role.name} {p.target.data_dir} to {p.member.name}", None,
-                "ok", done.seconds[i + 1], previous=p.previous)  # fmt: skip
-    done.raise_failed(node)  # the stop or the start
-    health.answer = done
-    return len(group.placements)
+    todo, roles = commands(group, group.was_active), (role,) if group.was_active else ()
+    expect = Expect(role.units, active)
+    done = standby.cycle(todo, roles, expect) if standby is not None else None
+    return done if done is not None else cycle(conns.get(node), todo, roles, expect)
+
+
+def _unit_states(transport: Transport, role: Role) -> dict[str, str]:
+    """The role's units' states, asked of the node (staging did not report them)."""
+    said = transport.run(("systemctl", "is-active", "--", *role.units), check=False)
+    return dict(zip(role.units, said.stdout.split(), strict=False))
+
+
+def _shown(states: Mapping[str, str]) -> str:
+    return ", ".join(f"{unit} {state}" for unit, state in states.items())
 
 
 def _roll_back(
-    conns: Connections, op: Operation, group: _Group, progress: Progress, health: HealthAnswer
+    conns: Connections, op: Operation, group: Group, progress: Progress, health: HealthAnswer
 ) -> str | None:
     """Put the group's data dirs back (the role stopped, each switched dir put back newest
     first, the role started again if it ran: one call on the node, whose health answer the
@@ -213,11 +198,11 @@ def _roll_back(
         Command(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))
         for p in reversed(group.placements[: group.switched])
     ]
-    start = [_units(group, "start")] if group.was_active else []
+    start = [unit_command(group, "start")] if group.was_active else []
     try:
         done = cycle(
             conns.get(group.node),
-            [_units(group, "stop"), *back, *start],
+            [unit_command(group, "stop"), *back, *start],
             (group.role,) if group.was_active else (),
         )
         done.raise_failed(group.node)

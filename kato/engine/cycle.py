@@ -40,6 +40,20 @@ class Cycled:
     seconds: tuple[float, ...]
     health: dict[str, str | None] = field(default_factory=dict)
     late: str | None = None
+    unexpected: dict[str, str] | None = None  # `expect` did not hold: the states; nothing ran
+
+    @classmethod
+    def of(cls, commands: Sequence[Command], answer: dict[str, Any]) -> Cycled:
+        """The node's JSON answer to `commands`."""
+        return cls(
+            tuple(commands),
+            int(answer["ran"]),
+            answer.get("failed"),
+            tuple(answer.get("seconds", ())),
+            answer.get("health") or {},
+            answer.get("late"),
+            answer.get("unexpected"),
+        )
 
     def raise_failed(self, node: str) -> None:
         """RemoteCommandFailed for the command that failed, as running it alone would raise."""
@@ -49,11 +63,25 @@ class Cycled:
             raise RemoteCommandFailed(node, argv, int(self.failed["status"]), stderr)
 
 
-def request(commands: Sequence[Command], roles: Sequence[Role]) -> dict[str, Any]:
-    return {
+@dataclass(frozen=True)
+class Expect:
+    """What the caller decided from (and journaled): whether every unit was active. The node
+    checks it before the first command and runs nothing when it no longer holds."""
+
+    units: tuple[str, ...]
+    active: bool
+
+
+def request(
+    commands: Sequence[Command], roles: Sequence[Role], expect: Expect | None = None
+) -> dict[str, Any]:
+    asked: dict[str, Any] = {
         "commands": [{"argv": list(c.argv), "timeout": c.timeout} for c in commands],
         "roles": facts.facts_request(roles)["roles"],
     }
+    if expect is not None:
+        asked["expect"] = {"units": list(expect.units), "active": expect.active}
+    return asked
 
 
 def argv() -> tuple[str, ...]:
@@ -61,23 +89,25 @@ def argv() -> tuple[str, ...]:
     return AGENT.argv(PROGRAM)
 
 
-def cycle(transport: Transport, commands: Sequence[Command], roles: Sequence[Role]) -> Cycled:
+def limit(commands: Sequence[Command], roles: Sequence[Role]) -> float:
+    """The longest the call may take: the commands' timeouts and the slowest health wait."""
+    return sum(c.timeout for c in commands) + max((r.health.timeout for r in roles), default=0)
+
+
+def cycle(
+    transport: Transport,
+    commands: Sequence[Command],
+    roles: Sequence[Role],
+    expect: Expect | None = None,
+) -> Cycled:
     """Run `commands` on the node in order (stopping at the first that fails), then wait there
-    until every role in `roles` is healthy or one is past its health timeout."""
-    limit = sum(c.timeout for c in commands) + max((r.health.timeout for r in roles), default=0)
-    text = json.dumps(request(commands, roles)).encode()
-    done = AGENT.call(transport, PROGRAM, stdin=text, timeout=limit + SLACK)
+    until every role in `roles` is healthy or one is past its health timeout; with `expect`,
+    only if it still holds (else Cycled.unexpected says what was found)."""
+    text = json.dumps(request(commands, roles, expect)).encode()
+    done = AGENT.call(transport, PROGRAM, stdin=text, timeout=limit(commands, roles) + SLACK)
     if not done.ok:
         raise RemoteCommandFailed(transport.node, done.argv[:3], done.status, done.stderr)
-    answer = json.loads(done.stdout)
-    return Cycled(
-        tuple(commands),
-        int(answer["ran"]),
-        answer.get("failed"),
-        tuple(answer.get("seconds", ())),
-        answer.get("health") or {},
-        answer.get("late"),
-    )
+    return Cycled.of(commands, json.loads(done.stdout))
 
 
 class HealthAnswer:

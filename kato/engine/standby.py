@@ -18,7 +18,7 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from kato.engine.cycle import PROGRAM, SLACK, Command, Cycled, request
+from kato.engine.cycle import PROGRAM, SLACK, Command, Cycled, Expect, limit, request
 from kato.remote.agent import AGENT
 from kato.roles import Role
 from kato.transport.base import CommandResult, Transport
@@ -51,7 +51,9 @@ class _Held:
 
 
 class Standby:
-    """role_cycle.py waiting on one node for one request: `commands`, then `roles` healthy."""
+    """role_cycle.py waiting on one node for one request: `commands`, then `roles` healthy
+    (or, given to cycle(), the commands and roles the caller decided on at its turn: at most
+    as long as those given here, which set how long the program may wait)."""
 
     def __init__(
         self, transport: Transport, commands: Sequence[Command], roles: Sequence[Role]
@@ -62,12 +64,12 @@ class Standby:
         self._sent = False
         self._result: CommandResult | None = None
         self._finished = threading.Event()
-        limit = sum(c.timeout for c in commands) + max((r.health.timeout for r in roles), default=0)
+        idle = limit(commands, roles) + SLACK
         argv = AGENT.argv(PROGRAM, WAIT)
 
         def run() -> None:
             try:
-                self._result = transport.stream_in(argv, self._stdin, idle_timeout=limit + SLACK)  # type: ignore[arg-type]
+                self._result = transport.stream_in(argv, self._stdin, idle_timeout=idle)  # type: ignore[arg-type]
             except Exception:  # the channel failed: no answer, so the caller makes the call
                 self._result = None
             finally:
@@ -75,24 +77,24 @@ class Standby:
 
         threading.Thread(target=run, name=f"kato-standby-{self.node}", daemon=True).start()
 
-    def cycle(self) -> Cycled | None:
+    def cycle(
+        self,
+        commands: Sequence[Command] | None = None,
+        roles: Sequence[Role] | None = None,
+        expect: Expect | None = None,
+    ) -> Cycled | None:
         """Send the request (the caller has fenced) and wait for the answer; None when the
-        program gave none, which the caller must then ask for with an ordinary call."""
-        line = json.dumps(request(self.commands, self.roles)).encode() + b"\n"
+        program gave none, which the caller must then ask for with an ordinary call.
+        `commands`, `roles`: instead of those given at the start; `expect`: engine/cycle.py's."""
+        commands = self.commands if commands is None else tuple(commands)
+        roles = self.roles if roles is None else tuple(roles)
+        line = json.dumps(request(commands, roles, expect)).encode() + b"\n"
         self._sent = self._stdin.release(line)
         self._finished.wait()
         done = self._result
         if not self._sent or done is None or not done.ok or not done.stdout.strip():
             return None
-        answer = json.loads(done.stdout)
-        return Cycled(
-            self.commands,
-            int(answer["ran"]),
-            answer.get("failed"),
-            tuple(answer.get("seconds", ())),
-            answer.get("health") or {},
-            answer.get("late"),
-        )
+        return Cycled.of(commands, json.loads(done.stdout))
 
     def cancel(self, wait: float = 0.0) -> None:
         """End the program's input unsent: it exits starting nothing. `wait` seconds at most

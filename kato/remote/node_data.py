@@ -3,13 +3,16 @@ only, python3 on the node) that does the heavy work where the data is.
 
     export tree PATH                 tar of the data dir, hashed, then zstd: the member's
     export stream ARGV...            bytes (padded to 512) as zstd frames on stdout
-    import tree|stream DIR STAGED SIZE SHA256 ENTRIES|-
+    import tree|stream DIR STAGED SIZE SHA256 ENTRIES|- [UNIT...]
                                      zstd frames of a member (data, padding, maybe the
                                      archive's end blocks) on stdin, decompressed, checked
                                      (node_member.py: size, sha256, a tree's safety and
                                      ENTRIES, zeros after) and written to STAGED (a tree
                                      extracted, a dump as a file) in one pass; a member that
-                                     fails its check leaves nothing staged
+                                     fails its check leaves nothing staged. The UNITs' states
+                                     (`systemctl is-active`, asked while the member stages)
+                                     are reported as `units`: the switch that follows needs
+                                     them, and learns them here without a call of its own
 
 Both end with one line on stderr, `KATO-RESULT {json}`: the member's size and sha256 as the
 node saw them, the exit status of the tar/dump or zstd/tar that did the work and the last
@@ -192,8 +195,32 @@ def private_dir(path: str) -> str:
     return ""
 
 
+def unit_states(units: list[str]) -> Callable[[], dict[str, str] | None]:
+    """Ask systemd for the units' states now, in the background; the returned call collects
+    them ({unit: state}, None when there are no units or systemctl failed to answer)."""
+    if not units:
+        return lambda: None
+    try:
+        asked = subprocess.Popen(("systemctl", "is-active", "--", *units),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL)  # fmt: skip
+    except OSError:
+        return lambda: None
+
+    def collect() -> dict[str, str] | None:
+        try:
+            out, _ = asked.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            asked.kill()
+            return None
+        states = out.decode(errors="replace").split()
+        return dict(zip(units, states, strict=True)) if len(states) == len(units) else None
+
+    return collect
+
+
 def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
-            listed: int | None) -> int:  # fmt: skip
+            listed: int | None, units: list[str] | None = None) -> int:  # fmt: skip
     """Decompress stdin and write the member's `size` bytes to `staged`, checking them in the
     same pass (node_member.py); a member that fails its check leaves nothing staged."""
     os.umask(0o077)
@@ -201,6 +228,7 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
     if refused:
         report(size=0, sha256="", status=1, error=refused)
         return 1
+    states = unit_states(units or [])
     member = _member_module().MemberCheck(kind, size, sha256, listed)
     writer, said = None, None
     if kind == "tree":
@@ -243,7 +271,7 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
         shutil.rmtree(staged, ignore_errors=True) if kind == "tree" else os.unlink(staged)
     entry, error = problem if problem is not None else (None, failed)
     report(size=member.seen, sha256=member.digest, status=1 if error else 0, error=error,
-           entry=entry, invalid=problem is not None)  # fmt: skip
+           entry=entry, invalid=problem is not None, units=states())  # fmt: skip
     return 1 if error else 0
 
 
@@ -259,9 +287,9 @@ def main(argv: list[str]) -> int:
     try:
         if len(argv) >= 3 and argv[0] == "export" and argv[1] in ("tree", "stream"):
             return export(argv[1], argv[2:])
-        if len(argv) == 7 and argv[0] == "import" and argv[1] in ("tree", "stream"):
+        if len(argv) >= 7 and argv[0] == "import" and argv[1] in ("tree", "stream"):
             listed = None if argv[6] == "-" else int(argv[6])
-            return import_(argv[1], argv[2], argv[3], int(argv[4]), argv[5], listed)
+            return import_(argv[1], argv[2], argv[3], int(argv[4]), argv[5], listed, argv[7:])
     except OSError as exc:
         report(size=0, sha256="", status=1, error=f"{exc.filename or ''}: {exc.strerror}")
         return 1

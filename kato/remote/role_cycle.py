@@ -10,6 +10,11 @@ Request (every key optional):
                                                           once every command ran, until each
                                                           is healthy or its health timeout
                                                           (counted from then) has passed
+    expect   {"units": [...], "active": true|false}       what the caller journaled before it
+                                                          sent this: whether every unit is
+                                                          active. Checked before the first
+                                                          command; when it no longer holds,
+                                                          nothing runs (see `unexpected`)
 Before each command (and each health poll) it checks that kato is still there (its parent is
 the same, its output still read): a kato killed mid-way leaves a role it stopped stopped, with
 the command then running to its end, as when kato ran each command itself.
@@ -20,6 +25,7 @@ Answer (one JSON document on stdout):
     seconds  each command's seconds, in order
     health   {role: null when healthy, else what is wrong} as last polled ({} when not polled)
     late     null, or the first role (in request order) still unhealthy at its deadline
+    unexpected  only when `expect` did not hold: {unit: state} as found (nothing ran)
 
 The polls start sooner and back off more gently than kato/engine/health.py's from the core
 (0.02 s, growing by a quarter each time to 0.5 s, against 0.05 s doubling): a poll here is a
@@ -139,9 +145,24 @@ def warm_up() -> threading.Thread:
     return thread
 
 
+def unexpected(expect: dict[str, Any] | None) -> dict[str, str] | None:
+    """The units' states when they are not as the caller expects (all active or not), else
+    None. The caller decided what to run (and journaled it) from an earlier look: a role
+    started or stopped since then by someone else is answered, never acted on blindly."""
+    if not expect:
+        return None
+    states = node_facts().unit_states(list(expect.get("units") or []))
+    active = all(state == "active" for state in states.values())
+    return None if active == bool(expect.get("active")) else states
+
+
 def cycle(request: dict[str, Any], parent: int) -> dict[str, Any]:
     if request.get("roles"):
         warm_up()
+    changed = unexpected(request.get("expect"))
+    if changed is not None:
+        return {"ran": 0, "failed": None, "seconds": [], "health": {}, "late": None,
+                "unexpected": changed}  # fmt: skip
     answer = run_commands(list(request.get("commands") or []), parent)
     answer.update(health={}, late=None)
     if answer["failed"] is None and request.get("roles"):

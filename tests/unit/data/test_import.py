@@ -23,7 +23,11 @@ UNITS = "kato-filesystem.service"
 
 class Staging:
     """The node data program's import as a node with room answers it (the member's bytes are
-    checked here, on the core, while they stream: format 2)."""
+    checked here, on the core, while they stream: format 2), reporting the units it is asked
+    about as they are (or as `seen` says, when something changes them after it looked)."""
+
+    def __init__(self, seen: dict[str, str] | None = None) -> None:
+        self.seen = seen
 
     def __call__(
         self, node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
@@ -31,16 +35,22 @@ class Staging:
         if argv[:2] != ("python3", "-S") or not argv[2].endswith("/node_data.py"):
             return None
         size, sha = argv[7], argv[8]
-        said = {"size": int(size), "sha256": sha, "status": 0, "error": ""}
+        units = self.seen or {u: node.units.get(u, "inactive") for u in argv[10:]}
+        said = {"size": int(size), "sha256": sha, "status": 0, "error": "", "units": units}
         return 0, "", "KATO-RESULT " + json.dumps(said) + "\n"
 
 
-def one_node_import(tmp_path: Path, dry_run: bool = False, world: Nodes | None = None) -> Nodes:
+def one_node_import(
+    tmp_path: Path,
+    dry_run: bool = False,
+    world: Nodes | None = None,
+    staging: Staging | None = None,
+) -> Nodes:
     """A real archive of node1's droplets imported into a 3-node cluster (node1 the core and
     the only node with the filesystem role), its filesystem role running."""
     world = world or Nodes()
-    world.fake.answers.insert(0, Staging())
-    world.fake.nodes["node1"].units[UNITS] = "active"
+    world.fake.answers.insert(0, staging or Staging())
+    world.fake.nodes["node1"].units.setdefault(UNITS, "active")
     world.fake.nodes["node1"].files[AGENT.argv("node_facts.py")[2].rsplit("/", 1)[0]] = (
         b""  # shipped
     )
@@ -72,6 +82,33 @@ def test_a_one_node_archive_connects_to_that_node_alone(tmp_path: Path) -> None:
     assert ran.count("node_data.py") == 1  # the staging
     assert ran.count("role_cycle.py") == 1  # stop, switch, start and health: one call
     assert world.fake.nodes["node1"].units[UNITS] == "active"
+
+
+def test_the_switch_of_a_one_node_import_is_one_request_to_a_cycle_started_while_it_staged(
+    tmp_path: Path,
+) -> None:
+    world = one_node_import(tmp_path)
+    calls = world.fake.ran("node1")
+    staged = next(i for i, a in enumerate(calls) if a[2:3] and a[2].endswith("/node_data.py"))
+    cycles = [i for i, a in enumerate(calls) if a[2:3] and a[2].endswith("/role_cycle.py")]
+    assert len(cycles) == 1 and calls[cycles[0]][3:] == ("--wait",)  # no new session at its turn
+    assert calls[staged][10:] == (UNITS,)  # staging reports the units' states...
+    assert ("systemctl", "is-active", "--", UNITS) not in calls  # ...so no call asks them
+    stops = [e for e in world.fake.journal if e.get("action") == "stop"]
+    assert [e["was_active"] for e in stops] == [True]
+
+
+def test_a_role_stopped_after_staging_looked_is_decided_again_and_left_stopped(
+    tmp_path: Path,
+) -> None:
+    world = Nodes()
+    world.fake.nodes["node1"].units[UNITS] = "inactive"  # stopped after staging saw it run
+    one_node_import(tmp_path, world=world, staging=Staging({UNITS: "active"}))
+    stops = [e["was_active"] for e in world.fake.journal if e.get("action") == "stop"]
+    assert stops == [True, False]  # journaled as seen, then as the node found it
+    assert world.fake.nodes["node1"].units[UNITS] == "inactive"  # not started: it did not run
+    switched = [a for a in world.fake.ran("node1") if a[:2] == ("sh", "-c") and "mv" in a[2]]
+    assert len(switched) == 1  # the data dir switched once, by the second decision
     assert [e["event"] for e in world.fake.journal][0::len(world.fake.journal) - 1] == [
         "begin", "end"
     ]  # fmt: skip

@@ -31,3 +31,13 @@ def test_a_later_operation_that_started_it_clears_it_and_ours_is_ignored() -> No
         step("now", "node2", "redis", "stop", was_active=True),
     ]
     assert left_stopped(entries, "now") == {}
+
+
+def test_an_operation_that_journaled_the_stop_again_is_read_by_its_last_word() -> None:
+    entries = [  # the node found the role stopped since staging: nothing ran, journaled again
+        step("a", "node1", "redis", "stop", was_active=True),
+        step("a", "node1", "redis", "stop", was_active=False),
+        step("a", "node1", "web", "stop", was_active=False),
+        step("a", "node1", "web", "stop", was_active=True),
+    ]
+    assert left_stopped(entries, "now") == {("node1", "web"): "a"}

@@ -19,12 +19,13 @@ from kato.data import stream
 from kato.transport.base import CommandResult
 
 
-def run(*args: str, data: bytes = b"") -> tuple[int, bytes, stream.NodeAnswer | None]:
+def run(
+    *args: str, data: bytes = b"", env: dict[str, str] | None = None
+) -> tuple[int, bytes, stream.NodeAnswer | None]:
     argv = stream.argv(*args)
     program = Path(stream.__file__).parent.parent / "remote" / stream.PROGRAM
-    done = subprocess.run(
-        (sys.executable, "-S", str(program), *args), input=data, capture_output=True, timeout=60
-    )
+    done = subprocess.run((sys.executable, "-S", str(program), *args), input=data,
+                          capture_output=True, timeout=60, env=env)  # fmt: skip
     result = CommandResult("here", argv, done.returncode, "", done.stderr.decode(), 0.0)
     return done.returncode, done.stdout, stream.answer(result)
 
@@ -127,6 +128,26 @@ def test_import_of_a_dump_accepts_trailing_end_of_archive_zeros(tmp_path: Path) 
     status, _, answer = run("import", "stream", str(staged.parent), str(staged), "10", sha, "-",
                             data=frames)  # fmt: skip
     assert status == 0 and answer is not None and staged.read_bytes() == dump
+
+
+def test_import_reports_the_states_of_the_units_it_is_given(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text('#!/bin/sh\nshift 2\nfor u; do echo "$u-state"; done\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    dump = b"SELECT 1;\n"
+    frames = subprocess.run(("zstd", "-c"), input=dump + bytes(502), capture_output=True,
+                            check=True).stdout  # fmt: skip
+    staged = tmp_path / "staging" / "services.dump"
+    args = ("import", "stream", str(staged.parent), str(staged), "10",
+            hashlib.sha256(dump).hexdigest(), "-")  # fmt: skip
+    status, _, answer = run(*args, "a.service", "b.service", data=frames, env=env)
+    assert status == 0 and answer is not None and staged.read_bytes() == dump
+    assert answer.units == {"a.service": "a.service-state", "b.service": "b.service-state"}
+    staged.unlink()
+    status, _, answer = run(*args, data=frames, env=env)  # no units asked: none reported
+    assert status == 0 and answer is not None and answer.units is None
 
 
 def test_import_of_corrupt_frames_fails_naming_zstd(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ or past its own timeout."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -15,13 +16,14 @@ from typing import Any
 PROGRAM = Path(__file__).parents[3] / "kato" / "remote" / "role_cycle.py"
 
 
-def cycled(request: dict[str, Any]) -> dict[str, Any]:
+def cycled(request: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
         (sys.executable, "-S", str(PROGRAM)),
         input=json.dumps(request).encode(),
         capture_output=True,
         check=True,
         timeout=60,
+        env=env,
     )
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
@@ -121,3 +123,25 @@ def test_waiting_it_starts_nothing_when_its_input_ends_before_a_whole_line(tmp_p
     for stdin in (b"", line):  # cancelled, or cut off mid-line (kato killed, connection lost)
         done = waiting(stdin)
         assert done.stdout == b"" and not log.exists()
+
+
+def systemd_saying(tmp_path: Path, state: str) -> dict[str, str]:
+    """An environment whose `systemctl is-active` answers `state` for every unit."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(f"#!/bin/sh\nshift 2\nfor u; do echo {state}; done\n")
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_it_runs_nothing_when_the_units_are_not_as_the_caller_journaled(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    env = systemd_saying(tmp_path, "inactive")
+    request = {"commands": [{"argv": ["sh", "-c", f"echo ran >>{log}"]}]}
+    expect = {"units": ["a.service", "b.service"], "active": True}
+    answer = cycled({**request, "expect": expect}, env)
+    assert answer["ran"] == 0 and not log.exists()
+    assert answer["unexpected"] == {"a.service": "inactive", "b.service": "inactive"}
+    answer = cycled({**request, "expect": {**expect, "active": False}}, env)  # as it is
+    assert answer["ran"] == 1 and "unexpected" not in answer and log.read_text() == "ran\n"

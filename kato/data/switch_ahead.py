@@ -1,0 +1,65 @@
+"""What an import's switch prepares while its members stage, so that switching a role costs the
+fence check, the journal step and one request line instead of a `systemctl is-active` call and
+a new session starting python3 (measured: docs/development.md, "Import's switch"):
+
+- each (node, role)'s role cycle started in standby (engine/standby.py), waiting for the
+  request its turn sends; one never used is cancelled and starts nothing, one that gives no
+  answer leaves the switch to the ordinary call;
+- each role's unit states, as the node's data program saw them while it staged the role's
+  member (node_data.py). The switch journals what it decides from them, and the node checks
+  them again before its first command (engine/cycle.py's Expect): a role started or stopped
+  since is answered, never acted on, and the switch decides again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kato.data.each_node import each_node
+from kato.data.placement import Placement
+from kato.data.switch_plan import commands, groups
+from kato.engine.standby import Standby
+from kato.remote.agent import AGENT
+from kato.role_definitions import Definitions
+from kato.transport.pool import Connections
+
+Key = tuple[str, str]  # (node, role)
+
+
+@dataclass
+class Ahead:
+    """Per (node, role): its unit states as staging reported them, and its waiting cycle."""
+
+    states: dict[Key, dict[str, str]] = field(default_factory=dict)
+    standbys: dict[Key, Standby] = field(default_factory=dict)
+
+    def take(self, key: Key) -> Standby | None:
+        """The (node, role)'s standby, once: whatever happens next, it is not used again."""
+        return self.standbys.pop(key, None)
+
+    def cancel(self) -> None:
+        """End every standby not used (a failure before their turn, Ctrl-C, a lost lock): they
+        start nothing; then wait a little for them to be gone before the connections close."""
+        waiting = list(self.standbys.values())
+        self.standbys.clear()
+        for standby in waiting:
+            standby.cancel()
+        for standby in waiting:
+            standby.cancel(wait=1.0)
+
+
+def start(conns: Connections, placements: Sequence[Placement], roles: Definitions) -> Ahead:
+    """A standby for each (node, role) the import switches, for the longest request its switch
+    may send (the role started again and its health waited); the agent made sure of on each
+    node first (at most conns.parallel at once)."""
+    ahead, wanted = Ahead(), groups(placements, roles)
+    each_node([g.node for g in wanted], lambda n: AGENT.ensure(conns.get(n)), conns.parallel)
+    for g in wanted:
+        ahead.standbys[(g.node, g.role.name)] = Standby(conns.get(g.node), commands(g), (g.role,))
+    return ahead
+
+
+def units(placements: Sequence[Placement], roles: Definitions) -> dict[Key, tuple[str, ...]]:
+    """(node, role) -> the role's units, whose states staging reports."""
+    return {(g.node, g.role.name): g.role.units for g in groups(placements, roles)}
