@@ -344,6 +344,9 @@ def test_a_format_2_archive_tampered_or_lying_is_refused_before_any_node_changes
         verified = kato("data", "verify", str(path), check=False)
         assert verified.returncode == 6, (what, verified.stderr)
     assert shell(cluster, "node1", UNCHANGED) == before
+    # the role cycles started in standby while the members staged were cancelled: none is
+    # left waiting on the node (the last refusal was the node's, after they started)
+    assert cluster.ssh("node1", "pgrep -af 'role_cycle[.]py --wait' || true").stdout.strip() == ""
     assert "kato-import" not in shell(
         cluster, "node1", "ls -a /var/lib/kato/data /var/lib/kato/data/services"
     )

@@ -11,7 +11,7 @@ import pytest
 from kato.config import DataLimits
 from kato.data.import_ import import_file
 from kato.engine.session import session
-from kato.errors import ExitCode
+from kato.errors import ExitCode, KatoError
 from kato.remote.agent import AGENT
 from kato.role_definitions import DefinitionsUnknown
 from tests.fakes import FakeNode
@@ -26,8 +26,8 @@ class Staging:
     checked here, on the core, while they stream: format 2), reporting the units it is asked
     about as they are (or as `seen` says, when something changes them after it looked)."""
 
-    def __init__(self, seen: dict[str, str] | None = None) -> None:
-        self.seen = seen
+    def __init__(self, seen: dict[str, str] | None = None, error: str = "") -> None:
+        self.seen, self.error = seen, error
 
     def __call__(
         self, node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
@@ -36,7 +36,8 @@ class Staging:
             return None
         size, sha = argv[7], argv[8]
         units = self.seen or {u: node.units.get(u, "inactive") for u in argv[10:]}
-        said = {"size": int(size), "sha256": sha, "status": 0, "error": "", "units": units}
+        said = {"size": int(size), "sha256": sha, "status": 1 if self.error else 0,
+                "error": self.error, "units": units}  # fmt: skip
         return 0, "", "KATO-RESULT " + json.dumps(said) + "\n"
 
 
@@ -133,3 +134,15 @@ def test_an_unreachable_target_stops_it_before_any_change_and_another_node_does_
         one_node_import(tmp_path / "b", world=world)
     assert caught.value.exit_code == ExitCode.UNREACHABLE
     assert world.fake.lock is None and world.fake.journal == []
+
+
+def test_a_failed_staging_cancels_the_waiting_cycle_and_nothing_is_stopped(tmp_path: Path) -> None:
+    world = Nodes()
+    with pytest.raises(KatoError, match="droplets.tar failed: No space left on device"):
+        one_node_import(tmp_path, world=world, staging=Staging(error="No space left on device"))
+    calls = world.fake.ran("node1")
+    waited = [a for a in calls if a[2:3] and a[2].endswith("/role_cycle.py")]
+    assert [a[3:] for a in waited] == [("--wait",)]  # started, then cancelled: sent nothing
+    assert not [a for a in calls if a[:2] == ("systemctl", "stop")]
+    assert world.fake.nodes["node1"].units[UNITS] == "active"
+    assert not [e for e in world.fake.journal if e.get("action") == "stop"]
