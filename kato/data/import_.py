@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from kato import journal
 from kato.config import Cluster, DataLimits
-from kato.data import limits, local_stage, node_import, resume, switch, switch_ahead
+from kato.data import limits, local_stage, node_import, resume, switch, switch_ahead, switch_plan
 from kato.data.manifest import Manifest
 from kato.data.placement import Placement, place
 from kato.data.source import local_archive
@@ -99,21 +99,21 @@ def import_file(
     _check_room(asked, s.conns, placements, checked.entries)
     if dry_run:
         return result
-    ahead = switch_ahead.Ahead()
+    groups, ahead = switch_plan.groups(placements, roles), switch_ahead.Ahead()
     try:
         op, core = s.begin(), cluster.core_node.name
         # the journal is read on the core node while the members stage: under the lock no
         # other operation writes it, and this one's own lines do not count (resume)
         with ThreadPoolExecutor(1, thread_name_prefix="kato-journal-read") as reader:
             journaled = reader.submit(s.conns.call, core, _journal_tail)
-            ahead = switch_ahead.start(s.conns, placements, roles)
-            units = switch_ahead.units(placements, roles)
+            ahead = switch_ahead.start(s.conns, groups)
+            units = {(g.node, g.role.name): g.role.units for g in groups}
             ahead.states = _stage(s.conns, op, path, checked, placements, progress, units)
             left = _left_stopped(journaled.result(), op, placements, result)
-        switch.switch_all(s, placements, roles, left, ahead)
+        switch.switch_all(s, groups, left, ahead)
     finally:
         ahead.cancel()  # the standbys not used: they start nothing
-        switch.unstage(s.conns, placements)
+        switch.unstage(s.conns, groups)
     s.op.notes.extend(result.notes)
     return result
 

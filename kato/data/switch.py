@@ -10,9 +10,8 @@ import contextlib
 from collections.abc import Mapping, Sequence
 
 from kato.data import resume
-from kato.data.placement import Placement
 from kato.data.switch_ahead import Ahead
-from kato.data.switch_plan import Group, commands, groups, unit_command
+from kato.data.switch_plan import Group, commands, unit_command
 from kato.engine.batches import Batching
 from kato.engine.cycle import Command, Cycled, Expect, HealthAnswer, cycle
 from kato.engine.report import FAILED, UNDONE
@@ -22,7 +21,6 @@ from kato.engine.standby import Standby
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
-from kato.role_definitions import Definitions
 from kato.roles import Role
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
@@ -48,22 +46,19 @@ class ImportFailed(KatoError):
 
 def switch_all(
     s: Session,
-    placements: Sequence[Placement],
-    roles: Definitions,
+    groups: Sequence[Group],
     left_stopped: Mapping[tuple[str, str], str] | None = None,
     ahead: Ahead | None = None,
 ) -> None:
-    """Through the engine, one (node, role) at a time in start order, all or nothing: a failure
+    """Through the engine, one (node, role) group at a time (switch_plan.groups: in start
+    order), all or nothing: a failure
     (or Ctrl-C) puts back every data dir switched so far, newest first. `left_stopped` (from
     resume.left_stopped) names roles an interrupted import stopped while they ran: they count
     as running before, so they run after. `ahead`: what was learned and started while the
     members staged (the caller cancels the standbys left unused)."""
     left: list[str] = []
     stopped, ready = left_stopped or {}, ahead or Ahead()
-    changes = [
-        _change(s, g, left, stopped.get((g.node, g.role.name)), ready)
-        for g in groups(placements, roles)
-    ]
+    changes = [_change(s, g, left, stopped.get((g.node, g.role.name)), ready) for g in groups]
     report = rollout(s, changes, Batching(parallel=1, serial=1), undo_all=True)
     failed = [r for r in report.nodes if r.state in (FAILED, UNDONE) and r.message != OTHERS_FAILED]
     if failed:
@@ -142,6 +137,7 @@ def _switch(
         op.step(node, f"switch {role.name} {p.target.data_dir} to {p.member.name}", None,
                 "ok", done.seconds[i + 1], previous=p.previous)  # fmt: skip
     done.raise_failed(node)  # the stop or the start
+    group.unstaged = bool(group.unstage) and done.ran == len(commands(group, group.was_active))
     health.answer = done
     return len(placed)
 
@@ -218,9 +214,10 @@ def _roll_back(
     return None
 
 
-def unstage(conns: Connections, placements: Sequence[Placement]) -> None:
-    """Remove the staging dirs (best effort: an unreachable node keeps its until cleanup)."""
-    for node in dict.fromkeys(p.target.node for p in placements):
-        dirs = sorted({p.staging_dir for p in placements if p.target.node == node})
-        with contextlib.suppress(KatoError):
-            conns.get(node).run(("rm", "-rf", "--", *dirs), check=False)
+def unstage(conns: Connections, groups: Sequence[Group]) -> None:
+    """Remove the staging dirs where the switch's last call on the node did not (best effort:
+    an unreachable node keeps its own until cleanup)."""
+    for group in groups:
+        if group.unstage and not group.unstaged:
+            with contextlib.suppress(KatoError):
+                conns.get(group.node).run(("rm", "-rf", "--", *group.unstage), check=False)

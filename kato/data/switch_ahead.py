@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kato.data.each_node import each_node
-from kato.data.placement import Placement
-from kato.data.switch_plan import commands, groups
+from kato.data.switch_plan import Group, commands
 from kato.engine.standby import Standby
 from kato.remote.agent import AGENT
-from kato.role_definitions import Definitions
 from kato.transport.pool import Connections
 
 Key = tuple[str, str]  # (node, role)
@@ -49,17 +47,12 @@ class Ahead:
             standby.cancel(wait=1.0)
 
 
-def start(conns: Connections, placements: Sequence[Placement], roles: Definitions) -> Ahead:
+def start(conns: Connections, groups: Sequence[Group]) -> Ahead:
     """A standby for each (node, role) the import switches, for the longest request its switch
     may send (the role started again and its health waited); the agent made sure of on each
     node first (at most conns.parallel at once)."""
-    ahead, wanted = Ahead(), groups(placements, roles)
-    each_node([g.node for g in wanted], lambda n: AGENT.ensure(conns.get(n)), conns.parallel)
-    for g in wanted:
+    ahead = Ahead()
+    each_node([g.node for g in groups], lambda n: AGENT.ensure(conns.get(n)), conns.parallel)
+    for g in groups:
         ahead.standbys[(g.node, g.role.name)] = Standby(conns.get(g.node), commands(g), (g.role,))
     return ahead
-
-
-def units(placements: Sequence[Placement], roles: Definitions) -> dict[Key, tuple[str, ...]]:
-    """(node, role) -> the role's units, whose states staging reports."""
-    return {(g.node, g.role.name): g.role.units for g in groups(placements, roles)}

@@ -40,6 +40,7 @@ else
     "$@" "$path" <"$staged"
 fi
 """
+UNSTAGE = 'rm -rf -- "$@" || true'
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Group:
     placements: list[Placement]
     was_active: bool = False
     switched: int = 0
+    unstage: tuple[str, ...] = ()  # the node's last group: its staging dirs, removed at the end
+    unstaged: bool = False  # and they were: the import's own clean-up skips the node
 
 
 def groups(placements: Sequence[Placement], roles: Definitions) -> list[Group]:
@@ -66,11 +69,18 @@ def groups(placements: Sequence[Placement], roles: Definitions) -> list[Group]:
                 raise UsageError(f"{key[0]} does not define the role {key[1]}")
             found[key] = Group(key[0], role, [])
         found[key].placements.append(p)
-    return sorted(found.values(), key=lambda g: (g.role.order, g.role.name, g.node))
+    ordered = sorted(found.values(), key=lambda g: (g.role.order, g.role.name, g.node))
+    last = {g.node: g for g in ordered}
+    for node, group in last.items():
+        group.unstage = tuple(sorted({p.staging_dir for p in placements if p.target.node == node}))
+    return ordered
 
 
 def commands(group: Group, start: bool = True) -> list[Command]:
-    """The switch's commands on its node: stop, each data dir switched, start (if `start`)."""
+    """The switch's commands on its node: stop, each data dir switched, start (if `start`),
+    then, for the node's last group, its staging dirs removed (what is left of them: a
+    dump's staged file, empty dirs), which saves the clean-up a call of its own; that removal
+    never fails the switch (the import's own clean-up, unstage, tries again)."""
     switches = [
         Command(
             ("sh", "-c", SWITCH, "sh", p.target.path, p.staged, p.previous, p.member.type,
@@ -83,6 +93,7 @@ def commands(group: Group, start: bool = True) -> list[Command]:
         unit_command(group, "stop"),
         *switches,
         *([unit_command(group, "start")] if start else []),
+        *([Command(("sh", "-c", UNSTAGE, "sh", *group.unstage))] if group.unstage else []),
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from kato.config import DataLimits
 from kato.data.import_ import import_file
+from kato.data.switch_plan import UNSTAGE
 from kato.engine.session import session
 from kato.errors import ExitCode, KatoError
 from kato.remote.agent import AGENT
@@ -97,6 +98,8 @@ def test_the_switch_of_a_one_node_import_is_one_request_to_a_cycle_started_while
     assert ("systemctl", "is-active", "--", UNITS) not in calls  # ...so no call asks them
     stops = [e for e in world.fake.journal if e.get("action") == "stop"]
     assert [e["was_active"] for e in stops] == [True]
+    removed = [a for a in calls if "rm" in a[:1] or (a[:3] == ("sh", "-c", UNSTAGE))]
+    assert [a[:3] for a in removed] == [("sh", "-c", UNSTAGE)]  # the staging dir: in that call
 
 
 def test_a_role_stopped_after_staging_looked_is_decided_again_and_left_stopped(
@@ -146,3 +149,4 @@ def test_a_failed_staging_cancels_the_waiting_cycle_and_nothing_is_stopped(tmp_p
     assert not [a for a in calls if a[:2] == ("systemctl", "stop")]
     assert world.fake.nodes["node1"].units[UNITS] == "active"
     assert not [e for e in world.fake.journal if e.get("action") == "stop"]
+    assert [a[:3] for a in calls if a[:1] == ("rm",)] == [("rm", "-rf", "--")]  # unstaged
