@@ -17,7 +17,6 @@ from kato.engine.cycle import Command, Cycled, Expect, HealthAnswer, cycle
 from kato.engine.report import FAILED, UNDONE
 from kato.engine.rollout import OTHERS_FAILED, NodeChange, rollout
 from kato.engine.session import Session
-from kato.engine.standby import Standby
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
@@ -117,12 +116,11 @@ def _switch(
     key = (node, role.name)
     transport = conns.get(node)  # fenced: the node changes only after this
     states = ahead.states.get(key) or _unit_states(transport, role)
-    standby = ahead.take(key)
     for _ in range(TRIES):
-        done = _decided(conns, op, group, progress, interrupted, states, standby)
+        done = _decided(conns, op, group, progress, interrupted, states, ahead)
         if done.unexpected is None:
             break
-        states, standby = done.unexpected, None  # nothing ran: decide again from these
+        states = done.unexpected  # nothing ran: decide again from these
     else:
         raise KatoError(
             f"{node}: {role.name} kept changing state (started or stopped by something else) "
@@ -149,10 +147,11 @@ def _decided(
     progress: Progress,
     interrupted: str | None,
     states: dict[str, str],
-    standby: Standby | None,
+    ahead: Ahead,
 ) -> Cycled:
     """Decide from `states` whether the role ran, journal it (durable), then ask the node to
-    switch if the role is still so (Cycled.unexpected: it is not; nothing ran)."""
+    switch if the role is still so (Cycled.unexpected: it is not; nothing ran): by the
+    request to its standby (used once: a second decision makes the ordinary call)."""
     node, role = group.node, group.role
     active = all(states.get(unit) == "active" for unit in role.units)
     group.was_active = active
@@ -169,8 +168,10 @@ def _decided(
     progress.step(f"{node}: {role.name}: stopping, switching {names}, starting")
     todo, roles = commands(group, group.was_active), (role,) if group.was_active else ()
     expect = Expect(role.units, active)
+    transport = conns.get(node)  # fenced (again, within the lock's reuse): the node changes next
+    standby = ahead.take((node, role.name))
     done = standby.cycle(todo, roles, expect) if standby is not None else None
-    return done if done is not None else cycle(conns.get(node), todo, roles, expect)
+    return done if done is not None else cycle(transport, todo, roles, expect)
 
 
 def _unit_states(transport: Transport, role: Role) -> dict[str, str]:
