@@ -101,12 +101,13 @@ def import_file(
         return result
     groups, ahead = switch_plan.groups(placements, roles), switch_ahead.Ahead()
     try:
+        # the switch's calls start (and wait, changing nothing) while the lock is taken
+        ahead = switch_ahead.start(s.conns, groups)
         op, core = s.begin(), cluster.core_node.name
         # the journal is read on the core node while the members stage: under the lock no
         # other operation writes it, and this one's own lines do not count (resume)
         with ThreadPoolExecutor(1, thread_name_prefix="kato-journal-read") as reader:
             journaled = reader.submit(s.conns.call, core, _journal_tail)
-            ahead = switch_ahead.start(s.conns, groups)
             units = {(g.node, g.role.name): g.role.units for g in groups}
             ahead.states = _stage(s.conns, op, path, checked, placements, progress, units)
             left = _left_stopped(journaled.result(), op, placements, result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -145,3 +146,24 @@ def test_it_runs_nothing_when_the_units_are_not_as_the_caller_journaled(tmp_path
     assert answer["unexpected"] == {"a.service": "inactive", "b.service": "inactive"}
     answer = cycled({**request, "expect": {**expect, "active": False}}, env)  # as it is
     assert answer["ran"] == 1 and "unexpected" not in answer and log.read_text() == "ran\n"
+
+
+def test_between_polls_ends_as_soon_as_a_tcp_check_passes_and_only_while_quick() -> None:
+    from kato.remote.role_cycle import between_polls
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    check = {"tcp": ["127.0.0.1", port], "timeout": 2}
+    later = threading.Timer(0.15, server.listen)  # the role starts listening
+    later.start()
+    started = time.monotonic()
+    between_polls([check], 3.0, quick=True)
+    waited = time.monotonic() - started
+    later.join()
+    server.close()
+    assert 0.15 <= waited < 1.5  # the check passed: the pause was cut short
+    slept: list[float] = []
+    between_polls([check], 0.4, quick=False, sleep=slept.append)  # past the first second
+    between_polls([{"command": ["true"]}], 0.3, quick=True, sleep=slept.append)  # a command
+    assert slept == [0.4, 0.3]  # neither is tried alone: the pause is waited out
