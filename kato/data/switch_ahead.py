@@ -1,12 +1,13 @@
 """What an import's switch prepares before its turn (while the lock is taken and the members
-stage), so that switching a role costs the
-fence check, the journal step and one request line instead of a `systemctl is-active` call and
-a new session starting python3 (measured: docs/development.md, "Import's switch"):
+stage), so that switching a role costs the fence check, the journal step and one request line
+instead of a `systemctl is-active` call and a new session starting python3 (measured:
+docs/development.md, "Import's switch"):
 
 - each (node, role)'s role cycle started in standby (engine/standby.py) as the import takes
   the lock (its python3 starting while the core waits on that round trip, not beside the
-  staging's decompression), waiting for the request its turn sends; one never used is cancelled and starts nothing, one that gives no
-  answer leaves the switch to the ordinary call;
+  staging's decompression), waiting for the request its turn sends; one never used is
+  cancelled and starts nothing, one that gives no answer leaves the switch to the ordinary
+  call;
 - each role's unit states, as the node's data program saw them while it staged the role's
   member (node_data.py). The switch journals what it decides from them, and the node checks
   them again before its first command (engine/cycle.py's Expect): a role started or stopped
