@@ -170,7 +170,8 @@ def _decided(
     expect = Expect(role.units, active)
     transport = conns.get(node)  # fenced (again, within the lock's reuse): the node changes next
     standby = ahead.take((node, role.name))
-    done = standby.cycle(todo, roles, expect) if standby is not None else None
+    # not twice_harmless: a switch run again would move the new data aside
+    done = standby.cycle(todo, roles, expect, twice_harmless=False) if standby else None
     return done if done is not None else cycle(transport, todo, roles, expect)
 
 

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 
 from kato.engine.cycle import PROGRAM, SLACK, Command, Cycled, Expect, limit, request
+from kato.errors import NodeUnreachable, RemoteCommandFailed
 from kato.remote.agent import AGENT
 from kato.roles import Role
 from kato.transport.base import CommandResult, Transport
@@ -82,19 +83,30 @@ class Standby:
         commands: Sequence[Command] | None = None,
         roles: Sequence[Role] | None = None,
         expect: Expect | None = None,
+        *,
+        twice_harmless: bool = True,
     ) -> Cycled | None:
         """Send the request (the caller has fenced) and wait for the answer; None when the
         program gave none, which the caller must then ask for with an ordinary call.
-        `commands`, `roles`: instead of those given at the start; `expect`: engine/cycle.py's."""
+        `commands`, `roles`: instead of those given at the start; `expect`: engine/cycle.py's.
+        Not `twice_harmless` (commands that must not run again, an import's switch): None only
+        when the program had ended before the request went; an answer missing after it went
+        (the program died, the connection failed) raises as the ordinary call would, since the
+        node may have run some of the commands."""
         commands = self.commands if commands is None else tuple(commands)
         roles = self.roles if roles is None else tuple(roles)
         line = json.dumps(request(commands, roles, expect)).encode() + b"\n"
+        ended_before = self._finished.is_set()
         self._sent = self._stdin.release(line)
         self._finished.wait()
         done = self._result
-        if not self._sent or done is None or not done.ok or not done.stdout.strip():
+        if self._sent and done is not None and done.ok and done.stdout.strip():
+            return Cycled.of(commands, json.loads(done.stdout))
+        if twice_harmless or ended_before or not self._sent:
             return None
-        return Cycled.of(commands, json.loads(done.stdout))
+        if done is None:
+            raise NodeUnreachable(self.node, "command", "the connection failed during the call")
+        raise RemoteCommandFailed(self.node, done.argv[:3], done.status, done.stderr)
 
     def cancel(self, wait: float = 0.0) -> None:
         """End the program's input unsent: it exits starting nothing. `wait` seconds at most

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, BinaryIO
 
+import pytest
+
 from kato.engine.cycle import Command
 from kato.engine.standby import Standby, fence_ahead
-from kato.errors import LockLost
+from kato.errors import LockLost, RemoteCommandFailed
 from kato.transport.base import CommandResult
 
 ANSWER = '{"ran": 1, "failed": null, "seconds": [0.01], "health": {}, "late": null}\n'
@@ -65,3 +67,30 @@ def test_the_lock_is_checked_ahead_on_its_own_thread_and_a_loss_is_left_to_the_n
 
     fence_ahead(SimpleNamespace(fence=fence))  # type: ignore[arg-type]
     assert done.wait(5) and checked == ["kato-fence-ahead"]  # raised there, never here
+
+
+class Dead(Node):
+    """A standby whose program died: at once (before any request), or once it read one."""
+
+    def __init__(self, at_once: bool) -> None:
+        super().__init__(stdout="", status=1)
+        self.at_once = at_once
+
+    def stream_in(self, argv: Sequence[str], source: BinaryIO, **_: Any) -> CommandResult:
+        if not self.at_once:
+            self.fed = source.read()  # the request reached it, then it died
+        return CommandResult(self.node, tuple(argv), self.status, "", "Traceback: boom", 0.01)
+
+
+def test_a_standby_that_died_after_its_request_is_not_replayed_when_that_is_not_harmless() -> None:
+    dead_early = Dead(at_once=True)
+    early = Standby(dead_early, [Command(("true",))], ())  # type: ignore[arg-type]
+    early._finished.wait(5)  # it ended before its request: nothing ran, the call may be made
+    assert early.cycle(twice_harmless=False) is None
+    dead_late = Dead(at_once=False)
+    late = Standby(dead_late, [Command(("true",))], ())  # type: ignore[arg-type]
+    with pytest.raises(RemoteCommandFailed, match="boom"):
+        late.cycle(twice_harmless=False)  # it may have run some: raised, never made again
+    assert dead_late.fed  # the request went
+    again = Standby(Dead(at_once=False), [Command(("true",))], ())  # type: ignore[arg-type]
+    assert again.cycle() is None  # a restart (twice harmless): the caller makes the call
