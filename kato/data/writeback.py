@@ -37,8 +37,10 @@ class WriteBack:
         traceback: TracebackType | None,
     ) -> None:
         self._done.set()
+        if kind is not None:
+            return  # the writing failed: a flush still running is not waited for (a hung disk)
         self._thread.join()
-        if self.failure is not None and kind is None:
+        if self.failure is not None:
             raise ArchiveWriteFailed(
                 self.failure.errno, f"writing the archive: {self.failure.strerror}"
             )
