@@ -55,7 +55,7 @@ def test_the_file_is_flushed_while_it_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_steps: None
 ) -> None:
     seen = Flushes()
-    monkeypatch.setattr(writeback.os, "fdatasync", seen)
+    monkeypatch.setattr(os, "fdatasync", seen)
     with (tmp_path / "archive").open("wb", buffering=0) as file, WriteBack(file.fileno()):
         _grow(file.fileno(), 3, seen)
     assert seen.sizes == [1024, 2048, 3072]  # each step as it came, none twice
@@ -65,7 +65,7 @@ def test_a_failed_flush_is_raised_when_the_writing_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_steps: None
 ) -> None:
     seen = Flushes(OSError(errno.EIO, os.strerror(errno.EIO)))
-    monkeypatch.setattr(writeback.os, "fdatasync", seen)
+    monkeypatch.setattr(os, "fdatasync", seen)
     with (
         pytest.raises(ArchiveWriteFailed) as raised,
         (tmp_path / "archive").open("wb", buffering=0) as file,
@@ -81,7 +81,7 @@ def test_the_writing_s_own_error_comes_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_steps: None
 ) -> None:
     seen = Flushes(OSError(errno.EIO, os.strerror(errno.EIO)))
-    monkeypatch.setattr(writeback.os, "fdatasync", seen)
+    monkeypatch.setattr(os, "fdatasync", seen)
     with (
         pytest.raises(ValueError, match="the writer's own"),
         (tmp_path / "archive").open("wb", buffering=0) as file,
