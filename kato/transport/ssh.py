@@ -25,6 +25,7 @@ from kato.transport.ssh_exchange import (
     Collected,
     LocalFailure,
     Silent,
+    close_quietly,
     drain,
     local,
     settle,
@@ -124,7 +125,7 @@ class SshTransport:
             try:
                 feed(channel)
             except TimeoutError:
-                channel.close()
+                close_quietly(channel)
                 raise NodeUnreachable(
                     self.node, "command", "the node stopped reading its input"
                 ) from None
@@ -144,13 +145,13 @@ class SshTransport:
                 self._check_heard,
             )
         except Silent:
-            channel.close()
+            close_quietly(channel)
             raise self._silent() from None
         except LocalFailure as failure:
             raise failure.original from None  # our sink or source failed, not the node
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            channel.close()
-            raise NodeUnreachable(self.node, "transfer", f"the connection failed: {exc}") from None
+            close_quietly(channel)
+            raise self._lost(exc) from None
         return status, stderr.decode(errors="replace"), time.monotonic() - started
 
     def run(
@@ -187,6 +188,18 @@ class SshTransport:
             and self._liveness.silent_for(transport) > self.options.idle_timeout
         ):
             raise Silent()
+
+    def _lost(self, exc: BaseException) -> NodeUnreachable:
+        """The connection broke mid-command; paramiko's EOFError says nothing, so say what
+        it means rather than print an empty reason."""
+        reason = str(exc) or "the node closed it (it crashed, rebooted or was cut off)"
+        return NodeUnreachable(
+            self.node,
+            "transfer",
+            f"the connection failed: {reason}",
+            hint=f"check that {self.node} is up and answers (`kato status`), then run the "
+            "command again",
+        )
 
     def _silent(self) -> NodeUnreachable:
         seconds = f"{self.options.idle_timeout:g}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import select
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kato.errors import NodeOutputTooLarge, NodeUnreachable
@@ -51,6 +52,15 @@ class Collected:
 
     def text(self) -> str:
         return self.data.decode(errors="replace")
+
+
+def close_quietly(channel: paramiko.Channel) -> None:
+    """Close a channel whose connection may be gone: paramiko then raises EOFError from close
+    itself, which must not replace the error that is being reported."""
+    import paramiko
+
+    with suppress(OSError, EOFError, paramiko.SSHException):
+        channel.close()
 
 
 R = TypeVar("R")
@@ -111,7 +121,7 @@ def drain(
                 )
             select.select([channel], [], [], min(remaining, 1.0))
     finally:
-        channel.close()
+        close_quietly(channel)
 
 
 def _exit_status(channel: paramiko.Channel, node: str, argv: Sequence[str]) -> int:
@@ -151,4 +161,4 @@ def settle(channel: paramiko.Channel, seconds: float = 30.0) -> None:
     except (OSError, EOFError, paramiko.SSHException):  # the connection went: nothing to wait for
         pass
     finally:
-        channel.close()
+        close_quietly(channel)

@@ -1,19 +1,21 @@
-"""What kato keeps of a node's answer in memory is bounded, on real nodes: a node that sends
-more than that (a hostile node, a replaced program) is stopped with an error naming it and the
-limit; bulk data streamed to disk is not bounded."""
+"""A node's faults as a command meets them, on real nodes: what kato keeps of a node's answer
+in memory is bounded (a node that sends more, hostile or running a replaced program, is stopped
+with an error naming it and the limit; bulk data streamed to disk is not bounded), and a node
+that crashes mid-stream is reported with a reason and a next step."""
 
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import pytest
 
 from kato import config
 from kato.connect import connections
-from kato.errors import NodeOutputTooLarge
+from kato.errors import NodeOutputTooLarge, NodeUnreachable
 from kato.transport.ssh_exchange import OUTPUT_KEEP
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, kato
 from tests.integration.test_data import on
 
 pytestmark = pytest.mark.integration
@@ -46,3 +48,29 @@ def test_stream_in_bounds_the_answer_and_stream_out_to_a_file_does_not(
             done = node.stream_out(("head", "-c", TOO_MUCH, "/dev/zero"), sink)
         assert done.ok and (tmp_path / "big").stat().st_size == OUTPUT_KEEP + (6 << 20)
         assert node.run(("echo", "still usable")).stdout == "still usable\n"
+
+
+class Endless(io.RawIOBase):
+    """Input that never ends, a MiB at a time: the command is still reading when its node dies."""
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(min(size, 1 << 20) if size > 0 else 1 << 20)
+
+
+def test_a_node_crashed_mid_stream_is_named_with_a_reason_and_a_next_step(
+    cluster: Cluster,
+) -> None:
+    crash = threading.Timer(1.0, kato, ("sandbox", "crash", "node3", "--name", cluster.name))
+    try:
+        with connections(config.load(str(cluster.home / "cluster.yaml"))) as conns:
+            node = conns.get("node3")
+            crash.start()
+            with pytest.raises(NodeUnreachable) as lost:
+                node.stream_in(("sh", "-c", "cat >/dev/null"), Endless())  # type: ignore[arg-type]
+    finally:
+        crash.join()
+        kato("sandbox", "start", "node3", "--name", cluster.name)
+    error = lost.value
+    assert error.node == "node3" and error.phase in ("transfer", "silent"), error.message
+    assert not error.message.rstrip().endswith(":"), error.message  # a reason, never empty
+    assert error.hint and "node3" in error.hint, error.hint
