@@ -267,8 +267,8 @@ def _write_failed(temp: Path, exc: archive.ArchiveWriteFailed) -> KatoError:
 def _not_verified(exc: ArchiveInvalid) -> KatoError:
     return KatoError(
         f"the archive just written does not verify: {exc.member}: {exc.problem}",
-        hint="nothing was published; if a data dir holds a device node or a link "
-        "pointing out of it, move that out of the data dir and export again",
+        hint="nothing was published; if a data dir holds what is not data (a device node, a "
+        "fifo) or a link pointing out of it, move that out of the data dir and export again",
     )
 
 

@@ -93,3 +93,28 @@ def test_exit_codes_are_unchanged(
     assert said in done.stderr
     assert done.stdout == "left-in-the-buffer"
     assert recorded == "atexit ran, frozen=True"
+
+
+# A Ctrl-C that lands while Python imports kato's command line (the first few tenths of a
+# second of every run), made certain by an import hook that raises it there.
+CTRL_C_AT_IMPORT = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "kato.cli.app":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from kato.cli.start import main
+main()
+"""
+
+
+def test_a_ctrl_c_while_kato_loads_exits_130_without_a_traceback() -> None:
+    from kato.cli.start import INTERRUPTED
+    from kato.errors import ExitCode
+
+    assert INTERRUPTED == ExitCode.INTERRUPTED
+    done = subprocess.run(
+        (sys.executable, "-c", CTRL_C_AT_IMPORT), capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (130, "")
