@@ -137,3 +137,42 @@ def test_a_holder_killed_mid_rollout_leaves_a_journal_that_shows_where_it_stoppe
     begins = [e for e in entries if e["event"] == "begin"]
     assert begins[-1]["took_over_lock"] == record["id"], begins[-1]
     assert _lock_holder(path) is None
+
+
+def test_the_core_node_program_killed_mid_operation_loses_no_line_and_no_lock(
+    cluster: Cluster,
+) -> None:
+    """The operation's one program on the core node (lock, journal stream, release) killed -9
+    while node1's command runs: kato falls back to its separate calls, so every step and the
+    end are journaled, the lock stays its own until the end, then it is released."""
+    path = cluster.home / "cluster.yaml"
+    began = "/root/kato-fence-began"
+    for node in NODES:
+        cluster.ssh(node, f"rm -f {MARK} {began}")
+    holder = subprocess.Popen(
+        (*KATO, "--cluster", str(path), "run", "--serial", "1", "--", "sh", "-c",
+         f"touch {began}; sleep 3; touch {MARK}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        record = _wait_for_lock(path)
+        deadline = time.monotonic() + 60
+        while not cluster.host("node1").file(began).exists:
+            assert holder.poll() is None and time.monotonic() < deadline, "node1 idle"
+            time.sleep(0.2)
+        killed = cluster.ssh("node1", "pkill -9 -f '/run/kato/lock link '")
+        assert killed.returncode == 0, "the operation's program was not running on the core node"
+        assert (_lock_holder(path) or {}).get("id") == record["id"]  # EOF released nothing
+        _, stderr = holder.communicate(timeout=120)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert holder.returncode == 0, stderr
+    assert marked(cluster) == list(NODES)
+    events = journal_of(path, str(record["id"]))
+    assert events[0]["event"] == "begin" and events[-1]["event"] == "end", events
+    # a line the program was handed but never confirmed is sent again: it may appear twice
+    steps = [e["node"] for e in events if e["event"] == "step"]
+    assert list(dict.fromkeys(steps)) == list(NODES), events
+    assert events[-1]["result"] == "ok"
+    assert _lock_holder(path) is None
