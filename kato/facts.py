@@ -45,31 +45,6 @@ def unit_states(units: Sequence[str]) -> Fact[dict[str, str]]:
     return Fact(("systemctl", "is-active", "--", *units), parse)
 
 
-TCP_PROBE = (
-    "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), "
-    "timeout=float(sys.argv[3])).close()"
-)
-
-
-def health_check(health: Health, timeout: float | None = None) -> Fact[str | None]:
-    """None when healthy, else what failed."""
-    limit = str(timeout or health.timeout)
-    if health.http:
-        argv: tuple[str, ...] = ("curl", "-fsS", "-m", limit, "-o", "/dev/null", health.http)
-    elif health.tcp:
-        argv = ("python3", "-c", TCP_PROBE, health.tcp[0], str(health.tcp[1]), limit)
-    else:
-        argv = ("timeout", limit, *(health.command or ("false",)))
-
-    def parse(result: CommandResult) -> str | None:
-        if result.ok:
-            return None
-        last = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        return last[-1][-200:] if last else f"exit {result.status}"
-
-    return Fact(argv, parse)
-
-
 @dataclass(frozen=True)
 class NodeFacts:
     """One node's facts from ONE node agent call (kato/remote/node_facts.py)."""

@@ -57,6 +57,8 @@ class ClusterStatus:
     unreachable: tuple[NodeFailure, ...]
     lock: dict[str, object] | None
     lock_error: str | None = None
+    # a record whose heartbeat expired: nobody holds the lock, the next command takes it over
+    lock_expired: dict[str, object] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -149,32 +151,37 @@ def status(
 
         everyone = chosen if cluster.core in chosen else [*chosen, cluster.core]  # for the lock
         found = fan_out(everyone, one, cluster.ssh.parallel)
-    held, lock_error = _lock(cluster, found)
+    (held, expired), lock_error = _lock(cluster, found)
     return ClusterStatus(
         cluster.name,
         tuple(found.succeeded[n][0] for n in chosen if n in found.succeeded),
         tuple(found.failed[n] for n in chosen if n in found.failed),
         held,
         lock_error,
+        expired,
     )
+
+
+Shown = dict[str, object] | None
 
 
 def _lock(
     cluster: Cluster, found: FanOut[tuple[NodeStatus, dict[str, Any] | None]]
-) -> tuple[dict[str, object] | None, str | None]:
-    """The lock record when a live one is held, else None; or why it is unknown."""
+) -> tuple[tuple[Shown, Shown], str | None]:
+    """(the live lock's record, an expired record left on disk), each or None; or why the
+    lock is unknown."""
     if cluster.core in found.failed:
         if found.failed[cluster.core].phase == "host key":
-            return None, "the core node's host key was refused"
-        return None, "the core node is unreachable"
+            return (None, None), "the core node's host key was refused"
+        return (None, None), "the core node is unreachable"
     answer = found.succeeded[cluster.core][1] or {}
     record = answer.get("record")
     if not isinstance(record, dict):
-        return None, None
+        return (None, None), None
     alive = float(answer.get("now", 0)) - float(record.get("heartbeat", 0)) <= float(
         record.get("ttl", 0)
     )
-    return (lock.shown(record) if alive else None), None
+    return ((lock.shown(record), None) if alive else (None, lock.shown(record))), None
 
 
 @dataclass(frozen=True)

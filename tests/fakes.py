@@ -228,9 +228,14 @@ class FakeTransport:
         return self.world.nodes[self.node].files[path]
 
     def stream_out(
-        self, argv: Sequence[str], sink: BinaryIO, *, idle_timeout: float | None = None
+        self,
+        argv: Sequence[str],
+        sink: BinaryIO,
+        *,
+        idle_timeout: float | None = None,
+        stdin: bytes | None = None,
     ) -> CommandResult:
-        return self.run(argv, check=False)
+        return self.run(argv, stdin=stdin, check=False)
 
     def stream_in(
         self, argv: Sequence[str], source: BinaryIO, *, idle_timeout: float | None = None

@@ -89,6 +89,13 @@ def status(
         )
     elif result.lock_error:
         output.line(f"lock: unknown ({result.lock_error})")
+    elif result.lock_expired:
+        gone = result.lock_expired
+        output.line(
+            f"lock: free (the record of {gone.get('owner')} running `{gone.get('command')}` "
+            f"(id {gone.get('id')}) stopped its heartbeat at {gone.get('heartbeat_at')}; the "
+            "next command takes it over and names its last journaled step)"
+        )
     else:
         output.line("lock: free")
     if update:

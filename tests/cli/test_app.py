@@ -145,3 +145,29 @@ def test_a_command_loads_its_own_cli_module_only() -> None:
     assert "kato.cli.data" in loaded, done.stdout
     assert not loaded & {"kato.cli.check", "kato.cli.sandbox", "kato.cli.upgrade", "kato.monitor"}
     assert not loaded & {"kato.sandbox", "paramiko", "cryptography"}
+
+
+def test_status_names_an_expired_lock_left_on_the_core_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody holds an expired lock, but its record says whose operation died and that the
+    next command takes it over: `kato status` says so rather than a bare "free"."""
+    from kato import status as cluster_status
+    from kato.upgrade import catalog
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text("name: t\ncore: n1\nnodes:\n  - {name: n1, address: 10.0.0.1, roles: []}\n")
+    gone = {"id": "ab12", "owner": "ops@core", "command": "kato data import x.tar.zst"}
+    found = cluster_status.ClusterStatus(
+        "t", (), (), None, None, {**gone, "heartbeat_at": "2026-12-01T03:00:00Z"}
+    )
+    monkeypatch.setattr(cluster_status, "status", lambda *args, **kwargs: found)
+    monkeypatch.setattr(catalog, "update_for", lambda *args: (None, None))
+    result = runner.invoke(app, ["--cluster", str(path), "status"])
+    assert result.exit_code == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "lock: free (the record of ops@core running `kato data import x.tar.zst`" in said
+    assert "(id ab12) stopped its heartbeat at 2026-12-01T03:00:00Z" in said
+    assert "next command takes it over" in said
+    as_json = runner.invoke(app, ["--cluster", str(path), "status", "--json"])
+    assert json.loads(as_json.stdout)["lock_expired"]["id"] == "ab12"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from kato import facts
-from kato.roles import Health
 from kato.transport.base import CommandResult
 
 
@@ -23,14 +22,3 @@ def test_unit_states_in_order_whatever_the_exit_status() -> None:
         "a.service": "active",
         "b.service": "inactive",
     }
-
-
-def test_health_checks_by_kind() -> None:
-    http = facts.health_check(Health(timeout=30, http="http://127.0.0.1/healthz"), timeout=5)
-    assert http.argv[:4] == ("curl", "-fsS", "-m", "5")
-    tcp = facts.health_check(Health(timeout=9, tcp=("127.0.0.1", 5432)))
-    assert tcp.argv[-3:] == ("127.0.0.1", "5432", "9")
-    command = facts.health_check(Health(timeout=4, command=("redis-cli", "ping")))
-    assert command.argv == ("timeout", "4", "redis-cli", "ping")
-    assert command.parse(result("PONG")) is None
-    assert command.parse(result("", 1, "Could not connect\n")) == "Could not connect"

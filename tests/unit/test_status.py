@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from kato.remote.agent import AGENT
-from kato.status import status
+from kato.status import ClusterStatus, status
 from tests.fakes import FakeCluster
 
 
@@ -25,18 +26,32 @@ def test_one_agent_call_per_node_once_the_agent_is_there() -> None:
     assert found.exit_code == 1 and found.lock is None and found.lock_error is None
 
 
-def test_a_live_lock_is_shown_and_an_expired_one_is_not() -> None:
-    fake = FakeCluster(["node1", "node2"], roles=())
-    fake.answers.append(
-        lambda node, argv, _: (0, LOCKED, "") if "node_facts.py" in argv[2] else None
-    )
-    found = status(fake.cluster, factory=fake.factory)
+def test_a_live_lock_is_shown_as_held() -> None:
+    found = status_with_lock(heartbeat_age=1)
     assert found.lock is not None and found.lock["owner"] == "me@core"
     assert found.lock["started_at"].startswith("20")
+    assert found.lock_expired is None
 
 
-LOCKED = (
-    '{"format": 1, "boot_id": "b", "version": "1.0.0", "now": %f, "units": {}, "health": {}, '
-    '"lock": {"now": %f, "record": {"id": "x", "owner": "me@core", "heartbeat": %f, '
-    '"started": %f, "ttl": 60}}}'
-) % ((time.time(),) * 4)
+def test_an_expired_lock_is_not_held_but_its_record_is_shown() -> None:
+    found = status_with_lock(heartbeat_age=61)  # older than its TTL (60 s)
+    assert found.lock is None
+    assert found.lock_expired is not None and found.lock_expired["id"] == "x"
+    assert found.lock_expired["heartbeat_at"].startswith("20")
+
+
+def status_with_lock(heartbeat_age: float) -> ClusterStatus:
+    """Status of a two-node cluster whose core node answers with a lock record whose last
+    heartbeat was `heartbeat_age` seconds ago (by the core node's clock)."""
+    now = time.time()
+    beat = now - heartbeat_age
+    record = {"id": "x", "owner": "me@core", "heartbeat": beat, "started": beat, "ttl": 60}
+    locked = json.dumps(
+        {"format": 1, "boot_id": "b", "version": "1.0.0", "now": now, "units": {},
+         "health": {}, "lock": {"now": now, "record": record}}
+    )  # fmt: skip
+    fake = FakeCluster(["node1", "node2"], roles=())
+    fake.answers.append(
+        lambda node, argv, _: (0, locked, "") if "node_facts.py" in argv[2] else None
+    )
+    return status(fake.cluster, factory=fake.factory)
