@@ -63,9 +63,10 @@ class Journal:
     """Appends entries to the journal on the core node.
 
     `write` appends at once (one command; on disk when it returns). `add` costs no round trip:
-    the lines go down one open append stream to the core node (safe_write's `append-lines`,
-    which writes and fsyncs each line as it arrives), opened on the first `add` and ended by
-    `flush`, which returns once every line added is on disk. A kato killed mid-way leaves
+    the lines go down one open append stream to the core node, which writes and fsyncs each
+    line as it arrives: the operation's own program there (`link`, kato/core_link.py) while it
+    lives, else safe_write's `append-lines`, opened on the first `add` and ended by `flush`.
+    `flush` returns once every line added is on disk. A kato killed mid-way leaves
     every line up to its last flush, and in practice every line it had added until a few
     milliseconds before; `detach` ends the stream for good and hands back any lines it could
     not write, for the operation's last call (the lock's release) to write."""
