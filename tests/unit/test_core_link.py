@@ -5,7 +5,8 @@ separate calls instead (the program itself: tests/unit/remote/test_core_lock.py)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import pytest
 
@@ -13,7 +14,7 @@ from kato import core_link
 from kato.connect import connections
 from kato.journal import JOURNAL_PATH
 from kato.lock import LOCK_PATH
-from kato.operation import operation
+from kato.operation import Operation, operation
 from kato.transport.ssh_link import LinkBroken
 from tests.fakes import FakeCluster
 
@@ -72,6 +73,16 @@ def programs(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeCluster, list[FakePro
     return fake, started
 
 
+@contextmanager
+def operation_on(fake: FakeCluster) -> Iterator[Operation]:
+    """An operation whose core node is the fake cluster's node1."""
+    with (
+        connections(fake.cluster, fake.factory) as conns,
+        operation(conns, "node1", ["kato", "x"]) as op,
+    ):
+        yield op
+
+
 def separate_calls(fake: FakeCluster) -> list[str]:
     """The lock's one-shot calls and the journal's own streams the core node was asked for."""
     return [
@@ -85,10 +96,7 @@ def test_an_operation_costs_one_program_on_the_core_node(
     programs: tuple[FakeCluster, list[FakeProgram]],
 ) -> None:
     fake, started = programs
-    with (
-        connections(fake.cluster, fake.factory) as conns,
-        operation(conns, "node1", ["kato", "x"]) as op,
-    ):
+    with operation_on(fake) as op:
         op.step("node2", "touch", ("touch", "/x"), "ok", 0.0)
         op.step("node1", "stop web", None, "was running", 0.0, durable=True)
         op.step("node2", "touch", ("touch", "/y"), "ok", 0.0)
@@ -101,10 +109,7 @@ def test_a_program_killed_mid_way_loses_no_line_and_the_lock_is_still_released(
     programs: tuple[FakeCluster, list[FakeProgram]],
 ) -> None:
     fake, started = programs
-    with (
-        connections(fake.cluster, fake.factory) as conns,
-        operation(conns, "node1", ["kato", "x"]) as op,
-    ):
+    with operation_on(fake) as op:
         op.step("node2", "one", None, "ok", 0.0, durable=True)
         started[0].kill()
         op.step("node2", "two", None, "ok", 0.0)
@@ -125,10 +130,7 @@ def test_a_program_that_never_answers_the_acquire_gives_way_to_the_one_shot_call
         raise LinkBroken("the program ended: killed")
 
     monkeypatch.setattr(FakeProgram, "readline", dies)
-    with (
-        connections(fake.cluster, fake.factory) as conns,
-        operation(conns, "node1", ["kato", "x"]) as op,
-    ):
+    with operation_on(fake) as op:
         op.step("node2", "one", None, "ok", 0.0)
     assert fake.journal[-1]["event"] == "end" and fake.lock is None
     # the lock was ours already: the one-shot acquire takes it again, and the begin may be twice
