@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench_common import KATO, SANDBOX_HOME, sandbox, sandbox_name
 
@@ -95,10 +96,10 @@ def kato(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=1800)
 
 
-def under_load(address: str, count: int, rate: float, *commands: tuple[str, ...]) -> dict:
+def under_load(address: str, count: int, rate: float, *commands: tuple[str, ...]) -> dict[str, Any]:
     """Run the commands one after the other while `count` requests go at `rate`."""
     load = Load(address, count, rate)
-    result: dict = {}
+    result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(load_seconds=load.run()))
     thread.start()
     time.sleep(2)  # the load is steady before the first command

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ from typer.testing import CliRunner
 
 from kato import __version__
 from kato.cli.app import app
-from kato.sandbox import host, model
+from kato.sandbox import model
+from kato.transport import local
 
 runner = CliRunner()
 
@@ -49,15 +51,15 @@ def test_a_bad_sandbox_name_is_a_usage_error() -> None:
 
 
 def test_up_as_non_root_is_refused_with_exit_7(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     result = runner.invoke(app, ["sandbox", "up", "--name", "x"])
     assert result.exit_code == 7
     assert "needs root" in result.stderr
 
 
 def test_missing_tool_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(host.local, "which", lambda tool: None if tool == "debootstrap" else tool)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(local, "which", lambda tool: None if tool == "debootstrap" else tool)
     result = runner.invoke(app, ["sandbox", "up", "--name", "x"])
     assert result.exit_code == 7
     assert "apt-get install -y debootstrap" in result.stderr

@@ -35,7 +35,7 @@ def host_key_line(cluster: Cluster, node: str) -> str:
 
 
 def fingerprint_of(cluster: Cluster, node: str) -> str:
-    pub = cluster.host(node).file("/etc/ssh/ssh_host_ed25519_key.pub").content_string
+    pub = str(cluster.host(node).file("/etc/ssh/ssh_host_ed25519_key.pub").content_string)
     done = subprocess.run(("ssh-keygen", "-lf", "-"), input=pub, capture_output=True, text=True)
     return done.stdout.split()[1]
 

@@ -41,7 +41,7 @@ def status(cluster: Cluster) -> dict[str, dict[str, object]]:
 
 
 def main_pid(cluster: Cluster, node: str, unit: str) -> str:
-    return cluster.host(node).check_output(f"systemctl show -p MainPID --value {unit}")
+    return str(cluster.host(node).check_output(f"systemctl show -p MainPID --value {unit}"))
 
 
 def revert_everything(cluster: Cluster) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import urllib.request
 
 import pytest
@@ -20,7 +21,7 @@ STATE = (
 )
 
 
-def on(cluster: Cluster, *args: str, check: bool = True) -> object:
+def on(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return kato("--cluster", str(cluster.home / "cluster.yaml"), *args, check=check)
 
 
@@ -33,7 +34,7 @@ def node_state(cluster: Cluster) -> dict[str, str]:
 
 def test_sandbox_up_left_the_platform_running_and_healthy(cluster: Cluster) -> None:
     done = on(cluster, "status", "--json")
-    document = json.loads(done.stdout)  # type: ignore[attr-defined]
+    document = json.loads(done.stdout)
     assert document["unreachable"] == []
     assert {n["name"]: n["version"] for n in document["nodes"]} == {
         "node1": "1.0.0",
@@ -62,16 +63,16 @@ def test_routers_serve_apps_with_the_platform_version_header(cluster: Cluster) -
 def test_a_finished_install_rerun_changes_nothing(cluster: Cluster) -> None:
     before = node_state(cluster)
     done = on(cluster, "install", "--version", "1.0.0")
-    assert "nothing to do" in done.stderr  # type: ignore[attr-defined]
+    assert "nothing to do" in done.stderr
     assert node_state(cluster) == before
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(cluster: Cluster) -> None:
     before = node_state(cluster)
     done = on(cluster, "install", "--version", "1.1.0", "--dry-run")
-    out = done.stdout  # type: ignore[attr-defined]
+    out = done.stdout
     assert "switch current to 1.1.0" in out and "node2:" in out
-    stopped = on(cluster, "stop", "--role", "router", "--dry-run").stdout  # type: ignore[attr-defined]
+    stopped = on(cluster, "stop", "--role", "router", "--dry-run").stdout
     assert "systemctl stop -- kato-router.service" in stopped
     assert node_state(cluster) == before
     assert not cluster.host("node2").file("/var/lib/kato/releases/1.1.0").exists
@@ -85,7 +86,7 @@ def test_stop_and_start_change_the_units_in_role_order(cluster: Cluster) -> None
             assert not host.service("kato-router").is_running
             assert host.service("kato-dea").is_running
         status = on(cluster, "status", check=False)
-        assert status.returncode == 1  # type: ignore[attr-defined]
+        assert status.returncode == 1
     finally:
         on(cluster, "start", "--role", "router")
     assert all(cluster.host(r).service("kato-router").is_running for r in ROUTERS)
@@ -101,13 +102,13 @@ def test_restart_gives_the_role_a_new_main_pid(cluster: Cluster) -> None:
 
 def test_an_unknown_role_is_a_usage_error(cluster: Cluster) -> None:
     done = on(cluster, "start", "--role", "nosuchrole", check=False)
-    assert done.returncode == 2  # type: ignore[attr-defined]
-    assert "'nosuchrole'" in done.stderr and "its roles: " in done.stderr  # type: ignore[attr-defined]
+    assert done.returncode == 2
+    assert "'nosuchrole'" in done.stderr and "its roles: " in done.stderr
 
 
 def test_node_check_runs_the_role_checks_and_reports_each(cluster: Cluster) -> None:
     done = on(cluster, "node", "check", "-n", "node1,node2", "--json")
-    checks = json.loads(done.stdout)  # type: ignore[attr-defined]
+    checks = json.loads(done.stdout)
     assert {(c["node"], c["role"]) for c in checks} == {
         ("node1", r) for r in ("controller", "postgresql", "redis", "filesystem")
     } | {("node2", "router"), ("node2", "dea")}
@@ -120,13 +121,13 @@ def test_node_check_fails_when_a_role_is_down(cluster: Cluster) -> None:
         done = on(cluster, "node", "check", "-n", "node3", check=False)
     finally:
         on(cluster, "start", "--role", "dea", "--node", "node3")
-    assert done.returncode == 1  # type: ignore[attr-defined]
-    failing = [line for line in done.stdout.splitlines() if "FAIL" in line]  # type: ignore[attr-defined]
+    assert done.returncode == 1
+    failing = [line for line in done.stdout.splitlines() if "FAIL" in line]
     assert failing and all(line.split()[:2] == ["node3", "dea"] for line in failing)
 
 
 def test_node_show_names_roles_and_data_dirs(cluster: Cluster) -> None:
-    document = json.loads(on(cluster, "node", "show", "-n", "node1", "--json").stdout)  # type: ignore[attr-defined]
+    document = json.loads(on(cluster, "node", "show", "-n", "node1", "--json").stdout)
     (node,) = document["nodes"]
     assert node["version"] == "1.0.0"
     assert {d["name"] for d in node["data_dirs"]} == {"services", "controller", "droplets"}

@@ -50,7 +50,7 @@ def controller_health(cluster: Cluster) -> str:
 def exported(cluster: Cluster, tmp_path: Path) -> set[tuple[str, str, str]]:
     """(node, role, data dir) of every member `kato data export --dry-run` would write."""
     done = on(cluster, "data", "export", str(tmp_path / "x"), "--dry-run", "--json")
-    plan = json.loads(done.stdout)["plan"]  # type: ignore[attr-defined]
+    plan = json.loads(done.stdout)["plan"]
     return {(p["source"]["node"], p["source"]["role"], p["source"]["data_dir"]) for p in plan}
 
 
@@ -79,10 +79,10 @@ def check_a_second_run_is_safe(cluster: Cluster) -> None:
     assert copied.returncode == 0
     argv = ("bin/migrate", "--data-dir", DATA)
     done = on(cluster, "upgrade", "task", "1.2.0", "--role", "controller", "--", *argv)
-    assert "apps moved to kato_controller.apps" in done.stdout  # type: ignore[attr-defined]
+    assert "apps moved to kato_controller.apps" in done.stdout
     assert sql(cluster, COLUMNS) == table
     again = on(cluster, "upgrade", "task", "1.2.0", "--role", "controller", "--", *argv)
-    assert "nothing to move" in again.stdout  # type: ignore[attr-defined]
+    assert "nothing to move" in again.stdout
     assert sql(cluster, COLUMNS) == table
 
 
@@ -118,7 +118,7 @@ def check_a_mixed_cluster(cluster: Cluster) -> None:
         "node3": "release 1.2.0 on the node",
     }
     done = on(cluster, "restart", "--role", "router", "--verbose")
-    assert "node2: role definitions from release 1.1.0 on the node" in done.stderr  # type: ignore[attr-defined]
+    assert "node2: role definitions from release 1.1.0 on the node" in done.stderr
     on(cluster, "install", "--version", "1.2.0", "--node", "node2")  # 1.1.0 not kept as previous
 
 

@@ -122,7 +122,7 @@ def record(cluster: Cluster) -> dict[str, object]:
 
 def where(cluster: Cluster, role: str, name: str) -> str:
     found = json.loads(on(cluster, "relocate", "status", "--json").stdout)
-    return next(d["path"] for d in found["dirs"] if (d["role"], d["name"]) == (role, name))
+    return str(next(d["path"] for d in found["dirs"] if (d["role"], d["name"]) == (role, name)))
 
 
 def test_status_shows_each_data_dir_where_its_role_declares_it(node: Cluster) -> None:

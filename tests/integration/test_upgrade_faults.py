@@ -25,7 +25,7 @@ STATE = "/var/lib/kato/upgrade/state.json"
 
 def lock_holder(cluster: Cluster) -> dict[str, object] | None:
     done = on(cluster, "lock", "status", "--json")
-    record: dict[str, object] | None = json.loads(done.stdout)["record"]  # type: ignore[attr-defined]
+    record: dict[str, object] | None = json.loads(done.stdout)["record"]
     return record
 
 
@@ -45,8 +45,8 @@ def test_an_upgrade_while_another_operation_holds_the_lock_exits_4(cluster: Clus
         wait_for(lambda: lock_holder(cluster) is not None, "the lock")
         before = node_state(cluster)
         done = on(cluster, "upgrade", "in-place", "1.2.0", "--no-backup", check=False)
-        assert done.returncode == 4, done.stderr  # type: ignore[attr-defined]
-        assert "sleep 20" in done.stderr  # type: ignore[attr-defined]
+        assert done.returncode == 4, done.stderr
+        assert "sleep 20" in done.stderr
         assert node_state(cluster) == before
     finally:
         holder.wait(timeout=60)
@@ -68,13 +68,13 @@ def test_kill_9_mid_upgrade_then_resume_finishes_it(cluster: Cluster, tmp_path: 
     finally:
         upgrade.send_signal(signal.SIGKILL)
         upgrade.wait()
-    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    status = on(cluster, "upgrade", "status").stdout
     assert "interrupted in starting: `kato upgrade resume` continues it" in status
     other = on(cluster, "upgrade", "in-place", "2.0.0", check=False)
-    assert other.returncode == 7  # type: ignore[attr-defined]
-    assert "1.0.0 -> 1.2.0 is unfinished" in other.stderr  # type: ignore[attr-defined]
+    assert other.returncode == 7
+    assert "1.0.0 -> 1.2.0 is unfinished" in other.stderr
     resumed = on(cluster, "upgrade", "resume", "--lock-wait", "60s", "--backup-dir", str(tmp_path))
-    assert "upgraded 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert "upgraded 1.0.0 -> 1.2.0" in resumed.stdout
     assert set(versions(cluster).values()) == {"1.2.0"}
     assert registry(cluster)["format"] == 2
     assert len(list(tmp_path.glob("*.tar.zst"))) == 1  # the export of the first run is kept
@@ -105,10 +105,10 @@ def test_kill_9_between_two_routers_then_resume_finishes_the_takeover(
     finally:
         takeover.send_signal(signal.SIGKILL)
         takeover.wait()
-    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    status = on(cluster, "upgrade", "status").stdout
     assert "interrupted in taking over" in status
     resumed = on(cluster, "upgrade", "resume", "--lock-wait", "60s")
-    assert "took over 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert "took over 1.0.0 -> 1.2.0" in resumed.stdout
     assert set(versions(cluster).values()) == {"1.2.0"}
     shown = cluster.ssh("node1", "/usr/local/sbin/kato-lb show").stdout
     assert "node2 UP" in shown and "node3 UP" in shown
@@ -141,7 +141,7 @@ def test_a_router_crashed_mid_takeover_is_named_and_resume_finishes_once_it_is_b
         kato("sandbox", "start", "node3", "--name", cluster.name)
     assert takeover.returncode == 1, stderr
     assert "node3" in stderr and "could not be put back" in stderr
-    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    status = on(cluster, "upgrade", "status").stdout
     assert "interrupted in failed" in status
     on(cluster, "upgrade", "resume", "--lock-wait", "60s")
     assert set(versions(cluster).values()) == {"1.2.0"}
@@ -169,7 +169,7 @@ def test_a_second_kato_is_refused_in_every_phase_of_an_upgrade_and_its_rollback(
     assert code == 0 and "upgraded 1.0.0 -> 1.2.0" in out, err
     assert set(versions(cluster).values()) == {"1.2.0"}
     upgraded = fingerprint(cluster)
-    planned = on(cluster, "upgrade", "rollback", "--dry-run").stdout  # type: ignore[attr-defined]
+    planned = on(cluster, "upgrade", "rollback", "--dry-run").stdout
     assert "restore" in planned and "nothing was changed" in planned
     assert fingerprint(cluster) == upgraded
     with Paused(cluster, tmp_path / "back", "upgrade", "rollback", "--yes") as back:
@@ -196,15 +196,15 @@ def test_every_upgrade_dry_run_changes_nothing_on_any_node(cluster: Cluster) -> 
         ("release", "prune", "--keep", "0", "--dry-run"),
     ):
         done = on(cluster, *args)
-        assert "nothing was changed" in done.stdout or "would" in done.stdout, (args, done.stdout)  # type: ignore[attr-defined]
+        assert "nothing was changed" in done.stdout or "would" in done.stdout, (args, done.stdout)
     # with nothing prepared or interrupted, these refuse, changing nothing either
-    for args, code in (
+    for refused_args, code in (
         (("upgrade", "takeover", "1.2.0"), 2),
         (("upgrade", "resume"), 2),
         (("upgrade", "rollback"), 2),
     ):
-        refused = on(cluster, *args, "--dry-run", check=False)
-        assert refused.returncode == code, (args, refused.stderr)  # type: ignore[attr-defined]
+        refused = on(cluster, *refused_args, "--dry-run", check=False)
+        assert refused.returncode == code, (refused_args, refused.stderr)
     assert fingerprint(cluster) == before
     assert cluster.ssh("node1", "cat /var/log/kato/journal.jsonl").stdout == journal.stdout
 
@@ -236,8 +236,8 @@ def test_a_router_partitioned_mid_takeover_is_named_the_apps_keep_serving_and_re
             # the app instances on the lost node, which time out until then)
             wait_for(lambda: serves(cluster, Load), "20 requests in a row through node2", 90)
             status = on(cluster, "upgrade", "status", check=False)
-            assert status.returncode == 3, status.stdout  # type: ignore[attr-defined]
-            shown = status.stdout  # type: ignore[attr-defined]
+            assert status.returncode == 3, status.stdout
+            shown = status.stdout
             assert "interrupted in failed" in shown, shown
             assert any(
                 line.split()[:1] == ["node3"] and "did not answer" in line
@@ -271,10 +271,10 @@ def test_the_core_node_rebooted_mid_upgrade_then_resume_finishes_it_from_the_rec
     kato("sandbox", "reboot", "node1", "--name", cluster.name)
     assert cluster.boot_id("node1") != boot
     assert lock_holder(cluster) is None  # /run is a tmpfs: the lock went with the reboot
-    status = on(cluster, "upgrade", "status").stdout  # type: ignore[attr-defined]
+    status = on(cluster, "upgrade", "status").stdout
     assert "interrupted in migrating: `kato upgrade resume` continues it" in status
     resumed = on(cluster, "upgrade", "resume", "--backup-dir", str(tmp_path))
-    assert "upgraded 1.0.0 -> 1.2.0" in resumed.stdout  # type: ignore[attr-defined]
+    assert "upgraded 1.0.0 -> 1.2.0" in resumed.stdout
     assert set(versions(cluster).values()) == {"1.2.0"}
     assert registry(cluster)["format"] == 2
     on(cluster, "upgrade", "rollback", "--yes")

@@ -18,7 +18,7 @@ from tests.integration.test_platform import node_state, on
 from tests.integration.test_upgrade import register, registry, versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from bench_upgrade import Load  # noqa: E402  (the benchmark's bounded load generator)
+from bench_upgrade import Load as Load  # noqa: E402  (the benchmark's bounded load generator)
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_graceful_refusals_change_nothing(cluster: Cluster) -> None:
     assert jump.returncode == 7 and "kato upgrade in-place 2.0.0" in jump.stderr  # type: ignore[attr-defined]
     unprepared = run(cluster, "upgrade", "takeover", "1.2.0")
     assert unprepared.returncode == 2 and "kato upgrade prep 1.2.0" in unprepared.stderr  # type: ignore[attr-defined]
-    dry = on(cluster, "upgrade", "prep", "1.2.0", "--dry-run").stdout  # type: ignore[attr-defined]
+    dry = on(cluster, "upgrade", "prep", "1.2.0", "--dry-run").stdout
     assert "router keeps serving on node2, node3" in dry and "nothing was changed" in dry
     assert node_state(cluster) == before
 
@@ -70,9 +70,9 @@ def test_prep_and_takeover_serve_every_request(cluster: Cluster, tmp_path: Path)
     before = registry(cluster)
     with Background(cluster, 3000, 60) as load:
         prepped = on(cluster, "upgrade", "prep", "1.2.0", "--backup-dir", str(tmp_path))
-        assert "next: kato upgrade takeover 1.2.0" in prepped.stdout  # type: ignore[attr-defined]
+        assert "next: kato upgrade takeover 1.2.0" in prepped.stdout
         done = on(cluster, "upgrade", "takeover", "1.2.0")
-        assert "took over 1.0.0 -> 1.2.0" in done.stdout  # type: ignore[attr-defined]
+        assert "took over 1.0.0 -> 1.2.0" in done.stdout
     assert load.failures == [], sorted(set(load.failures))[:5]
     assert set(versions(cluster).values()) == {"1.2.0"}
     assert registry(cluster)["format"] == 2
@@ -133,7 +133,7 @@ def test_stateless_leaves_the_data_services_alone_and_holds_the_lock_in_every_ph
         code, out, err = prep.finish()
     assert code == 0 and "next: kato upgrade takeover 1.2.0" in out, err
     prepped = fingerprint(cluster)
-    dry = on(cluster, "upgrade", "takeover", "1.2.0", "--dry-run").stdout  # type: ignore[attr-defined]
+    dry = on(cluster, "upgrade", "takeover", "1.2.0", "--dry-run").stdout
     assert "node2: drain" in dry and "nothing was changed" in dry
     assert fingerprint(cluster) == prepped
     phases = ("taking over", "activating", "migrating", "starting", "done")

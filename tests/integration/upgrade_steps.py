@@ -49,8 +49,8 @@ def wait_for(condition: object, what: str, timeout: float = 300) -> None:
 def refused_while_held(cluster: Cluster, holder: str) -> None:
     """A second kato that changes something exits 4, naming the command holding the lock."""
     done = on(cluster, "run", "--node", "node1", "--", "true", check=False)
-    assert done.returncode == 4, (done.returncode, done.stderr)  # type: ignore[attr-defined]
-    assert f"`kato --cluster {cluster.home}/cluster.yaml {holder}" in done.stderr  # type: ignore[attr-defined]
+    assert done.returncode == 4, (done.returncode, done.stderr)
+    assert f"`kato --cluster {cluster.home}/cluster.yaml {holder}" in done.stderr
 
 
 class Paused:

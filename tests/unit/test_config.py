@@ -128,7 +128,11 @@ def test_login_settings_name_where_secrets_are_and_nodes_may_log_in_their_own_wa
     )  # fmt: skip
     assert cluster.ssh.given == {"user"}
     a, b = cluster.nodes
-    assert (a.user, a.identity_file, a.given) == ("admin", "/k/a", {"user", "identity_file"})
+    assert (a.user, a.identity_file, a.given) == (
+        "admin",
+        "/k/a",
+        frozenset({"user", "identity_file"}),
+    )
     assert (b.user, b.given) == (None, frozenset())
 
 

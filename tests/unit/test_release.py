@@ -59,12 +59,12 @@ def test_index_lists_every_reference_version_oldest_first(release_repo: Path) ->
 
 @pytest.mark.parametrize("form", ["path", "str", "file-url"])
 def test_release_loads_from_a_path_or_a_file_url(release_repo: Path, form: str) -> None:
-    location: str | Path = {
+    forms: dict[str, str | Path] = {
         "path": release_repo,
         "str": str(release_repo),
         "file-url": f"file://{release_repo}",
-    }[form]
-    release = load_release(location, "1.1.0")
+    }
+    release = load_release(forms[form], "1.1.0")
     assert (release.platform, release.version) == ("kato-reference", "1.1.0")
     assert set(release.roles) == ROLES
     router = release.roles["router"]

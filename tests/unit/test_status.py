@@ -29,7 +29,7 @@ def test_one_agent_call_per_node_once_the_agent_is_there() -> None:
 def test_a_live_lock_is_shown_as_held() -> None:
     found = status_with_lock(heartbeat_age=1)
     assert found.lock is not None and found.lock["owner"] == "me@core"
-    assert found.lock["started_at"].startswith("20")
+    assert str(found.lock["started_at"]).startswith("20")
     assert found.lock_expired is None
 
 
@@ -37,7 +37,7 @@ def test_an_expired_lock_is_not_held_but_its_record_is_shown() -> None:
     found = status_with_lock(heartbeat_age=61)  # older than its TTL (60 s)
     assert found.lock is None
     assert found.lock_expired is not None and found.lock_expired["id"] == "x"
-    assert found.lock_expired["heartbeat_at"].startswith("20")
+    assert str(found.lock_expired["heartbeat_at"]).startswith("20")
 
 
 def status_with_lock(heartbeat_age: float) -> ClusterStatus:

@@ -17,7 +17,7 @@ from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.errors import Interrupted, UsageError
 from kato.roles import Health, Role
-from tests.fakes import FakeCluster
+from tests.fakes import FakeCluster, FakeNode
 
 NODES = ["node1", "node2", "node3", "node4", "node5"]
 WEB = Role("web", "serves", 1, ("web.service",), Health(0.3, http="http://x/"), {}, True, {})
@@ -197,15 +197,18 @@ def test_all_or_nothing_undoes_every_node_newest_first(fake: FakeCluster) -> Non
     fake.nodes["node3"].sick_while = "/marker"
     undone: list[str] = []
     with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
-        changes = [
-            NodeChange(
-                n,
-                lambda n=n: int(bool(s.transport(n).run(("touch", "/marker")))),
-                undo=lambda n=n: (undone.append(n), s.transport(n).run(("rm", "/marker"))),
+
+        def change(n: str) -> NodeChange:
+            def undo() -> None:
+                undone.append(n)
+                s.transport(n).run(("rm", "/marker"))
+
+            return NodeChange(
+                n, lambda: int(bool(s.transport(n).run(("touch", "/marker")))), undo=undo,
                 restarts=(WEB,),
-            )
-            for n in NODES
-        ]
+            )  # fmt: skip
+
+        changes = [change(n) for n in NODES]
         report = rollout(s, changes, Batching(), undo_all=True)
     assert undone == ["node3", "node2", "node1"]
     assert [r.state for r in report.nodes][:3] == [UNDONE, UNDONE, UNDONE]
@@ -248,7 +251,11 @@ def restarts_of(fake: FakeCluster, node: str) -> int:
 
 def test_apply_lays_on_every_node_before_the_first_restart(fake: FakeCluster) -> None:
     order: list[str] = []
-    fake.answers.append(lambda n, argv, _: order.append(f"{n.name} {argv[0]}") or None)
+
+    def record(node: FakeNode, argv: tuple[str, ...], stdin: bytes | None) -> None:
+        order.append(f"{node.name} {argv[0]}")
+
+    fake.answers.append(record)
     with session(fake.cluster, ["kato", "test"], factory=fake.factory) as s:
         report = rollout(s, [laying(s, n) for n in NODES], Batching())
     assert report.done == {n: 1 for n in NODES} and report.exit_code == 0
@@ -311,7 +318,7 @@ def test_ctrl_c_between_two_batches_stops_before_the_next_and_puts_the_applied_b
     from kato.engine import rollout as engine
 
     batches_run: list[list[str]] = []
-    real = engine.in_parallel
+    real = parallel.in_parallel
 
     def then_ctrl_c(nodes, work, limit):  # type: ignore[no-untyped-def]
         ran = real(nodes, work, limit)

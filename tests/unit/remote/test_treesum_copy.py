@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,6 @@ def test_a_source_dir_swapped_for_a_link_mid_copy_leads_nowhere_outside_the_sour
         return walk
 
     for walker in ("walk", "fwalk"):  # whichever the copy walks with
-        monkeypatch.setattr(treesum.os, walker, swapping(getattr(treesum.os, walker)))
+        monkeypatch.setattr(os, walker, swapping(getattr(os, walker)))
     treesum.copy_files(str(src), str(dst), str(cache))
     assert (dst / "app" / "secret").read_bytes() == b"the app's own bytes"
