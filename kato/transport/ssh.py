@@ -56,7 +56,7 @@ class SshTransport:
         self._sudo_prefix = ""
         self._sudo_password: str | None = None
         self._client = self._connect()
-        self._liveness = Liveness(options.idle_timeout)
+        self.liveness = Liveness(options.idle_timeout)
         try:  # the login's user decides, also when it comes from ssh.config's User
             self._sudo_prefix, self._sudo_password = choose_sudo(
                 node, self._login_user, options.sudo_password, self._try_sudo
@@ -88,7 +88,10 @@ class SshTransport:
         line = command_line(argv)
         return line if raw else self._sudo_prefix + line
 
-    def _open(self, argv: Sequence[str], raw: bool = False) -> paramiko.Channel:
+    def open_channel(self, argv: Sequence[str], raw: bool = False) -> paramiko.Channel:
+        """A session running argv behind the login's sudo (its password written first): the
+        commands below, and a conversation with a program (ssh_link.py), start here. Whoever
+        reads from it tells `liveness` when the node was heard and calls `check_heard`."""
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise NodeUnreachable(self.node, "session", "the connection was closed")
@@ -116,10 +119,10 @@ class SshTransport:
         import paramiko
 
         started = time.monotonic()
-        channel = self._open(argv, raw)
+        channel = self.open_channel(argv, raw)
         # the node confirmed the channel: a sign of life, so a connection left idle longer than
         # the idle timeout (between two steps of a rollout) is not taken for a silent node
-        self._liveness.heard()
+        self.liveness.heard()
         stderr = bytearray()
         try:
             try:
@@ -141,8 +144,8 @@ class SshTransport:
                 stderr,
                 timeout,
                 idle,
-                self._liveness.heard,
-                self._check_heard,
+                self.liveness.heard,
+                self.check_heard,
             )
         except Silent:
             close_quietly(channel)
@@ -177,7 +180,7 @@ class SshTransport:
             raise RemoteCommandFailed(self.node, tuple(argv), status, stderr)
         return CommandResult(self.node, tuple(argv), status, stdout.text(), stderr, seconds)
 
-    def _check_heard(self, channel: paramiko.Channel) -> None:
+    def check_heard(self, channel: paramiko.Channel) -> None:
         """Silent when the node has sent nothing, not even a keepalive answer, for the idle
         timeout (a frozen node, a cut cable), however long the command may take."""
         if channel.eof_received or channel.closed:
@@ -185,7 +188,7 @@ class SshTransport:
         transport = self._client.get_transport()
         if (
             transport is not None
-            and self._liveness.silent_for(transport) > self.options.idle_timeout
+            and self.liveness.silent_for(transport) > self.options.idle_timeout
         ):
             raise Silent()
 
@@ -253,7 +256,7 @@ class SshTransport:
         read = local(source.read)
 
         def feed(channel: paramiko.Channel) -> None:
-            channel.settimeout(self._liveness.probe_every)
+            channel.settimeout(self.liveness.probe_every)
             waited_since = time.monotonic()
             while chunk := read(CHUNK):
                 view = memoryview(chunk)
@@ -261,7 +264,7 @@ class SshTransport:
                     try:
                         sent = channel.send(bytes(view[:SEND]))
                     except TimeoutError:
-                        self._check_heard(channel)
+                        self.check_heard(channel)
                         if time.monotonic() - waited_since > timeout:
                             raise
                         continue
@@ -269,7 +272,7 @@ class SshTransport:
                         raise EOFError("the channel closed")
                     view = view[sent:]
                     waited_since = time.monotonic()
-                    self._liveness.heard()
+                    self.liveness.heard()
 
         stdout = Collected(self.node, argv)
         status, stderr, seconds = self._exchange(argv, feed, stdout.write, timeout, idle=True)

@@ -57,9 +57,9 @@ class SshLink:
         self._transport = transport
         # the session is opened as every command's is (sudo, its password): NodeUnreachable when
         # the node does not answer, which Connections.call waits out for a rebooting node
-        self._channel: paramiko.Channel = transport._open(argv)  # noqa: SLF001
+        self._channel: paramiko.Channel = transport.open_channel(argv)
         self._channel.settimeout(SEND_TIMEOUT)
-        transport._liveness.heard()  # noqa: SLF001
+        transport.liveness.heard()
         self._pending = bytearray()
         self._stderr = bytearray()
 
@@ -80,7 +80,7 @@ class SshLink:
                     break
                 if self._channel.eof_received or self._channel.closed:
                     raise LinkBroken(f"the program ended: {self._said()}")
-                self._transport._check_heard(self._channel)  # noqa: SLF001
+                self._transport.check_heard(self._channel)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise LinkBroken(f"no answer within {timeout:g} s")
@@ -98,7 +98,7 @@ class SshLink:
     def _read_ready(self) -> None:
         while self._channel.recv_ready():
             self._pending += self._channel.recv(65536)
-            self._transport._liveness.heard()  # noqa: SLF001
+            self._transport.liveness.heard()
         while self._channel.recv_stderr_ready():
             self._stderr += self._channel.recv_stderr(STDERR_KEEP)
             del self._stderr[:-STDERR_KEEP]
