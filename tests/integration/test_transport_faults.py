@@ -40,7 +40,7 @@ def test_stream_in_bounds_the_answer_and_stream_out_to_a_file_does_not(
         node = conns.get("node3")
         flood = ("sh", "-c", f"cat >/dev/null; head -c {TOO_MUCH} /dev/zero")
         with pytest.raises(NodeOutputTooLarge) as refused:
-            node.stream_in(flood, io.BytesIO(b"input"))  # type: ignore[arg-type]
+            node.stream_in(flood, io.BytesIO(b"input"))
         assert refused.value.node == "node3" and refused.value.limit == OUTPUT_KEEP
         with pytest.raises(NodeOutputTooLarge):
             node.get("/dev/zero")  # a file read into memory: bounded like any answer
