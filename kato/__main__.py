@@ -1,5 +1,5 @@
 """`python -m kato` runs the command line."""
 
-from kato.cli.app import main
+from kato.cli.start import main
 
 main()

@@ -131,6 +131,22 @@ class RemoteCommandFailed(KatoError):
         self.stderr = stderr
 
 
+class NodeOutputTooLarge(KatoError):
+    """A command on a node sent more output than kato keeps in memory: a hostile or broken node
+    must not grow kato's memory without bound (bulk data streams to disk instead)."""
+
+    def __init__(self, node: str, argv: tuple[str, ...], limit: int) -> None:
+        super().__init__(
+            f"{node}: `{shown_command(argv)}` sent more than {limit >> 20} MiB of output, "
+            "the most kato keeps in memory for one command; it was stopped",
+            hint="check what runs on that node (a replaced program sends what kato's never "
+            "would); for `kato run`, write large output to a file on the node instead",
+        )
+        self.node = node
+        self.argv = argv
+        self.limit = limit
+
+
 class LockLost(KatoError):
     """This operation's lock was broken (or taken): it stopped before its next command."""
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kato.core_link import FLUSH, CoreLink
 from kato.errors import KatoError
 from kato.remote import layout, safe_write
 from kato.transport.base import Transport
@@ -62,17 +63,23 @@ class Journal:
     """Appends entries to the journal on the core node.
 
     `write` appends at once (one command; on disk when it returns). `add` costs no round trip:
-    the lines go down one open append stream to the core node (safe_write's `append-lines`,
-    which writes and fsyncs each line as it arrives), opened on the first `add` and ended by
-    `flush`, which returns once every line added is on disk. A kato killed mid-way leaves
+    the lines go down one open append stream to the core node, which writes and fsyncs each
+    line as it arrives: the operation's own program there (`link`, kato/core_link.py) while it
+    lives, else safe_write's `append-lines`, opened on the first `add` and ended by `flush`.
+    `flush` returns once every line added is on disk. A kato killed mid-way leaves
     every line up to its last flush, and in practice every line it had added until a few
     milliseconds before; `detach` ends the stream for good and hands back any lines it could
     not write, for the operation's last call (the lock's release) to write."""
 
-    def __init__(self, conns: Connections, core: str, patience: float = 120.0) -> None:
+    def __init__(
+        self, conns: Connections, core: str, patience: float = 120.0, link: CoreLink | None = None
+    ) -> None:
         self.conns = conns
         self.core = core
         self.patience = patience
+        # the operation's program on the core node, when it has one: the stream is then its
+        # input, and a flush one request there (no session, no python3 of its own)
+        self.link = link
         self._one_at_a_time = threading.Lock()
         self._state = threading.Condition()
         self._lines: list[bytes] = []  # added, not yet known to be on disk
@@ -125,22 +132,17 @@ class Journal:
         self.conns.call(self.core, lambda t: t.run(argv, stdin=stdin, timeout=30), self.patience)
 
     def _stream(self) -> None:
-        """The stream's thread: one command on the core node while lines keep coming; after a
-        failure every line not known written is sent again (a line may then appear twice)."""
-        argv = safe_write.append_lines_argv(JOURNAL_PATH)
+        """The stream's thread: the operation's program while it lives, else one command on the
+        core node while lines keep coming; after a failure (or the program's end) every line not
+        known written is sent again (a line may then appear twice)."""
         while True:
             failure: KatoError | None = None
             try:
-                done = self.conns.call(
-                    self.core,
-                    lambda t: t.stream_in(argv, _Feed(self)),  # type: ignore[arg-type]
-                    self.patience,
-                )
-                if not done.ok:
-                    failure = KatoError(
-                        f"the journal on {self.core} could not be written: {done.error_line}",
-                        hint="fix the journal's path on the core node, then run again",
-                    )
+                if self.link is not None and not self._through_link(self.link):
+                    self.link = None  # it broke: the same lines again, down a stream of their own
+                    continue
+                if self.link is None:
+                    failure = self._through_stream()
             except KatoError as exc:
                 failure = exc
             except Exception as exc:  # noqa: BLE001 - a flush waiting on this thread must learn it
@@ -155,14 +157,46 @@ class Journal:
                     self._state.notify_all()
                     return
 
+    def _through_link(self, link: CoreLink) -> bool:
+        """Lines down the program's input until a flush asks, then its answer; False when the
+        program broke (nothing it was given is known written). A journal it refused raises,
+        and the lines go by a stream of their own from then on, as before the program."""
+        feed = _Feed(self, prelude=b"")
+        while chunk := feed.read(1):
+            if not link.send(chunk):
+                return False
+        answer = link.ask(FLUSH)
+        if answer is None:
+            return False
+        if answer.get("error"):
+            self.link = None
+            raise _refused(self.core, str(answer["error"]))
+        return True
+
+    def _through_stream(self) -> KatoError | None:
+        argv = safe_write.append_lines_argv(JOURNAL_PATH)
+        done = self.conns.call(
+            self.core,
+            lambda t: t.stream_in(argv, _Feed(self)),  # type: ignore[arg-type]
+            self.patience,
+        )
+        return None if done.ok else _refused(self.core, done.error_line)
+
+
+def _refused(core: str, why: str) -> KatoError:
+    return KatoError(
+        f"the journal on {core} could not be written: {why}",
+        hint="fix the journal's path on the core node, then run again",
+    )
+
 
 class _Feed:
     """The open stream's stdin: safe_write's program, then each line as it is added, until a
     flush asks for the end."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, prelude: bytes | None = None) -> None:
         self.journal = journal
-        self.prelude = safe_write.prelude()
+        self.prelude = safe_write.prelude() if prelude is None else prelude
         with journal._state:
             journal._given = 0  # a stream tried again starts from the first unwritten line
 

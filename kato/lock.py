@@ -20,10 +20,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from kato import core_link
+from kato.core_link import CoreLink
 from kato.errors import KatoError, LockHeld, LockLost
-from kato.remote import layout, safe_write
+from kato.remote import core_lock, layout, safe_write
 from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
@@ -33,80 +36,9 @@ FORMAT = 1
 DEFAULT_TTL = float(os.environ.get("KATO_LOCK_TTL", "60"))  # seconds without a heartbeat
 PATIENCE = 120.0  # how long a held lock waits for a rebooting core node before giving up
 
-# Runs on the core node with python3: one read-modify-write under an exclusive flock.
-SCRIPT = r"""
-import fcntl, json, os, sys, time
-path = sys.argv[1]; op = sys.argv[2]; arg = json.loads(sys.argv[3])
-journal = sys.argv[4] if len(sys.argv) > 4 else None
-def journaled():
-    # stdin: safe_write's program (its length, a newline, the source), then the journal lines
-    n = int(sys.stdin.buffer.readline()); writer = {}
-    exec(compile(sys.stdin.buffer.read(n), "kato-safe-write", "exec"), writer)
-    return writer["append_line"], sys.stdin.buffer.read()
-os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-home = os.lstat(os.path.dirname(path))
-if (home.st_mode & 0o170000) != 0o040000 or home.st_uid != os.geteuid() or home.st_mode & 0o022:
-    sys.exit("refused: %s is not a directory of root's alone" % os.path.dirname(path))
-def under(name, flags, mode=0o600):
-    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-guard = os.fdopen(under(path + ".guard", os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a")
-fcntl.flock(guard, fcntl.LOCK_EX)
-now = time.time()
-try:
-    with os.fdopen(under(path, os.O_RDONLY)) as f: cur = json.load(f)
-except FileNotFoundError: cur = None
-except ValueError: cur = {"id": "corrupt", "heartbeat": 0, "ttl": 0}
-def write(d):
-    tmp = "%s.%s.tmp" % (path, os.urandom(8).hex())
-    with os.fdopen(under(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
-        json.dump(d, f); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-def alive(d): return d is not None and now - d.get("heartbeat", 0) <= d.get("ttl", 0)
-def takeable(d):
-    broken = (d or {}).get("broken") or {}
-    return not alive(d) or bool(broken.get("seen"))
-mine = cur is not None and cur.get("id") == arg.get("id")
-out = {"now": now, "lock": cur, "alive": alive(cur)}
-if op == "acquire":
-    if cur is not None and not mine and not takeable(cur):
-        out["result"] = "held"
-    else:
-        out["result"] = "acquired"
-        if journal:  # the operation's begin line, in the same call
-            append, begin = journaled(); begin = json.loads(begin)
-            if cur is not None and not mine: begin["took_over_lock"] = cur.get("id")
-            try: append(journal, (json.dumps(begin, sort_keys=True) + "\n").encode())
-            except Exception as exc: out["result"] = "refused"; out["error"] = str(exc)
-    if out["result"] == "acquired":
-        arg["started"] = cur["started"] if mine else now
-        arg["heartbeat"] = now
-        write(arg); out["lock"] = arg
-        out["taken_over"] = None if mine else cur
-elif op in ("heartbeat", "fence"):
-    if not mine: out["result"] = "lost"
-    elif cur.get("broken"):
-        if op == "fence": cur["broken"]["seen"] = now
-        else: cur["heartbeat"] = now
-        write(cur); out["result"] = "broken"
-    else:
-        if op == "heartbeat": cur["heartbeat"] = now; write(cur)
-        out["result"] = "ok"
-elif op == "break":
-    if not mine: out["result"] = "absent"
-    elif arg.get("gone") or not alive(cur) or (cur.get("broken") or {}).get("seen"):
-        os.unlink(path); out["result"] = "released"
-    else:
-        cur["broken"] = {"by": arg["by"], "at": now}; write(cur); out["result"] = "marked"
-elif op == "release":
-    if journal:  # the operation's last lines (its end), in the same call
-        append, last = journaled()
-        try: append(journal, last)
-        except Exception as exc: out["error"] = str(exc)
-    if mine: os.unlink(path); out["result"] = "released"
-    else: out["result"] = "absent"
-else: out["result"] = "status"
-print(json.dumps(out))
-"""
+# Runs on the core node with python3: one read-modify-write under an exclusive flock, or the
+# operation's one program there (`link`): kato/remote/core_lock.py.
+SCRIPT = Path(core_lock.__file__).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -182,6 +114,9 @@ class ClusterLock:
         self.broken: dict[str, Any] | None = None  # who broke this lock, and when
         self._fencing = threading.Lock()
         self._fenced_at = -1.0  # when the last check that found the lock ours began
+        # the operation's program on the core node, from the acquire to the release (None: the
+        # one-shot calls, as when it broke)
+        self.link: CoreLink | None = None
 
     @property
     def id(self) -> str:
@@ -210,11 +145,20 @@ class ClusterLock:
         self._thread.start()
 
     def _acquire(self, core: Transport, begin: dict[str, Any] | None) -> dict[str, Any]:
-        line = None
-        if begin is not None:  # stamped when it is written, not when the wait began
-            stamped = {**begin, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            line = json.dumps(stamped, sort_keys=True).encode()
-        return _call(core, "acquire", self.record, line)
+        if begin is None:
+            return _call(core, "acquire", self.record)
+        # stamped when it is written, not when the wait began
+        stamped = {**begin, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        line = json.dumps(stamped, sort_keys=True).encode()
+        argv = ("python3", "-c", SCRIPT, LOCK_PATH, "link", json.dumps(self.record), layout.JOURNAL)
+        linked = core_link.start(core, argv, safe_write.prelude() + line + b"\n")
+        if linked is None:  # no conversation on this transport, or it broke: the one-shot call
+            return _call(core, "acquire", self.record, line)
+        self.link, answer = linked
+        if answer["result"] != "acquired":
+            self.link.close()  # the program has ended; the next try starts another
+            self.link = None
+        return dict(answer)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl / 4):
@@ -290,11 +234,24 @@ class ClusterLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        answer = self.conns.call(
-            self.core, lambda t: _call(t, "release", {"id": self.id}, journal or None), patience
-        )
+        answer = self._release_linked(patience, journal)
+        if answer is None:  # the program is gone (or the core node is): the one-shot call
+            answer = self.conns.call(
+                self.core, lambda t: _call(t, "release", {"id": self.id}, journal or None), patience
+            )
         if answer.get("error"):
             raise KatoError(
                 f"the journal on {self.core} could not be written: {answer['error']}",
                 hint="the lock was released; the journal lacks this operation's last lines",
             )
+
+    def _release_linked(self, patience: float, journal: bytes) -> dict[str, Any] | None:
+        """Release through the operation's program; None when there is none, it broke, or
+        `patience` is 0 (the core node is gone: do not wait for its answer)."""
+        link, self.link = self.link, None
+        if link is None:
+            return None
+        if patience <= 0:
+            link.close()
+            return None
+        return link.release(journal)

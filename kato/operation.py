@@ -102,7 +102,7 @@ def operation(
     held = lock.ClusterLock(conns, core, " ".join(masked), ttl=ttl)
     begin = journal.entry(held.id, "begin", command=masked, owner=held.record["owner"])
     held.acquire(wait=lock_wait, begin=begin)  # the core adds took_over_lock when it did
-    writer = Journal(conns, core)
+    writer = Journal(conns, core, link=held.link)  # the lock's program, when it has one
     conns.fence = held.fence
     op = Operation(held.id, masked, writer, held)
     started = time.monotonic()
@@ -180,8 +180,10 @@ def _end(
     op_conns = held.conns
     op_conns.fence = None
     core_lost = isinstance(failure, NodeUnreachable) and failure.node == core
-    if core_lost:
+    if core_lost:  # neither the stream nor the release waits for the program's answer
         writer.patience = 0.0
+        if held.link is not None:
+            held.link.close()
     end = journal.entry(op.id, "end", result=result, steps=op.steps, seconds=round(seconds, 3))
     try:
         held.release(

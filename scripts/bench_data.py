@@ -25,8 +25,9 @@ Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its 
 "exp CPU" and "imp CPU" are the CPU-seconds of one export and one import, kato's against the
 baseline's: the local process tree's (wait4) plus node1's (its cgroup's cpu.stat). Unlike the
 ratio of speeds they hardly move with the load of a shared machine. With --against DIR (another
-kato checkout), that kato's verify and import of the same archive are timed right after this
-one's in each run: a before/after interleaved on the same data.
+kato checkout), that kato's export of the same data dir, and its verify and import of the same
+archive, are timed right after this one's in each run: a before/after interleaved on the same
+data.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class Figures:
     import_rss: list[float] = field(default_factory=list)
     base_import_cpu: list[float] = field(default_factory=list)  # CPU-s of one import
     kato_import_cpu: list[float] = field(default_factory=list)
+    other_export: list[float] = field(default_factory=list)  # --against's kato, same data
+    other_export_cpu: list[float] = field(default_factory=list)
     other_import: list[float] = field(default_factory=list)  # --against's kato, same archive
     other_import_cpu: list[float] = field(default_factory=list)
     other_verify: list[float] = field(default_factory=list)  # --against's kato, same archive
@@ -155,6 +158,13 @@ def measure(
         figures.kato_export.append(data / seconds / 1e6)
         figures.kato_cpu.append(box.cpu)
         figures.export_rss.append(rss)
+        if against is not None:  # the other kato right after, interleaved run by run
+            other = work / "other.tar.zst"
+            seconds, _ = box.kato("data", "export", str(other), "--role", "filesystem",
+                                  checkout=against)  # fmt: skip
+            figures.other_export.append(data / seconds / 1e6)
+            figures.other_export_cpu.append(box.cpu)
+            other.unlink()
         figures.base_verify.append(box.pipeline(f"zstd -d -q -c {mine} | sha256sum >/dev/null"))
         figures.base_verify_cpu.append(box.cpu)
         seconds, rss = box.kato("data", "verify", str(mine))
@@ -263,6 +273,13 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
     for row in [header, *lines]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
     for data, f in rows:
+        if f.other_export:
+            print(
+                f"{data / 1e6:.0f} MB export, --against's kato: "
+                f"{med(f.other_export) / med(f.base_export):.2f}x the baseline, "
+                f"CPU {cpu(f.other_export_cpu, f.base_cpu)} (this kato: "
+                f"{med(f.kato_export) / med(f.base_export):.2f}x)"
+            )
         if f.other_import:
             print(
                 f"{data / 1e6:.0f} MB import, --against's kato: "
@@ -291,8 +308,9 @@ def main() -> int:
     parser.add_argument(
         "--against",
         type=Path,
-        help="Another kato checkout (e.g. `git archive main` unpacked): its import of the same "
-        "archive is timed right after this one's in every run, for a before/after.",
+        help="Another kato checkout (e.g. `git archive main` unpacked): its export of the same "
+        "data and its verify and import of the same archive are timed right after this one's "
+        "in every run, for a before/after.",
     )
     args = parser.parse_args()
     require_root("data")

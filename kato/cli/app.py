@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import sys
@@ -140,6 +141,13 @@ def main() -> None:
         if exc.code == ExitCode.INTERRUPTED:
             _interrupted()
         raise
+    finally:
+        # The interpreter's exit would walk every object kato and its libraries made (two
+        # full collections, about 0.05 s of CPU on every command). The command is over:
+        # freezing them skips those walks, while every exit step that can lose something
+        # still runs as before (threads joined, atexit handlers, logging flushed, stdout and
+        # stderr flushed, modules' finalizers). tests/cli/test_exit.py checks that.
+        gc.freeze()
 
 
 def _interrupted() -> None:

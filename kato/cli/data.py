@@ -160,8 +160,10 @@ def verify(
         from kato.config import DataLimits
         from kato.data import deep as deep_check
         from kato.data.limits import resolved
+        from kato.data.source import archive_file
         from kato.data.verify import verify_archive
 
+        archive_file(archive)  # a pipe, a directory or a dangling link is named as such
         if deep:
             cluster = load_cluster()
             within = resolved(cluster.data, max_entries, max_ratio)

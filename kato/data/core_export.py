@@ -14,6 +14,7 @@ from kato.data import archive
 from kato.data.manifest import Manifest, Member
 from kato.data.node_export import ExportFailed
 from kato.data.selection import DataDir
+from kato.data.writeback import WriteBack
 from kato.errors import NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
@@ -47,7 +48,7 @@ def write(
     """Fill `temp` with the archive of `sources` (facts: each one's mode and owner); the
     caller verifies it whole."""
     created = int(datetime.fromisoformat(meta.created).timestamp())
-    with temp.open("r+b") as file:
+    with temp.open("r+b") as file, WriteBack(file.fileno()):
         writer = archive.ArchiveWriter(file, compress, created)
         members = tuple(_read(conns, op, writer, s, facts[s], progress, warnings) for s in sources)
         manifest = Manifest(meta.format, meta.cluster, meta.platform_version,

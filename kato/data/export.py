@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from kato.config import Cluster, DataLimits
 from kato.connect import connections
 from kato.data import archive, core_export, limits, node_export
 from kato.data.core_export import read_argv
-from kato.data.limits import LimitExceeded, resolved
+from kato.data.limits import LimitExceeded, expansion_over, resolved
 from kato.data.manifest import FORMAT, MAX_MEMBERS, Manifest
 from kato.data.selection import DataDir, data_dirs, not_defined
 from kato.data.survey import DirFacts, dir_facts, survey
@@ -116,6 +117,7 @@ def export(
                     progress.step(f"verifying the archive ({temp.stat().st_size} bytes)")
                     _verify_own(temp, within)
                 result.bytes, result.manifest = temp.stat().st_size, manifest
+                result.warnings.extend(_over_limits(manifest, result.bytes, cluster))
                 _publish(temp, final, stdout)
             finally:
                 temp.unlink(missing_ok=True)
@@ -124,6 +126,21 @@ def export(
             result.data_bytes = sum(m.size for m in manifest.members)
             op.notes.extend(result.warnings)
     return result
+
+
+def _over_limits(manifest: Manifest, size: int, cluster: Cluster) -> list[str]:
+    """An archive kato wrote is complete and verified, but a sparse or very compressible data
+    dir can make it declare more than `kato data verify` and `import` accept by default: say
+    so now, not at restore time."""
+    over = expansion_over(manifest, size, cluster.data)
+    if over is None:
+        return []
+    ratio = math.ceil(sum(m.size for m in manifest.members) / max(size, 1))
+    return [
+        f"the archive {over}: it is complete and verified, but `kato data verify` and "
+        f"`kato data import` refuse it unless given --max-ratio {ratio} (or data.max_ratio: "
+        f"{ratio} in the cluster file)"
+    ]
 
 
 def _chosen(
@@ -250,8 +267,8 @@ def _write_failed(temp: Path, exc: archive.ArchiveWriteFailed) -> KatoError:
 def _not_verified(exc: ArchiveInvalid) -> KatoError:
     return KatoError(
         f"the archive just written does not verify: {exc.member}: {exc.problem}",
-        hint="nothing was published; if a data dir holds a device node or a link "
-        "pointing out of it, move that out of the data dir and export again",
+        hint="nothing was published; if a data dir holds what is not data (a device node, a "
+        "fifo) or a link pointing out of it, move that out of the data dir and export again",
     )
 
 

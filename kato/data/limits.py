@@ -46,16 +46,23 @@ def check_expansion(
     manifest: Manifest, path: str, limits: DataLimits, shown: str | None = None
 ) -> None:
     """The declared bytes against the archive's own size, read from the manifest alone."""
+    over = expansion_over(manifest, os.stat(path).st_size, limits)
+    if over:
+        raise LimitExceeded(shown or path, over, "--max-ratio N", "max_ratio")
+
+
+def expansion_over(manifest: Manifest, size: int, limits: DataLimits) -> str | None:
+    """What an archive of `size` bytes with this manifest declares beyond the expansion
+    limit (None within it): an import's refusal, and an export's warning that its own
+    archive will need the limit raised (a sparse or very compressible data dir)."""
     declared = sum(m.size for m in manifest.members)
-    size = max(os.stat(path).st_size, 1)
+    size = max(size, 1)
     if declared > RATIO_FLOOR and declared > limits.max_ratio * size:
-        raise LimitExceeded(
-            shown or path,
+        return (
             f"declares {_mib(declared)} of data in {_mib(size)} of archive "
-            f"({declared / size:.0f} times its size; the limit is {limits.max_ratio:g})",
-            "--max-ratio N",
-            "max_ratio",
+            f"({declared / size:.0f} times its size; the limit is {limits.max_ratio:g})"
         )
+    return None
 
 
 def check_entries(manifest: Manifest, limits: DataLimits, shown: str) -> None:

@@ -20,6 +20,7 @@ from kato.data.frames import check_frames
 from kato.data.manifest import NAME, SLOT, Manifest, Member
 from kato.data.readback import Job, ReadBack
 from kato.data.selection import DataDir
+from kato.data.writeback import WriteBack
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
@@ -128,7 +129,7 @@ def _assemble(
     mtime = int(datetime.fromisoformat(meta.created).timestamp())
     frames: list[tuple[int, bytes]] = []
     members: list[tuple[Member, Job]] = []
-    with temp.open("r+b", buffering=0) as file:
+    with temp.open("r+b", buffering=0) as file, WriteBack(file.fileno()):
         writer = ArchiveWriter(file, "zstd", mtime)
         try:
             for index, source in enumerate(sources):

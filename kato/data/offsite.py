@@ -87,6 +87,26 @@ def rclone_base(cluster: Cluster) -> tuple[str, ...]:
     return ("rclone", "--config", config, *_PATIENCE)
 
 
+def require_remote(cluster: Cluster, at: Location) -> None:
+    """Refuse a remote the rclone config does not define before anything runs: a typo in
+    `--to` would otherwise show only when the upload starts, after the whole export. rclone
+    itself lists the remotes (a file's go by their exact name; an RCLONE_CONFIG_NAME_TYPE
+    variable defines one too); when it cannot (an encrypted config without its password),
+    the upload will say why."""
+    done = local.run((*rclone_base(cluster), "listremotes"), timeout=60, check=False)
+    if not done.ok:
+        return
+    names = {line.strip().removesuffix(":") for line in done.stdout.splitlines() if line.strip()}
+    if at.remote in names or f"RCLONE_CONFIG_{at.remote.upper()}_TYPE" in os.environ:
+        return
+    raise UsageError(
+        f"no remote named {at.remote!r} in the rclone config {cluster.rclone_config}; "
+        "nothing was exported",
+        hint=f"its remotes: {', '.join(sorted(names)) or 'none'}; add one with "
+        f"`rclone config --config {cluster.rclone_config}`",
+    )
+
+
 def rclone(cluster: Cluster, *args: str, timeout: float = 24 * 3600.0) -> str:
     """rclone ARGS; its stdout, or OffsiteFailed with its last error line."""
     done = local.run((*rclone_base(cluster), *args), timeout=timeout, check=False)

@@ -42,7 +42,7 @@ def export_to(
     where = location(to, "--to")
     if dest == "-":
         raise UsageError("--to ships a file: DEST - has none", hint="export to a directory")
-    offsite.rclone_base(cluster)  # a missing config or rclone is refused before the export
+    offsite.require_remote(cluster, where)  # no config, rclone or remote: before the export
     done = exporting(cluster, dest, progress=progress, **export)
     if done.path is None:  # a dry run
         return Shipped(done, offsite.Upload("", where.join("NAME"), 0, "dry run"))

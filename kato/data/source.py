@@ -74,15 +74,33 @@ def local_archive(
         yield archive_file(source)
         return
     directory = spool or Path(tempfile.gettempdir())
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".kato-import-", suffix=".spool") as f:
-        if remote is None:
-            assert stdin is not None
-            progress.step("reading the archive from standard input")
-            shutil.copyfileobj(stdin, f, 1 << 20)
-        else:
-            _fetch(cluster, remote, only, f, progress)  # type: ignore[arg-type]
-        f.flush()
+    try:
+        spooled = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the with below closes it)
+            dir=directory, prefix=".kato-import-", suffix=".spool"
+        )
+    except OSError as exc:
+        raise _spool_failed(directory, exc) from None
+    with spooled as f:
+        try:
+            if remote is None:
+                assert stdin is not None
+                progress.step("reading the archive from standard input")
+                shutil.copyfileobj(stdin, f, 1 << 20)
+            else:
+                _fetch(cluster, remote, only, f, progress)  # type: ignore[arg-type]
+            f.flush()
+        except OSError as exc:  # the spool's disk is full, or gone
+            raise _spool_failed(directory, exc) from None
         yield Path(f.name)
+
+
+def _spool_failed(directory: Path, exc: OSError) -> KatoError:
+    return KatoError(
+        f"keeping the archive in {directory} failed: {exc.strerror}; nothing was imported "
+        "and the partial copy is removed",
+        hint="give --spool a directory with room for the whole archive (it is verified "
+        "whole before any node changes)",
+    )
 
 
 def archive_file(source: str) -> Path:

@@ -68,7 +68,11 @@ def _run(check: ArchiveCheck) -> None:
     """The archive's tar stream through `check`, piece by piece, as it is decompressed."""
     if not Path(check.real).is_file():
         raise ArchiveInvalid(check.shown, "archive", "no such file")
-    with open(check.real, "rb", buffering=0) as file:
+    try:
+        file = open(check.real, "rb", buffering=0)  # noqa: SIM115 (the with below closes it)
+    except OSError as exc:  # unreadable: not verified (so never counted, nor deleted by --keep)
+        raise ArchiveInvalid(check.shown, "archive", f"cannot be read: {exc.strerror}") from None
+    with file:
         stream = TarStream(file)
         try:
             for piece in stream.pieces():
@@ -78,6 +82,9 @@ def _run(check: ArchiveCheck) -> None:
         except Corrupt as exc:
             where = check.blame(stream.failed_at(check.position))
             raise ArchiveInvalid(check.shown, where, f"truncated or corrupt: {exc}") from None
+        except OSError as exc:  # a failing disk: what was read so far proves nothing
+            where = check.blame(check.position)
+            raise ArchiveInvalid(check.shown, where, f"reading failed: {exc.strerror}") from None
         finally:
             check.close()
     check.end()

@@ -42,7 +42,7 @@ import sys
 
 sys.path.insert(0, "/opt/kato/site")
 os.environ.setdefault("KATO_ROLES", "/opt/kato/roles")
-from kato.cli.app import main
+from kato.cli.start import main
 
 main()
 """

@@ -10,7 +10,6 @@ environment variables into the command line, which are the three things kato mus
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,16 @@ from kato.transport import ssh_library
 from kato.transport.base import CommandResult, SshOptions, command_line
 from kato.transport.liveness import Liveness
 from kato.transport.ssh_connect import close_all, login, through_jumps
-from kato.transport.ssh_exchange import CHUNK, LocalFailure, Silent, drain, local, settle
+from kato.transport.ssh_exchange import (
+    CHUNK,
+    Collected,
+    LocalFailure,
+    Silent,
+    close_quietly,
+    drain,
+    local,
+    settle,
+)
 from kato.transport.ssh_hostkeys import load_host_keys
 from kato.transport.ssh_route import route
 from kato.transport.ssh_sudo import WITH_PASSWORD, choose_sudo
@@ -48,7 +56,7 @@ class SshTransport:
         self._sudo_prefix = ""
         self._sudo_password: str | None = None
         self._client = self._connect()
-        self._liveness = Liveness(options.idle_timeout)
+        self.liveness = Liveness(options.idle_timeout)
         try:  # the login's user decides, also when it comes from ssh.config's User
             self._sudo_prefix, self._sudo_password = choose_sudo(
                 node, self._login_user, options.sudo_password, self._try_sudo
@@ -80,7 +88,10 @@ class SshTransport:
         line = command_line(argv)
         return line if raw else self._sudo_prefix + line
 
-    def _open(self, argv: Sequence[str], raw: bool = False) -> paramiko.Channel:
+    def open_channel(self, argv: Sequence[str], raw: bool = False) -> paramiko.Channel:
+        """A session running argv behind the login's sudo (its password written first): the
+        commands below, and a conversation with a program (ssh_link.py), start here. Whoever
+        reads from it tells `liveness` when the node was heard and calls `check_heard`."""
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise NodeUnreachable(self.node, "session", "the connection was closed")
@@ -108,16 +119,16 @@ class SshTransport:
         import paramiko
 
         started = time.monotonic()
-        channel = self._open(argv, raw)
+        channel = self.open_channel(argv, raw)
         # the node confirmed the channel: a sign of life, so a connection left idle longer than
         # the idle timeout (between two steps of a rollout) is not taken for a silent node
-        self._liveness.heard()
+        self.liveness.heard()
         stderr = bytearray()
         try:
             try:
                 feed(channel)
             except TimeoutError:
-                channel.close()
+                close_quietly(channel)
                 raise NodeUnreachable(
                     self.node, "command", "the node stopped reading its input"
                 ) from None
@@ -133,17 +144,17 @@ class SshTransport:
                 stderr,
                 timeout,
                 idle,
-                self._liveness.heard,
-                self._check_heard,
+                self.liveness.heard,
+                self.check_heard,
             )
         except Silent:
-            channel.close()
+            close_quietly(channel)
             raise self._silent() from None
         except LocalFailure as failure:
             raise failure.original from None  # our sink or source failed, not the node
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            channel.close()
-            raise NodeUnreachable(self.node, "transfer", f"the connection failed: {exc}") from None
+            close_quietly(channel)
+            raise self._lost(exc) from None
         return status, stderr.decode(errors="replace"), time.monotonic() - started
 
     def run(
@@ -156,22 +167,20 @@ class SshTransport:
         raw: bool = False,
     ) -> CommandResult:
         """Run argv (through sudo unless root, or `raw`) and wait for it to finish."""
-        stdout = bytearray()
+        stdout = Collected(self.node, argv)
         status, stderr, seconds = self._exchange(
             argv,
             lambda channel: channel.sendall(stdin) if stdin else None,
-            stdout.extend,
+            stdout.write,
             timeout or self.options.command_timeout,
             idle=False,
             raw=raw,
         )
         if check and status != 0:
             raise RemoteCommandFailed(self.node, tuple(argv), status, stderr)
-        return CommandResult(
-            self.node, tuple(argv), status, stdout.decode(errors="replace"), stderr, seconds
-        )
+        return CommandResult(self.node, tuple(argv), status, stdout.text(), stderr, seconds)
 
-    def _check_heard(self, channel: paramiko.Channel) -> None:
+    def check_heard(self, channel: paramiko.Channel) -> None:
         """Silent when the node has sent nothing, not even a keepalive answer, for the idle
         timeout (a frozen node, a cut cable), however long the command may take."""
         if channel.eof_received or channel.closed:
@@ -179,9 +188,21 @@ class SshTransport:
         transport = self._client.get_transport()
         if (
             transport is not None
-            and self._liveness.silent_for(transport) > self.options.idle_timeout
+            and self.liveness.silent_for(transport) > self.options.idle_timeout
         ):
             raise Silent()
+
+    def _lost(self, exc: BaseException) -> NodeUnreachable:
+        """The connection broke mid-command; paramiko's EOFError says nothing, so say what
+        it means rather than print an empty reason."""
+        reason = str(exc) or "the node closed it (it crashed, rebooted or was cut off)"
+        return NodeUnreachable(
+            self.node,
+            "transfer",
+            f"the connection failed: {reason}",
+            hint=f"check that {self.node} is up and answers (`kato status`), then run the "
+            "command again",
+        )
 
     def _silent(self) -> NodeUnreachable:
         seconds = f"{self.options.idle_timeout:g}"
@@ -203,11 +224,12 @@ class SshTransport:
         self.run(argv, stdin=b"%d\n" % len(program) + program + data)
 
     def get(self, path: str) -> bytes:
-        sink = io.BytesIO()
-        result = self.stream_out(("cat", "--", path), sink)
+        argv = ("cat", "--", path)
+        sink = Collected(self.node, argv)
+        result = self.stream_out(argv, sink)  # type: ignore[arg-type]
         if not result.ok:
             raise RemoteCommandFailed(self.node, result.argv, result.status, result.stderr)
-        return sink.getvalue()
+        return bytes(sink.data)
 
     def stream_out(
         self,
@@ -234,7 +256,7 @@ class SshTransport:
         read = local(source.read)
 
         def feed(channel: paramiko.Channel) -> None:
-            channel.settimeout(self._liveness.probe_every)
+            channel.settimeout(self.liveness.probe_every)
             waited_since = time.monotonic()
             while chunk := read(CHUNK):
                 view = memoryview(chunk)
@@ -242,7 +264,7 @@ class SshTransport:
                     try:
                         sent = channel.send(bytes(view[:SEND]))
                     except TimeoutError:
-                        self._check_heard(channel)
+                        self.check_heard(channel)
                         if time.monotonic() - waited_since > timeout:
                             raise
                         continue
@@ -250,13 +272,11 @@ class SshTransport:
                         raise EOFError("the channel closed")
                     view = view[sent:]
                     waited_since = time.monotonic()
-                    self._liveness.heard()
+                    self.liveness.heard()
 
-        stdout = bytearray()
-        status, stderr, seconds = self._exchange(argv, feed, stdout.extend, timeout, idle=True)
-        return CommandResult(
-            self.node, tuple(argv), status, stdout.decode(errors="replace"), stderr, seconds
-        )
+        stdout = Collected(self.node, argv)
+        status, stderr, seconds = self._exchange(argv, feed, stdout.write, timeout, idle=True)
+        return CommandResult(self.node, tuple(argv), status, stdout.text(), stderr, seconds)
 
     def close(self) -> None:
         self._client.close()

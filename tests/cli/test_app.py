@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,25 @@ def test_a_command_loads_its_own_cli_module_only() -> None:
     assert "kato.cli.data" in loaded, done.stdout
     assert not loaded & {"kato.cli.check", "kato.cli.sandbox", "kato.cli.upgrade", "kato.monitor"}
     assert not loaded & {"kato.sandbox", "paramiko", "cryptography"}
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (os.mkfifo, "is not a regular file (a device, pipe or socket)"),
+        (os.mkdir, "is a directory, not an archive file"),
+        (lambda p: os.symlink("/nowhere", p), "no such archive file"),
+    ],
+    ids=["fifo", "directory", "dangling-link"],
+)
+def test_verify_names_what_a_path_that_is_no_archive_file_is(
+    tmp_path: Path, make: Callable[[Path], object], said: str
+) -> None:
+    path = tmp_path / "kx1-20261201T040000Z.tar.zst"
+    make(path)
+    result = runner.invoke(app, ["data", "verify", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}" in result.output and said in result.output
 
 
 def test_status_names_an_expired_lock_left_on_the_core_node(

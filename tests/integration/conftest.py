@@ -79,7 +79,8 @@ class Cluster:
 
     @property
     def nodes(self) -> list[dict[str, object]]:
-        return list(self.status["nodes"])  # type: ignore[call-overload]
+        nodes: list[dict[str, object]] = list(self.status["nodes"])  # type: ignore[call-overload]
+        return nodes
 
     def address(self, node: str) -> str:
         return next(str(n["address"]) for n in self.nodes if n["name"] == node)
@@ -100,7 +101,7 @@ class Cluster:
         )
 
     def boot_id(self, node: str) -> str:
-        return self.host(node).file("/proc/sys/kernel/random/boot_id").content_string.strip()
+        return str(self.host(node).file("/proc/sys/kernel/random/boot_id").content_string).strip()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,11 @@ pytestmark = pytest.mark.integration
 Members = dict[str, bytes]
 
 
+def writing(data: bytes) -> Callable[[archive_.Sink], int]:
+    """A member's fill: these bytes, as they are."""
+    return lambda sink: sink.write(data)
+
+
 @pytest.fixture(scope="module")
 def good(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     shell(cluster, "node1", "mkdir -p /var/lib/kato/data/droplets/keep && "
@@ -56,7 +61,7 @@ def write(path: Path, manifest: Manifest, members: Members, fix_sums: bool = Tru
     with path.open("wb") as file:
         writer = archive_.ArchiveWriter(file, "none", 0)
         for name, data in members.items():
-            writer.add(name, lambda sink, data=data: sink.write(data))
+            writer.add(name, writing(data))
         writer.finish(replace(manifest, members=tuple(listed)))
     return path
 

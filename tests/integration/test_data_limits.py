@@ -203,3 +203,23 @@ def test_an_export_of_too_many_entries_is_refused_while_it_streams(
         assert archive.name.endswith(".tar.zst")
     finally:
         shell(cluster, "node1", f"rm -rf {many}")
+
+
+def test_an_export_the_default_limits_would_refuse_says_so(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A sparse file makes an honest archive declare thousands of times its size: the export
+    is complete and verified, but verify and import refuse it by default, so the export says
+    which --max-ratio they will need (and that ratio then lets them through)."""
+    sparse = "/var/lib/kato/data/droplets/sparse-limits"
+    shell(cluster, "node1", f"mkdir -p /var/lib/kato/data/droplets && truncate -s 1G {sparse}")
+    try:
+        done = on(cluster, "data", "export", str(tmp_path), "--only", "filesystem")
+        (archive,) = tmp_path.iterdir()
+        said = " ".join(done.stderr.split())
+        assert "complete and verified, but `kato data verify` and `kato data import`" in said
+        ratio = said.split("unless given --max-ratio ")[1].split()[0]
+        assert on(cluster, "data", "verify", str(archive), check=False).returncode == 7
+        assert on(cluster, "data", "verify", str(archive), "--max-ratio", ratio).returncode == 0
+    finally:
+        shell(cluster, "node1", f"rm -f {sparse}")

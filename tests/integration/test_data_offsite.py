@@ -190,3 +190,14 @@ def test_retention_off_site_never_counts_a_corrupted_copy_and_keeps_it_until_out
     # two newer copies verify: both older ones go, the corrupted one included
     assert older not in remote_files(remote) and newer not in remote_files(remote)
     assert third in remote_files(remote) and len(remote_files(remote)) == 2
+
+
+def test_a_remote_the_rclone_config_lacks_is_refused_before_anything_is_exported(
+    remote: Remote, tmp_path: Path
+) -> None:
+    done = remote.kato("data", "export", str(tmp_path), "--role", "redis", "--to",
+                       f"awya:{STORE}", check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "no remote named 'awya'" in done.stderr and "its remotes: away" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert "not locked" in remote.kato("lock", "status").stdout

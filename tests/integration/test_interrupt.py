@@ -8,6 +8,7 @@ Uses the session's sandbox and leaves it as it found it (no patch applied, route
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -132,7 +133,7 @@ def test_ctrl_c_mid_patch_install_undoes_exits_130_and_releases_the_lock(
     assert files(cluster) == before
     for router in ROUTERS:
         assert cluster.host(router).service("kato-router").is_running
-        wait_for(lambda r=router: healthy(cluster, r), f"{router} healthy")
+        wait_for(functools.partial(healthy, cluster, router), f"{router} healthy")
     state = json.loads(on(cluster, "lock", "status", "--json", check=True).stdout)
     assert state["record"] is None, state
     history = json.loads(on(cluster, "history", "--json", "--limit", "1", check=True).stdout)

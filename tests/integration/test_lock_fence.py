@@ -18,6 +18,7 @@ from tests.integration.test_core import _lock_holder, _wait_for_lock
 
 pytestmark = pytest.mark.integration
 MARK = "/root/kato-fence-mark"
+BEGAN = "/root/kato-fence-began"
 NODES = ("node1", "node2", "node3")
 
 
@@ -34,6 +35,18 @@ def rolling(path: Path, seconds: int, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         (*KATO, "--cluster", str(path), "run", "--serial", "1", "--", "sh", "-c",
          f"sleep {seconds}; touch {MARK}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def marking(cluster: Cluster, seconds: int, **env: str) -> subprocess.Popen[str]:
+    """A rolling run over the three nodes (marks cleared first), each node's command leaving
+    BEGAN when it starts and MARK when it is done, `seconds` later."""
+    for node in NODES:
+        cluster.ssh(node, f"rm -f {MARK} {BEGAN}")
+    return subprocess.Popen(
+        (*KATO, "--cluster", str(cluster.home / "cluster.yaml"), "run", "--serial", "1", "--",
+         "sh", "-c", f"touch {BEGAN}; sleep {seconds}; touch {MARK}"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     )  # fmt: skip
 
@@ -105,15 +118,8 @@ def test_a_holder_killed_mid_rollout_leaves_a_journal_that_shows_where_it_stoppe
     node2's command runs has node1's step on disk (written before node2 began), no `end`, and
     the next operation's begin (written by the lock's own call) names the lock it took over."""
     path = cluster.home / "cluster.yaml"
-    began = "/root/kato-fence-began"
-    for node in NODES:
-        cluster.ssh(node, f"rm -f {MARK} {began}")
-    holder = subprocess.Popen(
-        (*KATO, "--cluster", str(path), "run", "--serial", "1", "--", "sh", "-c",
-         f"touch {began}; sleep 30; touch {MARK}"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "KATO_LOCK_TTL": "4"},
-    )  # fmt: skip
+    began = BEGAN
+    holder = marking(cluster, 30, KATO_LOCK_TTL="4")
     try:
         record = _wait_for_lock(path)
         deadline = time.monotonic() + 120
@@ -136,4 +142,37 @@ def test_a_holder_killed_mid_rollout_leaves_a_journal_that_shows_where_it_stoppe
     entries = json.loads(on(path, "history", "--limit", "20", "--json").stdout)
     begins = [e for e in entries if e["event"] == "begin"]
     assert begins[-1]["took_over_lock"] == record["id"], begins[-1]
+    assert _lock_holder(path) is None
+
+
+def test_the_core_node_program_killed_mid_operation_loses_no_line_and_no_lock(
+    cluster: Cluster,
+) -> None:
+    """The operation's one program on the core node (lock, journal stream, release) killed -9
+    while node1's command runs: kato falls back to its separate calls, so every step and the
+    end are journaled, the lock stays its own until the end, then it is released."""
+    path = cluster.home / "cluster.yaml"
+    began = BEGAN
+    holder = marking(cluster, 3)
+    try:
+        record = _wait_for_lock(path)
+        deadline = time.monotonic() + 60
+        while not cluster.host("node1").file(began).exists:
+            assert holder.poll() is None and time.monotonic() < deadline, "node1 idle"
+            time.sleep(0.2)
+        killed = cluster.ssh("node1", "pkill -9 -f '/run/kato/lock link '")
+        assert killed.returncode == 0, "the operation's program was not running on the core node"
+        assert (_lock_holder(path) or {}).get("id") == record["id"]  # EOF released nothing
+        _, stderr = holder.communicate(timeout=120)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert holder.returncode == 0, stderr
+    assert marked(cluster) == list(NODES)
+    events = journal_of(path, str(record["id"]))
+    assert events[0]["event"] == "begin" and events[-1]["event"] == "end", events
+    # a line the program was handed but never confirmed is sent again: it may appear twice
+    steps = [e["node"] for e in events if e["event"] == "step"]
+    assert list(dict.fromkeys(steps)) == list(NODES), events
+    assert events[-1]["result"] == "ok"
     assert _lock_holder(path) is None

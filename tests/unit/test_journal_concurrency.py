@@ -26,7 +26,7 @@ def test_twenty_threads_never_hold_two_journal_sessions_at_once() -> None:
                 busy[0] -= 1
         return None  # then the fake appends it
 
-    fake.answers.append(slow)  # type: ignore[arg-type]
+    fake.answers.append(slow)
     with connections(fake.cluster, fake.factory) as conns:
         journal = Journal(conns, "node1")
         threads = [

@@ -154,3 +154,17 @@ def test_off_site_retention_deletes_nothing_when_no_copy_verifies(remote: list[s
         cluster, offsite.Location("away", "/srv"), 1, verifier=lambda name: "corrupt"
     )
     assert kept.deleted == () and len(kept.plan.invalid) == 3 and len(remote) == 3
+
+
+def test_export_to_a_remote_the_config_lacks_is_refused_before_exporting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "rclone.conf"
+    config.write_text("[away]\ntype = local\n")
+    cluster = parse({**CLUSTER, "offsite": {"rclone_config": str(config)}}, "c.yaml")
+    for typo in ("nope", "AWAY"):  # a file's remotes go by their exact name
+        with pytest.raises(UsageError, match=f"no remote named '{typo}' in the rclone config"):
+            shipping.export_to(cluster, str(tmp_path), f"{typo}:kato")  # no export: no nodes
+    offsite.require_remote(cluster, offsite.Location("away", "kato"))
+    monkeypatch.setenv("RCLONE_CONFIG_ELSEWHERE_TYPE", "local")  # defined by the environment
+    offsite.require_remote(cluster, offsite.Location("elsewhere", "kato"))

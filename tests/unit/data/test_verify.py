@@ -642,3 +642,50 @@ def test_visit_sees_only_stream_members(tmp_path: Path) -> None:
     write_archive(path, "none", GOOD)
     verify_archive(path, visit=visit)  # reads only part: verify still hashes the rest
     assert seen == [(STREAM.name, 100)]
+
+
+class FailingDisk:
+    """A file whose reads fail with EIO after `good` bytes, as a dying disk's do."""
+
+    def __init__(self, path: str, good: int) -> None:
+        self.file, self.good = open(path, "rb", buffering=0), good  # noqa: SIM115
+
+    def read(self, size: int = -1) -> bytes:
+        if self.file.tell() >= self.good:
+            raise OSError(5, "Input/output error")
+        return self.file.read(min(size, self.good - self.file.tell()))
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.file, name)
+
+    def __enter__(self) -> FailingDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def test_an_unreadable_or_failing_archive_file_is_refused_not_a_crash(
+    tmp_path: Path, compress: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`backups --verify` and `--keep` verify every archive in a directory: one that cannot be
+    read (permissions, a failing disk) must be reported as not verified, not end the run."""
+    import kato.data.verify as verify_module
+
+    path = tmp_path / "good"
+    write_archive(path, compress, GOOD)
+    size = path.stat().st_size
+
+    def denied(*args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(verify_module, "open", denied, raising=False)
+    assert_refused(path, "archive", "cannot be read: Permission denied")
+    monkeypatch.setattr(verify_module, "open", lambda p, *a, **k: FailingDisk(p, size // 2),
+                        raising=False)  # fmt: skip
+    assert "reading failed: Input/output error" in refused(path).problem

@@ -147,5 +147,6 @@ def test_data_dirs_measured_where_they_live_in_the_same_call(bundle: Path, root:
     moved_stat = (root / "mnt/ebs/moved").stat()
     assert moved["mode"] == "02750" and moved["size"] >= 300
     assert moved["owner"] == f"{(root / 'mnt/ebs/moved').stat().st_uid}:{moved_stat.st_gid}"
-    assert {"/mnt/ebs/moved", "/mnt/ebs", "/mnt"} <= set(found["space"])  # type: ignore[arg-type]
+    space = found["space"]
+    assert isinstance(space, dict) and {"/mnt/ebs/moved", "/mnt/ebs", "/mnt"} <= set(space)
     assert "dirs" not in facts(bundle, root, {"datadirs": True})

@@ -55,5 +55,5 @@ def test_the_wrapper_runs_the_installed_tree_with_its_roles() -> None:
     # a script like pip's console scripts: kato sees its own path as sys.argv[0] (cron lines)
     assert katonode.WRAPPER.startswith("#!/usr/bin/python3\n")
     assert 'sys.path.insert(0, "/opt/kato/site")' in katonode.WRAPPER
-    assert "from kato.cli.app import main" in katonode.WRAPPER
+    assert "from kato.cli.start import main" in katonode.WRAPPER
     assert "/opt/kato/roles" in katonode.WRAPPER

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from kato.errors import NodeUnreachable
-from kato.transport.ssh_exchange import drain, settle
+from kato.errors import NodeOutputTooLarge, NodeUnreachable
+from kato.transport.ssh_exchange import Collected, drain, settle
 
 
 class Transport:
@@ -94,3 +94,13 @@ def test_waiting_for_a_command_that_never_exits_is_bounded() -> None:
     channel.exit_status_ready = lambda: False  # type: ignore[method-assign]
     settle(channel, seconds=0.2)  # type: ignore[arg-type]
     assert channel.closed
+
+
+def test_collected_output_is_refused_past_its_limit_naming_node_and_limit() -> None:
+    collected = Collected("node2", ("node-facts",), limit=10)
+    collected.write(b"12345")
+    collected.write(b"67890")  # exactly the limit is kept
+    with pytest.raises(NodeOutputTooLarge) as refused:
+        collected.write(b"x")
+    assert refused.value.node == "node2" and "node-facts" in refused.value.message
+    assert collected.text() == "1234567890"
