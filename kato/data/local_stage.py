@@ -19,14 +19,21 @@ from kato.remote import safe_write
 from kato.transport.pool import Connections
 
 NOT_A_LINK = '[ ! -L "$1" ] || { echo "$1 is a symbolic link: refusing to switch it" >&2; exit 1; }'
-STAGE_TREE = (
-    'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; mkdir "$2"; '
-    'exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
+# The staging dir ($1): made 0700, or taken only as a real directory of ours that an earlier
+# member of this import made (0700 then too); a link planted at its name is refused, never
+# followed by a mkdir -p or a chmod (node_data.private_dir does the same for compressed members).
+PRIVATE_DIR = (
+    'set -eu; umask 077; mkdir -m 0700 -- "$1" 2>/dev/null || '
+    '{ [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u -- "$1")" = "$(id -u)" ]; } || '
+    '{ echo "$1 is not a directory of ours (a symbolic link?): refusing to stage into it" >&2; '
+    "exit 1; }; "
+)
+STAGE_TREE = PRIVATE_DIR + (
+    'mkdir -- "$2"; exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
     "--preserve-permissions"
 )
-STAGE_DUMP = (
-    'set -eu; umask 077; mkdir -p "$1"; chmod 0700 "$1"; cat >"$2"; '
-    'printf "%s  %s\\n" "$3" "$2" | sha256sum --check --status || '
+STAGE_DUMP = PRIVATE_DIR + (
+    'cat >"$2"; printf "%s  %s\\n" "$3" "$2" | sha256sum --check --status || '
     '{ echo "the staged copy does not match the archive (sha256)" >&2; exit 1; }'
 )
 
