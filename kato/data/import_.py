@@ -21,6 +21,7 @@ from kato.data.source import local_archive
 from kato.data.survey import Survey, free_beside, survey
 from kato.data.verify import read_manifest, verify_archive
 from kato.engine.session import Session, session
+from kato.errors import KatoError
 from kato.operation import Operation
 from kato.progress import Progress, SilentProgress
 from kato.transport.base import Transport
@@ -100,6 +101,7 @@ def import_file(
     if dry_run:
         return result
     groups, ahead = switch_plan.groups(placements, roles), switch_ahead.Ahead()
+    failure: KatoError | None = None
     try:
         # the switch's calls start (and wait, changing nothing) while the lock is taken
         ahead = switch_ahead.start(s.conns, groups)
@@ -112,9 +114,14 @@ def import_file(
             ahead.states = _stage(s.conns, op, path, checked, placements, progress, units)
             left = _left_stopped(journaled.result(), op, placements, result)
         switch.switch_all(s, groups, left, ahead)
+    except KatoError as exc:
+        failure = exc
+        raise
     finally:
         ahead.cancel()  # the standbys not used: they start nothing
-        switch.unstage(s.conns, groups)
+        kept = switch.unstage(s.conns, groups)
+        if failure is not None and kept:  # a node lost mid-way: what it keeps, the way on
+            failure.hint = "; ".join(filter(None, (failure.hint, switch.kept_staging(kept))))
     s.op.notes.extend(result.notes)
     return result
 

@@ -6,7 +6,6 @@ staged (switch_ahead.py). A failure puts back every data dir switched so far, ne
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 from kato.data import resume
@@ -216,10 +215,22 @@ def _roll_back(
     return None
 
 
-def unstage(conns: Connections, groups: Sequence[Group]) -> None:
-    """Remove the staging dirs where the switch's last call on the node did not (best effort:
-    an unreachable node keeps its own until cleanup)."""
+def unstage(conns: Connections, groups: Sequence[Group]) -> dict[str, tuple[str, ...]]:
+    """Remove the staging dirs where the switch's last call on the node did not (best effort);
+    the ones left, by node (an unreachable node keeps its own until `kato data cleanup`)."""
+    left: dict[str, tuple[str, ...]] = {}
     for group in groups:
         if group.unstage and not group.unstaged:
-            with contextlib.suppress(KatoError):
-                conns.get(group.node).run(("rm", "-rf", "--", *group.unstage), check=False)
+            try:
+                done = conns.get(group.node).run(("rm", "-rf", "--", *group.unstage), check=False)
+            except KatoError:
+                done = None
+            if done is None or not done.ok:
+                left[group.node] = group.unstage
+    return left
+
+
+def kept_staging(left: dict[str, tuple[str, ...]]) -> str:
+    """What a failed import says of the staging dirs it could not remove, and the way on."""
+    where = "; ".join(f"{node}: {' '.join(dirs)}" for node, dirs in sorted(left.items()))
+    return f"staging left on the node ({where}): `kato data cleanup` removes it once it answers"

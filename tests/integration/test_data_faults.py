@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import time
@@ -169,8 +170,6 @@ def test_an_import_whose_load_fails_puts_everything_back(
 
 
 def export_in_background(cluster: Cluster, dest: Path, **env: str) -> subprocess.Popen[str]:
-    import os
-
     return subprocess.Popen(
         ("timeout", "-s", "ABRT", "150", KATO[0], "-X", "faulthandler", *KATO[1:],
          "--cluster", str(cluster.home / "cluster.yaml"), "data", "export", str(dest),
@@ -243,6 +242,47 @@ def test_an_export_asks_only_the_nodes_carrying_its_roles(cluster: Cluster, tmp_
     assert "node2" in every.stderr and "nothing was changed" in every.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fs.tar.zst"]
     wait_healthy(cluster)
+
+
+def staged_bytes(cluster: Cluster) -> int:
+    """What node1's import staging dirs hold so far (0 when there are none)."""
+    said = shell(cluster, "node1", "du -sbc /var/lib/kato/data/.kato-import-* 2>/dev/null | "
+                 "tail -n1 | cut -f1")  # fmt: skip
+    return int(said.strip() or 0)
+
+
+def test_a_node_lost_while_an_import_stages_names_what_it_keeps_and_the_cleanup(
+    cluster: Cluster, big_droplet: None, tmp_path: Path
+) -> None:
+    on(cluster, "data", "export", str(tmp_path), "--only", "filesystem")
+    (archive,) = tmp_path.iterdir()
+    before = shell(cluster, "node1", UNCHANGED)
+    proc = subprocess.Popen(
+        (*KATO, "--cluster", str(cluster.home / "cluster.yaml"), "data", "import", str(archive)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "KATO_COMMAND_TIMEOUT": "5"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while staged_bytes(cluster) < 50 * 2**20:  # the member is streaming into node1's staging
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    kato("sandbox", "crash", "node1", "--name", cluster.name)
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        kato("sandbox", "start", "node1", "--name", cluster.name)
+    said = " ".join(stderr.split())
+    assert proc.returncode == 5, stderr
+    assert "staging left on the node (node1: /var/lib/kato/data/.kato-import-" in said, said
+    assert "`kato data cleanup` removes it once it answers" in said
+    wait_healthy(cluster)
+    state = json.loads(on(cluster, "lock", "status", "--json").stdout)
+    if state["record"] is not None:  # held by the import on the lost core node, now gone
+        on(cluster, "lock", "break", state["record"]["id"])
+    assert staged_bytes(cluster) > 0  # what the message named is there ...
+    on(cluster, "data", "cleanup")
+    assert staged_bytes(cluster) == 0  # ... and the way on it gave removes it
+    assert shell(cluster, "node1", UNCHANGED) == before  # nothing was switched
 
 
 def wait_healthy(cluster: Cluster) -> None:

@@ -12,7 +12,7 @@ from kato.config import DataLimits
 from kato.data.import_ import import_file
 from kato.data.switch_plan import UNSTAGE
 from kato.engine.session import session
-from kato.errors import ExitCode, KatoError
+from kato.errors import ExitCode, KatoError, NodeUnreachable
 from kato.remote.agent import AGENT
 from kato.role_definitions import DefinitionsUnknown
 from tests.fakes import FakeNode
@@ -150,3 +150,27 @@ def test_a_failed_staging_cancels_the_waiting_cycle_and_nothing_is_stopped(tmp_p
     assert world.fake.nodes["node1"].units[UNITS] == "active"
     assert not [e for e in world.fake.journal if e.get("action") == "stop"]
     assert [a[:3] for a in calls if a[:1] == ("rm",)] == [("rm", "-rf", "--")]  # unstaged
+
+
+class Lost(Staging):
+    """The node goes down while its member streams in."""
+
+    def __call__(
+        self, node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
+    ) -> tuple[int, str, str] | None:
+        if argv[:2] == ("python3", "-S") and argv[2].endswith("/node_data.py"):
+            node.down = True
+            raise NodeUnreachable(node.name, "transfer", "the connection closed while staging")
+        return None
+
+
+def test_a_node_lost_while_staging_names_the_staging_it_keeps_and_the_cleanup(
+    tmp_path: Path,
+) -> None:
+    world = Nodes()
+    with pytest.raises(NodeUnreachable) as caught:
+        one_node_import(tmp_path, world=world, staging=Lost())
+    hint = caught.value.hint or ""
+    assert "staging left on the node (node1: /var/lib/kato/data/.kato-import-" in hint, hint
+    assert "`kato data cleanup` removes it once it answers" in hint
+    assert caught.value.exit_code == ExitCode.UNREACHABLE
