@@ -90,26 +90,19 @@ def caller_gone(parent: int) -> bool:
 
 def run_commands(commands: list[dict[str, Any]], parent: int) -> dict[str, Any]:
     """Run each command in order; stop at the first that fails or outlives its timeout, and
-    before the next one when the caller is gone."""
+    before the next one when the caller is gone. A start that systemd refused for its start
+    rate limit is tried once more after resetting it (see rate_limited)."""
     seconds: list[float] = []
     for index, command in enumerate(commands):
         if caller_gone(parent):
             failed = {"index": index, "status": 125, "error": GONE, "stderr": GONE}
             return {"ran": index + 1, "failed": failed, "seconds": [*seconds, 0.0]}
         started = time.monotonic()
-        try:
-            done = subprocess.run(
-                command["argv"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                timeout=float(command.get("timeout", 600)),
-            )
-            status, said = done.returncode, done.stderr[-ERROR_KEEP:].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            status, said = 124, f"timed out after {command.get('timeout', 600)}s"
-        except OSError as exc:
-            status, said = 127, str(exc)
+        status, said = run_one(command)
+        limited = rate_limited(command["argv"]) if status != 0 else []
+        if limited:
+            subprocess.run(("systemctl", "reset-failed", "--", *limited), timeout=60, check=False)
+            status, said = run_one(command)
         seconds.append(round(time.monotonic() - started, 3))
         if status != 0:
             lines = said.strip().splitlines()
@@ -117,6 +110,46 @@ def run_commands(commands: list[dict[str, Any]], parent: int) -> dict[str, Any]:
             failed = {"index": index, "status": status, "error": error, "stderr": said}
             return {"ran": index + 1, "failed": failed, "seconds": seconds}
     return {"ran": len(commands), "failed": None, "seconds": seconds}
+
+
+def run_one(command: dict[str, Any]) -> tuple[int, str]:
+    """Run one command: its exit status and what it said on stderr (its end)."""
+    try:
+        done = subprocess.run(
+            command["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=float(command.get("timeout", 600)),
+        )
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {command.get('timeout', 600)}s"
+    except OSError as exc:
+        return 127, str(exc)
+    return done.returncode, done.stderr[-ERROR_KEEP:].decode(errors="replace")
+
+
+STARTS = ("start", "restart", "try-restart", "reload-or-restart")
+
+
+def rate_limited(argv: list[str]) -> list[str]:
+    """The units of a failed `systemctl start|restart [--] UNIT...` that systemd refused for
+    its start rate limit (Result=start-limit-hit: five starts in ten seconds, by default).
+    That limit stops a crash loop; kato's starts are an operator's, one per change, and an
+    import or a restart run soon after another (or the put-back of a failed one) must not
+    leave the role down for it, so such a start is tried once more after `reset-failed`, as
+    systemd's own message advises."""
+    if len(argv) < 3 or os.path.basename(argv[0]) != "systemctl" or argv[1] not in STARTS:
+        return []
+    hit = []
+    for unit in (a for a in argv[2:] if a != "--"):
+        shown = subprocess.run(
+            ("systemctl", "show", "--property=Result", "--value", "--", unit),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if shown.stdout.strip() == "start-limit-hit":
+            hit.append(unit)
+    return hit
 
 
 def wait_healthy(roles: dict[str, Any], parent: int, sleep: Any = time.sleep) -> dict[str, Any]:

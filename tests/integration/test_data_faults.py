@@ -285,6 +285,36 @@ def test_a_node_lost_while_an_import_stages_names_what_it_keeps_and_the_cleanup(
     assert shell(cluster, "node1", UNCHANGED) == before  # nothing was switched
 
 
+LIMIT = "/run/systemd/system/kato-filesystem.service.d/kato-test-limit.conf"
+
+
+def test_an_import_after_restarts_that_spent_the_start_rate_limit_still_starts_the_role(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """systemd refuses a sixth start within its window (a crash loop's guard); an import (and
+    the put-back of a failed one) right after five restarts must still start the role. The
+    window is made ten minutes for the test, so the five restarts are sure to count."""
+    on(cluster, "data", "export", str(tmp_path), "--only", "filesystem")
+    (archive,) = tmp_path.iterdir()
+    limit = "[Unit]\nStartLimitIntervalSec=600\nStartLimitBurst=5\n"
+    shell(cluster, "node1", f"mkdir -p {LIMIT.rsplit('/', 1)[0]} && printf '{limit}' >{LIMIT} "
+          "&& systemctl daemon-reload && systemctl reset-failed kato-filesystem.service && "
+          "for i in 1 2 3 4 5; do systemctl restart kato-filesystem.service; done")  # fmt: skip
+    try:
+        refused = cluster.ssh("node1", "systemctl restart kato-filesystem.service")
+        assert refused.returncode != 0 and "too often" in refused.stderr  # the limit is spent
+        shell(cluster, "node1", "systemctl reset-failed kato-filesystem.service && "
+              "for i in 1 2 3 4 5; do systemctl restart kato-filesystem.service; done")  # fmt: skip
+        done = on(cluster, "data", "import", str(archive), check=False)
+        assert done.returncode == 0, done.stderr
+        assert cluster.host("node1").service("kato-filesystem").is_running
+    finally:
+        shell(cluster, "node1", f"rm -f {LIMIT} && systemctl daemon-reload && "
+              "systemctl reset-failed kato-filesystem.service; "
+              "systemctl start kato-filesystem.service")  # fmt: skip
+        on(cluster, "data", "cleanup", check=False)
+
+
 def wait_healthy(cluster: Cluster) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -167,3 +167,57 @@ def test_between_polls_ends_as_soon_as_a_tcp_check_passes_and_only_while_quick()
     between_polls([check], 0.4, quick=False, sleep=slept.append)  # past the first second
     between_polls([{"command": ["true"]}], 0.3, quick=True, sleep=slept.append)  # a command
     assert slept == [0.4, 0.3]  # neither is tried alone: the pause is waited out
+
+
+def systemd_rate_limited(tmp_path: Path) -> dict[str, str]:
+    """An environment whose systemctl refuses the first start of a unit for its start rate
+    limit (Result=start-limit-hit, as systemd says it) until `reset-failed`; it logs each call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(
+        f"""#!/bin/sh
+echo "$*" >>{tmp_path}/calls
+case "$1" in
+start|restart)
+    [ -e {tmp_path}/reset ] && exit 0
+    echo "Job for $3 failed because start of the service was attempted too often." >&2
+    exit 1 ;;
+show) [ -e {tmp_path}/reset ] && echo success || echo start-limit-hit ;;
+reset-failed) touch {tmp_path}/reset ;;
+esac
+"""
+    )
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_start_refused_for_the_start_rate_limit_is_reset_and_tried_once_more(
+    tmp_path: Path,
+) -> None:
+    env = systemd_rate_limited(tmp_path)
+    start = {"argv": ["systemctl", "start", "--", "kato-web.service"], "timeout": 10}
+    answer = cycled({"commands": [start]}, env)
+    assert answer["ran"] == 1 and answer["failed"] is None
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "start -- kato-web.service",
+        "show --property=Result --value -- kato-web.service",
+        "reset-failed -- kato-web.service",
+        "start -- kato-web.service",
+    ]
+
+
+def test_any_other_failure_is_not_retried(tmp_path: Path) -> None:
+    env = systemd_rate_limited(tmp_path)
+    (tmp_path / "bin" / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >>{tmp_path}/calls\n[ "$1" = show ] && echo exit-code\nexit 1\n'
+    )
+    start = {"argv": ["systemctl", "start", "--", "kato-web.service"], "timeout": 10}
+    stop = {"argv": ["systemctl", "stop", "--", "kato-web.service"], "timeout": 10}
+    assert cycled({"commands": [start]}, env)["failed"]["index"] == 0
+    assert cycled({"commands": [stop]}, env)["failed"]["index"] == 0
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "start -- kato-web.service",
+        "show --property=Result --value -- kato-web.service",  # not the rate limit: no reset
+        "stop -- kato-web.service",  # not a start: not even asked
+    ]
