@@ -116,7 +116,12 @@ def _switch(
     transport = conns.get(node)  # fenced: the node changes only after this
     states = ahead.states.get(key) or _unit_states(transport, role)
     for _ in range(TRIES):
-        done = _decided(conns, op, group, progress, interrupted, states, ahead)
+        try:
+            done = _decided(conns, op, group, progress, interrupted, states, ahead)
+        except BaseException:
+            if group.touched:  # how far the node got is unknown: put back every data dir
+                group.switched = len(group.placements)  # (ROLLBACK skips one never moved)
+            raise
         if done.unexpected is None:
             break
         states = done.unexpected  # nothing ran: decide again from these
@@ -169,9 +174,12 @@ def _decided(
     expect = Expect(role.units, active)
     transport = conns.get(node)  # fenced (again, within the lock's reuse): the node changes next
     standby = ahead.take((node, role.name))
+    group.touched = True
     # not twice_harmless: a switch run again would move the new data aside
     done = standby.cycle(todo, roles, expect, twice_harmless=False) if standby else None
-    return done if done is not None else cycle(transport, todo, roles, expect)
+    done = done if done is not None else cycle(transport, todo, roles, expect)
+    group.touched = done.unexpected is None  # unexpected: the node ran nothing
+    return done
 
 
 def _unit_states(transport: Transport, role: Role) -> dict[str, str]:
@@ -189,7 +197,11 @@ def _roll_back(
 ) -> str | None:
     """Put the group's data dirs back (the role stopped, each switched dir put back newest
     first, the role started again if it ran: one call on the node, whose health answer the
-    verify then uses); None when done, else what is left to do by hand."""
+    verify then uses); None when done, else what is left to do by hand. A group the node
+    never ran any of (it failed before its request went, or the node answered that the role
+    was not as journaled) has nothing to put back: its role is left as it was."""
+    if not group.touched:
+        return None
     progress.step(f"{group.node}: putting {group.role.name}'s previous data back")
     back = [
         Command(("sh", "-c", ROLLBACK, "sh", p.target.path, p.previous))

@@ -53,6 +53,7 @@ class Group:
     placements: list[Placement]
     was_active: bool = False
     switched: int = 0
+    touched: bool = False  # a request went that the node may have run (some of): undo then
     unstage: tuple[str, ...] = ()  # the node's last group: its staging dirs, removed at the end
     unstaged: bool = False  # and they were: the import's own clean-up skips the node
 

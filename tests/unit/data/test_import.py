@@ -10,6 +10,7 @@ import pytest
 
 from kato.config import DataLimits
 from kato.data.import_ import import_file
+from kato.data.switch import ROLLBACK
 from kato.data.switch_plan import UNSTAGE
 from kato.engine.session import session
 from kato.errors import ExitCode, KatoError, NodeUnreachable
@@ -20,6 +21,7 @@ from tests.unit.data.build import Content, rich_tree, write_archive
 from tests.unit.data.survey_nodes import DROPLETS, Nodes
 
 UNITS = "kato-filesystem.service"
+Said = tuple[int, str, str] | None  # a fake node's answer (None: not this hook's)
 
 
 class Staging:
@@ -174,3 +176,46 @@ def test_a_node_lost_while_staging_names_the_staging_it_keeps_and_the_cleanup(
     assert "staging left on the node (node1: /var/lib/kato/data/.kato-import-" in hint, hint
     assert "`kato data cleanup` removes it once it answers" in hint
     assert caught.value.exit_code == ExitCode.UNREACHABLE
+
+
+def role_cycles_with_input(argv: tuple[str, ...], stdin: bytes | None) -> bool:
+    return argv[:2] == ("python3", "-S") and argv[2].endswith("/role_cycle.py") and bool(stdin)
+
+
+def test_a_switch_call_that_dies_unanswered_puts_back_every_data_dir(tmp_path: Path) -> None:
+    """The node may have moved the data dir aside before its program died: the undo puts back
+    every data dir of the role (a dir never moved is left alone by the put-back script)."""
+    world, died = Nodes(), list[str]()
+
+    def dies_once(
+        node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
+    ) -> tuple[int, str, str] | None:
+        if role_cycles_with_input(argv, stdin) and not died:
+            died.append(node.name)
+            return 255, "", "Killed"  # the program killed mid-switch: no answer
+        return None
+
+    world.fake.answers.append(dies_once)
+    with pytest.raises(KatoError):
+        one_node_import(tmp_path, world=world)
+    assert died == ["node1"]
+    put_back = [a for a in world.fake.ran("node1") if a[:3] == ("sh", "-c", ROLLBACK)]
+    assert [a[4] for a in put_back] == [DROPLETS]
+
+
+def test_a_role_that_keeps_changing_state_is_left_as_it_is(tmp_path: Path) -> None:
+    """Nothing ran on the node (it answered each time that the role was not as journaled):
+    the failed import's undo must not stop it either."""
+    world = Nodes()
+
+    def flips(
+        node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
+    ) -> tuple[int, str, str] | None:
+        if role_cycles_with_input(argv, stdin):  # something else starts or stops it again
+            node.units[UNITS] = "inactive" if node.units.get(UNITS) == "active" else "active"
+        return None
+
+    world.fake.answers.insert(0, flips)
+    with pytest.raises(KatoError, match="kept changing state"):
+        one_node_import(tmp_path, world=world)
+    assert not [a for a in world.fake.ran("node1") if a[:1] == ("systemctl",) and "stop" in a]
