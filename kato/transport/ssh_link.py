@@ -79,6 +79,9 @@ class SshLink:
                 if b"\n" in self._pending:
                     break
                 if self._channel.eof_received or self._channel.closed:
+                    self._read_ready()  # its last answer may have come with its end
+                    if b"\n" in self._pending:
+                        break
                     raise LinkBroken(f"the program ended: {self._said()}")
                 self._transport.check_heard(self._channel)
                 left = deadline - time.monotonic()
