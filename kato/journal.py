@@ -169,7 +169,10 @@ class Journal:
         if answer is None:
             return False
         if answer.get("error"):
+            # the program writes no journal line after one failed (the end lines of its release
+            # included): ended here, the lock's release goes by its own call, which writes them
             self.link = None
+            link.close()
             raise _refused(self.core, str(answer["error"]))
         return True
 

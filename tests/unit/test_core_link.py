@@ -12,6 +12,7 @@ import pytest
 
 from kato import core_link
 from kato.connect import connections
+from kato.errors import KatoError
 from kato.journal import JOURNAL_PATH
 from kato.lock import LOCK_PATH
 from kato.operation import Operation, operation
@@ -136,3 +137,33 @@ def test_a_program_that_never_answers_the_acquire_gives_way_to_the_one_shot_call
     # the lock was ours already: the one-shot acquire takes it again, and the begin may be twice
     assert separate_calls(fake)[0] == "acquire" and separate_calls(fake)[-1] == "release"
     assert [e["event"] for e in fake.journal][-3:] == ["begin", "step", "end"]
+
+
+def test_after_the_journal_refused_a_line_the_end_goes_by_the_release_call(
+    programs: tuple[FakeCluster, list[FakeProgram]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program writes no journal line after one failed (its release's end lines neither):
+    the lock's release then goes by its own call, which writes them."""
+    fake, started = programs
+    full = False
+    send = FakeProgram.send
+
+    def refusing(self: FakeProgram, data: bytes) -> None:
+        if not full:
+            return send(self, data)
+        for request in data.splitlines():  # lines dropped, as the real program does then
+            if request == b"flush":
+                self.answers.append({"result": "flushed", "error": "No space left on device"})
+            elif request == b"release":
+                self.answers.append({**self.fake._lock("release", self.record), "error": None})
+        return None
+
+    monkeypatch.setattr(FakeProgram, "send", refusing)
+    with pytest.raises(KatoError, match="No space left on device"), operation_on(fake) as op:
+        op.step("node2", "one", None, "ok", 0.0, durable=True)
+        full = True  # /var/log fills up for a moment ...
+        op.step("node2", "two", None, "ok", 0.0, durable=True)
+    # ... and has room again when the operation ends: its last lines are written
+    assert [e.get("step") for e in fake.journal if e["event"] == "step"] == ["one", "two"]
+    assert fake.journal[-1]["event"] == "end" and fake.lock is None
+    assert separate_calls(fake)[-1] == "release"
