@@ -16,8 +16,15 @@ times:
    `kato data cleanup` (not timed)
 
 Then, with --parallel SIZE, the same data dir on all three nodes (a copy of the cluster file
-gives node2 and node3 the filesystem role's data dir too), SIZE on each: `kato data export
---only filesystem` of node1 alone, then of the three nodes at once, --runs times.
+gives node2 and node3 the filesystem role's data dir too), SIZE on each, --runs times: the
+baseline's `ssh node1 tar | zstd -1 -T0 > FILE` alone, then the three nodes' pipelines at once
+(each to its own file, started together, waited together), then `kato data export --only
+filesystem` of node1 alone and of the three nodes at once. Printed: each one's ratio of three
+at once to alone, kato's three at once against the baseline's, and the CPU-seconds of one and
+of three (the local process tree's from wait4 plus the three nodes' cgroups', sshd included),
+with the floor those CPU-seconds set on this machine's cores: when three at once take about
+their CPU-seconds / cores, the machine's CPU is the bound, not kato's waiting.
+(--sizes none skips the single-node table.)
 
 Prints medians, with the 1-minute load average seen at the start of the runs (the machine may
 be shared); MB/s counts the data dir's bytes (10^6 bytes per MB), not the archive's.
@@ -86,7 +93,8 @@ class Figures:
 
 
 class Sandbox(Nodes):
-    cpu = 0.0  # CPU-seconds, here and on node1, of the last command timed
+    cpu = 0.0  # CPU-seconds, here and on the nodes counted, of the last command timed
+    counted: tuple[str, ...] = ("node1",)  # the nodes whose CPU `cpu` includes
 
     def kato(
         self, *args: str, cluster: str | None = None, checkout: Path | None = None
@@ -95,7 +103,7 @@ class Sandbox(Nodes):
         `checkout` when given, else this one); its CPU in `self.cpu`."""
         env = KATO_ENV if checkout is None else {**KATO_ENV, "PYTHONPATH": str(checkout)}
         with tempfile.TemporaryFile() as out:
-            started, node_cpu = time.monotonic(), node1_cpu()
+            started, node_cpu = time.monotonic(), nodes_cpu(self.counted)
             process = subprocess.Popen(
                 (*KATO, "--cluster", cluster or self.cluster, *args),
                 stdout=out,
@@ -105,7 +113,7 @@ class Sandbox(Nodes):
             )
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.monotonic() - started
-            self.cpu = usage.ru_utime + usage.ru_stime + node1_cpu() - node_cpu
+            self.cpu = usage.ru_utime + usage.ru_stime + nodes_cpu(self.counted) - node_cpu
             process.returncode = os.waitstatus_to_exitcode(status)
             if process.returncode != 0:
                 out.seek(0)
@@ -115,24 +123,28 @@ class Sandbox(Nodes):
 
     def pipeline(self, command: str) -> float:
         """Seconds of a shell pipeline; its CPU in `self.cpu`."""
-        started, node_cpu = time.monotonic(), node1_cpu()
+        started, node_cpu = time.monotonic(), nodes_cpu(self.counted)
         process = subprocess.Popen(("bash", "-o", "pipefail", "-c", command))
         _, status, usage = os.wait4(process.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"{command} exited {os.waitstatus_to_exitcode(status)}")
-        self.cpu = usage.ru_utime + usage.ru_stime + node1_cpu() - node_cpu
+        self.cpu = usage.ru_utime + usage.ru_stime + nodes_cpu(self.counted) - node_cpu
         return time.monotonic() - started
 
 
-def node1_cpu() -> float:
-    """node1's CPU-seconds so far, from its cgroup (kato sandbox's layout); 0 where unknown."""
-    node = f"kato-sandbox/{NAME}-node1/cpu.stat"
-    for stat in (CGROUPS / node, CGROUPS / "unified" / node):
-        if stat.exists():
-            for line in stat.read_text().splitlines():
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) / 1e6
-    return 0.0
+def nodes_cpu(nodes: tuple[str, ...]) -> float:
+    """The nodes' CPU-seconds so far (everything in each node, sshd included), from their
+    cgroups (kato sandbox's layout); a node's counts 0 where unknown."""
+    total = 0.0
+    for node in nodes:
+        name = f"kato-sandbox/{NAME}-{node}/cpu.stat"
+        for stat in (CGROUPS / name, CGROUPS / "unified" / name):
+            if stat.exists():
+                for line in stat.read_text().splitlines():
+                    if line.startswith("usage_usec "):
+                        total += int(line.split()[1]) / 1e6
+                break
+    return total
 
 
 def parse_size(text: str) -> int:
@@ -197,8 +209,38 @@ def measure(
     return data, figures
 
 
-def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
-    """node1 alone against node1, node2 and node3 at once, SIZE of data on each."""
+THREE = ("node1", "node2", "node3")
+
+
+@dataclass
+class Side:
+    """One exporter's (kato's or the baseline's) seconds and CPU-seconds: node1 alone and the
+    three nodes at once."""
+
+    name: str
+    alone: list[float] = field(default_factory=list)
+    three: list[float] = field(default_factory=list)
+    alone_cpu: list[float] = field(default_factory=list)
+    three_cpu: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        med = statistics.median
+        return (
+            f"  {self.name}: node1 alone {med(self.alone):.2f} s ({med(self.alone_cpu):.1f} "
+            f"CPU-s), three at once {med(self.three):.2f} s ({med(self.three_cpu):.1f} CPU-s): "
+            f"{med(self.three) / med(self.alone):.2f}x the time, "
+            f"{med(self.three_cpu) / med(self.alone_cpu):.2f}x the CPU; the CPU of three on "
+            f"{CORES} cores takes at least {med(self.three_cpu) / CORES:.2f} s = "
+            f"{med(self.three_cpu) / CORES / med(self.alone):.2f}x alone"
+        )
+
+
+CORES = os.cpu_count() or 1
+
+
+def three_node_cluster(box: Sandbox, size: int, work: Path) -> Path:
+    """A copy of the cluster file giving node2 and node3 the filesystem role too, and SIZE of
+    data in that role's data dir on all three nodes."""
     document = yaml.safe_load(Path(box.cluster).read_text())
     for node in document["nodes"]:
         if "filesystem" not in node["roles"]:
@@ -212,23 +254,64 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
     for node in ("node2", "node3"):
         script = f"mkdir -p {release} && echo {encoded} | base64 -d > {release}/role.yaml"
         box.ssh(script, node=node)
-    for node in ("node1", "node2", "node3"):
+    for node in THREE:
         box.ssh(FILL, DATA_DIR, str(size), node=node)
-    alone, together, load = [], [], []
+    return three
+
+
+def baseline_at_once(box: Sandbox, nodes: tuple[str, ...], work: Path) -> str:
+    """The baseline export of each node, `ssh NODE tar | zstd -1 -T0 > FILE` (a file each),
+    started together and waited together: one node's the same way, so both pay the same."""
+    jobs = "".join(
+        f"{{ ssh -F {box.ssh_config} {node} 'tar -cf - -C {DATA_DIR} .' "
+        f"| zstd -1 -T0 -q > {work / f'base-{node}.tar.zst'}; }} & p+=($!); "
+        for node in nodes
+    )
+    return f'p=(); {jobs}s=0; for q in "${{p[@]}}"; do wait "$q" || s=1; done; exit $s'
+
+
+def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
+    """node1 alone against node1, node2 and node3 at once, SIZE of data on each: the baseline's
+    pipelines and kato's export, in the same runs."""
+    three = three_node_cluster(box, size, work)
+    base, kato = Side("baseline `ssh tar | zstd -1 -T0`"), Side("kato data export          ")
+    load: list[float] = []
+    box.counted = THREE  # the machine's CPU: every node's, whichever exports
+    archive = work / "parallel.tar.zst"
     for _ in range(runs):
         load.append(os.getloadavg()[0])
-        for cluster, figures in ((box.cluster, alone), (str(three), together)):
-            archive = work / "parallel.tar.zst"
-            nodes = () if cluster == str(three) else ("--node", "node1")
-            figures.append(box.kato("data", "export", str(archive), "--role", "filesystem",
-                                    *nodes, cluster=cluster)[0])  # fmt: skip
+        for nodes, seconds, spent in ((("node1",), base.alone, base.alone_cpu),
+                                      (THREE, base.three, base.three_cpu)):  # fmt: skip
+            seconds.append(box.pipeline(baseline_at_once(box, nodes, work)))
+            spent.append(box.cpu)
+            for node in nodes:
+                (work / f"base-{node}.tar.zst").unlink()
+        for cluster, seconds, spent, only in (
+            (box.cluster, kato.alone, kato.alone_cpu, ("--node", "node1")),
+            (str(three), kato.three, kato.three_cpu, ()),
+        ):
+            seconds.append(box.kato("data", "export", str(archive), "--role", "filesystem",
+                                    *only, cluster=cluster)[0])  # fmt: skip
+            spent.append(box.cpu)
             archive.unlink()
+    box.counted = ("node1",)
     med = statistics.median
     print(
-        f"parallel export, {size / 1e6:.0f} MB on each node: node1 alone {med(alone):.2f} s, "
-        f"node1+node2+node3 at once {med(together):.2f} s: {med(together) / med(alone):.2f}x "
-        f"(load average {min(load):.1f}-{max(load):.1f})"
+        f"parallel export, {size / 1e6:.0f} MB on each node, medians of {runs} runs "
+        f"(load average {min(load):.1f}-{max(load):.1f}); CPU-s = this process tree's + the "
+        "three nodes' cgroups'"
     )
+    print(base.line())
+    print(kato.line())
+    print(
+        f"  kato's three at once against the baseline's three at once: "
+        f"{med(kato.three) / med(base.three):.2f}x the time, "
+        f"{med(kato.three_cpu) / med(base.three_cpu):.2f}x the CPU; kato's ratio "
+        f"{med(kato.three) / med(kato.alone):.2f}x against the baseline's "
+        f"{med(base.three) / med(base.alone):.2f}x"
+    )
+    print(json.dumps({"parallel": {"base": vars(base), "kato": vars(kato), "load": load}}),
+          file=sys.stderr)  # fmt: skip
     for node in ("node2", "node3"):
         box.ssh('rm -rf "$1"', DATA_DIR, node=node)
 
@@ -302,7 +385,9 @@ def report(rows: list[tuple[int, Figures]], runs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sizes", default="200M,2G", help="Data sizes, e.g. 200M,2G.")
+    parser.add_argument(
+        "--sizes", default="200M,2G", help="Data sizes, e.g. 200M,2G (none: no single-node table)."
+    )
     parser.add_argument("--work", default="/var/tmp", help="Where the archives are written.")
     parser.add_argument("--parallel", default="", help="Data per node for the 3-node export.")
     parser.add_argument(
@@ -314,8 +399,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     require_root("data")
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
-    need = 3 * max(sizes)  # two archives here; the node's copies live on the same disk
+    sizes = [] if args.sizes == "none" else [parse_size(s) for s in args.sizes.split(",")]
+    # two archives here; the node's copies live on the same disk (or three nodes' and four
+    # archives of the parallel runs)
+    need = max(3 * max(sizes, default=0), 7 * parse_size(args.parallel or "0"))
     if shutil.disk_usage(args.work).free < need:
         print(f"scripts/bench data: {args.work} needs {need // 10**9} GB free", file=sys.stderr)
         return 1
@@ -328,8 +415,9 @@ def main() -> int:
             subprocess.run((sys.executable, "-m", "compileall", "-q", *map(str, packages)),
                            check=True)  # fmt: skip
             box = Sandbox(info)
-            report([measure(box, size, args.runs, work, args.against) for size in sizes],
-                   args.runs)  # fmt: skip
+            if sizes:
+                report([measure(box, size, args.runs, work, args.against) for size in sizes],
+                       args.runs)  # fmt: skip
             if args.parallel:
                 measure_parallel(box, parse_size(args.parallel), args.runs, work)
             return 0
