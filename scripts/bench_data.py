@@ -33,8 +33,8 @@ Peak RSS is ru_maxrss of the kato process from wait4 (the largest of it and its 
 baseline's: the local process tree's (wait4) plus node1's (its cgroup's cpu.stat). Unlike the
 ratio of speeds they hardly move with the load of a shared machine. With --against DIR (another
 kato checkout), that kato's export of the same data dir, and its verify and import of the same
-archive, are timed right after this one's in each run: a before/after interleaved on the same
-data.
+archive, are timed right after this one's in each run (and with --parallel its exports of node1
+alone and of the three nodes): a before/after interleaved on the same data.
 """
 
 from __future__ import annotations
@@ -270,11 +270,15 @@ def baseline_at_once(box: Sandbox, nodes: tuple[str, ...], work: Path) -> str:
     return f'p=(); {jobs}s=0; for q in "${{p[@]}}"; do wait "$q" || s=1; done; exit $s'
 
 
-def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
+def measure_parallel(
+    box: Sandbox, size: int, runs: int, work: Path, against: Path | None = None
+) -> None:
     """node1 alone against node1, node2 and node3 at once, SIZE of data on each: the baseline's
-    pipelines and kato's export, in the same runs."""
+    pipelines and kato's export (and --against's kato right after), in the same runs."""
     three = three_node_cluster(box, size, work)
     base, kato = Side("baseline `ssh tar | zstd -1 -T0`"), Side("kato data export          ")
+    other = Side("--against's kato export   ")
+    katos = ((kato, None),) if against is None else ((kato, None), (other, against))
     load: list[float] = []
     box.counted = THREE  # the machine's CPU: every node's, whichever exports
     archive = work / "parallel.tar.zst"
@@ -286,14 +290,15 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
             spent.append(box.cpu)
             for node in nodes:
                 (work / f"base-{node}.tar.zst").unlink()
-        for cluster, seconds, spent, only in (
-            (box.cluster, kato.alone, kato.alone_cpu, ("--node", "node1")),
-            (str(three), kato.three, kato.three_cpu, ()),
-        ):
-            seconds.append(box.kato("data", "export", str(archive), "--role", "filesystem",
-                                    *only, cluster=cluster)[0])  # fmt: skip
-            spent.append(box.cpu)
-            archive.unlink()
+        for side, checkout in katos:
+            for cluster, seconds, spent, only in (
+                (box.cluster, side.alone, side.alone_cpu, ("--node", "node1")),
+                (str(three), side.three, side.three_cpu, ()),
+            ):
+                seconds.append(box.kato("data", "export", str(archive), "--role", "filesystem",
+                                        *only, cluster=cluster, checkout=checkout)[0])  # fmt: skip
+                spent.append(box.cpu)
+                archive.unlink()
     box.counted = ("node1",)
     med = statistics.median
     print(
@@ -303,6 +308,8 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
     )
     print(base.line())
     print(kato.line())
+    if against is not None:
+        print(other.line())
     print(
         f"  kato's three at once against the baseline's three at once: "
         f"{med(kato.three) / med(base.three):.2f}x the time, "
@@ -310,8 +317,8 @@ def measure_parallel(box: Sandbox, size: int, runs: int, work: Path) -> None:
         f"{med(kato.three) / med(kato.alone):.2f}x against the baseline's "
         f"{med(base.three) / med(base.alone):.2f}x"
     )
-    print(json.dumps({"parallel": {"base": vars(base), "kato": vars(kato), "load": load}}),
-          file=sys.stderr)  # fmt: skip
+    sides = {"base": vars(base), "kato": vars(kato), "other": vars(other), "load": load}
+    print(json.dumps({"parallel": sides}), file=sys.stderr)
     for node in ("node2", "node3"):
         box.ssh('rm -rf "$1"', DATA_DIR, node=node)
 
@@ -419,7 +426,7 @@ def main() -> int:
                 report([measure(box, size, args.runs, work, args.against) for size in sizes],
                        args.runs)  # fmt: skip
             if args.parallel:
-                measure_parallel(box, parse_size(args.parallel), args.runs, work)
+                measure_parallel(box, parse_size(args.parallel), args.runs, work, args.against)
             return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -6,7 +6,13 @@ kato wrote itself (manifest, headers, end) are read back after the fsync
 (frames.check_frames). Only an archive whose every byte was read back this way is published.
 The trees' entries are counted across the archive against the import limit
 (data.max_entries): a data dir of millions of files is refused while it streams, not hours
-later."""
+later.
+
+Several members are read back at once (WORKERS threads, each taking the next member in the
+archive's order): with several nodes exporting together, the members that waited in spool files
+land in the archive one right after the other at the end, and checking them one after the
+other left all but one core idle while the export waited for them (three nodes at once here:
+the read-backs of node2's and node3's members ran back to back after the last node was done)."""
 
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ from kato.transport import local
 CHUNK = 1 << 20
 COPY = 1 << 22  # bytes per sendfile call
 UNZSTD = ("zstd", "-d", "-q", "-c")
+# members read back at once: one per core, at most 4 (each holds about 6 MiB of buffers)
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(eq=False)
@@ -88,7 +96,8 @@ class _Held:
 
 
 class ReadBack:
-    """Checks the members of the archive at `path` one after the other in a thread."""
+    """Checks the members of the archive at `path`, up to `workers` at once (threads taking
+    the members in order)."""
 
     def __init__(
         self,
@@ -96,6 +105,7 @@ class ReadBack:
         shown: str,
         within: DataLimits = limits.UNLIMITED,
         failed: Callable[[], None] = lambda: None,
+        workers: int = WORKERS,
     ) -> None:
         """`within`: the entry limit across the trees; `failed()` is called at the first
         problem found (from the read-back thread), so the export can stop at once."""
@@ -103,11 +113,16 @@ class ReadBack:
         self.fd = os.open(path, os.O_RDONLY)
         self.cond = threading.Condition()
         self.jobs: list[Job] = []
+        self.next = 0  # the index of the next member a worker takes
         self.entries = 0  # in the trees checked so far
         self.failure: BaseException | None = None
         self.stopped = False
-        self.thread = threading.Thread(target=self._run, daemon=True, name="kato-readback")
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._run, daemon=True, name=f"kato-readback-{i}")
+            for i in range(max(1, workers))
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def begin(self, name: str, kind: str, start: int, shown: str = "") -> Job:
         job = Job(name, kind, start, shown or name, start)
@@ -130,7 +145,7 @@ class ReadBack:
         """Wait until every member was checked; raise the first problem found."""
         for job in list(self.jobs):
             while not job.checked.wait(1.0):
-                if self.failure is not None or not self.thread.is_alive():
+                if self.failure is not None or not any(t.is_alive() for t in self.threads):
                     break
         self.stop()
         if self.failure is not None:
@@ -144,34 +159,42 @@ class ReadBack:
                 return
             self.stopped = True
             self.cond.notify_all()
-        self.thread.join()
+        for thread in self.threads:
+            thread.join()
         os.close(self.fd)
 
     def _run(self) -> None:
-        index = 0
         try:
-            while True:
-                with self.cond:
-                    while index >= len(self.jobs) and not self.stopped:
-                        self.cond.wait()
-                    if index >= len(self.jobs):
-                        return
-                    job = self.jobs[index]
+            while (job := self._take()) is not None:
                 self._check(job)
                 job.checked.set()
-                index += 1
         except BaseException as exc:  # noqa: BLE001 (handed to the thread that waits)
             self._fail(exc)
 
+    def _take(self) -> Job | None:
+        """The next member to check, once the export has begun it (None once stopped)."""
+        with self.cond:
+            while self.next >= len(self.jobs) and not self.stopped:
+                self.cond.wait()
+            if self.next >= len(self.jobs):
+                return None
+            self.next += 1
+            return self.jobs[self.next - 1]
+
     def _fail(self, exc: BaseException) -> None:
-        if self.failure is None:
-            self.failure = exc
+        with self.cond:
+            first = self.failure is None
+            if first:
+                self.failure = exc
+        if first:
             self.failed()
 
     def _check(self, job: Job) -> None:
         tree = None
         if job.kind == "tree":
-            tree = TreeCheck(job.name, self.shown, self.within, self.entries)
+            with self.cond:  # the trees checked so far (those checked alongside: at its end)
+                before = self.entries
+            tree = TreeCheck(job.name, self.shown, self.within, before)
         held = _Held(tree)
         if unzstd.available():
             self._check_here(job, held)
@@ -277,12 +300,30 @@ class ReadBack:
                 while out.readinto(buffer):  # type: ignore[attr-defined]
                     pass
 
+    def _count(self, job: Job) -> None:
+        """Add a checked tree's entries to the archive's; past the limit, the refusal names
+        the tree at which the count passes it in the archive's order (trees checked at the
+        same time each counted only those finished before them while they streamed)."""
+        with self.cond:
+            self.entries += job.entries
+            if self.entries <= self.within.max_entries:
+                return
+            total, over = 0, job
+            for done in self.jobs:
+                total += done.entries
+                if total > self.within.max_entries:
+                    over = done
+                    break
+        refusal = limits.export_too_many_entries(over.shown, self.within)
+        self._fail(refusal)
+        raise refusal
+
     def _compare(self, job: Job, held: _Held) -> None:
         try:
             digest, zeros = held.digest(job.size)
             if held.tree is not None and digest:
                 job.entries = held.tree.finish()
-                self.entries += job.entries
+                self._count(job)
         except limits.LimitExceeded:
             self._fail(limits.export_too_many_entries(job.shown, self.within))
             raise
