@@ -42,9 +42,8 @@ class Staging:
             return None
         size, sha = argv[7], argv[8]
         units = self.seen or {u: node.units.get(u, "inactive") for u in argv[10:]}
-        units = None if self.silent else units
         said = {"size": int(size), "sha256": sha, "status": 1 if self.error else 0,
-                "error": self.error, "units": units}  # fmt: skip
+                "error": self.error, "units": None if self.silent else units}  # fmt: skip
         return 0, "", "KATO-RESULT " + json.dumps(said) + "\n"
 
 
