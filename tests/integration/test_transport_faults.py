@@ -20,6 +20,7 @@ from tests.integration.test_data import on
 
 pytestmark = pytest.mark.integration
 TOO_MUCH = f"{(OUTPUT_KEEP >> 20) + 6}M"  # a little over the limit
+REFUSALS = 8  # bounded refusals in a row on one connection (about 0.4 s each)
 
 
 def test_a_command_sending_more_than_the_limit_is_stopped_naming_node_and_limit(
@@ -42,15 +43,17 @@ def test_stream_in_bounds_the_answer_and_stream_out_to_a_file_does_not(
             done = node.stream_out(("head", "-c", TOO_MUCH, "/dev/zero"), sink)
         assert done.ok and (tmp_path / "big").stat().st_size == OUTPUT_KEEP + (6 << 20)
         flood = ("sh", "-c", f"cat >/dev/null; head -c {TOO_MUCH} /dev/zero")
-        with pytest.raises(NodeOutputTooLarge) as refused:
-            node.stream_in(flood, io.BytesIO(b"input"))
-        assert refused.value.node == "node3" and refused.value.limit == OUTPUT_KEEP
-        with pytest.raises(NodeOutputTooLarge):
-            node.get("/dev/zero")  # a file read into memory: bounded like any answer
-        # the node is still served: a later command (reconnecting, as every command may, if
-        # the node dropped the connection meanwhile; seen once in a full suite run)
-        said = conns.call("node3", lambda t: t.run(("echo", "still usable")), patience=30)
-        assert said.stdout == "still usable\n"
+        for _ in range(REFUSALS):
+            with pytest.raises(NodeOutputTooLarge) as refused:
+                node.stream_in(flood, io.BytesIO(b"input"))
+            assert refused.value.node == "node3" and refused.value.limit == OUTPUT_KEEP
+            with pytest.raises(NodeOutputTooLarge):
+                node.get("/dev/zero")  # a file read into memory: bounded like any answer
+        # the same connection still serves the node: a refused channel, closed while its data
+        # still arrives, no longer races paramiko's thread for its select() pipe (EBADF there
+        # closed the connection: once in a full suite run; in 1 of 10-80 refusal pairs at load
+        # 2-4, ssh_exchange.close_channel)
+        assert node.run(("echo", "still usable")).stdout == "still usable\n"
 
 
 class Endless(io.RawIOBase):
