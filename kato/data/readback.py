@@ -17,7 +17,6 @@ the read-backs of node2's and node3's members ran back to back after the last no
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from typing import IO
 from kato.config import DataLimits
 from kato.data import limits, unzstd
 from kato.data.archive import BLOCK
+from kato.data.held import Held
 from kato.data.tree_check import TreeCheck
 from kato.data.verify import ArchiveInvalid
 from kato.transport import local
@@ -55,44 +55,6 @@ class Job:
     sha256: str = ""
     entries: int = 0  # a tree's files, dirs and links, once checked
     checked: threading.Event = field(default_factory=threading.Event)
-
-
-class _Held:
-    """The decompressed member as it passes, in chunks: every byte but the last 511 seen is
-    hashed (and, for a tree, walked) at once; those may be the tar padding, since the
-    member's size is known only at its end. One hashlib call per chunk, no copy of it."""
-
-    HOLD = BLOCK - 1
-
-    def __init__(self, tree: TreeCheck | None) -> None:
-        self.sha, self.tree, self.total, self.held = hashlib.sha256(), tree, 0, b""
-
-    def push(self, chunk: memoryview) -> None:
-        self.total += len(chunk)
-        if len(chunk) >= self.HOLD:
-            self._release(self.held)
-            self._release(chunk[: len(chunk) - self.HOLD])
-            self.held = bytes(chunk[len(chunk) - self.HOLD :])
-        else:
-            joined = self.held + chunk
-            cut = max(0, len(joined) - self.HOLD)
-            self._release(joined[:cut])
-            self.held = joined[cut:]
-
-    def _release(self, data: bytes | memoryview) -> None:
-        if data:
-            self.sha.update(data)
-            if self.tree is not None:
-                self.tree.feed(data)
-
-    def digest(self, size: int) -> tuple[str, bool]:
-        """(sha256 of the first `size` bytes, whether everything after them is zeros); the
-        tree, if any, gets its last bytes."""
-        hashed = self.total - len(self.held)
-        if size < hashed:
-            return "", False
-        self._release(self.held[: size - hashed])
-        return self.sha.hexdigest(), not self.held[size - hashed :].strip(b"\0")
 
 
 class ReadBack:
@@ -195,14 +157,14 @@ class ReadBack:
             with self.cond:  # the trees checked so far (those checked alongside: at its end)
                 before = self.entries
             tree = TreeCheck(job.name, self.shown, self.within, before)
-        held = _Held(tree)
+        held = Held(tree)
         if unzstd.available():
             self._check_here(job, held)
         else:
             self._check_piped(job, held)
         self._compare(job, held)
 
-    def _check_here(self, job: Job, held: _Held) -> None:
+    def _check_here(self, job: Job, held: Held) -> None:
         """Decompress the member's bytes in this thread (libzstd) as they land in the file;
         every piece hashed and walked as it comes."""
         try:
@@ -239,7 +201,7 @@ class ReadBack:
                 return None
             return job.committed
 
-    def _check_piped(self, job: Job, held: _Held) -> None:
+    def _check_piped(self, job: Job, held: Held) -> None:
         """As _check_here, through `zstd -d` where libzstd cannot be loaded."""
         with tempfile.TemporaryFile() as errors:
             proc = local.filter_through(UNZSTD, errors)
@@ -278,9 +240,7 @@ class ReadBack:
                     raise ArchiveInvalid(self.shown, job.name, "shorter on disk than written")
                 position += sent
 
-    def _consume(
-        self, job: Job, out: IO[bytes], held: _Held, problems: list[BaseException]
-    ) -> None:
+    def _consume(self, job: Job, out: IO[bytes], held: Held, problems: list[BaseException]) -> None:
         """Read zstd's output into one reused buffer; hash and walk it as it comes."""
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
@@ -318,7 +278,7 @@ class ReadBack:
         self._fail(refusal)
         raise refusal
 
-    def _compare(self, job: Job, held: _Held) -> None:
+    def _compare(self, job: Job, held: Held) -> None:
         try:
             digest, zeros = held.digest(job.size)
             if held.tree is not None and digest:
