@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kato.data import archive
-from kato.data.placement import Placement
+from kato.data.placement import Placement, private_dir
 from kato.data.verify import HashingReader
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
@@ -19,15 +19,8 @@ from kato.remote import safe_write
 from kato.transport.pool import Connections
 
 NOT_A_LINK = '[ ! -L "$1" ] || { echo "$1 is a symbolic link: refusing to switch it" >&2; exit 1; }'
-# The staging dir ($1): made 0700, or taken only as a real directory of ours that an earlier
-# member of this import made (0700 then too); a link planted at its name is refused, never
-# followed by a mkdir -p or a chmod (node_data.private_dir does the same for compressed members).
-PRIVATE_DIR = (
-    'set -eu; umask 077; mkdir -m 0700 -- "$1" 2>/dev/null || '
-    '{ [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %u -- "$1")" = "$(id -u)" ]; } || '
-    '{ echo "$1 is not a directory of ours (a symbolic link?): refusing to stage into it" >&2; '
-    "exit 1; }; "
-)
+# The staging dir ($1): private, a link planted at its name refused (placement.private_dir).
+PRIVATE_DIR = "set -eu; umask 077; " + private_dir("$1", "stage into it")
 STAGE_TREE = PRIVATE_DIR + (
     'mkdir -- "$2"; exec tar --extract --file=- --directory="$2" --numeric-owner --same-owner '
     "--preserve-permissions"

@@ -16,6 +16,18 @@ STAGING = ".kato-import-"
 PREVIOUS = ".kato-previous-"
 
 
+def private_dir(var: str, purpose: str) -> str:
+    """Shell that makes the dir named by `var` 0700, or takes it only as a real directory of
+    ours that an earlier data dir of this import made (0700 then too). These dirs sit beside a
+    data dir, whose parent another user may be able to write: a link planted at the name is
+    refused, never followed by a mkdir -p or a chmod (node_data.private_dir does the same in
+    Python for compressed members)."""
+    ours = f'[ -d "{var}" ] && [ ! -L "{var}" ] && [ "$(stat -c %u -- "{var}")" = "$(id -u)" ]'
+    refuse = f"{var} is not a directory of ours (a symbolic link?): refusing to {purpose}"
+    made = f'mkdir -m 0700 -- "{var}" 2>/dev/null'
+    return f'{made} || {{ {ours}; }} || {{ echo "{refuse}" >&2; exit 1; }}; '
+
+
 @dataclass(frozen=True)
 class Placement:
     member: Member

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kato.data.placement import Placement
+from kato.data.placement import Placement, private_dir
 from kato.engine.cycle import Command
 from kato.errors import UsageError
 from kato.role_definitions import Definitions, role_of
@@ -18,7 +18,8 @@ LOAD_TIMEOUT = 24 * 3600.0  # a big database can take hours to load; the role is
 # copied; `.absent` records that there was none, so a rollback knows what to remove. A tree
 # brings its own mode and owner (its "." entry); a dump's new data dir gets the mode and owner
 # the export recorded, not the previous dir's.
-SWITCH = """
+SWITCH = (
+    """
 set -eu
 path=$1 staged=$2 previous=$3 kind=$4 mode=$5 owner=$6
 shift 6
@@ -26,8 +27,10 @@ if [ -L "$path" ]; then
     echo "$path is a symbolic link: refusing to switch it (nothing was changed)" >&2
     exit 1
 fi
-mkdir -p "${previous%/*}"
-chmod 0700 "${previous%/*}"
+kept=${previous%/*}
+"""
+    + private_dir("$kept", "move the data dir into it")
+    + """
 if [ -e "$path" ]; then
     mv "$path" "$previous"
 else
@@ -40,6 +43,7 @@ else
     "$@" "$path" <"$staged"
 fi
 """
+)
 UNSTAGE = 'rm -rf -- "$@" || true'
 
 
