@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from kato.errors import RemoteCommandFailed
 from kato.remote import layout
+from kato.remote import node_facts as node_side
 from kato.remote.agent import AGENT
 from kato.roles import Health, Role
 from kato.transport.base import CommandResult, Transport
@@ -36,13 +37,14 @@ platform_version: Fact[str | None] = Fact(("readlink", f"{RELEASES}/current"), _
 
 
 def unit_states(units: Sequence[str]) -> Fact[dict[str, str]]:
-    """systemctl is-active prints one state per unit, in order, whatever its exit status."""
+    """The units' states ("unknown" for one systemd said nothing of), parsed by the node
+    programs' own parser of `systemctl is-active` (one parser on both sides)."""
+    names = list(units)
 
     def parse(result: CommandResult) -> dict[str, str]:
-        states = result.stdout.split()
-        return {u: (states[i] if i < len(states) else "unknown") for i, u in enumerate(units)}
+        return node_side.parse_states(names, result.stdout)
 
-    return Fact(("systemctl", "is-active", "--", *units), parse)
+    return Fact(node_side.states_argv(names), parse)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from kato import facts
 from kato.data import resume
 from kato.data.switch_ahead import Ahead
 from kato.data.switch_plan import Group, commands, unit_command
@@ -19,8 +20,6 @@ from kato.engine.session import Session
 from kato.errors import KatoError, NodeUnreachable
 from kato.operation import Operation
 from kato.progress import Progress
-from kato.roles import Role
-from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 TRIES = 3  # decisions on a role's state before its flapping fails the import (nothing ran)
@@ -114,7 +113,7 @@ def _switch(
     node, role = group.node, group.role
     key = (node, role.name)
     transport = conns.get(node)  # fenced: the node changes only after this
-    states = ahead.states.get(key) or _unit_states(transport, role)
+    states = ahead.states.get(key) or facts.unit_states(role.units).gather(transport)
     for _ in range(TRIES):
         try:
             done = _decided(conns, op, group, progress, interrupted, states, ahead)
@@ -180,12 +179,6 @@ def _decided(
     done = done if done is not None else cycle(transport, todo, roles, expect)
     group.touched = done.unexpected is None  # unexpected: the node ran nothing
     return done
-
-
-def _unit_states(transport: Transport, role: Role) -> dict[str, str]:
-    """The role's units' states, asked of the node (staging did not report them)."""
-    said = transport.run(("systemctl", "is-active", "--", *role.units), check=False)
-    return dict(zip(role.units, said.stdout.split(), strict=False))
 
 
 def _shown(states: Mapping[str, str]) -> str:

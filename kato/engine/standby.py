@@ -8,7 +8,9 @@ The request goes only when the caller says so, after its own fence check: until 
 has changed nothing. A standby never used is cancelled (its input ends): the program exits
 starting nothing, as it does when kato dies or its connection closes. A standby that gave no
 answer (its program could not start, or died) is no answer at all: the caller makes the
-ordinary call instead, so a restart may run twice (harmless) but is never skipped.
+ordinary call instead, so a restart may run twice (harmless) but is never skipped. A request
+that must not run twice (an import's switch) is made again only when it never went down the
+channel: released to the standby is not sent (its channel may have died while it waited).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from kato.transport.base import CommandResult, Transport
 from kato.transport.pool import Connections
 
 WAIT = "--wait"
+UNANSWERED = (
+    "the request was sent to the node's waiting program, but the connection failed before "
+    "its answer came: the node may have run some of the commands"
+)
+UNANSWERED_HINT = "what the node did is unknown: check it (kato status) before going on"
 
 
 class _Held:
@@ -35,6 +42,8 @@ class _Held:
     def __init__(self) -> None:
         self._lines: queue.Queue[bytes] = queue.Queue(maxsize=1)
         self._ended = False
+        self.taken = False  # the transport took the line (to send it)
+        self.asked_again = False  # ... and asked for more: it had sent the whole line
 
     def release(self, line: bytes) -> bool:
         """Hand over `line` (b"": cancel); False when something already was."""
@@ -46,9 +55,12 @@ class _Held:
 
     def read(self, size: int = -1) -> bytes:
         if self._ended:
+            self.asked_again = self.taken
             return b""
         self._ended = True
-        return self._lines.get()
+        line = self._lines.get()
+        self.taken = bool(line)
+        return line
 
 
 class Standby:
@@ -62,7 +74,6 @@ class Standby:
         self.node = transport.node
         self.commands, self.roles = tuple(commands), tuple(roles)
         self._stdin = _Held()
-        self._sent = False
         self._result: CommandResult | None = None
         self._finished = threading.Event()
         idle = limit(commands, roles) + SLACK
@@ -90,22 +101,25 @@ class Standby:
         program gave none, which the caller must then ask for with an ordinary call.
         `commands`, `roles`: instead of those given at the start; `expect`: engine/cycle.py's.
         Not `twice_harmless` (commands that must not run again, an import's switch): None only
-        when the program had ended before the request went; an answer missing after it went
-        (the program died, the connection failed) raises as the ordinary call would, since the
-        node may have run some of the commands."""
+        when the request never went down the channel (the program had ended, or the channel
+        failed before it could take the request: nothing reached the node); an answer missing
+        after it went (the program died, the connection failed) raises as the ordinary call
+        would, saying the node may have run some of the commands."""
         commands = self.commands if commands is None else tuple(commands)
         roles = self.roles if roles is None else tuple(roles)
         line = json.dumps(request(commands, roles, expect)).encode() + b"\n"
-        ended_before = self._finished.is_set()
-        self._sent = self._stdin.release(line)
+        self._stdin.release(line)
         self._finished.wait()
         done = self._result
-        if self._sent and done is not None and done.ok and done.stdout.strip():
+        if self._stdin.taken and done is not None and done.ok and done.stdout.strip():
             return Cycled.of(commands, json.loads(done.stdout))
-        if twice_harmless or ended_before or not self._sent:
+        # the transport took the line and sent it whole: it returned (having fed its input to
+        # the end), or it failed after asking for more input
+        went = self._stdin.taken and (done is not None or self._stdin.asked_again)
+        if twice_harmless or not went:
             return None
         if done is None:
-            raise NodeUnreachable(self.node, "command", "the connection failed during the call")
+            raise NodeUnreachable(self.node, "command", UNANSWERED, hint=UNANSWERED_HINT)
         raise RemoteCommandFailed(self.node, done.argv[:3], done.status, done.stderr)
 
     def cancel(self, wait: float = 0.0) -> None:

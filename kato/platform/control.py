@@ -7,20 +7,22 @@ role is one rollout of the engine: start and stop go wide, a restart rolls one n
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kato import role_definitions
 from kato.config import Cluster
 from kato.connect import select_nodes
 from kato.engine.batches import Batching
-from kato.engine.health import wait_healthy
+from kato.engine.cycle import Command, HealthAnswer, cycle
 from kato.engine.rollout import NodeChange, rollout
 from kato.engine.session import Session, session
 from kato.errors import UsageError
-from kato.plan import Plan, PlanOutcome, Step, apply_step
+from kato.plan import Plan, PlanOutcome, Step
 from kato.role_definitions import ClusterRoles
 from kato.roles import Role, in_start_order
 from kato.transport.fanout import NodeFailure
+from kato.transport.pool import Factory, ssh_factory
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -86,11 +88,12 @@ def control(
     dry_run: bool = False,
     lock_wait: float = 0.0,
     command: list[str] | None = None,
+    factory: Factory = ssh_factory,
 ) -> ControlOutcome:
     nodes = [n.name for n in select_nodes(cluster, names)]
     succeeded: dict[str, int] = {}
     failed: dict[str, NodeFailure] = {}
-    with session(cluster, command or [], lock_wait=lock_wait) as s:
+    with session(cluster, command or [], lock_wait=lock_wait, factory=factory) as s:
         defined = role_definitions.of_nodes(cluster, s.conns, nodes)  # these connections
         chosen = chosen_roles(targets, defined.known())
         plan = plan_control(cluster, action, chosen, names, defined)
@@ -115,16 +118,22 @@ def control(
 
 def _change(s: Session, action: str, role: Role, step: Step) -> NodeChange:
     """A restart rolls (never every node of a serving role at once); start and stop go wide.
-    Nothing to undo: starting or stopping again is the way back."""
+    The command and the role's health wait (not for stop) are one call on the node
+    (engine/cycle.py), whose program tries a start that systemd refused for its start rate
+    limit once more after `reset-failed` (role_cycle.rate_limited says why), as the import's
+    switch and patch install's restarts do. Nothing to undo: starting or stopping again is
+    the way back."""
+    roles = () if action == "stop" else (role,)
+    health = HealthAnswer(s.conns, step.node, roles)
 
     def change() -> int:
-        apply_step(s.conns, s.op, step)
+        started = time.monotonic()
+        done = cycle(s.transport(step.node), [Command(step.argv)], roles)
+        done.raise_failed(step.node)
+        s.op.step(step.node, step.description, step.argv, "ok", time.monotonic() - started)
+        health.answer = done
         return 1
 
-    def verify() -> None:
-        if action != "stop":
-            wait_healthy(s.conns, step.node, (role,))
-
     return NodeChange(
-        step.node, change, verify=verify, restarts=(role,) if action == "restart" else ()
+        step.node, change, verify=health, restarts=(role,) if action == "restart" else ()
     )

@@ -203,13 +203,13 @@ def private_dir(path: str) -> str:
 
 def unit_states(units: list[str]) -> Callable[[], dict[str, str] | None]:
     """Ask systemd for the units' states now, in the background; the returned call collects
-    them ({unit: state}, None when there are no units or systemctl failed to answer)."""
+    them ({unit: state}, node_facts.py's parser; None: no units, or systemctl did not answer)."""
     if not units:
         return lambda: None
+    facts = beside("node_facts")
     try:
-        asked = subprocess.Popen(("systemctl", "is-active", "--", *units),
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL)  # fmt: skip
+        asked = subprocess.Popen(facts.states_argv(units), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
     except OSError:
         return lambda: None
 
@@ -219,8 +219,8 @@ def unit_states(units: list[str]) -> Callable[[], dict[str, str] | None]:
         except subprocess.TimeoutExpired:
             asked.kill()
             return None
-        states = out.decode(errors="replace").split()
-        return dict(zip(units, states, strict=True)) if len(states) == len(units) else None
+        states: dict[str, str] = facts.parse_states(units, out.decode(errors="replace"))
+        return None if facts.UNKNOWN in states.values() else states
 
     return collect
 
@@ -235,7 +235,7 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
         report(size=0, sha256="", status=1, error=refused)
         return 1
     states = unit_states(units or [])
-    member = _member_module().MemberCheck(kind, size, sha256, listed)
+    member = beside("node_member").MemberCheck(kind, size, sha256, listed)
     writer, said = None, None
     if kind == "tree":
         os.mkdir(staged, 0o700)
@@ -281,12 +281,12 @@ def import_(kind: str, directory: str, staged: str, size: int, sha256: str,
     return 1 if error else 0
 
 
-def _member_module() -> Any:
-    """node_member.py, beside this program on a node (a module of kato here)."""
+def beside(name: str) -> Any:
+    """A node program shipped beside this one on a node (a module of kato here)."""
     try:
-        return importlib.import_module("node_member")
+        return importlib.import_module(name)
     except ImportError:
-        return importlib.import_module("kato.remote.node_member")
+        return importlib.import_module(f"kato.remote.{name}")
 
 
 def held() -> bool:

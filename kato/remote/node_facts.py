@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 FORMAT = 1
@@ -41,6 +39,7 @@ CHECK_TIMEOUT = 5.0
 RELEASES = "var/lib/kato/releases"
 LOCK = "run/kato/lock"
 BOOT_ID = "proc/sys/kernel/random/boot_id"
+UNKNOWN = "unknown"  # a unit's state systemd did not say
 
 
 def read(path: str) -> str | None:
@@ -52,22 +51,33 @@ def read(path: str) -> str | None:
 
 
 def unit_states(units: list[str]) -> dict[str, str]:
-    """systemctl is-active prints one state per unit, in order, whatever its exit status."""
+    """The units' states, asked of systemd now (parsed by `parse_states`)."""
     if not units:
         return {}
     try:
-        done = subprocess.run(
-            ("systemctl", "is-active", "--", *units), capture_output=True, text=True, timeout=30
-        )
-        states = done.stdout.split()
+        done = subprocess.run(states_argv(units), capture_output=True, text=True, timeout=30)
+        said = done.stdout
     except (OSError, subprocess.SubprocessError):  # no systemd here: every state is unknown
-        states = []
-    return {u: (states[i] if i < len(states) else "unknown") for i, u in enumerate(units)}
+        said = ""
+    return parse_states(units, said)
+
+
+def states_argv(units: list[str]) -> tuple[str, ...]:
+    return ("systemctl", "is-active", "--", *units)
+
+
+def parse_states(units: list[str], said: str) -> dict[str, str]:
+    """systemctl is-active prints one state per unit, in order, whatever its exit status; a
+    unit it printed nothing for is "unknown". The one parser of that output: kato's side
+    (kato/facts.py) and the other node programs use it too."""
+    states = said.split()
+    return {u: (states[i] if i < len(states) else UNKNOWN) for i, u in enumerate(units)}
 
 
 def probe(health: dict[str, Any]) -> str | None:
     """None when the role's health check passes, else what failed (one line)."""
-    import urllib.error  # only when asked: most of this program's start-up otherwise
+    import socket  # only when asked: most of this program's start-up otherwise (other
+    import urllib.error  # node programs load this one for its parser alone)
     import urllib.request
 
     limit = min(float(health.get("timeout", CHECK_TIMEOUT)), CHECK_TIMEOUT)
@@ -145,6 +155,8 @@ def tree_size(path: str) -> int | None:
 
 def data_dirs(root: str) -> dict[str, Any]:
     """The data-dir record, read by datadirs.py (shipped beside this program)."""
+    from pathlib import Path
+
     import datadirs  # type: ignore[import-not-found]
 
     try:
@@ -222,6 +234,8 @@ def facts(request: dict[str, Any], root: str = "/") -> dict[str, Any]:
     if request.get("sizes"):
         out["sizes"] = {p: tree_size(root + p.lstrip("/")) for p in request["sizes"]}
     if request.get("patches") is not None:
+        from pathlib import Path
+
         import patch_records  # type: ignore[import-not-found]  # shipped beside this program
 
         node = patch_records.Node(Path(root))

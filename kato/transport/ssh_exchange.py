@@ -60,7 +60,31 @@ def close_quietly(channel: paramiko.Channel) -> None:
     import paramiko
 
     with suppress(OSError, EOFError, paramiko.SSHException):
-        channel.close()
+        close_channel(channel)
+
+
+def close_channel(channel: paramiko.Channel) -> None:
+    """Close a channel, perhaps mid-stream (an answer refused past its bound, a timeout), its
+    select() pipe first, while nothing can write to it. paramiko's Channel.close closes that
+    pipe (made by Channel.fileno) holding only the channel's lock, but the transport's thread
+    writes a byte to it holding a buffer's lock (BufferedPipe.feed) as data arrives: data still
+    arriving for the channel could meet a descriptor closed a moment before, and EBADF in that
+    thread ends the whole connection ("Socket exception: Bad file descriptor (9)"; seen in a
+    full suite run after two bounded refusals, reproduced by looping them at load 2-3), while
+    a descriptor reused meanwhile would get the byte. Holding the channel's lock and both
+    buffers' (paramiko's own order) makes the pipe's close atomic for every writer; closed, it
+    ignores later sets."""
+    # paramiko's private attributes (5.1: Channel._pipe, BufferedPipe._lock): where a release
+    # lacks them, the channel is closed as before
+    pipe = getattr(channel, "_pipe", None)
+    if pipe is not None:
+        stdout, stderr = channel.in_buffer, channel.in_stderr_buffer
+        if hasattr(stdout, "_lock") and hasattr(stderr, "_lock"):
+            with channel.lock, stdout._lock, stderr._lock:
+                if channel._pipe is pipe:  # type: ignore[attr-defined]
+                    channel._pipe = None  # type: ignore[attr-defined]
+                    pipe.close()
+    channel.close()
 
 
 R = TypeVar("R")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from kato.errors import NodeUnreachable
-from kato.transport.ssh_exchange import Silent
+from kato.transport.ssh_exchange import Silent, close_channel
 
 if TYPE_CHECKING:
     import paramiko
@@ -112,4 +112,4 @@ class SshLink:
 
     def close(self) -> None:
         """End the conversation: the program sees the end of its input."""
-        self._channel.close()
+        close_channel(self._channel)

@@ -294,33 +294,60 @@ def test_a_node_lost_while_an_import_stages_names_what_it_keeps_and_the_cleanup(
 
 
 LIMIT = "/run/systemd/system/kato-filesystem.service.d/kato-test-limit.conf"
+RESTARTS = "for i in 1 2 3 4 5; do systemctl restart kato-filesystem.service; done"
 
 
-def test_an_import_after_restarts_that_spent_the_start_rate_limit_still_starts_the_role(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    """systemd refuses a sixth start within its window (a crash loop's guard); an import (and
-    the put-back of a failed one) right after five restarts must still start the role. The
-    window is made ten minutes for the test, so the five restarts are sure to count."""
-    on(cluster, "data", "export", str(tmp_path), "--only", "filesystem")
-    (archive,) = tmp_path.iterdir()
+@pytest.fixture
+def start_limit_spent(cluster: Cluster) -> Iterator[None]:
+    """node1's filesystem role running with systemd's start rate limit spent: a sixth start
+    within its window is refused (a crash loop's guard). The window is made ten minutes for the
+    test, so the five restarts are sure to count; put back as it was at the end."""
     limit = "[Unit]\nStartLimitIntervalSec=600\nStartLimitBurst=5\n"
     shell(cluster, "node1", f"mkdir -p {LIMIT.rsplit('/', 1)[0]} && printf '{limit}' >{LIMIT} "
-          "&& systemctl daemon-reload && systemctl reset-failed kato-filesystem.service && "
-          "for i in 1 2 3 4 5; do systemctl restart kato-filesystem.service; done")  # fmt: skip
+          f"&& systemctl daemon-reload && systemctl reset-failed kato-filesystem.service && "
+          f"{RESTARTS}")  # fmt: skip
     try:
         refused = cluster.ssh("node1", "systemctl restart kato-filesystem.service")
         assert refused.returncode != 0 and "too often" in refused.stderr  # the limit is spent
-        shell(cluster, "node1", "systemctl reset-failed kato-filesystem.service && "
-              "for i in 1 2 3 4 5; do systemctl restart kato-filesystem.service; done")  # fmt: skip
-        done = on(cluster, "data", "import", str(archive), check=False)
-        assert done.returncode == 0, done.stderr
-        assert cluster.host("node1").service("kato-filesystem").is_running
+        shell(cluster, "node1", f"systemctl reset-failed kato-filesystem.service && {RESTARTS}")
+        yield
     finally:
         shell(cluster, "node1", f"rm -f {LIMIT} && systemctl daemon-reload && "
               "systemctl reset-failed kato-filesystem.service; "
               "systemctl start kato-filesystem.service")  # fmt: skip
+
+
+@pytest.mark.usefixtures("start_limit_spent")
+def test_an_import_after_restarts_that_spent_the_start_rate_limit_still_starts_the_role(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """An import (and the put-back of a failed one) right after five restarts must still start
+    the role."""
+    on(cluster, "data", "export", str(tmp_path), "--only", "filesystem")
+    (archive,) = tmp_path.iterdir()
+    try:
+        done = on(cluster, "data", "import", str(archive), check=False)
+        assert done.returncode == 0, done.stderr
+        assert cluster.host("node1").service("kato-filesystem").is_running
+    finally:
         on(cluster, "data", "cleanup", check=False)
+
+
+@pytest.mark.usefixtures("start_limit_spent")
+@pytest.mark.parametrize("action", ["restart", "start"])
+def test_kato_start_and_restart_after_restarts_that_spent_the_start_rate_limit(
+    cluster: Cluster, action: str
+) -> None:
+    """`kato restart` (and `kato start` of the role stopped since: a stop is no start) right
+    after five restarts starts the role, as the import does."""
+    pid = "systemctl show -p MainPID --value kato-filesystem.service"
+    before = shell(cluster, "node1", pid).strip()
+    if action == "start":
+        shell(cluster, "node1", "systemctl stop kato-filesystem.service")
+    done = on(cluster, action, "--role", "filesystem", "--node", "node1", check=False)
+    assert done.returncode == 0, done.stderr
+    assert cluster.host("node1").service("kato-filesystem").is_running
+    assert shell(cluster, "node1", pid).strip() not in (before, "0")  # really started again
 
 
 def wait_healthy(cluster: Cluster) -> None:

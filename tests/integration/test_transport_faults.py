@@ -1,25 +1,31 @@
 """A node's faults as a command meets them, on real nodes: what kato keeps of a node's answer
 in memory is bounded (a node that sends more, hostile or running a replaced program, is stopped
 with an error naming it and the limit; bulk data streamed to disk is not bounded), and a node
-that crashes mid-stream is reported with a reason and a next step."""
+that crashes mid-stream is reported with a reason and a next step; a standby whose program
+died before its turn leaves the call to the ordinary one."""
 
 from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from kato import config
 from kato.connect import connections
+from kato.engine.cycle import Command
+from kato.engine.standby import Standby
 from kato.errors import NodeOutputTooLarge, NodeUnreachable
+from kato.remote.agent import AGENT
 from kato.transport.ssh_exchange import OUTPUT_KEEP
 from tests.integration.conftest import Cluster, kato
 from tests.integration.test_data import on
 
 pytestmark = pytest.mark.integration
 TOO_MUCH = f"{(OUTPUT_KEEP >> 20) + 6}M"  # a little over the limit
+REFUSALS = 8  # bounded refusals in a row on one connection (about 0.4 s each)
 
 
 def test_a_command_sending_more_than_the_limit_is_stopped_naming_node_and_limit(
@@ -42,15 +48,17 @@ def test_stream_in_bounds_the_answer_and_stream_out_to_a_file_does_not(
             done = node.stream_out(("head", "-c", TOO_MUCH, "/dev/zero"), sink)
         assert done.ok and (tmp_path / "big").stat().st_size == OUTPUT_KEEP + (6 << 20)
         flood = ("sh", "-c", f"cat >/dev/null; head -c {TOO_MUCH} /dev/zero")
-        with pytest.raises(NodeOutputTooLarge) as refused:
-            node.stream_in(flood, io.BytesIO(b"input"))
-        assert refused.value.node == "node3" and refused.value.limit == OUTPUT_KEEP
-        with pytest.raises(NodeOutputTooLarge):
-            node.get("/dev/zero")  # a file read into memory: bounded like any answer
-        # the node is still served: a later command (reconnecting, as every command may, if
-        # the node dropped the connection meanwhile; seen once in a full suite run)
-        said = conns.call("node3", lambda t: t.run(("echo", "still usable")), patience=30)
-        assert said.stdout == "still usable\n"
+        for _ in range(REFUSALS):
+            with pytest.raises(NodeOutputTooLarge) as refused:
+                node.stream_in(flood, io.BytesIO(b"input"))
+            assert refused.value.node == "node3" and refused.value.limit == OUTPUT_KEEP
+            with pytest.raises(NodeOutputTooLarge):
+                node.get("/dev/zero")  # a file read into memory: bounded like any answer
+        # the same connection still serves the node: a refused channel, closed while its data
+        # still arrives, no longer races paramiko's thread for its select() pipe (EBADF there
+        # closed the connection: once in a full suite run; in 1 of 10-80 refusal pairs at load
+        # 2-4, ssh_exchange.close_channel)
+        assert node.run(("echo", "still usable")).stdout == "still usable\n"
 
 
 class Endless(io.RawIOBase):
@@ -77,3 +85,25 @@ def test_a_node_crashed_mid_stream_is_named_with_a_reason_and_a_next_step(
     assert error.node == "node3" and error.phase in ("transfer", "silent"), error.message
     assert not error.message.rstrip().endswith(":"), error.message  # a reason, never empty
     assert error.hint and "node3" in error.hint, error.hint
+
+
+def test_a_standby_whose_program_died_while_waiting_leaves_the_call_to_the_ordinary_one(
+    cluster: Cluster,
+) -> None:
+    """A role cycle waiting for its turn (engine/standby.py) whose program dies meanwhile: its
+    request, never sent down the closed channel, reached nothing, so even a switch (not to be
+    run twice) is left to the ordinary call instead of failing the import."""
+    with connections(config.load(str(cluster.home / "cluster.yaml"))) as conns:
+        node = conns.get("node2")
+        AGENT.ensure(node)
+        standby = Standby(node, [Command(("true",))], ())
+        find = ("pgrep", "-f", "role_cycle.py --wait")
+        deadline = time.monotonic() + 30
+        while not (pids := node.run(find, check=False).stdout.split()):
+            assert time.monotonic() < deadline, "the standby's program did not start"
+        node.run(("kill", "-9", *pids))
+        while node.run(find, check=False).stdout.split():
+            assert time.monotonic() < deadline, "the standby's program did not die"
+        node.run(("true",))  # a round trip after its end: sshd has closed its channel
+        assert standby.cycle(twice_harmless=False) is None  # nothing reached the node
+        assert node.run(("echo", "still usable")).stdout == "still usable\n"

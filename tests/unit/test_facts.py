@@ -22,3 +22,8 @@ def test_unit_states_in_order_whatever_the_exit_status() -> None:
         "a.service": "active",
         "b.service": "inactive",
     }
+
+
+def test_unit_states_says_unknown_for_a_unit_systemd_printed_nothing_for() -> None:
+    fact = facts.unit_states(("a.service", "b.service"))
+    assert fact.parse(result("active\n", 1)) == {"a.service": "active", "b.service": "unknown"}

@@ -32,10 +32,13 @@ Said = tuple[int, str, str] | None  # a fake node's answer (None: not this hook'
 class Staging:
     """The node data program's import as a node with room answers it (the member's bytes are
     checked here, on the core, while they stream: format 2), reporting the units it is asked
-    about as they are (or as `seen` says, when something changes them after it looked)."""
+    about as they are (or as `seen` says, when something changes them after it looked; or
+    not at all when `silent`, as when the node's systemctl did not answer)."""
 
-    def __init__(self, seen: dict[str, str] | None = None, error: str = "") -> None:
-        self.seen, self.error = seen, error
+    def __init__(
+        self, seen: dict[str, str] | None = None, error: str = "", silent: bool = False
+    ) -> None:
+        self.seen, self.error, self.silent = seen, error, silent
 
     def __call__(
         self, node: FakeNode, argv: tuple[str, ...], stdin: bytes | None
@@ -45,7 +48,7 @@ class Staging:
         size, sha = argv[7], argv[8]
         units = self.seen or {u: node.units.get(u, "inactive") for u in argv[10:]}
         said = {"size": int(size), "sha256": sha, "status": 1 if self.error else 0,
-                "error": self.error, "units": units}  # fmt: skip
+                "error": self.error, "units": None if self.silent else units}  # fmt: skip
         return 0, "", "KATO-RESULT " + json.dumps(said) + "\n"
 
 
@@ -123,6 +126,19 @@ def test_a_role_stopped_after_staging_looked_is_decided_again_and_left_stopped(
     assert [e["event"] for e in world.fake.journal][0::len(world.fake.journal) - 1] == [
         "begin", "end"
     ]  # fmt: skip
+
+
+def test_a_role_whose_states_staging_could_not_report_is_asked_of_systemd_and_decided_so(
+    tmp_path: Path,
+) -> None:
+    world = Nodes()
+    world.fake.nodes["node1"].units[UNITS] = "inactive"
+    one_node_import(tmp_path, world=world, staging=Staging(silent=True))
+    asked = [a for a in world.fake.ran("node1") if a[:2] == ("systemctl", "is-active")]
+    assert asked == [("systemctl", "is-active", "--", UNITS)]  # once, by the switch
+    stops = [e["was_active"] for e in world.fake.journal if e.get("action") == "stop"]
+    assert stops == [False]  # decided from systemd's answer: left stopped
+    assert world.fake.nodes["node1"].units[UNITS] == "inactive"
 
 
 def test_a_dry_run_asks_the_same_nodes_and_takes_no_lock(tmp_path: Path) -> None:

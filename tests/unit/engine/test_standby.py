@@ -13,7 +13,7 @@ import pytest
 
 from kato.engine.cycle import Command
 from kato.engine.standby import Standby, fence_ahead
-from kato.errors import LockLost, RemoteCommandFailed
+from kato.errors import LockLost, NodeUnreachable, RemoteCommandFailed
 from kato.transport.base import CommandResult
 
 ANSWER = '{"ran": 1, "failed": null, "seconds": [0.01], "health": {}, "late": null}\n'
@@ -94,3 +94,37 @@ def test_a_standby_that_died_after_its_request_is_not_replayed_when_that_is_not_
     assert dead_late.fed  # the request went
     again = Standby(Dead(at_once=False), [Command(("true",))], ())  # type: ignore[arg-type]
     assert again.cycle() is None  # a restart (twice harmless): the caller makes the call
+
+
+class Broken(Node):
+    """A standby whose channel failed while its request waited, found as the SSH transport
+    finds it: on sending the request (`sent` False), or after it sent it whole and asked for
+    more input, waiting for the answer (`sent` True)."""
+
+    def __init__(self, sent: bool) -> None:
+        super().__init__()
+        self.sent = sent
+
+    def stream_in(self, argv: Sequence[str], source: BinaryIO, **_: Any) -> CommandResult:
+        line = source.read(1 << 20)  # blocks until the turn's request is released
+        if self.sent:
+            self.fed = line
+            source.read(1 << 20)  # the end of input: the request went whole
+        raise NodeUnreachable(self.node, "command", "the connection failed: Socket is closed")
+
+
+def test_a_request_the_dead_channel_never_sent_is_left_to_the_ordinary_call() -> None:
+    broken = Broken(sent=False)
+    standby = Standby(broken, [Command(("true",))], ())  # type: ignore[arg-type]
+    assert standby.cycle(twice_harmless=False) is None  # nothing reached the node: call it
+    assert broken.fed == b""
+
+
+def test_a_request_sent_whole_and_never_answered_says_the_node_may_have_run_it() -> None:
+    broken = Broken(sent=True)
+    standby = Standby(broken, [Command(("true",))], ())  # type: ignore[arg-type]
+    with pytest.raises(NodeUnreachable) as caught:
+        standby.cycle(twice_harmless=False)  # not made again: it may have run
+    assert "was sent" in str(caught.value) and "may have run some" in str(caught.value)
+    assert caught.value.hint is not None and "kato status" in caught.value.hint
+    assert broken.fed.endswith(b"\n")

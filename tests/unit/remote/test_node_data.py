@@ -159,12 +159,17 @@ def test_import_of_a_dump_accepts_trailing_end_of_archive_zeros(tmp_path: Path) 
     assert status == 0 and answer is not None and staged.read_bytes() == dump
 
 
-def test_import_reports_the_states_of_the_units_it_is_given(tmp_path: Path) -> None:
+def systemctl(tmp_path: Path, script: str) -> dict[str, str]:
+    """An environment whose `systemctl` is this shell script."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text('#!/bin/sh\nshift 2\nfor u; do echo "$u-state"; done\n')
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "systemctl").write_text("#!/bin/sh\n" + script)
     (bin_dir / "systemctl").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_import_reports_the_states_of_the_units_it_is_given(tmp_path: Path) -> None:
+    env = systemctl(tmp_path, 'shift 2\nfor u; do echo "$u-state"; done\n')
     dump = b"SELECT 1;\n"
     frames = subprocess.run(("zstd", "-c"), input=dump + bytes(502), capture_output=True,
                             check=True).stdout  # fmt: skip
@@ -177,6 +182,18 @@ def test_import_reports_the_states_of_the_units_it_is_given(tmp_path: Path) -> N
     staged.unlink()
     status, _, answer = run(*args, data=frames, env=env)  # no units asked: none reported
     assert status == 0 and answer is not None and answer.units is None
+
+
+def test_import_reports_no_states_when_systemd_left_a_unit_unsaid(tmp_path: Path) -> None:
+    env = systemctl(tmp_path, "echo active\nexit 3\n")  # one state for two units
+    frames = subprocess.run(("zstd", "-c"), input=bytes(512), capture_output=True,
+                            check=True).stdout  # fmt: skip
+    staged = tmp_path / "staging" / "services.dump"
+    args = ("import", "stream", str(staged.parent), str(staged), "0",
+            hashlib.sha256(b"").hexdigest(), "-", "a.service", "b.service")  # fmt: skip
+    status, _, answer = run(*args, data=frames, env=env)
+    assert status == 0 and answer is not None
+    assert answer.units is None  # the switch asks systemd itself rather than guess
 
 
 def test_import_of_corrupt_frames_fails_naming_zstd(tmp_path: Path) -> None:

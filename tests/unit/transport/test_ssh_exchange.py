@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 import pytest
 
 from kato.errors import NodeOutputTooLarge, NodeUnreachable
-from kato.transport.ssh_exchange import Collected, drain, settle
+from kato.transport.ssh_exchange import Collected, close_channel, drain, settle
 
 
 class Transport:
@@ -104,3 +106,39 @@ def test_collected_output_is_refused_past_its_limit_naming_node_and_limit() -> N
         collected.write(b"x")
     assert refused.value.node == "node2" and "node-facts" in refused.value.message
     assert collected.text() == "1234567890"
+
+
+def test_a_channel_closed_while_data_arrives_closes_its_select_pipe_only_after_that_write() -> None:
+    """paramiko's transport thread writes a byte to a channel's select() pipe holding the
+    buffer's lock (BufferedPipe.feed) as data arrives; a close mid-stream (a refused answer)
+    must wait for that write, never close the descriptor under it: EBADF (or EPIPE) in that
+    thread ended the whole connection."""
+    import paramiko
+
+    channel = paramiko.Channel(7)
+    channel.fileno()  # the pipe drain's select() waits on
+    pipe = channel._pipe  # type: ignore[attr-defined]
+    arriving, go_on = threading.Event(), threading.Event()
+    failed: list[OSError] = []
+
+    def feed() -> None:  # the transport's thread, inside BufferedPipe.feed
+        with channel.in_buffer._lock:  # type: ignore[attr-defined]
+            arriving.set()
+            go_on.wait(5)
+            try:
+                os.write(pipe._wfd, b"*")
+            except OSError as exc:
+                failed.append(exc)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    assert arriving.wait(5)
+    closer = threading.Thread(target=close_channel, args=(channel,))
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive() and not pipe._closed  # waits for the write in flight
+    go_on.set()
+    feeder.join(5)
+    closer.join(5)
+    assert not failed and pipe._closed and channel._pipe is None  # type: ignore[attr-defined]
+    assert channel.closed or not channel.active
