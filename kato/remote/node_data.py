@@ -292,8 +292,7 @@ def beside(name: str) -> Any:
 def held() -> bool:
     """import-held: load what the import needs, then read stdin up to the line `go` (a byte at
     a time, so the member's first bytes stay in stdin for zstd): whether it came."""
-    beside("node_member")
-    beside("node_facts")  # the units' states' parser
+    _member_module()
     _tee()
     line = b""
     while len(line) < len(GO) and (byte := os.read(0, 1)):
