@@ -28,7 +28,6 @@ from kato.transport.base import Transport
 from kato.transport.pool import Connections
 
 JOURNAL_LOOKBACK = 5000  # journal lines read for what interrupted imports left stopped
-STAGING_GONE = 30.0  # seconds a failed import waits for its members' programs to end
 
 
 @dataclass
@@ -102,31 +101,23 @@ def import_file(
     if dry_run:
         return result
     groups, ahead = switch_plan.groups(placements, roles), switch_ahead.Ahead()
-    staging: node_import.Staging | None = None
     failure: KatoError | None = None
     try:
-        # the switch's calls and the members' programs start (and wait, changing nothing)
-        # while the lock is taken
+        # the switch's calls start (and wait, changing nothing) while the lock is taken
         ahead = switch_ahead.start(s.conns, groups)
-        units = {(g.node, g.role.name): g.role.units for g in groups}
-        staging = _staging(s.conns, path, checked, placements, progress, units)
         op, core = s.begin(), cluster.core_node.name
         # the journal is read on the core node while the members stage: under the lock no
         # other operation writes it, and this one's own lines do not count (resume)
         with ThreadPoolExecutor(1, thread_name_prefix="kato-journal-read") as reader:
             journaled = reader.submit(s.conns.call, core, _journal_tail)
-            if staging is not None:
-                ahead.states = staging.go(op)
-            else:  # decompressed here (no states: the switch asks for them)
-                local_stage.stage(s.conns, op, path, placements, progress)
+            units = {(g.node, g.role.name): g.role.units for g in groups}
+            ahead.states = _stage(s.conns, op, path, checked, placements, progress, units)
             left = _left_stopped(journaled.result(), op, placements, result)
         switch.switch_all(s, groups, left, ahead)
     except KatoError as exc:
         failure = exc
         raise
     finally:
-        if staging is not None:
-            staging.cancel(wait=STAGING_GONE)  # those still held exit having done nothing
         ahead.cancel()  # the standbys not used: they start nothing
         kept = switch.unstage(s.conns, groups)
         if failure is not None and kept:  # a node lost mid-way: what it keeps, the way on
@@ -241,19 +232,21 @@ def _check_room(
             limits.check_room(node, parent, free.get(parent, {}), size, inodes)
 
 
-def _staging(
+def _stage(
     conns: Connections,
+    op: Operation,
     path: Path,
     checked: Preflight,
     placements: Sequence[Placement],
     progress: Progress,
     units: node_import.Units,
-) -> node_import.Staging | None:
-    """Each member's copy into its private staging dir on the target node's data filesystem,
-    compressed when the archive allows (node_import: started now, held until the lock is
-    taken; it also reports the states of the `units`); None: decompressed here instead
-    (local_stage), once the lock is held."""
-    if checked.regions is None:
-        return None
-    shown = checked.shown if checked.check_while_staging else None
-    return node_import.Staging(conns, path, placements, checked.regions, progress, shown, units)
+) -> node_import.States:
+    """Copy each member into its private staging dir on the target node's data filesystem:
+    compressed when the archive allows (node_import, which also reports the states of the
+    `units`), else decompressed here (no states: the switch asks for them)."""
+    if checked.regions is not None:
+        shown = checked.shown if checked.check_while_staging else None
+        return node_import.stage(conns, op, path, placements, checked.regions, progress, shown,
+                                 units)  # fmt: skip
+    local_stage.stage(conns, op, path, placements, progress)
+    return {}

@@ -7,11 +7,9 @@ anything is switched."""
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kato.data import frames, stream
@@ -25,7 +23,6 @@ from kato.progress import Progress
 from kato.transport.pool import Connections
 
 CHUNK = 1 << 20
-GO = b"go\n"  # node_data.py's import-held: the lock is held, stage now
 
 
 class Stopped(Exception):
@@ -48,29 +45,12 @@ def regions(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]] | None
 
 
 class _Region:
-    """stdin for the node's program: the line `go` once the gate opens (the program was started
-    held, see Staging), then the member's bytes as they lie in the archive."""
+    """stdin for the node's program: the member's bytes as they lie in the archive."""
 
-    def __init__(
-        self,
-        fd: int,
-        region: tuple[int, int],
-        stop: threading.Event,
-        gate: threading.Event,
-        going: Callable[[], object],
-    ) -> None:
-        self.fd, (self.position, self.end), self.stop, self.gate = fd, region, stop, gate
-        self.going = going  # told once, as the go line goes (progress)
-        self.went: float | None = None  # when it went (monotonic)
+    def __init__(self, fd: int, start: int, end: int, stop: threading.Event) -> None:
+        self.fd, self.position, self.end, self.stop = fd, start, end, stop
 
     def read(self, size: int = -1) -> bytes:
-        if self.went is None:
-            self.gate.wait()
-            if self.stop.is_set():
-                raise Stopped
-            self.went = time.monotonic()
-            self.going()
-            return GO
         if self.stop.is_set():
             raise Stopped
         data = os.pread(self.fd, min(CHUNK, self.end - self.position), self.position)
@@ -92,104 +72,57 @@ def stage(
     shown: str | None = None,
     units: Units | None = None,
 ) -> States:
-    """Stage every placement now (Staging started and let go at once)."""
-    return Staging(conns, path, placements, where, progress, shown, units).go(op)
+    """Stage every placement, conns.parallel nodes at once; the first failure is raised. `shown`
+    (the archive's name): the archive was not verified beforehand (format 2), so a member that
+    fails the node's check is refused as `kato data verify` refuses it (ArchiveInvalid).
+    `units`: (node, role) -> its units, whose states each member's node reports as it stages
+    (returned: (node, role) -> {unit: state}; a node that did not say is left out)."""
+    nodes = list(dict.fromkeys(p.target.node for p in placements))
+    # an unreachable node fails here, before anything is sent
+    each_node(nodes, lambda node: stream.ready(conns.get(node)), conns.parallel)
+    stop, failures = threading.Event(), []
+    staged: dict[str, _Step] = {}
+    states: States = {}
+    asked = units or {}
+    fd = os.open(path, os.O_RDONLY)
 
-
-class Staging:
-    """Every placement staged, conns.parallel nodes at once. Made before the cluster lock is
-    taken: each node's data program starts then (its SSH session and python3, while the core
-    node takes the lock) and waits, having looked at nothing, for go(), which sends the line
-    `go` after the lock is held and fenced, then the members; cancel() (the lock refused, a
-    failure, Ctrl-C) ends their input unsent, and they exit having done nothing.
-
-    `shown` (the archive's name): the archive was not verified beforehand (format 2), so a
-    member that fails the node's check is refused as `kato data verify` refuses it
-    (ArchiveInvalid). `units`: (node, role) -> its units, whose states each member's node
-    reports as it stages (go returns (node, role) -> {unit: state}; a node that did not say
-    is left out)."""
-
-    def __init__(
-        self,
-        conns: Connections,
-        path: Path,
-        placements: Sequence[Placement],
-        where: dict[str, tuple[int, int]],
-        progress: Progress,
-        shown: str | None = None,
-        units: Units | None = None,
-    ) -> None:
-        self.conns, self.placements = conns, placements
-        self.nodes = list(dict.fromkeys(p.target.node for p in placements))
-        # an unreachable node fails here, before anything is sent
-        each_node(self.nodes, lambda node: stream.ready(conns.get(node)), conns.parallel)
-        # set on go (the lock held) or on cancel (with stop: the programs get the end of input)
-        self.stop, self.gate = threading.Event(), threading.Event()
-        self.failures: list[BaseException] = []
-        self.staged: dict[str, _Step] = {}
-        self.states: States = {}
-        asked = units or {}
-        self.fd = os.open(path, os.O_RDONLY)
-
-        def one_node(node: str) -> None:
-            try:
-                for p in placements:
-                    if self.stop.is_set():  # another node failed while this one waited its turn
-                        return
-                    if p.target.node == node:
-                        key = (node, p.target.role)
-                        said = f"{node}: staging {p.member.name} in {p.staging_dir}"
-                        region = _Region(self.fd, where[p.member.name], self.stop, self.gate,
-                                         functools.partial(progress.step, said))  # fmt: skip
-                        self.staged[p.member.name], seen = _stage_one(
-                            conns, region, p, shown, asked.get(key, ()))  # fmt: skip
-                        if seen is not None:
-                            self.states[key] = seen
-            except Stopped:
-                pass
-            except BaseException as exc:  # noqa: BLE001 (raised by go, in the calling thread)
-                self.failures.append(exc)
-                self.stop.set()
-
-        self.threads = workers(self.nodes, one_node, conns.parallel, "kato-stage")
-        for thread in self.threads:
-            thread.start()
-
-    def go(self, op: Operation) -> States:
-        """Fence, let every program stage, wait for all; the first failure is raised."""
+    def one_node(node: str) -> None:
         try:
-            each_node(self.nodes, self.conns.get, self.conns.parallel)  # the lock still ours
-            self.gate.set()
-            for thread in self.threads:
-                thread.join()
-        except BaseException:
-            self.cancel()
-            raise
-        finally:
-            self._close()
-            for p in self.placements:  # the journal is written by this thread only
-                if p.member.name in self.staged:
-                    op.step(p.target.node, *self.staged[p.member.name])
-        if self.failures:
-            raise self.failures[0]
-        return self.states
+            for p in placements:
+                if stop.is_set():  # another node failed while this one waited its turn
+                    return
+                if p.target.node == node:
+                    key = (node, p.target.role)
+                    staged[p.member.name], seen = _stage_one(
+                        conns, fd, p, where[p.member.name], stop, progress, shown,
+                        asked.get(key, ()))  # fmt: skip
+                    if seen is not None:
+                        states[key] = seen
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 (raised below, in the calling thread)
+            failures.append(exc)
+            stop.set()
 
-    def cancel(self, wait: float | None = None) -> None:
-        """Stop every program (those still held exit having done nothing) and wait for them,
-        at most `wait` seconds (None: until they are gone)."""
-        self.stop.set()
-        self.gate.set()
-        deadline = None if wait is None else time.monotonic() + wait
-        for thread in self.threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        self._close()
-
-    def _close(self) -> None:
-        """The archive's descriptor, once no thread may read it any more (a number closed
-        under a reader could be reused for another file)."""
-        if self.fd >= 0 and not any(thread.is_alive() for thread in self.threads):
-            os.close(self.fd)
-            self.fd = -1
+    threads = workers(nodes, one_node, conns.parallel, "kato-stage")
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        raise
+    finally:
+        os.close(fd)
+        for p in placements:  # the journal is written by this thread only
+            if p.member.name in staged:
+                op.step(p.target.node, *staged[p.member.name])
+    if failures:
+        raise failures[0]
+    return states
 
 
 _Step = tuple[str, tuple[str, ...], str, float]
@@ -197,20 +130,22 @@ _Step = tuple[str, tuple[str, ...], str, float]
 
 def _stage_one(
     conns: Connections,
-    region: _Region,
+    fd: int,
     p: Placement,
+    region: tuple[int, int],
+    stop: threading.Event,
+    progress: Progress,
     shown: str | None,
     units: Sequence[str] = (),
 ) -> tuple[_Step, dict[str, str] | None]:
-    """Stage one member, its program started held (import-held: see Staging); returns its
-    journal step (description, argv, result, seconds from go) and the states of `units` as
-    its node reported them."""
+    """Stage one member; returns its journal step (description, argv, result, seconds) and
+    the states of `units` as its node reported them."""
     node, member = p.target.node, p.member
+    progress.step(f"{node}: staging {member.name} in {p.staging_dir}")
     listed = "-" if member.entries is None or member.type != "tree" else str(member.entries)
     args = ("import", member.type, p.staging_dir, p.staged, str(member.size), member.sha256,
             listed)  # fmt: skip
-    held = stream.argv("import-held", *args[1:], *units)
-    done = conns.get(node).stream_in(held, region)  # type: ignore[arg-type]
+    done = conns.get(node).stream_in(stream.argv(*args, *units), _Region(fd, *region, stop))  # type: ignore[arg-type]
     if done.status < 0:
         raise NodeUnreachable(node, "transfer", "the connection closed while staging")
     answer = stream.answer(done)
@@ -221,8 +156,7 @@ def _stage_one(
         )
     if answer.status != 0:
         raise _refusal(node, member, answer, shown)
-    seconds = time.monotonic() - region.went if region.went is not None else done.seconds
-    step = (f"stage {member.name} in {p.staged}", stream.shown(*args), "ok", seconds)
+    step = (f"stage {member.name} in {p.staged}", stream.shown(*args), "ok", done.seconds)
     return step, answer.units
 
 

@@ -13,11 +13,6 @@ only, python3 on the node) that does the heavy work where the data is.
                                      (`systemctl is-active`, asked while the member stages)
                                      are reported as `units`: the switch that follows needs
                                      them, and learns them here without a call of its own
-    import-held tree|stream ...      the same, started ahead (while kato takes the cluster
-                                     lock): its modules loaded, it waits for the line `go`
-                                     on stdin before it looks at or writes anything; the end
-                                     of input before it (kato cancelled, died or lost the
-                                     lock) makes it exit at once, having done nothing
 
 Both end with one line on stderr, `KATO-RESULT {json}`: the member's size and sha256 as the
 node saw them, the exit status of the tar/dump or zstd/tar that did the work and the last
@@ -46,7 +41,6 @@ from typing import IO, Any
 CHUNK = 1 << 20
 BLOCK = 512
 RESULT = "KATO-RESULT "
-GO = b"go\n"  # import-held's signal that the cluster lock is held: stage now
 GENERIC = ("Error is not recoverable: exiting now", "due to previous errors")
 ZSTD = ("zstd", "-1", "-T0", "-q", "-c")
 UNZSTD = ("zstd", "-d", "-q", "-c")
@@ -289,25 +283,8 @@ def beside(name: str) -> Any:
         return importlib.import_module(f"kato.remote.{name}")
 
 
-def held() -> bool:
-    """import-held: load what the import needs, then read stdin up to the line `go` (a byte at
-    a time, so the member's first bytes stay in stdin for zstd): whether it came."""
-    _member_module()
-    _tee()
-    line = b""
-    while len(line) < len(GO) and (byte := os.read(0, 1)):
-        line += byte
-        if not GO.startswith(line):
-            break
-    return line == GO
-
-
 def main(argv: list[str]) -> int:
     try:
-        if argv[:1] == ["import-held"]:
-            if not held():
-                return 0  # cancelled (or not kato talking): nothing was done, nothing to say
-            argv = ["import", *argv[1:]]
         if len(argv) >= 3 and argv[0] == "export" and argv[1] in ("tree", "stream"):
             return export(argv[1], argv[2:])
         if len(argv) >= 7 and argv[0] == "import" and argv[1] in ("tree", "stream"):

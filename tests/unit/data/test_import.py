@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import pytest
 
@@ -16,12 +13,10 @@ from kato.data.import_ import import_file
 from kato.data.switch import ROLLBACK
 from kato.data.switch_plan import UNSTAGE
 from kato.engine.session import session
-from kato.errors import ExitCode, KatoError, LockHeld, NodeUnreachable
-from kato.lock import ClusterLock
+from kato.errors import ExitCode, KatoError, NodeUnreachable
 from kato.remote.agent import AGENT
 from kato.role_definitions import DefinitionsUnknown
-from kato.transport.base import CommandResult
-from tests.fakes import FakeNode, FakeTransport
+from tests.fakes import FakeNode
 from tests.unit.data.build import Content, rich_tree, write_archive
 from tests.unit.data.survey_nodes import DROPLETS, Nodes
 
@@ -240,50 +235,3 @@ def test_a_role_that_keeps_changing_state_is_left_as_it_is(tmp_path: Path) -> No
     with pytest.raises(KatoError, match="kept changing state"):
         one_node_import(tmp_path, world=world)
     assert not [a for a in world.fake.ran("node1") if a[:1] == ("systemctl",) and "stop" in a]
-
-
-def test_the_members_program_starts_while_the_lock_is_taken_and_stages_only_once_it_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    world, seen = Nodes(), []
-    stream_in = FakeTransport.stream_in
-
-    def watched(self: FakeTransport, argv: Sequence[str], source: BinaryIO, **kw: Any) -> Any:
-        if argv[2:3] and argv[2].endswith("/node_data.py"):
-            began = [e for e in world.fake.journal if e.get("event") == "begin"]
-            first = source.read(1 << 20)  # held until go: the go line, after the lock
-            seen.append((argv[3], bool(began), first, [e.get("event") for e in world.fake.journal]))
-            source = io.BytesIO(first + source.read())
-        return stream_in(self, argv, source, **kw)
-
-    monkeypatch.setattr(FakeTransport, "stream_in", watched)
-    one_node_import(tmp_path, world=world)
-    [(verb, locked_at_start, first, events_at_go)] = seen
-    assert verb == "import-held" and not locked_at_start  # started before the lock was taken
-    assert first == b"go\n" and events_at_go == ["begin"]  # let go once it was (journaled)
-
-
-def test_a_refused_lock_ends_the_held_members_program_before_it_did_anything(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    world, given = Nodes(), list[bytes | str]()
-    stream_in = FakeTransport.stream_in
-
-    def watched(self: FakeTransport, argv: Sequence[str], source: BinaryIO, **kw: Any) -> Any:
-        if argv[2:3] and argv[2].endswith("/node_data.py"):
-            try:
-                given.append(source.read(1 << 20))
-            except Exception as exc:  # noqa: BLE001 (what the transport's feed would meet)
-                given.append(type(exc).__name__)
-            return CommandResult(self.node, tuple(argv), 0, "", "", 0.0)
-        return stream_in(self, argv, source, **kw)
-
-    def refused(self: Any, *args: Any, **kw: Any) -> None:
-        raise LockHeld({"owner": "someone", "command": "kato x"}, 0)
-
-    monkeypatch.setattr(FakeTransport, "stream_in", watched)
-    monkeypatch.setattr(ClusterLock, "acquire", refused)
-    with pytest.raises(LockHeld):
-        one_node_import(tmp_path, world=world)
-    assert given == ["Stopped"]  # its input ended with no go line: it exits having done nothing
-    assert not [e for e in world.fake.journal if e.get("action") == "stop"]

@@ -94,35 +94,6 @@ def test_import_writes_the_tree_it_is_sent(tree: Path, tmp_path: Path) -> None:
     assert (staging.stat().st_mode & 0o777, staged.stat().st_mode & 0o777) == (0o700, 0o750)
 
 
-@pytest.mark.parametrize("given", [b"", b"g", b"go", b"stop\n"])
-def test_a_held_import_not_let_go_does_nothing_and_says_nothing(
-    tree: Path, tmp_path: Path, given: bytes
-) -> None:
-    _, out, sent = run("export", "tree", str(tree))
-    assert sent is not None
-    staging = tmp_path / "staging"
-    args = ("import-held", "tree", str(staging), str(staging / "data"), str(sent.size),
-            sent.sha256, "5", "some.service")  # fmt: skip
-    status, said, answer = run(*args, data=given + (out if given else b""))
-    assert (status, said, answer) == (0, b"", None)  # kato cancelled it (or was not there)
-    assert not staging.exists()
-
-
-def test_a_held_import_let_go_stages_the_bytes_after_the_go_line(
-    tree: Path, tmp_path: Path
-) -> None:
-    _, out, sent = run("export", "tree", str(tree))
-    assert sent is not None
-    staging, staged = tmp_path / "staging", tmp_path / "staging" / "data"
-    args = ("import-held", "tree", str(staging), str(staged), str(sent.size), sent.sha256, "5")
-    status, _, answer = run(*args, data=b"go\n" + out)
-    assert status == 0 and answer is not None and answer.status == 0, answer
-    assert (answer.size, answer.sha256) == (sent.size, sent.sha256)
-    assert (staged / "sub dir" / "random.bin").read_bytes() == (
-        tree / "sub dir" / "random.bin"
-    ).read_bytes()
-
-
 def test_import_of_a_member_that_does_not_match_its_sha256_leaves_nothing_staged(
     tree: Path, tmp_path: Path
 ) -> None:
