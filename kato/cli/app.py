@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from kato import __version__
-from kato.cli import common, errors, examples
+from kato.cli import common, errors, examples, streams
 from kato.errors import ExitCode
 
 # Each command: the CLI module holding it, its name there (a typer app for a group), and its
@@ -133,6 +133,7 @@ def _finish(group: typer.Typer, path: str = "") -> None:
 
 
 def main() -> None:
+    streams.guard()  # stdout or stderr going away stops the command as Ctrl-C does (exit 141)
     try:
         app()
     except KeyboardInterrupt:  # outside a command's own handling (e.g. while parsing)
@@ -140,6 +141,8 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code == ExitCode.INTERRUPTED:
             _interrupted()
+        if streams.lost() and not exc.code:  # finished (SIGINT ignored), its output dropped
+            raise SystemExit(streams.LOST) from None
         raise
     finally:
         # The interpreter's exit would walk every object kato and its libraries made (two
@@ -151,9 +154,10 @@ def main() -> None:
 
 
 def _interrupted() -> None:
-    """Exit 130 now: the command has undone what it could on its way out; threads still
-    waiting on a node (up to its timeouts) must not keep kato running."""
+    """Exit 130 now (141 when it was stdout or stderr going away that interrupted it): the
+    command has undone what it could on its way out; threads still waiting on a node (up to
+    its timeouts) must not keep kato running."""
     with contextlib.suppress(OSError, ValueError):  # a closed pipe
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(int(ExitCode.INTERRUPTED))
+    os._exit(streams.LOST if streams.lost() else int(ExitCode.INTERRUPTED))

@@ -1,0 +1,122 @@
+"""When whoever reads kato's stdout or stderr goes away (`kato ... | head -1`, a closed ssh
+session, a tracing tool or cron wrapper that closes its pipe), kato must neither die half-way
+(leaving the cluster lock held) nor hang on a thread that died writing a progress line.
+
+`guard` wraps sys.stdout and sys.stderr once, before any command runs, so this holds for every
+command, every thread and both streams. The first write that fails points the stream's file
+descriptor at /dev/null (so every later write, from any thread, a logging handler, a child
+process or the interpreter's final flush, is dropped and cannot fail or block again), says so
+on the other stream while it still has a reader, and stops the command the way Ctrl-C does:
+SIGINT to the main thread, so the engine's Ctrl-C handling undoes what is in flight, the
+journal gets its end line and the lock is released. kato then exits LOST (141, as a shell
+reports SIGPIPE). When SIGINT is ignored (started under nohup, or in the background of a
+non-interactive shell) the command finishes with its output dropped and still exits 141.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+LOST = 141  # 128 + SIGPIPE: what a shell reports for a program killed by a closed pipe
+
+_went: list[str] = []  # the streams that went away, in order
+_lock = threading.Lock()
+
+
+class Guarded:
+    """A standard stream whose writes never raise: once its reader is gone they are dropped."""
+
+    def __init__(self, name: str, fd: int, stream: TextIO | None) -> None:
+        self.name = name
+        self._fd = fd
+        self._closed_at_start = stream is None
+        self._stream = stream or open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if self._closed_at_start:
+            self._went_away()
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):  # EPIPE, EIO (a hung-up terminal), a closed file
+                self._went_away()
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for text in lines:
+            self.write(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._went_away()
+
+    def isatty(self) -> bool:
+        return not self.gone and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer, closed, ...
+        return getattr(self._stream, name)
+
+    def _went_away(self) -> None:
+        with _lock:
+            self.gone = True
+            if self.name in _went:
+                return
+            first = not _went
+            _went.append(self.name)
+            _to_devnull(self._fd)
+        if first:
+            other = sys.stderr if self.name == "stdout" else sys.stdout
+            other.write(
+                f"warning: kato's {self.name} went away (its reader closed it): stopping "
+                f"as Ctrl-C does; exit code {LOST}\n"
+            )
+            other.flush()
+            _interrupt()
+
+
+def _to_devnull(fd: int) -> None:
+    """Every later write to `fd`, by anyone, lands in /dev/null and succeeds."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _interrupt() -> None:
+    """SIGINT to the main thread, as a Ctrl-C at the terminal: it also breaks off a blocking
+    wait there. Not when SIGINT is ignored (nohup): the command then finishes."""
+    if callable(signal.getsignal(signal.SIGINT)):
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+def guard() -> None:
+    """Wrap sys.stdout and sys.stderr (once). A descriptor closed at start gets /dev/null
+    first, so no socket or file kato opens can take its number and receive its output."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if isinstance(stream, Guarded):
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            _to_devnull(fd)
+            stream = None
+        setattr(sys, name, Guarded(name, fd, stream))
+
+
+def lost() -> bool:
+    """Whether stdout or stderr went away during this run."""
+    return bool(_went)
