@@ -11,6 +11,8 @@ SIGINT to the main thread, so the engine's Ctrl-C handling undoes what is in fli
 journal gets its end line and the lock is released. kato then exits LOST (141, as a shell
 reports SIGPIPE). When SIGINT is ignored (started under nohup, or in the background of a
 non-interactive shell) the command finishes with its output dropped and still exits 141.
+A hang-up (SIGHUP: the ssh session or terminal closed) is taken the same way: the streams on
+that terminal are gone, and the command stops as on Ctrl-C instead of dying with the lock held.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Guarded:
         self._closed_at_start = stream is None
         self._stream = stream or open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
         self.gone = False
+        self.terminal = not self._closed_at_start and self._stream.isatty()
 
     def write(self, text: str) -> int:
         if self._closed_at_start:
@@ -67,6 +70,10 @@ class Guarded:
 
     def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer, closed, ...
         return getattr(self._stream, name)
+
+    def hang_up(self) -> None:
+        """The terminal behind this stream is gone (SIGHUP)."""
+        self._went_away()
 
     def _went_away(self) -> None:
         with _lock:
@@ -102,9 +109,23 @@ def _interrupt() -> None:
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
 
+def _hung_up(number: int, frame: object) -> None:
+    """The terminal went away (a closed ssh session): its streams are gone, and the command
+    stops as on Ctrl-C, rather than dying at once with the lock held as SIGHUP's default would."""
+    terminals = [s for s in (sys.stdout, sys.stderr) if isinstance(s, Guarded) and s.terminal]
+    for stream in terminals:
+        stream.hang_up()
+    if not terminals:
+        _interrupt()
+
+
 def guard() -> None:
-    """Wrap sys.stdout and sys.stderr (once). A descriptor closed at start gets /dev/null
-    first, so no socket or file kato opens can take its number and receive its output."""
+    """Wrap sys.stdout and sys.stderr (once), and take over SIGHUP unless it is ignored
+    (nohup). A descriptor closed at start gets /dev/null first, so no socket or file kato
+    opens can take its number and receive its output."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _hung_up)
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if isinstance(stream, Guarded):

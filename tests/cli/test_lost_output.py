@@ -7,6 +7,8 @@ wrote died on BrokenPipeError (or on sys.stdout being None) while the main threa
 from __future__ import annotations
 
 import os
+import pty
+import signal
 import subprocess
 import sys
 import time
@@ -78,3 +80,25 @@ def test_a_stream_going_away_interrupts_and_exits_141_promptly(where: str, how: 
     if where == "stdout":  # stderr still has its reader: it says why, and the Ctrl-C error
         assert "warning: kato's stdout went away" in said, said
         assert "error: interrupted" in said, said
+
+
+@pytest.mark.parametrize("where", ["stdout", "stderr"])
+def test_a_hang_up_of_the_terminal_interrupts_and_exits_141(where: str) -> None:
+    """SIGHUP (the ssh session closed) with `where` on a terminal: not death with the lock
+    held (SIGHUP's default), but the Ctrl-C way out."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        (sys.executable, "-c", TALKER, where),
+        stdin=subprocess.DEVNULL,
+        stdout=secondary if where == "stdout" else subprocess.PIPE,
+        stderr=secondary if where == "stderr" else subprocess.PIPE,
+    )
+    os.close(secondary)
+    try:
+        with os.fdopen(primary, "rb", buffering=0) as terminal:
+            assert b"step 0" in terminal.read(64)
+            process.send_signal(signal.SIGHUP)
+            code = process.wait(timeout=DEADLINE)
+    finally:
+        process.kill()
+    assert code == LOST, code

@@ -1,7 +1,8 @@
 """Ctrl-C on real nodes: SIGINT to a running `kato patch install` while a node is mid-change
 (stopped there by a pause point, kato/pause.py, not by a sleep window) finishes that node,
 undoes it and puts back the nodes only applied, then exits 130 with the cluster as before, the
-lock released and the journal saying `interrupted`.
+lock released and the journal saying `interrupted`. An export whose stderr reader goes away
+mid-export stops the same way (kato/cli/streams.py) and exits 141.
 
 Uses the session's sandbox and leaves it as it found it (no patch applied, routers healthy).
 """
@@ -20,8 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from kato.cli.streams import LOST
 from kato.engine.parallel import INTERRUPTED
 from tests.integration.conftest import KATO, Cluster
+from tests.integration.test_data import shell
+from tests.integration.test_data_faults import export_in_background, wait_for_partial
 from tests.integration.test_patch import files, on, revert_everything
 
 pytestmark = pytest.mark.integration
@@ -134,7 +138,34 @@ def test_ctrl_c_mid_patch_install_undoes_exits_130_and_releases_the_lock(
     for router in ROUTERS:
         assert cluster.host(router).service("kato-router").is_running
         wait_for(functools.partial(healthy, cluster, router), f"{router} healthy")
+    lock_free_and_last_end(cluster, "interrupted")
+
+
+def lock_free_and_last_end(cluster: Cluster, result: str) -> None:
+    """The lock is released and the journal's last line is the operation's end, `result`."""
     state = json.loads(on(cluster, "lock", "status", "--json", check=True).stdout)
     assert state["record"] is None, state
     history = json.loads(on(cluster, "history", "--json", "--limit", "1", check=True).stdout)
-    assert history[-1]["event"] == "end" and history[-1]["result"] == "interrupted", history
+    assert history[-1]["event"] == "end" and history[-1]["result"] == result, history
+
+
+BIG = "/var/lib/kato/data/droplets/lost-output.bin"
+
+
+def test_an_export_whose_stderr_reader_goes_away_stops_as_ctrl_c_does(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    shell(cluster, "node1", f"head -c 400M /dev/urandom > {BIG}")
+    proc = export_in_background(cluster, tmp_path)
+    try:
+        wait_for_partial(tmp_path, 50 * 2**20, proc)
+        assert proc.stderr is not None
+        proc.stderr.close()  # the reader goes away mid-export; kato's next progress line hits it
+        code = proc.wait(timeout=120)  # the old code hung or died with the lock held
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shell(cluster, "node1", f"rm -f {BIG}")
+    assert code == LOST, code
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no archive, not even a partial
+    lock_free_and_last_end(cluster, "interrupted")
