@@ -6,7 +6,7 @@ session, a tracing tool or cron wrapper that closes its pipe), kato must neither
 command, every thread and both streams. The first write that fails points the stream's file
 descriptor at /dev/null (so every later write, from any thread, a logging handler, a child
 process or the interpreter's final flush, is dropped and cannot fail or block again), says so
-on the other stream while it still has a reader, and stops the command the way Ctrl-C does:
+on stderr when it was stdout that went, and stops the command the way Ctrl-C does:
 SIGINT to the main thread, so the engine's Ctrl-C handling undoes what is in flight, the
 journal gets its end line and the lock is released. kato then exits LOST (141, as a shell
 reports SIGPIPE). When SIGINT is ignored (started under nohup, or in the background of a
@@ -84,12 +84,12 @@ class Guarded:
             _went.append(self.name)
             _to_devnull(self._fd)
         if first:
-            other = sys.stderr if self.name == "stdout" else sys.stdout
-            other.write(
-                f"warning: kato's {self.name} went away (its reader closed it): stopping "
-                f"as Ctrl-C does; exit code {LOST}\n"
-            )
-            other.flush()
+            if self.name == "stdout":  # stdout is for data (an archive, --json): never there
+                sys.stderr.write(
+                    "warning: kato's stdout went away (its reader closed it): stopping as "
+                    f"Ctrl-C does; exit code {LOST}\n"
+                )
+                sys.stderr.flush()
             _interrupt()
 
 

@@ -102,3 +102,9 @@ def test_a_hang_up_of_the_terminal_interrupts_and_exits_141(where: str) -> None:
     finally:
         process.kill()
     assert code == LOST, code
+
+
+def test_stderr_going_away_puts_nothing_on_stdout() -> None:
+    """stdout carries data (an archive, a --json document): the notice never lands there."""
+    code, said, _ = run("stderr", "pipe")
+    assert (code, said) == (LOST, "")
