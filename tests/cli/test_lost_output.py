@@ -21,12 +21,20 @@ from kato.cli.streams import LOST
 # named by argv[1]) while the main thread waits for that worker for up to 120 s.
 TALKER = """
 import sys, threading, time
-where = sys.argv[1]
+where, mode = sys.argv[1], sys.argv[2]
 sys.argv = ["kato", "talk"]
 from kato import output
 from kato.cli import app as cli, errors
 
 def talk() -> None:
+    if mode == "after":  # the command's result printed after its own handling, as `kato run`
+        with errors.reported():
+            pass
+        for i in range(120_000):
+            output.line(f"step {i}")
+            time.sleep(0.001)
+        output.info("finished every step")
+        return
     with errors.reported():
         done = threading.Event()
         def chatter() -> None:
@@ -45,14 +53,14 @@ cli.main()
 DEADLINE = 20.0  # seconds; the old code waited the full 120 s
 
 
-def run(where: str, how: str) -> tuple[int, str, float]:
+def run(where: str, how: str, mode: str = "thread") -> tuple[int, str, float]:
     """kato talking on `where`, whose reader leaves after the first line ("pipe") or which is
     closed before kato starts ("closed"): (exit code, the other stream, seconds it took)."""
     other = "stderr" if where == "stdout" else "stdout"
     fd = 1 if where == "stdout" else 2
     started = time.monotonic()
     process = subprocess.Popen(
-        (sys.executable, "-c", TALKER, where),
+        (sys.executable, "-c", TALKER, where, mode),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -88,7 +96,7 @@ def test_a_hang_up_of_the_terminal_interrupts_and_exits_141(where: str) -> None:
     held (SIGHUP's default), but the Ctrl-C way out."""
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
-        (sys.executable, "-c", TALKER, where),
+        (sys.executable, "-c", TALKER, where, "thread"),
         stdin=subprocess.DEVNULL,
         stdout=secondary if where == "stdout" else subprocess.PIPE,
         stderr=secondary if where == "stderr" else subprocess.PIPE,
@@ -108,3 +116,11 @@ def test_stderr_going_away_puts_nothing_on_stdout() -> None:
     """stdout carries data (an archive, a --json document): the notice never lands there."""
     code, said, _ = run("stderr", "pipe")
     assert (code, said) == (LOST, "")
+
+
+def test_stdout_going_away_while_the_result_prints_exits_141() -> None:
+    """The write that fails comes after the command's own Ctrl-C handling (a result table, as
+    `kato run` prints it): still the Ctrl-C way out, with 141, not a failure's code."""
+    code, said, _ = run("stdout", "pipe", "after")
+    assert code == LOST, said
+    assert "finished every step" not in said
