@@ -167,20 +167,29 @@ WALKS_EVERY_NODE = ("version", "patch status", "release list", "release show", "
 ONE_NODE = ("upgrade task",)
 
 
-def declared(option: Any) -> Any:
-    """The click parameter typer makes of a shared declaration in kato/cli/common.py."""
+def declared(option: Any, kind: Any = list[str]) -> Any:
+    """The click parameter typer makes of a shared declaration in kato/cli/common.py.
+
+    `kind` is the annotation the commands give it: typer 0.28 puts an option's min/max into
+    the click type it makes of that annotation (an IntRange of an int).
+    """
     holder = typer.Typer()
 
-    @holder.command()
-    def probe(value: list[str] = option) -> None:
+    def probe(value: Any = option) -> None:
         """A throwaway command holding one declaration."""
 
+    probe.__annotations__["value"] = kind
+    holder.command()(probe)
     return typer.main.get_command(holder).params[0]
 
 
 def shape(param: Any) -> tuple[Any, ...]:
-    """What a user sees of an option: names, help, range and whether it completes."""
-    return (tuple(param.opts), tuple(param.secondary_opts), param.help, param.min, param.max,
+    """What a user sees of an option: names, help, range and whether it completes.
+
+    The range is the option's click type's (an IntRange for min/max), as typer 0.28 builds it.
+    """
+    low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
+    return (tuple(param.opts), tuple(param.secondary_opts), param.help, low, high,
             param._custom_shell_complete is not None)  # fmt: skip
 
 
@@ -212,7 +221,7 @@ def test_every_command_that_walks_nodes_takes_the_same_parallel(path: str) -> No
     if path in ONE_NODE or not (chooses_nodes or path in WALKS_EVERY_NODE):
         return
     (parallel,) = [p for p in commands()[path].params if "--parallel" in p.opts]
-    assert shape(parallel) == shape(declared(common.PARALLEL)), path
+    assert shape(parallel) == shape(declared(common.PARALLEL, int)), path
 
 
 def test_walking_list_names_real_commands() -> None:
