@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,21 @@ class Background:
         self.thread.join(timeout=600)
 
 
+def both_routers_up(cluster: Cluster, within: float = 60.0) -> None:
+    """Wait until haproxy's own checks have both routers UP: the module before this one
+    reboots the core node (haproxy's) and rolls an upgrade back, restarting the routers, and
+    haproxy marks a router UP only after its checks pass again."""
+    deadline = time.monotonic() + within
+    while True:
+        shown = cluster.ssh("node1", "/usr/local/sbin/kato-lb show").stdout
+        if "node2 UP" in shown and "node3 UP" in shown:
+            return
+        assert time.monotonic() < deadline, f"haproxy never saw both routers up: {shown}"
+        time.sleep(0.5)
+
+
 def test_haproxy_serves_the_apps_and_the_cluster_file_names_its_hooks(cluster: Cluster) -> None:
+    both_routers_up(cluster)
     with Background(cluster, 50, 50) as load:
         pass
     assert load.failures == [] and len(load.latencies) == 50
