@@ -9,14 +9,18 @@ process or the interpreter's final flush, is dropped and cannot fail or block ag
 on stderr when it was stdout that went, and stops the command the way Ctrl-C does:
 SIGINT to the main thread, so the engine's Ctrl-C handling undoes what is in flight, the
 journal gets its end line and the lock is released. kato then exits LOST (141, as a shell
-reports SIGPIPE). When SIGINT is ignored (started under nohup, or in the background of a
-non-interactive shell) the command finishes with its output dropped and still exits 141.
+reports SIGPIPE). When SIGINT is ignored (in the background of a non-interactive shell, or
+started with SIGINT ignored) the command finishes with its output dropped and still exits 141.
+Only a write that says the reader is gone counts (EPIPE, ECONNRESET, EIO of a hung-up terminal,
+EBADF, a closed file): any other failure (a full disk under `--json > FILE`) is raised as it is.
+Binary writes to stdout (`kato data export -` sends the archive there) are guarded the same way.
 A hang-up (SIGHUP: the ssh session or terminal closed) is taken the same way: the streams on
 that terminal are gone, and the command stops as on Ctrl-C instead of dying with the lock held.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -27,7 +31,14 @@ from typing import Any, TextIO
 LOST = 141  # 128 + SIGPIPE: what a shell reports for a program killed by a closed pipe
 
 _went: list[str] = []  # the streams that went away, in order
-_lock = threading.Lock()
+# reentrant: a SIGHUP or a nested write can reach went_away in the main thread while it holds it
+_lock = threading.RLock()
+GONE = {errno.EPIPE, errno.ECONNRESET, errno.EIO, errno.EBADF}  # the reader (or terminal) left
+
+
+def _gone(exc: BaseException) -> bool:
+    """Whether a write's failure says the stream's reader went away (ValueError: closed)."""
+    return isinstance(exc, ValueError) or getattr(exc, "errno", None) in GONE
 
 
 class Guarded:
@@ -39,16 +50,19 @@ class Guarded:
         self._closed_at_start = stream is None
         self._stream = stream or open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
         self.gone = False
+        self._binary: GuardedBinary | None = None
         self.terminal = not self._closed_at_start and self._stream.isatty()
 
     def write(self, text: str) -> int:
         if self._closed_at_start:
-            self._went_away()
+            self.went_away()
         if not self.gone:
             try:
                 return self._stream.write(text)
-            except (OSError, ValueError):  # EPIPE, EIO (a hung-up terminal), a closed file
-                self._went_away()
+            except (OSError, ValueError) as exc:
+                if not _gone(exc):
+                    raise
+                self.went_away()
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -59,8 +73,17 @@ class Guarded:
         if not self.gone:
             try:
                 self._stream.flush()
-            except (OSError, ValueError):
-                self._went_away()
+            except (OSError, ValueError) as exc:
+                if not _gone(exc):
+                    raise
+                self.went_away()
+
+    @property
+    def buffer(self) -> GuardedBinary:
+        """The binary stream under it (an archive on stdout), guarded the same way."""
+        if self._binary is None:
+            self._binary = GuardedBinary(self, self._stream.buffer)
+        return self._binary
 
     def isatty(self) -> bool:
         return not self.gone and self._stream.isatty()
@@ -73,9 +96,12 @@ class Guarded:
 
     def hang_up(self) -> None:
         """The terminal behind this stream is gone (SIGHUP)."""
-        self._went_away()
+        self.went_away()
 
-    def _went_away(self) -> None:
+    def went_away(self) -> None:
+        """Its reader is gone: drop every later write, and stop the command (once)."""
+        if self.gone and self.name in _went:
+            return
         with _lock:
             self.gone = True
             if self.name in _went:
@@ -93,6 +119,37 @@ class Guarded:
             _interrupt()
 
 
+class GuardedBinary:
+    """A standard stream's binary side whose writes never raise once its reader is gone."""
+
+    def __init__(self, owner: Guarded, raw: Any) -> None:
+        self._owner, self._raw = owner, raw
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        size = memoryview(data).nbytes
+        if not self._owner.gone:
+            try:
+                written: int = self._raw.write(data)
+                return written
+            except (OSError, ValueError) as exc:
+                if not _gone(exc):
+                    raise
+                self._owner.went_away()
+        return size
+
+    def flush(self) -> None:
+        if not self._owner.gone:
+            try:
+                self._raw.flush()
+            except (OSError, ValueError) as exc:
+                if not _gone(exc):
+                    raise
+                self._owner.went_away()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 def _to_devnull(fd: int) -> None:
     """Every later write to `fd`, by anyone, lands in /dev/null and succeeds."""
     null = os.open(os.devnull, os.O_WRONLY)
@@ -104,7 +161,7 @@ def _to_devnull(fd: int) -> None:
 
 def _interrupt() -> None:
     """SIGINT to the main thread, as a Ctrl-C at the terminal: it also breaks off a blocking
-    wait there. Not when SIGINT is ignored (nohup): the command then finishes."""
+    wait there. Not when SIGINT is ignored: the command then finishes."""
     if callable(signal.getsignal(signal.SIGINT)):
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 

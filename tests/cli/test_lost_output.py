@@ -11,6 +11,7 @@ import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -27,6 +28,14 @@ from kato import output
 from kato.cli import app as cli, errors
 
 def talk() -> None:
+    if mode == "binary":  # the archive on stdout, as `kato data export -` writes it
+        with errors.reported():
+            for i in range(120_000):
+                sys.stdout.buffer.write(b"step %d\\n" % i + bytes(4096))
+                sys.stdout.buffer.flush()
+                time.sleep(0.001)
+        output.info("finished every step")
+        return
     if mode == "after":  # the command's result printed after its own handling, as `kato run`
         with errors.reported():
             pass
@@ -124,3 +133,60 @@ def test_stdout_going_away_while_the_result_prints_exits_141() -> None:
     code, said, _ = run("stdout", "pipe", "after")
     assert code == LOST, said
     assert "finished every step" not in said
+
+
+def test_the_archive_on_stdout_going_away_stops_the_export_and_exits_141() -> None:
+    """`kato data export -` writes binary to sys.stdout.buffer: its reader leaving must stop
+    the command as Ctrl-C does (typer would otherwise turn the EPIPE into a silent exit 1)."""
+    code, said, took = run("stdout", "pipe", "binary")
+    assert code == LOST, said
+    assert took < DEADLINE
+    assert "warning: kato's stdout went away" in said, said
+    assert "finished every step" not in said
+
+
+def test_a_full_disk_under_stdout_is_an_error_not_a_lost_reader() -> None:
+    """ENOSPC (`kato status --json > FILE` on a full disk) is not the reader leaving: the
+    command fails on it, it is not taken for a Ctrl-C, and no exit 141."""
+    with open("/dev/full", "wb") as full:
+        process = subprocess.run(
+            (sys.executable, "-c", TALKER, "stdout", "after"),
+            stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE, timeout=DEADLINE,
+        )  # fmt: skip
+    said = process.stderr.decode()
+    assert process.returncode not in (0, LOST), said
+    assert "went away" not in said
+    assert "No space left on device" in said, said
+
+
+def test_a_hang_up_while_the_stream_is_being_given_up_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGHUP (or a nested write) that reaches the stream while the main thread is inside
+    its own going-away (holding the module's lock) must not wait for itself."""
+    from kato.cli import streams
+
+    read, write = os.pipe()
+    os.close(read)
+    stream = streams.Guarded("stderr", write, os.fdopen(os.dup(write), "w"))
+    monkeypatch.setattr(streams, "_went", [])
+    monkeypatch.setattr(streams, "_interrupt", lambda: None)
+    real = streams._to_devnull
+    nested: list[bool] = []
+
+    def devnull_with_a_hang_up(fd: int) -> None:
+        real(fd)
+        stream.hang_up()  # as the SIGHUP handler would, in the same thread
+        nested.append(True)
+
+    monkeypatch.setattr(streams, "_to_devnull", devnull_with_a_hang_up)
+    done = threading.Event()
+
+    def write_once() -> None:
+        stream.write("x" * 100_000)
+        done.set()
+
+    threading.Thread(target=write_once, daemon=True).start()
+    assert done.wait(DEADLINE), "the stream's going-away waited on itself"
+    assert nested == [True] and stream.gone and streams._went == ["stderr"]
+    os.close(write)
