@@ -74,7 +74,7 @@ def close_channel(channel: paramiko.Channel) -> None:
     a descriptor reused meanwhile would get the byte. Holding the channel's lock and both
     buffers' (paramiko's own order) makes the pipe's close atomic for every writer; closed, it
     ignores later sets."""
-    # paramiko's private attributes (5.1: Channel._pipe, BufferedPipe._lock): where a release
+    # paramiko's private attributes (4.0: Channel._pipe, BufferedPipe._lock): where a release
     # lacks them, the channel is closed as before
     pipe = getattr(channel, "_pipe", None)
     if pipe is not None:
