@@ -169,3 +169,25 @@ def test_an_export_whose_stderr_reader_goes_away_stops_as_ctrl_c_does(
     assert code == LOST, code
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no archive, not even a partial
     lock_free_and_last_end(cluster, "interrupted")
+
+
+def test_an_export_to_stdout_whose_reader_goes_away_stops_as_ctrl_c_does(cluster: Cluster) -> None:
+    """`kato data export -`: the archive itself is stdout; its reader leaving mid-archive
+    stops the export the Ctrl-C way (141, lock released, `interrupted`), not a silent exit 1."""
+    shell(cluster, "node1", f"head -c 64M /dev/urandom > {BIG}")
+    argv = (*KATO, "--cluster", str(cluster.home / "cluster.yaml"), "data", "export", "-",
+            "--role", "filesystem", "--compress", "none")  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert len(proc.stdout.read(1 << 16)) == 1 << 16  # the archive has begun to come
+        proc.stdout.close()  # its reader goes away
+        code = proc.wait(timeout=120)
+        said = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shell(cluster, "node1", f"rm -f {BIG}")
+    assert code == LOST, said
+    assert "stdout went away" in said, said
+    lock_free_and_last_end(cluster, "interrupted")
