@@ -37,7 +37,7 @@ CHUNK = 1 << 20
 COPY = 1 << 22  # bytes per sendfile call
 UNZSTD = ("zstd", "-d", "-q", "-c")
 # members read back at once: one per core, at most 4 (each holds about 6 MiB of buffers)
-WORKERS = max(1, min(4, os.cpu_count() or 1))
+WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))  # the CPUs this process may use
 
 
 @dataclass(eq=False)
