@@ -25,9 +25,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO, TypeVar
 
+T = TypeVar("T")
 LOST = 141  # 128 + SIGPIPE: what a shell reports for a program killed by a closed pipe
 
 _went: list[str] = []  # the streams that went away, in order
@@ -56,27 +57,26 @@ class Guarded:
     def write(self, text: str) -> int:
         if self._closed_at_start:
             self.went_away()
-        if not self.gone:
-            try:
-                return self._stream.write(text)
-            except (OSError, ValueError) as exc:
-                if not _gone(exc):
-                    raise
-                self.went_away()
-        return len(text)
+        return self.attempt(lambda: self._stream.write(text), len(text))
 
     def writelines(self, lines: Iterable[str]) -> None:
         for text in lines:
             self.write(text)
 
     def flush(self) -> None:
+        self.attempt(self._stream.flush, None)
+
+    def attempt(self, write: Callable[[], T], dropped: T) -> T:
+        """`write()` while the reader is there; `dropped` once it is gone (this failure saying
+        so included). Any other failure is raised as it is."""
         if not self.gone:
             try:
-                self._stream.flush()
+                return write()
             except (OSError, ValueError) as exc:
                 if not _gone(exc):
                     raise
                 self.went_away()
+        return dropped
 
     @property
     def buffer(self) -> GuardedBinary:
@@ -91,7 +91,7 @@ class Guarded:
     def fileno(self) -> int:
         return self._fd
 
-    def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer, closed, ...
+    def __getattr__(self, name: str) -> Any:  # encoding, errors, closed, ...
         return getattr(self._stream, name)
 
     def hang_up(self) -> None:
@@ -126,25 +126,11 @@ class GuardedBinary:
         self._owner, self._raw = owner, raw
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        size = memoryview(data).nbytes
-        if not self._owner.gone:
-            try:
-                written: int = self._raw.write(data)
-                return written
-            except (OSError, ValueError) as exc:
-                if not _gone(exc):
-                    raise
-                self._owner.went_away()
-        return size
+        written: int = self._owner.attempt(lambda: self._raw.write(data), memoryview(data).nbytes)
+        return written
 
     def flush(self) -> None:
-        if not self._owner.gone:
-            try:
-                self._raw.flush()
-            except (OSError, ValueError) as exc:
-                if not _gone(exc):
-                    raise
-                self._owner.went_away()
+        self._owner.attempt(self._raw.flush, None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
